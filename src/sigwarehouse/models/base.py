@@ -32,7 +32,9 @@ class AudioClassifier(ABC):
     @torch.inference_mode()
     def __call__(self, waves: torch.Tensor) -> torch.Tensor:
         if waves.dim() != 2:
-            raise ValueError(f"expected waveforms shaped (batch, samples), got {tuple(waves.shape)}")
+            raise ValueError(
+                f"expected waveforms shaped (batch, samples), got {tuple(waves.shape)}"
+            )
         return self.forward(waves)
 
     def predict(self, waves: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

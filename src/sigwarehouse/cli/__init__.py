@@ -1,0 +1,138 @@
+"""The `sigwh` command line: thin commands over the library.
+
+Each command parses its options, opens the warehouse, calls one library function and
+prints the result. Nothing here imports torch: model work is imported inside the
+commands that need it, so `sigwh --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from sigwarehouse import __version__
+from sigwarehouse.cli.common import friendly_errors, set_warehouse, warehouse_path
+
+app = typer.Typer(
+    name="sigwh",
+    help=(
+        "sigwarehouse: find what audio classifiers listen to (sufficient and complete "
+        "frequency sets), ask every other model about it, and query the results in DuckDB."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sigwarehouse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    warehouse: Path | None = typer.Option(
+        None,
+        "--warehouse",
+        "-w",
+        envvar="SIGWH_WAREHOUSE",
+        help="Warehouse file to use (default ./warehouse.duckdb).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    set_warehouse(warehouse)
+
+
+@app.command()
+@friendly_errors
+def init() -> None:
+    """Create the warehouse file (or bring an existing one to the current schema)."""
+    from sigwarehouse import warehouse
+
+    path, applied = warehouse.init(warehouse_path())
+    typer.echo(
+        f"{path}: schema {warehouse.code_schema_version()} ({len(applied)} migration(s) applied)"
+    )
+
+
+@app.command()
+@friendly_errors
+def migrate(
+    list_only: bool = typer.Option(
+        False, "--list", help="Only list the migrations and whether each is applied."
+    ),
+) -> None:
+    """Apply pending schema migrations to the warehouse (each in its own transaction)."""
+    from sigwarehouse import warehouse
+
+    path = warehouse_path()
+    if list_only:
+        con = warehouse.connect(path, read_only=True)
+        try:
+            done = set(warehouse.applied_versions(con))
+        finally:
+            con.close()
+        for m in warehouse.migrations():
+            mark = "applied" if m.version in done else "pending"
+            typer.echo(f"{m.version:04d}_{m.name:<30} {mark}")
+        return
+    con = warehouse.connect(path)
+    try:
+        applied = warehouse.migrate(con)
+    finally:
+        con.close()
+    for m in applied:
+        typer.echo(f"applied {m.version:04d}_{m.name}")
+    typer.echo(f"{path}: at schema {warehouse.code_schema_version()}, views re-created")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@app.command()
+@friendly_errors
+def sql(
+    query: str = typer.Argument(..., help='The SQL to run, e.g. "SELECT * FROM model_accuracy".'),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write to this file instead of stdout."
+    ),
+    read_only: bool = typer.Option(
+        True,
+        "--read-only/--write",
+        help="Open without write access (default), so a shared file cannot change.",
+    ),
+    max_rows: int = typer.Option(40, help="Rows shown in table format (all go to --out)."),
+) -> None:
+    """Run ad-hoc SQL on the warehouse and print the result."""
+    from sigwarehouse import query as q
+
+    text = q.run(
+        warehouse_path(), query, fmt.value, out=out, read_only=read_only, max_rows=max_rows
+    )
+    if text:
+        typer.echo(text)
+
+
+@app.command()
+@friendly_errors
+def info() -> None:
+    """Summarise the warehouse: schema, tasks, datasets, clips, models and rows per table."""
+    from sigwarehouse import query as q
+
+    typer.echo(q.summary(warehouse_path()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,55 @@
+"""What every command shares: the warehouse path, and turning errors into one clear line."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from sigwarehouse.errors import SigwhError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_state: dict[str, Path] = {}
+
+
+def set_warehouse(path: Path | None) -> None:
+    if path is not None:
+        _state["warehouse"] = path
+    else:
+        _state.pop("warehouse", None)
+
+
+def warehouse_path() -> Path:
+    """The warehouse the user chose: --warehouse, else $SIGWH_WAREHOUSE, else ./warehouse.duckdb."""
+    from sigwarehouse.warehouse import default_path
+
+    return _state.get("warehouse") or default_path()
+
+
+def catalog_dir(explicit: Path | None = None) -> Path:
+    """The catalog folder: --catalog, else $SIGWH_CATALOG, else ./ingest."""
+    return explicit or Path(os.environ.get("SIGWH_CATALOG", "ingest"))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error for a person and exit with `code`."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(func: F) -> F:
+    """Decorate a command so that a SigwhError ends it with one line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SigwhError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,271 @@
+"""Open a warehouse file, apply its ordered migrations, re-create its views.
+
+The schema lives in `sql/schema/NNNN_name.sql`, applied in order, each in its own
+transaction and recorded in `schema_migrations`. Views and table macros live in
+`sql/views/<name>.sql`, one per file, and are re-created after every migration.
+
+Reads never change a file: an older warehouse is migrated only by `migrate()`
+(`sigwh migrate` or `sigwh init`), and a warehouse newer than this code is refused.
+
+DuckDB lets one process write a file at a time, and a read-only process cannot open a
+file another process is writing. So every command holds the file only briefly, and
+`connect()` waits (with back-off) while another process holds the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from sigwarehouse import __version__
+from sigwarehouse.errors import SigwhError
+
+DEFAULT_WAREHOUSE = "warehouse.duckdb"
+MIGRATIONS_TABLE = "schema_migrations"
+
+
+class WarehouseError(SigwhError):
+    """A problem with a warehouse file, with a message that says what to do."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+
+def default_path() -> Path:
+    """The warehouse path: $SIGWH_WAREHOUSE, else ./warehouse.duckdb."""
+    return Path(os.environ.get("SIGWH_WAREHOUSE", DEFAULT_WAREHOUSE))
+
+
+def sql_dir() -> Path:
+    """The sql/ folder: shipped inside the wheel, or the repository's in a source checkout."""
+    packaged = Path(str(resources.files("sigwarehouse"))) / "sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "sql"
+
+
+def read_sql(name: str) -> str:
+    """The text of sql/<name>.sql, e.g. read_sql('views/model_accuracy')."""
+    path = sql_dir() / f"{name}.sql"
+    if not path.is_file():
+        raise WarehouseError(f"no SQL file named {name!r} (looked for {path})")
+    return path.read_text()
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with this code, in order."""
+    found = []
+    for path in sorted((sql_dir() / "schema").glob("*.sql")):
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", path.name)
+        if not match:
+            raise WarehouseError(f"{path}: migration files must be named NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError(f"two migrations share a number in {sql_dir() / 'schema'}")
+    return found
+
+
+def code_schema_version() -> int:
+    return max((m.version for m in migrations()), default=0)
+
+
+def applied_versions(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Versions recorded in the warehouse (empty for a new file)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [MIGRATIONS_TABLE]
+    ).fetchone()[0]
+    if not exists:
+        return []
+    rows = con.execute(f"SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version").fetchall()
+    return [v for (v,) in rows]
+
+
+def _check_not_newer(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
+    applied = applied_versions(con)
+    known = {m.version for m in migrations()}
+    unknown = [v for v in applied if v not in known]
+    if unknown:
+        raise WarehouseError(
+            f"{path} has schema version {max(applied)}, newer than this sigwarehouse "
+            f"({__version__}, schema {code_schema_version()}); upgrade sigwarehouse to open it"
+        )
+    return applied
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+def connect(
+    path: str | Path | None = None,
+    *,
+    read_only: bool = False,
+    must_exist: bool = True,
+    wait_s: float = 60.0,
+) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse file and check that this code can read its schema.
+
+    Waits up to wait_s while another process holds the file's write lock. Refuses a
+    warehouse whose schema is newer than this code, and a missing file when must_exist.
+    Never migrates: see migrate().
+    """
+    path = Path(path) if path is not None else default_path()
+    if must_exist and not path.exists():
+        raise WarehouseError(f"no warehouse at {path}; create one with `sigwh init`")
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                if _is_lock_error(exc):
+                    raise WarehouseError(
+                        f"{path} is held by another process (waited {wait_s:.0f} s); "
+                        "try again when it is done"
+                    ) from exc
+                raise WarehouseError(f"cannot open {path}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        _check_not_newer(con, path)
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def opened(
+    path: str | Path | None = None, *, read_only: bool = False, wait_s: float = 60.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """connect() as a context manager that closes the file (and releases its lock) on exit.
+
+    A writer also requires the schema to be current, so nothing is written into a
+    half-migrated layout.
+    """
+    con = connect(path, read_only=read_only, wait_s=wait_s)
+    try:
+        if not read_only:
+            require_current(con, path)
+        yield con
+    finally:
+        con.close()
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
+    done = set(applied_versions(con))
+    return [m for m in migrations() if m.version not in done]
+
+
+def require_current(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> None:
+    """Refuse to write into a warehouse that still has migrations to apply."""
+    todo = pending(con)
+    if todo:
+        where = path or "this warehouse"
+        raise WarehouseError(
+            f"{where} is at an older schema ({len(todo)} migration(s) pending, e.g. "
+            f"{todo[0].version:04d}_{todo[0].name}); run `sigwh migrate` first"
+        )
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction, then re-create the views.
+
+    Returns the migrations applied. A failing migration is rolled back whole and raised;
+    those before it stay applied.
+    """
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp, code_version VARCHAR)"
+    )
+    _check_not_newer(con, Path("this warehouse"))
+    applied = []
+    for migration in pending(con):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.path.read_text())
+            con.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, name, code_version) VALUES (?, ?, ?)",
+                [migration.version, migration.name, __version__],
+            )
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            raise WarehouseError(
+                f"migration {migration.path.name} failed and was rolled back: {exc}"
+            ) from exc
+        applied.append(migration)
+    create_views(con)
+    return applied
+
+
+def view_files() -> list[Path]:
+    return sorted((sql_dir() / "views").glob("*.sql"))
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """(Re-)create every view and macro in sql/views/, in one transaction.
+
+    Files are plain `CREATE OR REPLACE VIEW|MACRO` statements. A view may read another,
+    so files that fail on a missing object are retried after the others.
+    """
+    todo = view_files()
+    created: list[str] = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        while todo:
+            failed = []
+            for path in todo:
+                try:
+                    con.execute(path.read_text())
+                    created.append(path.stem)
+                except duckdb.CatalogException:
+                    failed.append(path)
+            if len(failed) == len(todo):
+                con.execute(failed[0].read_text())  # raises the real error
+            todo = failed
+        con.execute("COMMIT")
+    except Exception as exc:
+        con.execute("ROLLBACK")
+        raise WarehouseError(f"creating views failed: {exc}") from exc
+    return created
+
+
+def init(path: str | Path | None = None) -> tuple[Path, list[Migration]]:
+    """Create the warehouse file if needed and bring it to the current schema."""
+    path = Path(path) if path is not None else default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = connect(path, must_exist=False)
+    try:
+        return path, migrate(con)
+    finally:
+        con.close()
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """(table, rows) for every base table in the warehouse."""
+    names = [
+        n
+        for (n,) in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY table_name"
+        ).fetchall()
+    ]
+    return [(n, con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names]

@@ -1,0 +1,34 @@
+"""Shared fixtures: real warehouse files in tmp paths, and the CLI driven through CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sigwarehouse import warehouse
+from sigwarehouse.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def wh_path(tmp_path: Path) -> Path:
+    """A freshly initialised warehouse file at the current schema."""
+    path, _ = warehouse.init(tmp_path / "warehouse.duckdb")
+    return path
+
+
+@pytest.fixture
+def cli(wh_path: Path):
+    """Run `sigwh --warehouse <wh_path> ARGS...`; returns the click Result."""
+    runner = CliRunner()
+
+    def invoke(*args: str, expect: int | None = 0):
+        result = runner.invoke(app, ["--warehouse", str(wh_path), *args])
+        if expect is not None:
+            assert result.exit_code == expect, (result.output, result.exception)
+        return result
+
+    return invoke
