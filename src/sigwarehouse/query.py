@@ -93,7 +93,8 @@ def summary(path: Path) -> str:
                 lines.append(f"dataset {dataset} ({task}): {n} clips")
         if "models" in names:
             rows = con.execute(
-                "SELECT task, string_agg(model, ', ' ORDER BY model) FROM models GROUP BY task ORDER BY task"
+                "SELECT task, string_agg(model, ', ' ORDER BY model) FROM models "
+                "GROUP BY task ORDER BY task"
             ).fetchall()
             for task, models in rows:
                 lines.append(f"models of {task}: {models}")

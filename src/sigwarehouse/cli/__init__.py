@@ -7,7 +7,7 @@ commands that need it, so `sigwh --help` stays fast.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -92,7 +92,7 @@ def migrate(
     typer.echo(f"{path}: at schema {warehouse.code_schema_version()}, views re-created")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
