@@ -221,31 +221,35 @@ def view_files() -> list[Path]:
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re-)create every view and macro in sql/views/, in one transaction.
+    """(Re-)create every view and macro in sql/views/, in one transaction; returns their names.
 
-    Files are plain `CREATE OR REPLACE VIEW|MACRO` statements. A view may read another,
-    so files that fail on a missing object are retried after the others.
+    Files are plain `CREATE OR REPLACE VIEW|MACRO` statements, each named after its file.
+    A view may read another: a file is created after every file whose name it mentions.
     """
-    todo = view_files()
-    created: list[str] = []
+    texts = {path.stem: path.read_text() for path in view_files()}
+    order: list[str] = []
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        if name in trail:
+            raise WarehouseError(f"views refer to each other in a cycle: {' -> '.join(trail)}")
+        for other in texts:
+            if other != name and re.search(rf"\b{other}\b", texts[name]):
+                visit(other, (*trail, name))
+        order.append(name)
+
+    for name in sorted(texts):
+        visit(name, ())
     con.execute("BEGIN TRANSACTION")
     try:
-        while todo:
-            failed = []
-            for path in todo:
-                try:
-                    con.execute(path.read_text())
-                    created.append(path.stem)
-                except duckdb.CatalogException:
-                    failed.append(path)
-            if len(failed) == len(todo):
-                con.execute(failed[0].read_text())  # raises the real error
-            todo = failed
+        for name in order:
+            con.execute(texts[name])
         con.execute("COMMIT")
-    except Exception as exc:
+    except duckdb.Error as exc:
         con.execute("ROLLBACK")
-        raise WarehouseError(f"creating views failed: {exc}") from exc
-    return created
+        raise WarehouseError(f"creating view {name!r} failed: {exc}") from exc
+    return order
 
 
 def init(path: str | Path | None = None) -> tuple[Path, list[Migration]]:
