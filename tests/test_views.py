@@ -44,7 +44,8 @@ def filled(wh_path: Path):
         label = rng.choice(LABELS)
         con.execute(
             "INSERT INTO clips (clip_id, dataset, path, sha256, label, duration_s,"
-            " native_sample_rate, native_channels, n_samples) VALUES (?, 'd', ?, 'h', ?, 1, 16000, 1, 16000)",
+            " native_sample_rate, native_channels, n_samples)"
+            " VALUES (?, 'd', ?, 'h', ?, 1, 16000, 1, 16000)",
             [i, f"{i}.wav", label],
         )
         clips[i] = label
@@ -124,7 +125,8 @@ def test_summary_and_flat_earthers_follow_their_rule(filled) -> None:
         out = {m: sum(alpha[(kind, m, t)][1] for t in MODELS if t != m) / 3 for m in MODELS}
         inn = {m: sum(alpha[(kind, s, m)][1] for s in MODELS if s != m) / 3 for m in MODELS}
         rows = con.execute(
-            "SELECT model, avg_out, avg_in FROM transferability_summary WHERE kind = ? ORDER BY model",
+            "SELECT model, avg_out, avg_in FROM transferability_summary"
+            " WHERE kind = ? ORDER BY model",
             [kind],
         ).fetchall()
         assert rows == [(m, pytest.approx(out[m]), pytest.approx(inn[m])) for m in MODELS]
