@@ -1,0 +1,124 @@
+"""`sigwh ingest`: explain clips with one model and store everything the analyses need."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
+
+
+def _parse_params(
+    seed: int, iterations: int | None, delta: float | None, batch_size: int, extra: list[str]
+):
+    from sigwarehouse.freqrex.params import FreqrexParams
+
+    values: dict = {"seed": seed, "batch_size": batch_size}
+    if iterations is not None:
+        values["iterations"] = iterations
+    if delta is not None:
+        values["delta"] = delta
+    for item in extra:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            fail(f"--param {item!r}: expected KEY=VALUE, e.g. --param min_band_bins=32")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    try:
+        return FreqrexParams.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        fail(f"freqrex parameters: {exc} (see `FreqrexParams` in sigwarehouse.freqrex.params)")
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    try:
+        index, count = (int(x) for x in shard.split("/"))
+    except ValueError:
+        fail(f"--shard {shard!r}: expected i/n, e.g. 0/2 and 1/2 for two jobs")
+    if not 0 <= index < count:
+        fail(f"--shard {shard!r}: i must be in 0..n-1")
+    return index, count
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@friendly_errors
+def ingest(
+    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog, e.g. vc3."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Only this dataset (default: every dataset of the task)."
+    ),
+    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
+    limit: int | None = typer.Option(None, help="Explain at most N clips in this run."),
+    batch_size: int = typer.Option(64, help="Mutants per model forward pass."),
+    clips_per_batch: int = typer.Option(
+        8, help="Clips explained together and stored in one transaction."
+    ),
+    shard: str | None = typer.Option(
+        None, help="i/n: only clips whose id % n == i, to split a job across processes."
+    ),
+    seed: int = typer.Option(0, help="Seed of the freqrex search (stored with every row)."),
+    iterations: int | None = typer.Option(None, help="freqrex responsibility iterations."),
+    delta: float | None = typer.Option(None, help="δ of δ-completeness (default 0.5)."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Any other freqrex parameter as KEY=VALUE (repeatable)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+) -> None:
+    """Explain every clip of MODEL's task not yet done and store the results.
+
+    Stores MODEL's original probabilities, its freqrex explanation (responsibility,
+    sufficient and complete masks) and every model's probabilities on the sufficient,
+    complete and inverse signals; then evaluates MODEL on the signals other models have
+    stored. Rerunning does only the missing work; a killed job loses one batch at most.
+    """
+    from sigwarehouse import warehouse
+    from sigwarehouse.jobs import ingest as job
+
+    params = _parse_params(seed, iterations, delta, batch_size, param)
+    path = warehouse_path()
+    with warehouse.opened(path, read_only=True) as con:
+        warehouse.require_current(con, path)
+        plan = job.plan_ingest(
+            con, model, params, dataset=dataset, limit=limit, shard=_parse_shard(shard)
+        )
+    typer.echo(plan.describe())
+    if dry_run:
+        return
+    if not plan.clip_ids and not plan.cross_fill:
+        typer.echo("nothing to do: everything is stored")
+        return
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(plan.clip_ids), unit="clip", desc=f"ingest {model}", dynamic_ncols=True)
+
+    def progress(done: int, counters) -> None:
+        bar.update(done)
+        bar.set_postfix(
+            queries_s=f"{job.queries_per_second(counters):.0f}", errors=counters.n_errors
+        )
+
+    try:
+        summary = job.run_ingest(
+            path,
+            plan,
+            device=device or _default_device(),
+            clips_per_batch=clips_per_batch,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
+        raise typer.Exit(130) from None
+    bar.close()
+    typer.echo(summary.describe())

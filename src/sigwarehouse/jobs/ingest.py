@@ -1,0 +1,522 @@
+"""`sigwh ingest --model M`: explain every clip of M's task with freqrex and store it all.
+
+For each clip not yet done with the same parameters, one ingest job stores M's original
+probabilities, the freqrex explanation (responsibility map, sufficient and complete
+masks), and the probabilities that *every* model of the task gives the sufficient,
+complete and inverse signals. It also gives M's probabilities on every other model's
+stored signals that M has not seen, so the order in which models are ingested does not
+matter: the cross-model matrix fills itself.
+
+A batch of clips is computed with the warehouse closed and written in one transaction
+(see `sigwarehouse.jobs` for why), so a job killed at any moment loses at most its
+in-flight batch, and rerunning it does exactly the work that is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sigwarehouse import warehouse
+from sigwarehouse.errors import SigwhError
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.jobs import runs
+
+if TYPE_CHECKING:
+    import duckdb
+    import torch
+
+    from sigwarehouse.models.base import AudioClassifier
+
+SIGNAL_KINDS = ("sufficient", "complete", "inverse")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model: str
+    task: str
+    kind: str
+    ref: str
+    labels: list[str]
+    label_map: dict[str, str] | None
+
+
+@dataclass
+class IngestPlan:
+    """What a job will do: which clips to explain and which stored signals to fill in."""
+
+    model: str
+    task: str
+    task_labels: list[str]
+    datasets: list[str]
+    params: FreqrexParams
+    targets: list[str]  # every model of the task (M included)
+    clip_ids: list[int]  # clips M explains in this job
+    cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
+    est_queries_per_clip: int = 0
+
+    def describe(self) -> str:
+        lines = [
+            f"model {self.model} (task {self.task}, datasets {', '.join(self.datasets) or '-'})",
+            f"  parameters {self.params.hash()}: {json.dumps(self.params.to_dict())}",
+            f"  clips to explain: {len(self.clip_ids)}",
+            f"  signals evaluated on: {', '.join(self.targets)}",
+            f"  other models' stored explanations to evaluate on {self.model}: "
+            f"{len(self.cross_fill)}",
+            f"  estimated model queries: ~{self.estimated_queries():,}",
+        ]
+        return "\n".join(lines)
+
+    def estimated_queries(self) -> int:
+        per_clip = self.est_queries_per_clip + len(SIGNAL_KINDS) * len(self.targets)
+        return len(self.clip_ids) * per_clip + len(self.cross_fill) * len(SIGNAL_KINDS)
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    plan: IngestPlan
+    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    status: str = "running"
+
+    def describe(self) -> str:
+        c = self.counters
+        model_share = c.model_seconds / c.total_seconds if c.total_seconds else 0.0
+        return (
+            f"run {self.run_id} {self.status}: {c.clips_done} clip(s) explained by "
+            f"{self.plan.model}, {c.extra.get('cross_filled', 0)} stored explanation(s) of other "
+            f"models evaluated, {c.queries:,} model queries in {c.total_seconds:.1f} s "
+            f"({model_share:.0%} in model forward passes), {c.n_errors} error(s)"
+        )
+
+
+# --- planning ---------------------------------------------------------------------------
+
+
+def _model_record(con: duckdb.DuckDBPyConnection, model: str) -> ModelRecord:
+    row = con.execute(
+        "SELECT model, task, kind, ref, labels, label_map FROM models WHERE model = ?", [model]
+    ).fetchone()
+    if row is None:
+        known = [m for (m,) in con.execute("SELECT model FROM models ORDER BY 1").fetchall()]
+        raise SigwhError(
+            f"unknown model {model!r}; known: {', '.join(known) or 'none'} "
+            "(add it to ingest/models/*.toml and run `sigwh catalog sync`)"
+        )
+    label_map = json.loads(row[5]) if row[5] else None
+    return ModelRecord(row[0], row[1], row[2], row[3], list(row[4]), label_map)
+
+
+def task_models(con: duckdb.DuckDBPyConnection, task: str) -> list[ModelRecord]:
+    names = con.execute("SELECT model FROM models WHERE task = ? ORDER BY model", [task]).fetchall()
+    return [_model_record(con, m) for (m,) in names]
+
+
+def plan_ingest(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    params: FreqrexParams,
+    *,
+    dataset: str | None = None,
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> IngestPlan:
+    """Work still to do for `model` with these parameters (nothing stored is redone)."""
+    record = _model_record(con, model)
+    task, labels = con.execute(
+        "SELECT task, labels FROM tasks WHERE task = ?", [record.task]
+    ).fetchone()
+    datasets = [
+        d for (d,) in con.execute("SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task])
+    ]
+    if dataset is not None:
+        if dataset not in datasets:
+            raise SigwhError(
+                f"dataset {dataset!r} is not a dataset of task {task!r} "
+                f"(its datasets: {', '.join(datasets) or 'none'})"
+            )
+        datasets = [dataset]
+    index, count = shard or (0, 1)
+    todo = con.execute(
+        """
+        SELECT clip_id FROM clips
+        WHERE dataset IN (SELECT unnest(?::VARCHAR[])) AND clip_id % ? = ?
+          AND clip_id NOT IN (
+              SELECT clip_id FROM explanations WHERE model = ? AND params_hash = ?)
+        ORDER BY clip_id
+        """,
+        [datasets, count, index, model, params.hash()],
+    ).fetchall()
+    clip_ids = [c for (c,) in todo][: limit if limit is not None else None]
+    cross = con.execute(
+        """
+        SELECT e.model, e.clip_id FROM explanations e JOIN clips c USING (clip_id)
+        WHERE e.model <> ? AND e.params_hash = ? AND c.dataset IN (SELECT unnest(?::VARCHAR[]))
+          AND e.model IN (SELECT model FROM models WHERE task = ?)
+          AND e.clip_id % ? = ?
+          AND NOT EXISTS (
+              SELECT 1 FROM signal_probs s
+              WHERE s.source_model = e.model AND s.clip_id = e.clip_id
+                AND s.params_hash = e.params_hash AND s.target_model = ?)
+        ORDER BY e.clip_id, e.model
+        """,
+        [model, params.hash(), datasets, task, count, index, model],
+    ).fetchall()
+    past = con.execute(
+        "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
+        [model, params.hash()],
+    ).fetchone()[0]
+    return IngestPlan(
+        model=model,
+        task=task,
+        task_labels=list(labels),
+        datasets=datasets,
+        params=params,
+        targets=[m.model for m in task_models(con, task)],
+        clip_ids=clip_ids,
+        cross_fill=[(m, c) for m, c in cross],
+        est_queries_per_clip=int(past) if past else 600,
+    )
+
+
+# --- model work -------------------------------------------------------------------------
+
+
+def load_models(
+    records: list[ModelRecord], task_labels: list[str], device: str
+) -> dict[str, AudioClassifier]:
+    """Every model of the task on the device; a model that cannot load stops the job here."""
+    from sigwarehouse.models.loader import load_classifier
+
+    loaded = {}
+    for r in records:
+        try:
+            loaded[r.model] = load_classifier(
+                r.kind, r.ref, task_labels, label_map=r.label_map, device=device
+            )
+        except Exception as exc:
+            raise SigwhError(
+                f"model {r.model} ({r.kind} {r.ref}) could not be loaded: {exc}. Fix its entry "
+                "in ingest/models/*.toml (ref, labels) and run `sigwh catalog sync`"
+            ) from exc
+    return loaded
+
+
+def entropy_bits(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits of each row of probabilities."""
+    p = np.clip(probs.astype(np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log2(p), 0.0)
+    return terms.sum(axis=1)
+
+
+def timed(clf: AudioClassifier, counters: runs.RunCounters) -> AudioClassifier:
+    """The same classifier, counting its queries and forward-pass seconds into `counters`."""
+    from sigwarehouse.models.base import AudioClassifier
+
+    class Timed(AudioClassifier):
+        def __init__(self) -> None:
+            super().__init__(clf.labels, clf.sample_rate, clf.device)
+            self.inner = clf
+
+        def forward(self, waves: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            out = self.inner.forward(waves)
+            if out.device.type == "cuda":
+                import torch
+
+                torch.cuda.synchronize(out.device)
+            counters.model_seconds += time.perf_counter() - start
+            counters.queries += waves.shape[0]
+            return out
+
+    return Timed()
+
+
+def evaluate(clf: AudioClassifier, waves: list[torch.Tensor], batch_size: int) -> np.ndarray:
+    """Probabilities (n, labels) of 1-D waves of any lengths: equal lengths share a batch."""
+    import torch
+
+    out = np.zeros((len(waves), clf.n_labels), dtype=np.float32)
+    by_length: dict[int, list[int]] = {}
+    for i, w in enumerate(waves):
+        by_length.setdefault(w.shape[-1], []).append(i)
+    for idx in by_length.values():
+        for start in range(0, len(idx), batch_size):
+            part = idx[start : start + batch_size]
+            probs = clf(torch.stack([waves[i] for i in part]))
+            out[part] = probs.float().cpu().numpy()
+    return out
+
+
+def _signal_rows(
+    source: str,
+    clip_id: int,
+    params_hash: str,
+    source_class: int,
+    signals: dict[str, torch.Tensor],
+    models: dict[str, AudioClassifier],
+    batch_size: int,
+    run_id: str,
+) -> list[tuple]:
+    kinds = list(signals)
+    rows = []
+    for target, clf in models.items():
+        probs = evaluate(clf, [signals[k] for k in kinds], batch_size)
+        if not np.isfinite(probs).all():
+            raise FloatingPointError(f"model {target} returned non-finite probabilities")
+        ent = entropy_bits(probs)
+        for k, kind in enumerate(kinds):
+            rows.append(
+                (source, clip_id, params_hash, kind, target, source_class,
+                 probs[k].tolist(), int(probs[k].argmax()), float(ent[k]), run_id)
+            )  # fmt: skip
+    return rows
+
+
+def _signals(wave: torch.Tensor, sufficient: np.ndarray, complete: np.ndarray | None, params):
+    """The sufficient, complete and inverse signals of one clip (those that exist)."""
+    from sigwarehouse.freqrex.spectral import signals_for
+
+    masks = {"sufficient": sufficient}
+    if complete is not None:
+        masks["complete"] = complete
+        masks["inverse"] = ~complete
+    stacked = signals_for(wave.expand(len(masks), -1), np.stack(list(masks.values())), params)
+    return dict(zip(masks, stacked, strict=True))
+
+
+# --- writing ----------------------------------------------------------------------------
+
+_EXPLANATION_COLUMNS = (
+    "model, clip_id, params_hash, run_id, n_bins, orig_class, orig_conf, responsibility,"
+    " sufficient_mask, sufficient_size, sufficient_reason, complete_mask, complete_size,"
+    " complete_reason, queries, minimality, seconds"
+)
+
+
+def _write_batch(
+    path: Path,
+    run_id: str,
+    counters: runs.RunCounters,
+    explanations: list[tuple],
+    originals: list[tuple],
+    signal_rows: list[tuple],
+    errors: list[dict],
+) -> None:
+    """Store one batch of results in one transaction (all of it, or none of it)."""
+    with warehouse.opened(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if explanations:
+                con.executemany(
+                    f"INSERT OR IGNORE INTO explanations ({_EXPLANATION_COLUMNS})"
+                    f" VALUES ({', '.join('?' * 17)})",
+                    explanations,
+                )
+            if originals:
+                con.executemany(
+                    "INSERT OR IGNORE INTO original_probs VALUES (?, ?, ?, ?, ?, ?)", originals
+                )
+            if signal_rows:
+                con.executemany(
+                    "INSERT OR IGNORE INTO signal_probs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    signal_rows,
+                )
+            for e in errors:
+                runs.record_error(con, run_id, **e)
+            runs.update_run(con, run_id, counters)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tensor]:
+    import torch
+
+    from sigwarehouse.audio import load_clips
+
+    with warehouse.opened(path, read_only=True) as con:
+        samples = load_clips(con, clip_ids)
+    return [torch.from_numpy(np.ascontiguousarray(s)).to(device) for s in samples]
+
+
+def _explain_batch(
+    path: Path,
+    plan: IngestPlan,
+    clip_ids: list[int],
+    models: dict[str, AudioClassifier],
+    device: str,
+    run_id: str,
+    counters: runs.RunCounters,
+) -> None:
+    from sigwarehouse.freqrex import explain
+    from sigwarehouse.freqrex.spectral import pack_mask
+
+    params, ph = plan.params, plan.params.hash()
+    waves = _load_waves(path, clip_ids, device)
+    explainer = models[plan.model]
+    start = time.perf_counter()
+    queries_before = counters.queries
+    results = explain(explainer, waves, params)
+    per_clip_s = (time.perf_counter() - start) / max(len(clip_ids), 1)
+    per_clip_q = (counters.queries - queries_before) / max(len(clip_ids), 1)
+    rows_e, rows_o, rows_s, errors = [], [], [], []
+    for clip_id, wave, ex in zip(clip_ids, waves, results, strict=True):
+        try:
+            probs = np.asarray(ex.orig_probs, dtype=np.float32)
+            if not np.isfinite(probs).all():
+                raise FloatingPointError(f"model {plan.model} returned non-finite probabilities")
+            signals = _signals(wave, ex.sufficient_mask, ex.complete_mask, params)
+            rows_s += _signal_rows(
+                plan.model, clip_id, ph, ex.orig_class, signals, models, params.batch_size, run_id
+            )
+        except Exception as exc:  # recorded, and the job goes on with the other clips
+            errors.append(dict(model=plan.model, clip_id=clip_id, stage="explain", error=repr(exc)))
+            continue
+        complete = ex.complete_mask
+        rows_e.append(
+            (
+                plan.model, clip_id, ph, run_id, len(ex.sufficient_mask), ex.orig_class,
+                float(ex.orig_conf), np.asarray(ex.responsibility, dtype="<f2").tobytes(),
+                pack_mask(ex.sufficient_mask), int(ex.sufficient_mask.sum()), ex.sufficient_reason,
+                None if complete is None else pack_mask(complete),
+                None if complete is None else int(complete.sum()), ex.complete_reason,
+                int(ex.queries) if ex.queries is not None else int(per_clip_q),
+                json.dumps(ex.minimality), per_clip_s,
+            )
+        )  # fmt: skip
+        rows_o.append(
+            (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
+             float(entropy_bits(probs[None])[0]), run_id)
+        )  # fmt: skip
+    counters.clips_done += len(rows_e)
+    counters.n_errors += len(errors)
+    _write_batch(path, run_id, counters, rows_e, rows_o, rows_s, errors)
+
+
+def _cross_fill_batch(
+    path: Path,
+    plan: IngestPlan,
+    pairs: list[tuple[str, int]],
+    target: AudioClassifier,
+    device: str,
+    run_id: str,
+    counters: runs.RunCounters,
+) -> None:
+    """Evaluate other models' stored signals on plan.model and store the rows."""
+    from sigwarehouse.freqrex.spectral import unpack_mask
+
+    ph = plan.params.hash()
+    with warehouse.opened(path, read_only=True) as con:
+        stored = {
+            (m, c): (n, cls, suf, comp)
+            for m, c, n, cls, suf, comp in con.execute(
+                "SELECT model, clip_id, n_bins, orig_class, sufficient_mask, complete_mask"
+                " FROM explanations WHERE params_hash = ? AND (model, clip_id) IN"
+                " (SELECT unnest(?::STRUCT(m VARCHAR, c INTEGER)[]))",
+                [ph, [{"m": m, "c": c} for m, c in pairs]],
+            ).fetchall()
+        }
+    clip_ids = sorted({c for _, c in pairs})
+    waves = dict(zip(clip_ids, _load_waves(path, clip_ids, device), strict=True))
+    rows, errors = [], []
+    for source, clip_id in pairs:
+        n, cls, suf, comp = stored[(source, clip_id)]
+        try:
+            signals = _signals(
+                waves[clip_id],
+                unpack_mask(suf, n),
+                None if comp is None else unpack_mask(comp, n),
+                plan.params,
+            )
+            rows += _signal_rows(
+                source, clip_id, ph, cls, signals, {plan.model: target},
+                plan.params.batch_size, run_id,
+            )  # fmt: skip
+        except Exception as exc:
+            errors.append(
+                dict(model=plan.model, clip_id=clip_id, stage="cross-fill", error=repr(exc))
+            )
+    counters.extra["cross_filled"] = (
+        counters.extra.get("cross_filled", 0) + len(pairs) - len(errors)
+    )
+    counters.n_errors += len(errors)
+    _write_batch(path, run_id, counters, [], [], rows, errors)
+
+
+def run_ingest(
+    path: Path,
+    plan: IngestPlan,
+    *,
+    device: str = "cpu",
+    clips_per_batch: int = 8,
+    progress: Callable[[int, runs.RunCounters], None] | None = None,
+) -> IngestSummary:
+    """Carry out a plan; returns the summary. Ctrl-C ends the run as `interrupted`.
+
+    Stored batches stay stored whatever happens; a model that cannot load fails the job
+    before any work. `progress(clips_just_done, counters)` is called after each batch.
+    """
+    with warehouse.opened(path, read_only=True) as con:
+        records = task_models(con, plan.task)
+    counters = runs.RunCounters()
+    loaded = load_models(records, plan.task_labels, device)
+    models = {name: timed(clf, counters) for name, clf in loaded.items()}
+    with warehouse.opened(path) as con:
+        con.execute(
+            "INSERT OR IGNORE INTO freqrex_params VALUES (?, ?)",
+            [plan.params.hash(), json.dumps(plan.params.to_dict(), sort_keys=True)],
+        )
+        run_id = runs.start_run(
+            con,
+            job="ingest",
+            model=plan.model,
+            task=plan.task,
+            dataset=",".join(plan.datasets),
+            params=plan.params.to_dict(),
+            params_hash=plan.params.hash(),
+            seed=plan.params.seed,
+            device=device,
+        )
+    summary = IngestSummary(run_id, plan, counters)
+    started = time.perf_counter()
+    try:
+        for batch in _chunks(plan.clip_ids, clips_per_batch):
+            _explain_batch(path, plan, batch, models, device, run_id, counters)
+            counters.total_seconds = time.perf_counter() - started
+            if progress:
+                progress(len(batch), counters)
+        for pairs in _chunks(plan.cross_fill, clips_per_batch * 4):
+            _cross_fill_batch(path, plan, pairs, models[plan.model], device, run_id, counters)
+            counters.total_seconds = time.perf_counter() - started
+        summary.status = "done"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    except Exception as exc:
+        summary.status = "failed"
+        counters.extra["message"] = repr(exc)
+        raise
+    finally:
+        counters.total_seconds = time.perf_counter() - started
+        with warehouse.opened(path) as con:
+            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
+    return summary
+
+
+def queries_per_second(counters: runs.RunCounters) -> float:
+    return counters.queries / counters.total_seconds if counters.total_seconds else math.nan

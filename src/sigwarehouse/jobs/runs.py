@@ -1,0 +1,165 @@
+"""The `runs` table: every job records what made its rows, and how it ended.
+
+A run row is written when a job starts (status `running`) and updated as it goes. A job
+that is SIGKILLed leaves `running` behind; the next job on the same host notices that
+its process is gone and marks it `abandoned`, so `runs` never claims work in progress
+that nobody is doing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from sigwarehouse import __version__
+
+
+@functools.cache
+def code_version() -> str:
+    """The package version, plus the git commit (and `-dirty`) when run from a checkout."""
+    repo = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit}{'-dirty' if dirty else ''}"
+
+
+@dataclass
+class RunCounters:
+    """What a job has done so far; written to its run row with every batch."""
+
+    clips_done: int = 0
+    queries: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+    n_errors: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def start_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    job: str,
+    model: str | None,
+    task: str | None,
+    dataset: str | None,
+    params: dict,
+    params_hash: str | None,
+    seed: int | None,
+    device: str,
+) -> str:
+    """Insert a `running` row for a new job and return its run id."""
+    mark_abandoned(con)
+    run_id = str(uuid.uuid4())
+    con.execute(
+        "INSERT INTO runs (run_id, job, model, task, dataset, params, params_hash, seed,"
+        " code_version, device, host, pid, started_at, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+        [
+            run_id,
+            job,
+            model,
+            task,
+            dataset,
+            json.dumps(params, sort_keys=True),
+            params_hash,
+            seed,
+            code_version(),
+            device,
+            socket.gethostname(),
+            os.getpid(),
+            datetime.now(),
+        ],
+    )
+    return run_id
+
+
+def update_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    counters: RunCounters,
+    status: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Write the counters (and, when given, the final status and message) to the run row."""
+    con.execute(
+        "UPDATE runs SET clips_done = ?, queries = ?, model_seconds = ?, total_seconds = ?,"
+        " n_errors = ?, status = coalesce(?, status), message = coalesce(?, message),"
+        " ended_at = CASE WHEN ? IS NULL THEN ended_at ELSE ? END WHERE run_id = ?",
+        [
+            counters.clips_done,
+            counters.queries,
+            counters.model_seconds,
+            counters.total_seconds,
+            counters.n_errors,
+            status,
+            message,
+            status,
+            datetime.now(),
+            run_id,
+        ],
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_abandoned(con: duckdb.DuckDBPyConnection) -> int:
+    """Mark `running` rows of this host whose process is gone as `abandoned`; return how many."""
+    rows = con.execute(
+        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
+        [socket.gethostname()],
+    ).fetchall()
+    dead = [str(run_id) for run_id, pid in rows if pid is not None and not _alive(pid)]
+    for run_id in dead:
+        con.execute(
+            "UPDATE runs SET status = 'abandoned', message = 'the process ended without "
+            "finishing (killed?); its committed batches are kept' WHERE run_id = ?",
+            [run_id],
+        )
+    return len(dead)
+
+
+def record_error(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    model: str | None,
+    clip_id: int | None,
+    stage: str,
+    error: str,
+) -> None:
+    con.execute(
+        "INSERT INTO job_errors (run_id, model, clip_id, stage, error) VALUES (?, ?, ?, ?, ?)",
+        [run_id, model, clip_id, stage, error[:2000]],
+    )
