@@ -31,6 +31,11 @@ def make_corpus(root: Path) -> None:
     stereo = np.stack([tone(1.0, 44100, amp=0.6), tone(1.0, 44100, amp=0.2)], axis=1)
     sf.write(root / "calm/stereo44k.wav", stereo, 44100, subtype="PCM_16")
     sf.write(root / "happy/eightbit.wav", tone(1.0, 8000, amp=0.5), 8000, subtype="PCM_U8")
+    sf.write(root / "happy/streamed.wav", tone(1.0, SR), SR, subtype="PCM_16")
+    data = bytearray((root / "happy/streamed.wav").read_bytes())
+    at = data.index(b"data") + 4  # a streaming writer's "length unknown" sizes
+    data[at : at + 4] = data[4:8] = b"\xff\xff\xff\xff"
+    (root / "happy/streamed.wav").write_bytes(data)
     sf.write(root / "sad/vorbis.ogg", tone(1.0, SR), SR, format="OGG", subtype="VORBIS")
     bad = tone(1.0, SR).astype(np.float32)
     bad[100] = np.nan
@@ -55,6 +60,7 @@ ACCEPTED = {
     # path: (label, native rate, channels, subtype, registered samples)
     "calm/stereo44k.wav": ("calm", 44100, 2, "PCM_16", SR),
     "happy/eightbit.wav": ("happy", 8000, 1, "PCM_U8", SR),
+    "happy/streamed.wav": ("happy", SR, 1, "PCM_16", SR),
     "neutral/plain.wav": ("neutral", SR, 1, "PCM_16", SR),
     "sad/vorbis.ogg": ("sad", SR, 1, "VORBIS", SR),
 }
@@ -121,7 +127,7 @@ def ids_by_path(wh: Path) -> dict[str, int]:
 def test_policy_registers_good_files_and_rejects_bad_ones(sigwh, synced: Path) -> None:
     out = sigwh("dataset", "add", "emo", "--no-progress").output
     assert out.splitlines()[0] == (
-        "emo: 12 files, 4 registered (4 new, 0 unchanged), 8 rejected (1 empty, 1 no-label, "
+        "emo: 13 files, 5 registered (5 new, 0 unchanged), 8 rejected (1 empty, 1 no-label, "
         "1 non-finite, 1 too-short, 2 truncated, 1 unknown-label, 1 unreadable)"
     )
     registered = query(
@@ -156,7 +162,7 @@ def test_readd_registers_nothing_twice(sigwh, synced: Path) -> None:
     sigwh("dataset", "add", "emo", "--no-progress")
     before = query(synced, "SELECT * FROM clips ORDER BY clip_id")
     out = sigwh("dataset", "add", "--all", "--no-progress").output.splitlines()
-    assert out[0].startswith("emo: 12 files, 4 registered (0 new, 4 unchanged), 8 rejected (")
+    assert out[0].startswith("emo: 13 files, 5 registered (0 new, 5 unchanged), 8 rejected (")
     assert out[0].endswith("unreadable)")  # nothing changed, nothing missing
     assert query(synced, "SELECT * FROM clips ORDER BY clip_id") == before
     assert query(synced, "SELECT count(*) FROM rejected_clips") == [(8,)]
@@ -171,7 +177,7 @@ def test_changed_file_is_reported_and_reregistered(sigwh, synced: Path, corpus: 
     (corpus / "sad/vorbis.ogg").unlink()
 
     out = sigwh("dataset", "add", "emo", "--no-progress").output
-    assert "3 registered (1 new, 2 unchanged), 8 rejected" in out
+    assert "4 registered (1 new, 3 unchanged), 8 rejected" in out
     assert "1 changed, 1 missing" in out
     assert "re-registered with new clip ids, or rejected): neutral/plain.wav" in out
     assert "missing on disk (rows kept): sad/vorbis.ogg" in out
@@ -233,15 +239,15 @@ def test_relocate_checks_files_then_moves_root(
 
     (tmp_path / "empty").mkdir()
     out = sigwh("dataset", "relocate", "emo", str(tmp_path / "empty"), expect=1).output
-    assert "4 of 4 clips of 'emo' are not under" in out and "nothing changed" in out
+    assert "5 of 5 clips of 'emo' are not under" in out and "nothing changed" in out
     assert query(synced, "SELECT root FROM datasets") == [(str(corpus),)]
 
     out = sigwh("dataset", "relocate", "emo", str(moved)).output
-    assert out.strip() == f"emo: root {corpus} -> {moved} (4 clips found)"
+    assert out.strip() == f"emo: root {corpus} -> {moved} (5 clips found)"
     for x, y in zip(loaded(synced, ids), expected, strict=True):
         np.testing.assert_array_equal(x, y)
     # A rescan at the new root finds the same files: nothing new.
-    assert "(0 new, 4 unchanged)" in sigwh("dataset", "add", "emo", "--no-progress").output
+    assert "(0 new, 5 unchanged)" in sigwh("dataset", "add", "emo", "--no-progress").output
 
 
 def test_store_audio_makes_the_warehouse_self_contained(
@@ -251,7 +257,7 @@ def test_store_audio_makes_the_warehouse_self_contained(
     ids = list(ids_by_path(synced).values())
     from_files = loaded(synced, ids)
     out = sigwh("dataset", "add", "emo", "--store-audio", "--no-progress").output
-    assert "(0 new, 4 unchanged)" in out and "4 audio blobs stored" in out
+    assert "(0 new, 5 unchanged)" in out and "5 audio blobs stored" in out
     shutil.rmtree(corpus)
     for x, y in zip(loaded(synced, ids), from_files, strict=True):
         assert x.dtype == np.float32
@@ -259,7 +265,7 @@ def test_store_audio_makes_the_warehouse_self_contained(
     # with every clip stored, any folder will do as the root
     (tmp_path / "anywhere").mkdir()
     out = sigwh("dataset", "relocate", "emo", str(tmp_path / "anywhere")).output
-    assert "4 absent but stored in the warehouse" in out
+    assert "5 absent but stored in the warehouse" in out
     assert "with_audio" in sigwh("dataset", "list").output
 
 
@@ -293,7 +299,7 @@ def test_a_failing_batch_leaves_whole_batches_and_a_rerun_completes(
         ]
         monkeypatch.setattr(audio, "decode", real_decode)
         summary = clips.add_dataset(con, "emo", progress=False, batch_size=2)
-        assert (summary.added, sum(summary.rejected.values())) == (4, 8)
+        assert (summary.added, sum(summary.rejected.values())) == (5, 8)
         assert con.execute("SELECT count(*) FROM rejected_clips").fetchall() == [(8,)]
 
 
@@ -302,7 +308,7 @@ def test_task_labels_cannot_change_under_registered_clips(synced: Path, tmp_path
         clips.add_dataset(con, "emo", progress=False)
         tasks = tmp_path / "ingest" / "tasks.toml"
         tasks.write_text(tasks.read_text().replace('"neutral", "calm"', '"calm", "neutral"'))
-        with pytest.raises(catalog.CatalogError, match="4 clips are registered"):
+        with pytest.raises(catalog.CatalogError, match="5 clips are registered"):
             catalog.sync(con, tmp_path / "ingest")
 
 
@@ -310,3 +316,15 @@ def test_unknown_dataset_and_bad_arguments(sigwh) -> None:
     out = sigwh("dataset", "add", "nope", expect=1).output
     assert "no dataset 'nope' in the warehouse (known: ['emo'])" in out
     assert "NAME or --all" in sigwh("dataset", "add", expect=1).output
+
+
+def test_add_all_reports_a_missing_root_and_adds_the_rest(
+    sigwh, synced: Path, tmp_path: Path
+) -> None:
+    cat = tmp_path / "ingest"
+    (cat / "datasets" / "gone.toml").write_text(f'task = "emotion"\nroot = "{tmp_path / "gone"}"\n')
+    with duckdb.connect(str(synced)) as con:
+        catalog.sync(con, cat)
+    out = sigwh("dataset", "add", "--all", "--no-progress", expect=1).output
+    assert "emo: 13 files, 5 registered (5 new, 0 unchanged)" in out
+    assert f"error: dataset 'gone': root {tmp_path / 'gone'} is not a folder" in out

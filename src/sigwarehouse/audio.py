@@ -96,7 +96,8 @@ def decode(data: bytes, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
         frames, native_sr, channels = f.frames, f.samplerate, f.channels
         if f.format == "WAV" or f.format == "WAVEX":
             cut = _SHORT_CHUNK.search(f.extra_info)
-            if cut and int(cut[2]) < int(cut[1]):
+            # 0xFFFFFFFF is what streaming writers put when the length was not yet known.
+            if cut and int(cut[2]) < int(cut[1]) != 0xFFFFFFFF:
                 raise Rejected(
                     f"truncated: header says {cut[1]} bytes of audio, the file has {cut[2]}"
                 )

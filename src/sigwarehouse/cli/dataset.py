@@ -26,18 +26,28 @@ def add(
 ) -> None:
     """Scan a dataset's files: register valid clips, record rejected files with a reason."""
     from sigwarehouse import clips
+    from sigwarehouse.errors import SigwhError
     from sigwarehouse.warehouse import opened
 
     if all_ == (name is not None):
         fail("give a dataset NAME or --all (not both)")
+    failed = []
     with opened(warehouse_path()) as con:
         names = clips.dataset_names(con) if all_ else [name]
         if not names:
             fail("the warehouse has no datasets; run `sigwh catalog sync` first")
         for each in names:
-            summary = clips.add_dataset(con, each, store_audio=store_audio, progress=progress)
+            try:
+                summary = clips.add_dataset(con, each, store_audio=store_audio, progress=progress)
+            except SigwhError as exc:
+                if not all_:
+                    raise
+                failed.append(str(exc))  # with --all, one bad dataset does not stop the others
+                continue
             for line in summary.lines():
                 typer.echo(line)
+    if failed:
+        fail(" | ".join(failed))
 
 
 @dataset_app.command()
