@@ -293,3 +293,11 @@ def test_shipped_catalog_is_valid() -> None:
     assert cat.tasks["emotion"].labels == EMOTION
     for ds in cat.datasets.values():
         assert ds.task in cat.tasks
+
+
+def test_unreadable_model_config_is_refused(cat_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "hf1" / "config.json").write_text("{ not json")
+    with pytest.raises(
+        catalog.CatalogError, match=r"key 'model\[1\] \(id 'hf1'\)\.ref': cannot read"
+    ):
+        catalog.load(cat_dir)

@@ -256,6 +256,10 @@ def _resolve_model(cat: Catalog, entry: ModelEntry, path: Path, prefix: str) -> 
                 f"them ({exc}); list the model's output labels in its order"
             ) from exc
         found = None  # not downloaded or not trained yet: trust the catalog
+    except (OSError, ValueError, KeyError) as exc:  # present but unreadable: say so
+        raise CatalogError(
+            f"{path}: key '{prefix}ref': cannot read the labels of {entry.ref}: {exc!r}"
+        ) from exc
     if entry.labels is None:
         entry.labels = found
     elif found is not None and found != entry.labels:
