@@ -1,0 +1,306 @@
+"""`explain`: the whole freqrex pipeline for a batch of clips, one `Explanation` each.
+
+Phases, each one batch of oracle requests across all clips of a length group:
+original probabilities -> empty signal -> responsibility (one batch per refinement
+level) -> sufficient growth and minimisation -> delta-complete growth and minimisation
+-> optional further disjoint sufficient masks -> a final verification of every
+returned mask. A mask that fails verification is dropped with a reason, so an
+`Explanation` never carries a mask that fails its own definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sigwarehouse.freqrex.oracle import MaskRequests, Oracle
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.responsibility import responsibility_maps
+from sigwarehouse.freqrex.search import (
+    Context,
+    complete_property,
+    grow,
+    minimise,
+    rank_positions,
+    sufficient_property,
+)
+from sigwarehouse.freqrex.spectral import make_space
+from sigwarehouse.freqrex.verdict import keeps, rejects
+from sigwarehouse.models.base import AudioClassifier
+
+EMPTY_KEEPS = "empty-signal-keeps-class"
+
+
+@dataclass
+class Explanation:
+    """The freqrex result for one clip on one model (masks over the space's variables).
+
+    Reasons: sufficient_reason is None when a non-empty sufficient mask was found,
+    "empty-signal-keeps-class" when the empty mask is the answer, otherwise the reason
+    the mask is None ("no-sufficient-prefix", "verification-failed"). complete_reason is
+    None when complete_mask is set, else why not ("empty-signal-keeps-class": not
+    searched, responsibility is void when nothing needs to be kept;
+    "no-complete-mask-found"; "verification-failed"). Minimality figures are the share
+    of single-unit removals that break the property (see search.py), nan if not measured.
+    """
+
+    clip_index: int
+    n_samples: int
+    space: str
+    n_vars: int
+    label_index: int
+    confidence: float
+    probs: np.ndarray
+    empty_probs: np.ndarray
+    responsibility: np.ndarray
+    sufficient_mask: np.ndarray | None
+    sufficient_reason: str | None
+    sufficient_probs: np.ndarray | None
+    sufficient_minimality: float
+    sufficient_units: int
+    complete_mask: np.ndarray | None
+    complete_reason: str | None
+    complete_probs: np.ndarray | None
+    inverse_probs: np.ndarray | None
+    inverse_label_index: int | None
+    complete_minimality: float
+    complete_units: int
+    queries: int
+    queries_by_phase: dict[str, int]
+    params: dict
+    extra_sufficient_masks: list[np.ndarray] = field(default_factory=list)
+    extra_sufficient_probs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def sufficient_share(self) -> float | None:
+        """Share of variables kept by the sufficient mask (None without one)."""
+        return None if self.sufficient_mask is None else float(self.sufficient_mask.mean())
+
+    @property
+    def complete_share(self) -> float | None:
+        return None if self.complete_mask is None else float(self.complete_mask.mean())
+
+
+def _as_waves(waves: torch.Tensor | list) -> list[torch.Tensor]:
+    if isinstance(waves, torch.Tensor):
+        if waves.dim() != 2:
+            raise ValueError(f"expected waves shaped (batch, samples), got {tuple(waves.shape)}")
+        return list(waves)
+    out = [torch.as_tensor(np.asarray(w) if not torch.is_tensor(w) else w) for w in waves]
+    for w in out:
+        if w.dim() != 1:
+            raise ValueError(f"each wave must be 1-D, got shape {tuple(w.shape)}")
+    return out
+
+
+def _clip_seed(wave: torch.Tensor, seed: int) -> list[int]:
+    """RNG entropy for a clip: the seed and a hash of its samples (batch-independent)."""
+    data = wave.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return [int(seed), int.from_bytes(hashlib.sha256(data).digest()[:8], "little")]
+
+
+def explain(
+    classifier: AudioClassifier,
+    waves: torch.Tensor | list,
+    params: FreqrexParams | None = None,
+) -> list[Explanation]:
+    """Explain each clip's top-1 class on `classifier`; one Explanation per clip, in order.
+
+    `waves` is a (batch, samples) tensor or a list of 1-D waves (any lengths; clips of
+    equal length are explained together in shared batches), at the classifier's sample
+    rate. Deterministic for given params (seed included) and clip samples. Refuses
+    waves that are not 1-D per clip, and STFT clips shorter than one frame.
+    """
+    params = params or FreqrexParams()
+    clips = _as_waves(waves)
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(clips):
+        groups.setdefault(int(w.shape[0]), []).append(i)
+    results: list[Explanation | None] = [None] * len(clips)
+    for indices in groups.values():
+        batch = torch.stack([clips[i].float() for i in indices])
+        for i, exp in zip(indices, _explain_group(classifier, batch, params), strict=True):
+            exp.clip_index = i
+            results[i] = exp
+    return results  # type: ignore[return-value]
+
+
+def _explain_group(
+    classifier: AudioClassifier, waves: torch.Tensor, params: FreqrexParams
+) -> list[Explanation]:
+    space = make_space(waves.shape[1], params)
+    oracle = Oracle(classifier, waves, space, params.batch_size)
+    n, n_vars, dev = waves.shape[0], space.n_vars, oracle.device
+    seeds = [_clip_seed(w, params.seed) for w in waves]
+    rows = np.arange(n)
+
+    probs = oracle.originals()
+    target = probs.argmax(dim=1).numpy()
+    sigma = probs.max(dim=1).values.numpy().astype(np.float64)
+    ctx = Context(oracle, target, sigma, params)
+    margin = params.decision_margin
+    suff, comp = sufficient_property(params), complete_property(params)
+
+    empty_probs = oracle.run(MaskRequests(rows, dev), "empty")
+    empty_keeps = keeps(empty_probs, target, sigma, margin, params.sufficient_confidence)
+    active = rows[~empty_keeps]
+
+    resp = responsibility_maps(oracle, active, target, sigma, empty_keeps, seeds, params)
+    magnitude = space.magnitude_order_key(oracle.coeffs)
+    rank = rank_positions(resp, magnitude)
+    full = np.full(len(active), n_vars, dtype=np.int64)
+
+    def prefix_masks(rank_t: torch.Tensor, clips_: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        sel = torch.as_tensor(clips_, device=dev)
+        sz = torch.as_tensor(sizes, device=dev)[:, None]
+        return (rank_t[sel] < sz).cpu().numpy()
+
+    def search(prop, clips_, rank_t, limit, phase):
+        size = grow(ctx, prop, clips_, rank_t, limit, f"{phase}-grow")
+        found = clips_[size >= 0]
+        masks = prefix_masks(rank_t, found, size[size >= 0])
+        masks, minimality, units = minimise(ctx, prop, found, masks, resp, f"{phase}-minimise")
+        return found, masks, minimality, units
+
+    s_clips, s_masks, s_min, s_units = search(suff, active, rank, full, "sufficient")
+    c_clips, c_masks, c_min, c_units = search(comp, active, rank, full, "complete")
+
+    extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
+    used = np.zeros((n, n_vars), dtype=bool)
+    used[s_clips] = s_masks
+    for round_ in range(1, params.n_sufficient):
+        cand = np.asarray([i for i in s_clips if (~used[i]).any()], dtype=np.int64)
+        if cand.size == 0:
+            break
+        rank_x = rank_positions(resp, magnitude, allowed=~used)
+        limit = (~used[cand]).sum(axis=1)
+        found, masks, _, _ = search(suff, cand, rank_x, limit, f"extra{round_}")
+        for i, m in zip(found, masks, strict=True):
+            extra[int(i)].append(m)
+            used[i] |= m
+
+    return _verify_and_collect(
+        ctx,
+        space,
+        probs,
+        empty_probs,
+        empty_keeps,
+        resp,
+        (s_clips, s_masks, s_min, s_units),
+        (c_clips, c_masks, c_min, c_units),
+        extra,
+    )
+
+
+def _verify_and_collect(
+    ctx, space, probs, empty_probs, empty_keeps, resp, suff_res, comp_res, extra
+) -> list[Explanation]:
+    """Re-evaluate every mask to be returned in one batch and build the Explanations."""
+    oracle, params, target, sigma = ctx.oracle, ctx.params, ctx.target, ctx.sigma
+    n, n_vars = oracle.n_clips, space.n_vars
+    masks: list[np.ndarray] = []
+    req_clip: list[int] = []
+    invert: list[bool] = []
+    slots: dict[tuple, int] = {}
+
+    def add(key: tuple, clip: int, mask: np.ndarray, inv: bool = False) -> None:
+        slots[key] = len(masks)
+        masks.append(mask)
+        req_clip.append(clip)
+        invert.append(inv)
+
+    for i, m in zip(suff_res[0], suff_res[1], strict=True):
+        add(("s", int(i)), int(i), m)
+    for i, m in zip(comp_res[0], comp_res[1], strict=True):
+        add(("c", int(i)), int(i), m)
+        add(("inv", int(i)), int(i), m, inv=True)
+    for i, ms in extra.items():
+        for j, m in enumerate(ms):
+            add(("x", i, j), i, m)
+
+    clip_arr = np.asarray(req_clip, dtype=np.int64)
+    check = torch.zeros((0, oracle.classifier.n_labels))
+    keep_ok = keep_delta = rej = np.zeros(0, dtype=bool)
+    if masks:
+        base = torch.as_tensor(np.stack(masks), device=oracle.device)
+        req = MaskRequests(
+            clip_arr,
+            oracle.device,
+            base=base,
+            base_row=np.arange(len(masks)),
+            invert=np.asarray(invert),
+        )
+        check = oracle.run(req, "verify")
+        t, s, margin = target[clip_arr], sigma[clip_arr], params.decision_margin
+        keep_ok = keeps(check, t, s, margin, params.sufficient_confidence)
+        keep_delta = keeps(check, t, s, margin, params.delta)
+        rej = rejects(check, t, margin)
+    p_np = check.numpy()
+
+    s_min = dict(zip(suff_res[0].tolist(), suff_res[2], strict=True))
+    s_units = dict(zip(suff_res[0].tolist(), suff_res[3], strict=True))
+    c_min = dict(zip(comp_res[0].tolist(), comp_res[2], strict=True))
+    c_units = dict(zip(comp_res[0].tolist(), comp_res[3], strict=True))
+    out = []
+    for i in range(n):
+        s_mask = s_probs = c_mask = c_probs = inv_probs = None
+        if empty_keeps[i]:
+            s_mask, s_reason, s_probs = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS, empty_probs[i]
+            s_probs = s_probs.numpy()
+        elif ("s", i) not in slots:
+            s_reason = "no-sufficient-prefix"
+        elif keep_ok[slots["s", i]]:
+            s_mask, s_reason, s_probs = masks[slots["s", i]], None, p_np[slots["s", i]]
+        else:
+            s_reason = "verification-failed"
+
+        if empty_keeps[i]:
+            c_reason = EMPTY_KEEPS
+        elif ("c", i) not in slots:
+            c_reason = "no-complete-mask-found"
+        elif keep_delta[slots["c", i]] and rej[slots["inv", i]]:
+            c_mask, c_reason = masks[slots["c", i]], None
+            c_probs, inv_probs = p_np[slots["c", i]], p_np[slots["inv", i]]
+        else:
+            c_reason = "verification-failed"
+
+        x_masks, x_probs = [], []
+        for j, m in enumerate(extra[i]):
+            if keep_ok[slots["x", i, j]]:
+                x_masks.append(m)
+                x_probs.append(p_np[slots["x", i, j]])
+
+        out.append(
+            Explanation(
+                clip_index=i,
+                n_samples=space.n_samples,
+                space=space.kind,
+                n_vars=n_vars,
+                label_index=int(target[i]),
+                confidence=float(sigma[i]),
+                probs=probs[i].numpy(),
+                empty_probs=empty_probs[i].numpy(),
+                responsibility=resp[i],
+                sufficient_mask=s_mask,
+                sufficient_reason=s_reason,
+                sufficient_probs=s_probs,
+                sufficient_minimality=float(s_min.get(i, np.nan)) if s_mask is not None else np.nan,
+                sufficient_units=int(s_units.get(i, 0)),
+                complete_mask=c_mask,
+                complete_reason=c_reason,
+                complete_probs=c_probs,
+                inverse_probs=inv_probs,
+                inverse_label_index=None if inv_probs is None else int(np.argmax(inv_probs)),
+                complete_minimality=float(c_min.get(i, np.nan)) if c_mask is not None else np.nan,
+                complete_units=int(c_units.get(i, 0)),
+                queries=int(oracle.queries[i]),
+                queries_by_phase={k: int(v[i]) for k, v in oracle.by_phase.items()},
+                params=params.to_dict(),
+                extra_sufficient_masks=x_masks,
+                extra_sufficient_probs=x_probs,
+            )
+        )
+    return out

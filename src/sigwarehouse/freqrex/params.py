@@ -1,0 +1,130 @@
+"""Every knob of the freqrex search, with its default, in one frozen dataclass.
+
+This module imports nothing heavy, so ingestion can build, store and hash parameters
+without loading torch. `FreqrexParams.to_dict()` is what the warehouse stores next to
+each explanation; `FreqrexParams.hash()` names that parameter set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+# Fields that change how fast the search runs but not what it finds (up to float noise
+# of batched model evaluation); they are stored but left out of the hash.
+RUNTIME_FIELDS = frozenset({"batch_size"})
+
+
+@dataclass(frozen=True)
+class FreqrexParams:
+    """Parameters of one freqrex explanation run (all have defaults).
+
+    Responsibility (ReX-style, over contiguous rfft-bin bands):
+      seed: seeds every random split; a clip's splits depend only on the seed and the
+        clip's samples, so an explanation does not depend on which clips share a batch.
+      iterations: independent random refinement trees per clip; their maps are averaged.
+      n_parts: parts a band is cut into at each refinement step (ReX uses 4); every
+        non-empty proper combination of parts is queried (2**n_parts - 2 mutants),
+        plus the combination with none of them where that is not the empty signal.
+      min_band_bins: the narrowest part a split may create; a band narrower than
+        n_parts * min_band_bins is not split further.
+      max_depth: the most refinement levels per tree.
+      queue_len: passing mutants refined further at each level (smallest kept
+        bandwidth first, as ReX's area queue).
+      confidence_filter: a mutant counts as passing only if it keeps class c with
+        p[c] >= confidence_filter * sigma (0 = top-1 only, the paper's definition).
+
+    Search (grow a mask in responsibility order, then minimise):
+      delta: the delta of delta-completeness: p[c] >= delta * sigma on the mask.
+      sufficient_confidence: extra requirement p[c] >= this * sigma on sufficient
+        masks (0 = the paper's top-1-only definition).
+      grid_size: candidate prefix sizes evaluated in one batch per search round
+        (round one geometric over all bins, later rounds linear inside the bracket).
+      grid_rounds: search rounds before minimisation.
+      minimise_units: the mask's kept bins are cut into at most this many groups of
+        consecutive kept bins ("units"); the minimisation pass tries removing units.
+      minimise_rounds: rounds of (test every single-unit removal, then remove the
+        longest passing run of removable units in ascending responsibility order).
+        The last round's single-unit test is the reported minimality figure.
+      decision_margin: a mask keeps class c only if p[c] beats every other class by at
+        least this much (and likewise for "does not keep c", and for the delta
+        threshold), so a result cannot flip under float noise of a different batch.
+
+    Beyond the paper:
+      n_sufficient: how many pairwise-disjoint sufficient masks to look for per clip
+        (1 = the paper's single explanation).
+      space: "fft" (one variable per rfft bin of the whole clip) or "stft" (one per
+        time-frequency cell of a short-time Fourier transform).
+      stft_n_fft, stft_hop: the STFT frame length and hop, in samples ("stft" only).
+      fill: value a removed variable is set to; only "zero" (the paper's) for now.
+
+    Runtime only (not hashed):
+      batch_size: mutants per model forward pass.
+    """
+
+    seed: int = 0
+    iterations: int = 6
+    n_parts: int = 4
+    min_band_bins: int = 16
+    max_depth: int = 10
+    queue_len: int = 1
+    confidence_filter: float = 0.0
+    delta: float = 0.5
+    sufficient_confidence: float = 0.0
+    grid_size: int = 12
+    grid_rounds: int = 2
+    minimise_units: int = 16
+    minimise_rounds: int = 5
+    decision_margin: float = 1e-4
+    n_sufficient: int = 1
+    space: str = "fft"
+    stft_n_fft: int = 512
+    stft_hop: int = 128
+    fill: str = "zero"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.iterations >= 1, "iterations must be >= 1"),
+            (self.n_parts >= 2, "n_parts must be >= 2"),
+            (self.n_parts <= 6, "n_parts must be <= 6 (2**n_parts mutants per split)"),
+            (self.min_band_bins >= 1, "min_band_bins must be >= 1"),
+            (self.max_depth >= 1, "max_depth must be >= 1"),
+            (self.queue_len >= 1, "queue_len must be >= 1"),
+            (0.0 <= self.confidence_filter <= 1.0, "confidence_filter must be in [0, 1]"),
+            (0.0 < self.delta <= 1.0, "delta must be in (0, 1]"),
+            (0.0 <= self.sufficient_confidence <= 1.0, "sufficient_confidence in [0, 1]"),
+            (self.grid_size >= 2, "grid_size must be >= 2"),
+            (self.grid_rounds >= 1, "grid_rounds must be >= 1"),
+            (self.minimise_units >= 1, "minimise_units must be >= 1"),
+            (self.minimise_rounds >= 1, "minimise_rounds must be >= 1"),
+            (self.decision_margin >= 0.0, "decision_margin must be >= 0"),
+            (self.n_sufficient >= 1, "n_sufficient must be >= 1"),
+            (self.space in ("fft", "stft"), "space must be 'fft' or 'stft'"),
+            (self.stft_n_fft >= 8 and self.stft_hop >= 1, "bad STFT sizes"),
+            (self.fill == "zero", "fill must be 'zero'"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict:
+        """All parameters as a plain JSON-able dict (what the warehouse stores)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FreqrexParams:
+        """Rebuild from `to_dict()` output; refuses unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown freqrex parameters: {sorted(unknown)}")
+        return cls(**values)
+
+    def hash(self) -> str:
+        """A short stable hash of the parameters that affect results (16 hex digits)."""
+        identity = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,234 @@
+"""Sufficient and delta-complete search: grow in responsibility order, then minimise.
+
+*Growth.* Variables are ranked by responsibility (ties: larger magnitude first); the
+candidate masks are prefixes of that ranking. Round one evaluates `grid_size` prefix
+sizes spaced geometrically from 1 to all variables in one batch; each later round
+evaluates `grid_size` sizes spaced linearly between the largest failing and the
+smallest passing size found so far. The result is the smallest passing size seen.
+
+*Minimisation.* The mask's kept variables are cut into at most `minimise_units` groups
+of consecutive kept variables ("units"). A round tests every single-unit removal in one
+batch; then, in ascending responsibility, it removes the longest run of removable units
+whose cumulative removal still holds (all prefixes in one batch). After the last round,
+the share of single-unit removals that *break* the property is the minimality figure
+(1.0: no unit can be dropped; minimality is approximate at unit granularity).
+
+A *property* is sufficiency (keeps c, p[c] >= sufficient_confidence * sigma) or
+delta-completeness (keeps c with p[c] >= delta * sigma, and the complement rejects c).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sigwarehouse.freqrex.oracle import Intervals, MaskRequests, Oracle
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.verdict import keeps, rejects
+
+
+@dataclass(frozen=True)
+class Property:
+    """What a mask must satisfy; `needs_inverse` doubles each test with the complement."""
+
+    name: str
+    min_ratio: float  # p[c] >= min_ratio * sigma on the mask (0: top-1 only)
+    needs_inverse: bool  # the complement must reject c (delta-completeness)
+
+
+def sufficient_property(params: FreqrexParams) -> Property:
+    return Property("sufficient", params.sufficient_confidence, needs_inverse=False)
+
+
+def complete_property(params: FreqrexParams) -> Property:
+    return Property("complete", params.delta, needs_inverse=True)
+
+
+@dataclass
+class Context:
+    """What every search step needs about the clips: oracle rows' targets and sigmas."""
+
+    oracle: Oracle
+    target: np.ndarray
+    sigma: np.ndarray
+    params: FreqrexParams
+
+    def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> np.ndarray:
+        """Bool per request: does mask (described by mask_spec) satisfy prop?"""
+        n = len(clip)
+        dev = self.oracle.device
+        if prop.needs_inverse:
+            both = np.concatenate([clip, clip])
+            spec = {k: _twice(v) for k, v in mask_spec.items()}
+            invert = np.repeat([False, True], n)
+            probs = self.oracle.run(MaskRequests(both, dev, invert=invert, **spec), phase)
+        else:
+            probs = self.oracle.run(MaskRequests(clip, dev, **mask_spec), phase)
+        margin = self.params.decision_margin
+        ok = keeps(probs[:n], self.target[clip], self.sigma[clip], margin, prop.min_ratio)
+        if prop.needs_inverse:
+            ok &= rejects(probs[n:], self.target[clip], margin)
+        return ok
+
+
+def _twice(value):
+    """Repeat a per-request spec for the mask and its complement requests."""
+    if isinstance(value, np.ndarray):  # sizes, base_row
+        return np.concatenate([value, value])
+    if isinstance(value, Intervals):
+        counts = np.diff(value.row_ptr)
+        row_ptr = np.concatenate(([0], np.cumsum(np.concatenate([counts, counts]))))
+        return Intervals(
+            row_ptr, np.concatenate([value.starts] * 2), np.concatenate([value.ends] * 2)
+        )
+    return value  # per-clip tensors (rank, base) are shared
+
+
+def rank_positions(
+    responsibility: np.ndarray,
+    magnitude: torch.Tensor,
+    allowed: np.ndarray | None = None,
+) -> torch.Tensor:
+    """Int tensor (n_clips, n_vars) on magnitude's device: each variable's position in
+    descending responsibility (ties: descending magnitude); disallowed variables last."""
+    device = magnitude.device
+    resp = torch.as_tensor(responsibility, device=device, dtype=torch.float32)
+    if allowed is not None:
+        resp = torch.where(torch.as_tensor(allowed, device=device), resp, -torch.inf)
+    order = torch.sort(magnitude.float(), dim=1, descending=True, stable=True).indices
+    by_resp = torch.sort(resp.gather(1, order), dim=1, descending=True, stable=True).indices
+    order = order.gather(1, by_resp)
+    positions = torch.empty_like(order, dtype=torch.int32)
+    ranks = torch.arange(order.shape[1], device=device, dtype=torch.int32)
+    positions.scatter_(1, order, ranks.expand_as(order).contiguous())
+    return positions
+
+
+def grow(
+    ctx: Context,
+    prop: Property,
+    clips: np.ndarray,
+    rank: torch.Tensor,
+    limit: np.ndarray,
+    phase: str,
+) -> np.ndarray:
+    """Smallest passing prefix size per clip found by the grid rounds (-1: none passed).
+
+    limit[k] is the largest prefix clips[k] may use (its number of allowed variables).
+    """
+    g = ctx.params.grid_size
+    lo = np.zeros(len(clips), dtype=np.int64)  # largest size known to fail (0: empty)
+    best = np.full(len(clips), -1, dtype=np.int64)
+    for rnd in range(ctx.params.grid_rounds):
+        req_clip, req_size, owner = [], [], []
+        for k, clip in enumerate(clips):
+            if rnd == 0:
+                grid = np.geomspace(1, max(1, limit[k]), g)
+            elif best[k] > lo[k] + 1:
+                grid = np.linspace(lo[k], best[k], g + 2)[1:-1]
+            else:
+                continue
+            sizes = np.unique(np.clip(np.round(grid).astype(np.int64), 1, limit[k]))
+            sizes = sizes[(sizes > lo[k]) & ((best[k] < 0) | (sizes < best[k]))]
+            req_clip += [clip] * len(sizes)
+            req_size += sizes.tolist()
+            owner += [k] * len(sizes)
+        if not req_clip:
+            break
+        clip_arr = np.asarray(req_clip, dtype=np.int64)
+        size_arr = np.asarray(req_size, dtype=np.int64)
+        ok = ctx.holds(prop, clip_arr, phase, rank=rank, sizes=size_arr)
+        owner_arr = np.asarray(owner)
+        for k in np.unique(owner_arr):
+            sel = owner_arr == k
+            sizes, passed = size_arr[sel], ok[sel]
+            if passed.any():
+                first = int(np.argmax(passed))
+                best[k] = sizes[first]
+                if first > 0:
+                    lo[k] = max(lo[k], sizes[first - 1])
+            elif best[k] < 0:
+                lo[k] = max(lo[k], sizes.max())
+    return best
+
+
+def _units(mask: np.ndarray, n_units: int) -> list[tuple[int, int]]:
+    """Cut the kept variables of a 1-D mask into <= n_units groups of consecutive kept
+    variables; each group as the [first, last + 1) interval that spans it."""
+    kept = np.flatnonzero(mask)
+    if kept.size == 0:
+        return []
+    groups = np.array_split(kept, min(n_units, kept.size))
+    return [(int(gr[0]), int(gr[-1]) + 1) for gr in groups]
+
+
+def minimise(
+    ctx: Context,
+    prop: Property,
+    clips: np.ndarray,
+    masks: np.ndarray,
+    responsibility: np.ndarray,
+    phase: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shrink masks (len(clips), n_vars) bool while prop holds.
+
+    Returns (masks, minimality, n_units): minimality[k] is the share of single-unit
+    removals of the final mask that break prop (nan for an empty mask), n_units[k] the
+    number of units it was measured over. Every returned mask passed prop when last
+    evaluated (the input masks must pass it too).
+    """
+    masks = masks.copy()
+    minimality = np.full(len(clips), np.nan)
+    n_units = np.zeros(len(clips), dtype=np.int64)
+    todo = np.arange(len(clips))
+    for rnd in range(ctx.params.minimise_rounds):
+        units = {k: _units(masks[k], ctx.params.minimise_units) for k in todo}
+        todo = np.asarray([k for k in todo if units[k]], dtype=np.int64)
+        if todo.size == 0:
+            break
+        base = _base(ctx, clips, masks)
+        owner = np.concatenate([[k] * len(units[k]) for k in todo]).astype(np.int64)
+        drops = [[u] for k in todo for u in units[k]]
+        ok = ctx.holds(prop, clips[owner], phase, base=base, drop=Intervals.from_lists(drops))
+        next_todo, cum_owner, cum_drops = [], [], []
+        for k in todo:
+            removable_here = ok[owner == k]
+            n_units[k] = len(units[k])
+            minimality[k] = 1.0 - removable_here.mean()
+            if not removable_here.any() or rnd == ctx.params.minimise_rounds - 1:
+                continue
+            idx = np.flatnonzero(removable_here)
+            unit_resp = [responsibility[k, a:b][masks[k, a:b]].mean() for a, b in units[k]]
+            idx = idx[np.argsort([unit_resp[i] for i in idx], kind="stable")]
+            # the first removal alone is known to hold; test the longer prefixes
+            masks[k, units[k][idx[0]][0] : units[k][idx[0]][1]] = False
+            for j in range(2, len(idx) + 1):
+                cum_owner.append(k)
+                cum_drops.append([units[k][i] for i in idx[:j]])
+            next_todo.append(k)
+        if cum_owner:
+            cum_owner_arr = np.asarray(cum_owner, dtype=np.int64)
+            ok = ctx.holds(
+                prop,
+                clips[cum_owner_arr],
+                phase,
+                base=_base(ctx, clips, masks),
+                drop=Intervals.from_lists(cum_drops),
+            )
+            for k in np.unique(cum_owner_arr):
+                run = ok[cum_owner_arr == k]
+                n_ok = len(run) if run.all() else int(np.argmin(run))
+                if n_ok:
+                    for a, b in cum_drops[np.flatnonzero(cum_owner_arr == k)[n_ok - 1]]:
+                        masks[k, a:b] = False
+        todo = np.asarray(next_todo, dtype=np.int64)
+    return masks, minimality, n_units
+
+
+def _base(ctx: Context, clips: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """Per-oracle-row base masks on the device: masks[k] at row clips[k] (rows unique)."""
+    base = np.zeros((ctx.oracle.n_clips, masks.shape[1]), dtype=bool)
+    base[clips] = masks
+    return torch.as_tensor(base, device=ctx.oracle.device)

@@ -1,0 +1,179 @@
+"""Variable spaces (rfft bins, or STFT cells), masks over them, and compact mask storage.
+
+A *space* turns waveforms into one complex coefficient per causal variable and back:
+`FFTSpace` is the paper's (one variable per rfft bin of the whole clip, a removed bin set
+to 0, signal = irfft(m * S)); `STFTSpace` is the time-frequency option (one variable per
+STFT cell, flattened frequency-major so a contiguous index range is a frequency band
+over a span of frames). Both run batched in torch on the waveforms' device.
+
+Masks are bool tensors/arrays over the variables. For storage, `pack_mask` packs one
+into bytes (numpy packbits) and `mask_to_bands` lists its kept runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from sigwarehouse.freqrex.params import FreqrexParams
+
+
+class FFTSpace:
+    """One variable per rfft bin of a clip of `n_samples` samples."""
+
+    kind = "fft"
+
+    def __init__(self, n_samples: int):
+        self.n_samples = int(n_samples)
+        self.n_vars = self.n_samples // 2 + 1
+        self.shape = (self.n_vars,)
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        """Complex coefficients (batch, n_vars) of real waveforms (batch, n_samples)."""
+        return torch.fft.rfft(waves.float(), dim=-1)
+
+    def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Waveforms (batch, n_samples) from coefficients (batch, n_vars)."""
+        return torch.fft.irfft(coeffs, n=self.n_samples, dim=-1)
+
+    def magnitude_order_key(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Per-variable magnitude, the tie-break when responsibilities are equal."""
+        return coeffs.abs()
+
+
+class STFTSpace:
+    """One variable per STFT cell (Hann window), flattened frequency-major."""
+
+    kind = "stft"
+
+    def __init__(self, n_samples: int, n_fft: int = 512, hop: int = 128):
+        if n_samples < n_fft:
+            raise ValueError(f"clip of {n_samples} samples is shorter than n_fft={n_fft}")
+        self.n_samples = int(n_samples)
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.n_freq = self.n_fft // 2 + 1
+        self.n_frames = 1 + self.n_samples // self.hop  # torch.stft with center=True
+        self.n_vars = self.n_freq * self.n_frames
+        self.shape = (self.n_freq, self.n_frames)
+        self._window: dict[torch.device, torch.Tensor] = {}
+
+    def _win(self, device: torch.device) -> torch.Tensor:
+        if device not in self._window:
+            self._window[device] = torch.hann_window(self.n_fft, device=device)
+        return self._window[device]
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(
+            waves.float(),
+            self.n_fft,
+            self.hop,
+            window=self._win(waves.device),
+            center=True,
+            return_complex=True,
+        )
+        return spec.reshape(spec.shape[0], -1)
+
+    def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
+        spec = coeffs.reshape(coeffs.shape[0], self.n_freq, self.n_frames)
+        return torch.istft(
+            spec,
+            self.n_fft,
+            self.hop,
+            window=self._win(coeffs.device),
+            center=True,
+            length=self.n_samples,
+        )
+
+    def magnitude_order_key(self, coeffs: torch.Tensor) -> torch.Tensor:
+        return coeffs.abs()
+
+
+def make_space(n_samples: int, params: FreqrexParams | None = None) -> FFTSpace | STFTSpace:
+    """The variable space that `params.space` names, for clips of n_samples samples."""
+    if params is None or params.space == "fft":
+        return FFTSpace(n_samples)
+    return STFTSpace(n_samples, params.stft_n_fft, params.stft_hop)
+
+
+def intervals_to_mask(
+    n_rows: int,
+    n_vars: int,
+    rows: torch.Tensor,
+    starts: torch.Tensor,
+    ends: torch.Tensor,
+) -> torch.Tensor:
+    """Bool masks (n_rows, n_vars), row r true on the union of its [start, end) intervals.
+
+    All index tensors must be on one device; the result is on that device. Built with a
+    difference array and a cumulative sum, so cost is linear in n_rows * n_vars and in the
+    number of intervals, with no Python loop.
+    """
+    diff = torch.zeros((n_rows, n_vars + 1), dtype=torch.int32, device=rows.device)
+    if rows.numel():
+        ones = torch.ones_like(rows, dtype=torch.int32)
+        diff.index_put_((rows, starts), ones, accumulate=True)
+        diff.index_put_((rows, ends), -ones, accumulate=True)
+    return diff.cumsum_(dim=1)[:, :n_vars] > 0
+
+
+def signals_for(
+    waves: torch.Tensor | list,
+    masks: torch.Tensor | np.ndarray | list,
+    params: FreqrexParams | None = None,
+) -> torch.Tensor:
+    """Waveforms (batch, samples) of the masked signals: inverse(mask * forward(wave)).
+
+    `waves` is a (batch, samples) tensor or a list of equal-length 1-D waves; `masks`
+    is (batch, n_vars) bool (numpy or torch) in the space `params.space` names (rfft
+    bins by default). Runs batched on the waves' device. Refuses shape mismatches.
+    """
+    if isinstance(waves, list):
+        waves = torch.stack([torch.as_tensor(w) for w in waves])
+    if waves.dim() != 2:
+        raise ValueError(f"expected waves shaped (batch, samples), got {tuple(waves.shape)}")
+    if isinstance(masks, list):
+        masks = np.stack([np.asarray(m, dtype=bool) for m in masks])
+    masks = torch.as_tensor(masks, device=waves.device).bool()
+    space = make_space(waves.shape[1], params)
+    if masks.shape != (waves.shape[0], space.n_vars):
+        raise ValueError(
+            f"masks shaped {tuple(masks.shape)} do not match {waves.shape[0]} clips "
+            f"of {space.n_vars} variables"
+        )
+    coeffs = space.forward(waves)
+    return space.inverse(coeffs * masks)
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    """A bool mask packed 8 variables per byte (numpy packbits, big bit order)."""
+    return np.packbits(np.asarray(mask, dtype=bool).ravel()).tobytes()
+
+
+def unpack_mask(data: bytes, n_vars: int) -> np.ndarray:
+    """The bool mask of n_vars variables that `pack_mask` packed into `data`."""
+    if len(data) != (n_vars + 7) // 8:
+        raise ValueError(f"{len(data)} bytes do not pack {n_vars} variables")
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=n_vars).astype(bool)
+
+
+def mask_to_bands(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The kept runs of a 1-D mask as half-open [start, end) index pairs, ascending."""
+    m = np.asarray(mask, dtype=bool).ravel()
+    edges = np.diff(np.concatenate(([0], m.view(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def bands_to_mask(bands: list[tuple[int, int]], n_vars: int) -> np.ndarray:
+    """The 1-D bool mask of n_vars variables kept on the given [start, end) bands."""
+    m = np.zeros(n_vars, dtype=bool)
+    for start, end in bands:
+        if not 0 <= start <= end <= n_vars:
+            raise ValueError(f"band [{start}, {end}) outside 0..{n_vars}")
+        m[start:end] = True
+    return m

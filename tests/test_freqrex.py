@@ -1,0 +1,210 @@
+"""freqrex on a small real model (trained in the session on synthetic tones).
+
+The property tests re-run every returned mask through the model with plain
+torch.fft / torch.stft and a model call, independently of the search code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sigwarehouse.freqrex import (
+    FreqrexParams,
+    bands_to_mask,
+    explain,
+    mask_to_bands,
+    pack_mask,
+    signals_for,
+    unpack_mask,
+)
+from sigwarehouse.freqrex.toy import LABELS, tone_set, train_tone_classifier
+
+N_SAMPLES = 4000  # 0.25 s at 16 kHz: 2001 rfft bins, keeps the suite fast
+
+
+@pytest.fixture(scope="session")
+def tone_model():
+    torch.manual_seed(0)
+    return train_tone_classifier(n_samples=N_SAMPLES, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tone_waves():
+    waves, labels = tone_set(2, N_SAMPLES, seed=7)
+    return torch.from_numpy(waves), labels
+
+
+@pytest.fixture(scope="session")
+def explained(tone_model, tone_waves):
+    waves, _ = tone_waves
+    params = FreqrexParams(seed=3, n_sufficient=2)
+    return params, explain(tone_model, waves, params)
+
+
+def _probs(model, signal: torch.Tensor) -> np.ndarray:
+    return model(signal[None].float())[0].numpy()
+
+
+def _fft_signal(wave: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    spectrum = torch.fft.rfft(wave.double())
+    return torch.fft.irfft(spectrum * torch.from_numpy(mask), n=wave.shape[0])
+
+
+def check_definitions(model, waves, explanations, params, to_signal=_fft_signal) -> int:
+    """Assert every returned mask meets its definition; returns how many were checked."""
+    checked = 0
+    for exp, wave in zip(explanations, waves, strict=True):
+        c, sigma = exp.label_index, exp.confidence
+        original = _probs(model, wave)
+        assert int(original.argmax()) == c
+        assert original[c] == pytest.approx(sigma, abs=1e-5)
+        if exp.sufficient_mask is not None:
+            p = _probs(model, to_signal(wave, exp.sufficient_mask))
+            assert int(p.argmax()) == c, "sufficient mask does not keep the class"
+            assert p[c] >= params.sufficient_confidence * sigma
+            np.testing.assert_allclose(p, exp.sufficient_probs, atol=1e-4)
+            checked += 1
+        else:
+            assert exp.sufficient_reason
+        for mask in exp.extra_sufficient_masks:
+            assert not (mask & exp.sufficient_mask).any(), "extra masks must be disjoint"
+            assert int(_probs(model, to_signal(wave, mask)).argmax()) == c
+            checked += 1
+        if exp.complete_mask is not None:
+            p = _probs(model, to_signal(wave, exp.complete_mask))
+            inv = _probs(model, to_signal(wave, ~exp.complete_mask))
+            assert int(p.argmax()) == c, "complete mask does not keep the class"
+            assert p[c] >= params.delta * sigma, "complete mask below delta * sigma"
+            assert int(inv.argmax()) != c, "inverse of the complete mask keeps the class"
+            assert exp.inverse_label_index == int(inv.argmax())
+            np.testing.assert_allclose(inv, exp.inverse_probs, atol=1e-4)
+            checked += 1
+        else:
+            assert exp.complete_reason
+    return checked
+
+
+def test_every_returned_mask_meets_its_definition(tone_model, tone_waves, explained):
+    waves, _ = tone_waves
+    params, explanations = explained
+    assert check_definitions(tone_model, waves, explanations, params) >= 10
+
+
+def test_tone_explanations_are_small_minimal_and_point_at_the_tone(tone_waves, explained):
+    waves, labels = tone_waves
+    _, explanations = explained
+    for exp, label in zip(explanations, labels, strict=True):
+        assert exp.label_index == label  # the model is right on these clips
+        if LABELS[label] == "quiet":
+            continue
+        assert exp.sufficient_reason is None
+        assert 0 < exp.sufficient_mask.sum() < 0.05 * exp.n_vars
+        assert exp.sufficient_minimality == 1.0  # no single unit can be dropped
+        hz = np.flatnonzero(exp.sufficient_mask) * 16000 / N_SAMPLES
+        if LABELS[label] == "low":
+            assert ((hz > 150) & (hz < 700)).any()
+        if LABELS[label] == "high":
+            assert ((hz > 1900) & (hz < 3600)).any()
+        assert exp.responsibility.dtype == np.float32
+        assert exp.responsibility.shape == (exp.n_vars,)
+        assert exp.responsibility.max() > 0
+        assert exp.queries == sum(exp.queries_by_phase.values())
+
+
+def test_empty_signal_keeping_the_class_is_recorded_not_searched(tone_model, explained):
+    _, explanations = explained
+    quiet = [e for e in explanations if LABELS[e.label_index] == "quiet"]
+    assert quiet, "the tone set has quiet clips"
+    silence = _probs(tone_model, torch.zeros(N_SAMPLES))
+    assert LABELS[int(silence.argmax())] == "quiet"  # the model calls silence quiet
+    for exp in quiet:
+        assert exp.sufficient_reason == "empty-signal-keeps-class"
+        assert exp.sufficient_mask is not None and not exp.sufficient_mask.any()
+        assert exp.complete_mask is None
+        assert exp.complete_reason == "empty-signal-keeps-class"
+        assert exp.queries_by_phase["responsibility"] == 0
+
+
+def test_deterministic_for_a_seed(tone_model, tone_waves):
+    waves, _ = tone_waves
+    sub = waves[1:4]
+    a = explain(tone_model, sub, FreqrexParams(seed=11, iterations=2))
+    b = explain(tone_model, sub, FreqrexParams(seed=11, iterations=2))
+    c = explain(tone_model, sub, FreqrexParams(seed=12, iterations=2))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.responsibility, y.responsibility)
+        np.testing.assert_array_equal(x.sufficient_mask, y.sufficient_mask)
+        np.testing.assert_array_equal(x.complete_mask, y.complete_mask)
+        assert x.queries == y.queries
+        assert x.params == y.params == FreqrexParams(seed=11, iterations=2).to_dict()
+    assert any(
+        not np.array_equal(x.responsibility, z.responsibility) for x, z in zip(a, c, strict=True)
+    )
+
+
+def test_list_input_of_mixed_lengths_keeps_order(tone_model, tone_waves):
+    waves, _ = tone_waves
+    clips = [waves[1], waves[2][:3000], waves[5]]
+    params = FreqrexParams(iterations=2)
+    out = explain(tone_model, clips, params)
+    assert [e.clip_index for e in out] == [0, 1, 2]
+    assert [e.n_samples for e in out] == [4000, 3000, 4000]
+    check_definitions(tone_model, clips, out, params)
+
+
+def test_stft_space_masks_meet_their_definitions(tone_model, tone_waves):
+    waves, _ = tone_waves
+    params = FreqrexParams(space="stft", stft_n_fft=256, stft_hop=64, iterations=2)
+    out = explain(tone_model, waves[1:3], params)
+    window = torch.hann_window(256, dtype=torch.float64)
+
+    def stft_signal(wave, mask):
+        spec = torch.stft(wave.double(), 256, 64, window=window, return_complex=True)
+        m = torch.from_numpy(mask).reshape(spec.shape)
+        return torch.istft(spec * m, 256, 64, window=window, length=wave.shape[0])
+
+    assert check_definitions(tone_model, waves[1:3], out, params, stft_signal) >= 2
+    assert out[0].space == "stft" and out[0].n_vars == 129 * (1 + N_SAMPLES // 64)
+
+
+def test_signals_for_matches_plain_irfft(tone_waves):
+    waves, _ = tone_waves
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, N_SAMPLES // 2 + 1)) < 0.3
+    got = signals_for(waves[:3], masks)
+    want = torch.stack([_fft_signal(w, m) for w, m in zip(waves[:3], masks, strict=True)])
+    torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        signals_for(waves[:3], masks[:2])
+
+
+def test_pack_unpack_and_bands_round_trip():
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 8, 9, 2001, 24001):
+        mask = rng.random(n) < rng.random()
+        data = pack_mask(mask)
+        assert len(data) == (n + 7) // 8
+        np.testing.assert_array_equal(unpack_mask(data, n), mask)
+        bands = mask_to_bands(mask)
+        assert all(a < b for a, b in bands)
+        np.testing.assert_array_equal(bands_to_mask(bands, n), mask)
+    assert mask_to_bands(np.array([0, 1, 1, 0, 1], dtype=bool)) == [(1, 3), (4, 5)]
+    with pytest.raises(ValueError):
+        unpack_mask(b"\x00", 9)
+    with pytest.raises(ValueError):
+        bands_to_mask([(3, 12)], 10)
+
+
+def test_params_are_stored_hashed_and_validated():
+    p = FreqrexParams()
+    assert FreqrexParams.from_dict(p.to_dict()) == p
+    assert p.hash() == FreqrexParams().hash() and len(p.hash()) == 16
+    assert FreqrexParams(batch_size=7).hash() == p.hash()  # runtime only
+    assert FreqrexParams(seed=1).hash() != p.hash()
+    for bad in ({"delta": 0.0}, {"delta": 1.5}, {"iterations": 0}, {"space": "mel"}):
+        with pytest.raises(ValueError):
+            FreqrexParams(**bad)
+    with pytest.raises(ValueError):
+        FreqrexParams.from_dict({"seed": 0, "nope": 1})
