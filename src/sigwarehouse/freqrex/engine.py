@@ -83,6 +83,37 @@ class Explanation:
     def complete_share(self) -> float | None:
         return None if self.complete_mask is None else float(self.complete_mask.mean())
 
+    # Names the ingestion job reads (same values as the fields above).
+    @property
+    def orig_class(self) -> int:
+        return self.label_index
+
+    @property
+    def orig_conf(self) -> float:
+        return self.confidence
+
+    @property
+    def orig_probs(self) -> np.ndarray:
+        return self.probs
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_vars
+
+    @property
+    def minimality(self) -> dict:
+        """The minimality figures as a JSON-able dict (nan becomes None)."""
+
+        def num(x: float) -> float | None:
+            return None if np.isnan(x) else float(x)
+
+        return {
+            "sufficient": num(self.sufficient_minimality),
+            "sufficient_units": self.sufficient_units,
+            "complete": num(self.complete_minimality),
+            "complete_units": self.complete_units,
+        }
+
 
 def _as_waves(waves: torch.Tensor | list) -> list[torch.Tensor]:
     if isinstance(waves, torch.Tensor):
