@@ -140,98 +140,75 @@ def explain(
 ) -> list[Explanation]:
     """Explain each clip's top-1 class on `classifier`; one Explanation per clip, in order.
 
-    `waves` is a (batch, samples) tensor or a list of 1-D waves (any lengths; clips of
-    equal length are explained together in shared batches), at the classifier's sample
-    rate. Deterministic for given params (seed included) and clip samples. Refuses
-    waves that are not 1-D per clip, and STFT clips shorter than one frame.
+    `waves` is a (batch, samples) tensor or a list of 1-D waves of any lengths, at the
+    classifier's sample rate. All clips advance through the phases together, so each
+    phase is one stream of full batches (per clip length). Deterministic for given
+    params (seed included) and clip samples. Refuses waves that are not 1-D per clip,
+    and STFT clips shorter than one frame.
     """
     params = params or FreqrexParams()
-    clips = _as_waves(waves)
-    groups: dict[int, list[int]] = {}
-    for i, w in enumerate(clips):
-        groups.setdefault(int(w.shape[0]), []).append(i)
-    results: list[Explanation | None] = [None] * len(clips)
-    for indices in groups.values():
-        batch = torch.stack([clips[i].float() for i in indices])
-        for i, exp in zip(indices, _explain_group(classifier, batch, params), strict=True):
-            exp.clip_index = i
-            results[i] = exp
-    return results  # type: ignore[return-value]
-
-
-def _explain_group(
-    classifier: AudioClassifier, waves: torch.Tensor, params: FreqrexParams
-) -> list[Explanation]:
-    space = make_space(waves.shape[1], params)
-    oracle = Oracle(classifier, waves, space, params.batch_size)
-    n, n_vars, dev = waves.shape[0], space.n_vars, oracle.device
-    seeds = [_clip_seed(w, params.seed) for w in waves]
+    clips = [w.float() for w in _as_waves(waves)]
+    if not clips:
+        return []
+    oracle = Oracle(
+        classifier, clips, lambda n_samples: make_space(n_samples, params), params.batch_size
+    )
+    n, width, dev = oracle.n_clips, oracle.width, oracle.device
+    seeds = [_clip_seed(w, params.seed) for w in clips]
     rows = np.arange(n)
+    # variables past a shorter clip's own count exist only as padding of the shared width
+    own = np.arange(width)[None, :] < oracle.n_vars[:, None]
 
     probs = oracle.originals()
     target = probs.argmax(dim=1).numpy()
     sigma = probs.max(dim=1).values.numpy().astype(np.float64)
     ctx = Context(oracle, target, sigma, params)
-    margin = params.decision_margin
     suff, comp = sufficient_property(params), complete_property(params)
 
-    empty_probs = oracle.run(MaskRequests(rows, dev), "empty")
-    empty_keeps = keeps(empty_probs, target, sigma, margin, params.sufficient_confidence)
+    empty_probs = oracle.run(MaskRequests(rows), "empty")
+    empty_keeps = keeps(
+        empty_probs, target, sigma, params.decision_margin, params.sufficient_confidence
+    )
     active = rows[~empty_keeps]
 
     resp = responsibility_maps(oracle, active, target, sigma, empty_keeps, seeds, params)
-    magnitude = space.magnitude_order_key(oracle.coeffs)
-    rank = rank_positions(resp, magnitude)
-    full = np.full(len(active), n_vars, dtype=np.int64)
-
-    def prefix_masks(rank_t: torch.Tensor, clips_: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        sel = torch.as_tensor(clips_, device=dev)
-        sz = torch.as_tensor(sizes, device=dev)[:, None]
-        return (rank_t[sel] < sz).cpu().numpy()
+    magnitude = oracle.magnitude()
+    rank = rank_positions(resp, magnitude, allowed=own)
 
     def search(prop, clips_, rank_t, limit, phase):
         size = grow(ctx, prop, clips_, rank_t, limit, f"{phase}-grow")
         found = clips_[size >= 0]
-        masks = prefix_masks(rank_t, found, size[size >= 0])
+        sel = torch.as_tensor(found, device=dev)
+        sizes = torch.as_tensor(size[size >= 0], device=dev)[:, None]
+        masks = (rank_t[sel] < sizes).cpu().numpy()
         masks, minimality, units = minimise(ctx, prop, found, masks, resp, f"{phase}-minimise")
         return found, masks, minimality, units
 
-    s_clips, s_masks, s_min, s_units = search(suff, active, rank, full, "sufficient")
-    c_clips, c_masks, c_min, c_units = search(comp, active, rank, full, "complete")
+    s_res = search(suff, active, rank, oracle.n_vars[active], "sufficient")
+    c_res = search(comp, active, rank, oracle.n_vars[active], "complete")
 
     extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
-    used = np.zeros((n, n_vars), dtype=bool)
-    used[s_clips] = s_masks
+    used = ~own
+    used[s_res[0]] |= s_res[1]
     for round_ in range(1, params.n_sufficient):
-        cand = np.asarray([i for i in s_clips if (~used[i]).any()], dtype=np.int64)
+        cand = np.asarray([i for i in s_res[0] if (~used[i]).any()], dtype=np.int64)
         if cand.size == 0:
             break
         rank_x = rank_positions(resp, magnitude, allowed=~used)
-        limit = (~used[cand]).sum(axis=1)
-        found, masks, _, _ = search(suff, cand, rank_x, limit, f"extra{round_}")
+        found, masks, _, _ = search(suff, cand, rank_x, (~used[cand]).sum(axis=1), f"extra{round_}")
         for i, m in zip(found, masks, strict=True):
             extra[int(i)].append(m)
             used[i] |= m
 
-    return _verify_and_collect(
-        ctx,
-        space,
-        probs,
-        empty_probs,
-        empty_keeps,
-        resp,
-        (s_clips, s_masks, s_min, s_units),
-        (c_clips, c_masks, c_min, c_units),
-        extra,
-    )
+    return _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
 
 
 def _verify_and_collect(
-    ctx, space, probs, empty_probs, empty_keeps, resp, suff_res, comp_res, extra
+    ctx, probs, empty_probs, empty_keeps, resp, suff_res, comp_res, extra
 ) -> list[Explanation]:
     """Re-evaluate every mask to be returned in one batch and build the Explanations."""
     oracle, params, target, sigma = ctx.oracle, ctx.params, ctx.target, ctx.sigma
-    n, n_vars = oracle.n_clips, space.n_vars
+    n = oracle.n_clips
     masks: list[np.ndarray] = []
     req_clip: list[int] = []
     invert: list[bool] = []
@@ -259,7 +236,6 @@ def _verify_and_collect(
         base = torch.as_tensor(np.stack(masks), device=oracle.device)
         req = MaskRequests(
             clip_arr,
-            oracle.device,
             base=base,
             base_row=np.arange(len(masks)),
             invert=np.asarray(invert),
@@ -277,14 +253,15 @@ def _verify_and_collect(
     c_units = dict(zip(comp_res[0].tolist(), comp_res[3], strict=True))
     out = []
     for i in range(n):
+        space, n_vars = oracle.space_of(i), int(oracle.n_vars[i])
         s_mask = s_probs = c_mask = c_probs = inv_probs = None
         if empty_keeps[i]:
-            s_mask, s_reason, s_probs = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS, empty_probs[i]
-            s_probs = s_probs.numpy()
+            s_mask, s_reason = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS
+            s_probs = empty_probs[i].numpy()
         elif ("s", i) not in slots:
             s_reason = "no-sufficient-prefix"
         elif keep_ok[slots["s", i]]:
-            s_mask, s_reason, s_probs = masks[slots["s", i]], None, p_np[slots["s", i]]
+            s_mask, s_reason, s_probs = masks[slots["s", i]][:n_vars], None, p_np[slots["s", i]]
         else:
             s_reason = "verification-failed"
 
@@ -293,7 +270,7 @@ def _verify_and_collect(
         elif ("c", i) not in slots:
             c_reason = "no-complete-mask-found"
         elif keep_delta[slots["c", i]] and rej[slots["inv", i]]:
-            c_mask, c_reason = masks[slots["c", i]], None
+            c_mask, c_reason = masks[slots["c", i]][:n_vars], None
             c_probs, inv_probs = p_np[slots["c", i]], p_np[slots["inv", i]]
         else:
             c_reason = "verification-failed"
@@ -301,7 +278,7 @@ def _verify_and_collect(
         x_masks, x_probs = [], []
         for j, m in enumerate(extra[i]):
             if keep_ok[slots["x", i, j]]:
-                x_masks.append(m)
+                x_masks.append(m[:n_vars])
                 x_probs.append(p_np[slots["x", i, j]])
 
         out.append(
@@ -314,7 +291,7 @@ def _verify_and_collect(
                 confidence=float(sigma[i]),
                 probs=probs[i].numpy(),
                 empty_probs=empty_probs[i].numpy(),
-                responsibility=resp[i],
+                responsibility=resp[i, :n_vars].copy(),
                 sufficient_mask=s_mask,
                 sufficient_reason=s_reason,
                 sufficient_probs=s_probs,

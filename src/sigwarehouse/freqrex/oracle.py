@@ -5,8 +5,12 @@ ranking, a base mask, kept or dropped intervals, optionally the complement), and
 oracle materialises the masks chunk by chunk on the model's device, multiplies them
 into the clips' spectra, inverts (irfft / istft) and runs the model, `batch_size`
 mutants per forward pass, mixing clips freely. Nothing per mutant goes through numpy:
-the only host transfers are the compact descriptions (once per phase) and the
-probabilities (once per phase).
+the host sends the compact descriptions and receives the probabilities, once per phase.
+
+Clips of different lengths are explained together: the oracle keeps one spectrum
+tensor per length and batches each length's mutants separately (a model's output
+depends on the clip length, so mutants are never padded). Masks and ranks are indexed
+over the longest clip's variables; clip i only ever uses its first n_vars[i].
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ class Intervals:
         arr = np.asarray(flat, dtype=np.int64).reshape(-1, 2)
         return cls(row_ptr, arr[:, 0].copy(), arr[:, 1].copy())
 
+    def take(self, rows: np.ndarray) -> Intervals:
+        """The intervals of requests `rows`, in that order (vectorised CSR gather)."""
+        counts = np.diff(self.row_ptr)[rows]
+        row_ptr = np.concatenate(([0], np.cumsum(counts)))
+        within = np.arange(row_ptr[-1]) - np.repeat(row_ptr[:-1], counts)
+        idx = np.repeat(self.row_ptr[rows], counts) + within
+        return Intervals(row_ptr, self.starts[idx], self.ends[idx])
+
+    def repeated(self, times: int) -> Intervals:
+        """The same requests' intervals, the whole list `times` over."""
+        return self.take(np.tile(np.arange(len(self.row_ptr) - 1), times))
+
 
 class _DeviceIntervals:
     """`Intervals` copied to the device once, sliced per chunk without host traffic."""
@@ -55,54 +71,76 @@ class _DeviceIntervals:
         )
 
 
+@dataclass
 class MaskRequests:
-    """A phase's mutants: per request r, with c = clip[r],
+    """A phase's mutants, described on the host. For request r with c = clip[r]:
 
     mask = (rank[c] < sizes[r] if sizes) | (base[b] if base) | keep intervals
            minus drop intervals; then the complement where invert[r],
-    where b = base_row[r] if given, else c. `rank` is (n_clips, n_vars) and `base`
-    (any rows, n_vars), both already on the device.
+    with b = base_row[r] if given, else c. `rank` (n_clips, width) and `base`
+    (any rows, width) are tensors already on the device.
     """
 
-    def __init__(
-        self,
-        clip: np.ndarray,
-        device: torch.device,
-        *,
-        rank: torch.Tensor | None = None,
-        sizes: np.ndarray | None = None,
-        base: torch.Tensor | None = None,
-        base_row: np.ndarray | None = None,
-        keep: Intervals | None = None,
-        drop: Intervals | None = None,
-        invert: np.ndarray | None = None,
-    ):
-        self.clip = np.asarray(clip, dtype=np.int64)
-        self.n = len(self.clip)
-        self.device = device
-        self.clip_t = torch.as_tensor(self.clip, device=device)
-        if (rank is None) != (sizes is None):
+    clip: np.ndarray
+    rank: torch.Tensor | None = None
+    sizes: np.ndarray | None = None
+    base: torch.Tensor | None = None
+    base_row: np.ndarray | None = None
+    keep: Intervals | None = None
+    drop: Intervals | None = None
+    invert: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.clip = np.asarray(self.clip, dtype=np.int64)
+        if (self.rank is None) != (self.sizes is None):
             raise ValueError("rank and sizes go together")
-        self.rank = rank
-        self.sizes = None if sizes is None else torch.as_tensor(sizes, device=device)
-        self.base = base
-        self.base_row = self.clip_t
-        if base_row is not None:
-            self.base_row = torch.as_tensor(np.asarray(base_row, dtype=np.int64), device=device)
-        self.keep = None if keep is None else _DeviceIntervals(keep, device)
-        self.drop = None if drop is None else _DeviceIntervals(drop, device)
+
+    def take(self, rows: np.ndarray) -> MaskRequests:
+        """The requests `rows`, in that order."""
+
+        def pick(a):
+            return None if a is None else np.asarray(a)[rows]
+
+        base_row = self.base_row if self.base_row is not None else self.clip
+        return MaskRequests(
+            clip=self.clip[rows],
+            rank=self.rank,
+            sizes=pick(self.sizes),
+            base=self.base,
+            base_row=None if self.base is None else np.asarray(base_row)[rows],
+            keep=None if self.keep is None else self.keep.take(rows),
+            drop=None if self.drop is None else self.drop.take(rows),
+            invert=pick(self.invert),
+        )
+
+
+class _DeviceRequests:
+    """MaskRequests with its per-request arrays on the device, built chunk by chunk."""
+
+    def __init__(self, req: MaskRequests, local: torch.Tensor, device: torch.device):
+        self.device = device
+        self.clip = torch.as_tensor(req.clip, device=device)
+        self.local = local[self.clip]  # row within the clip's length group
+        self.rank = req.rank
+        self.sizes = None if req.sizes is None else torch.as_tensor(req.sizes, device=device)
+        self.base = req.base
+        self.base_row = None
+        if req.base is not None:
+            rows = req.base_row if req.base_row is not None else req.clip
+            self.base_row = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=device)
+        self.keep = None if req.keep is None else _DeviceIntervals(req.keep, device)
+        self.drop = None if req.drop is None else _DeviceIntervals(req.drop, device)
         self.invert = None
-        if invert is not None and np.any(invert):
-            self.invert = torch.as_tensor(np.asarray(invert, dtype=bool), device=device)
+        if req.invert is not None and np.any(req.invert):
+            self.invert = torch.as_tensor(np.asarray(req.invert, dtype=bool), device=device)
 
     def build(self, lo: int, hi: int, n_vars: int) -> torch.Tensor:
         """Bool masks (hi - lo, n_vars) on the device for requests lo..hi."""
-        clips = self.clip_t[lo:hi]
         mask = torch.zeros((hi - lo, n_vars), dtype=torch.bool, device=self.device)
         if self.rank is not None:
-            mask |= self.rank[clips] < self.sizes[lo:hi, None]
+            mask |= self.rank[self.clip[lo:hi], :n_vars] < self.sizes[lo:hi, None]
         if self.base is not None:
-            mask |= self.base[self.base_row[lo:hi]]
+            mask |= self.base[self.base_row[lo:hi], :n_vars]
         if self.keep is not None:
             mask |= self.keep.mask(lo, hi, n_vars)
         if self.drop is not None:
@@ -113,30 +151,48 @@ class MaskRequests:
 
 
 class Oracle:
-    """Counts and answers model queries on masked signals of equal-length clips.
+    """Counts and answers model queries on masked signals of a batch of clips.
 
-    `waves` (n_clips, n_samples) are moved to the classifier's device once; their
-    coefficients in `space` stay there. `queries[i]` counts the model evaluations spent
+    Each clip (1-D tensor, any length) is moved to the classifier's device once and
+    its coefficients in `make_space(length)` stay there. `n_vars[i]` is clip i's number
+    of variables, `width` the largest. `queries[i]` counts the model evaluations spent
     on clip i, and `by_phase[name]` the same per phase.
     """
 
     def __init__(
         self,
         classifier: AudioClassifier,
-        waves: torch.Tensor,
-        space: FFTSpace | STFTSpace,
+        waves: list[torch.Tensor],
+        make_space,
         batch_size: int = 64,
     ):
         self.classifier = classifier
         self.device = classifier.device
-        self.space = space
         self.batch_size = int(batch_size)
-        self.waves = waves.to(self.device, torch.float32)
-        self.n_clips = self.waves.shape[0]
+        self.n_clips = len(waves)
+        lengths = np.asarray([int(w.shape[0]) for w in waves])
+        self.group = np.unique(lengths, return_inverse=True)[1].ravel()
+        local = np.zeros(self.n_clips, dtype=np.int64)
+        self.spaces: list[FFTSpace | STFTSpace] = []
+        self.waves: list[torch.Tensor] = []
+        self.coeffs: list[torch.Tensor] = []
         with torch.inference_mode():
-            self.coeffs = space.forward(self.waves)
+            for g in range(self.group.max() + 1 if self.n_clips else 0):
+                members = np.flatnonzero(self.group == g)
+                local[members] = np.arange(len(members))
+                batch = torch.stack([waves[i] for i in members]).to(self.device, torch.float32)
+                space = make_space(batch.shape[1])
+                self.spaces.append(space)
+                self.waves.append(batch)
+                self.coeffs.append(space.forward(batch))
+        self.local = torch.as_tensor(local, device=self.device)
+        self.n_vars = np.asarray([self.spaces[g].n_vars for g in self.group], dtype=np.int64)
+        self.width = int(self.n_vars.max()) if self.n_clips else 0
         self.queries = np.zeros(self.n_clips, dtype=np.int64)
         self.by_phase: dict[str, np.ndarray] = {}
+
+    def space_of(self, clip: int) -> FFTSpace | STFTSpace:
+        return self.spaces[self.group[clip]]
 
     def _count(self, clip: np.ndarray, phase: str) -> None:
         counts = np.bincount(clip, minlength=self.n_clips)
@@ -144,33 +200,51 @@ class Oracle:
         self.by_phase.setdefault(phase, np.zeros(self.n_clips, dtype=np.int64))
         self.by_phase[phase] += counts
 
+    def magnitude(self) -> torch.Tensor:
+        """(n_clips, width) coefficient magnitudes on the device (-inf past a clip's vars)."""
+        out = torch.full((self.n_clips, self.width), -torch.inf, device=self.device)
+        for g, space in enumerate(self.spaces):
+            members = torch.as_tensor(np.flatnonzero(self.group == g), device=self.device)
+            out[members, : space.n_vars] = space.magnitude_order_key(self.coeffs[g])
+        return out
+
     @torch.inference_mode()
     def originals(self) -> torch.Tensor:
         """Probabilities (n_clips, n_labels) of the unmasked clips, on the host."""
-        out = [
-            self.classifier(self.waves[i : i + self.batch_size])
-            for i in range(0, self.n_clips, self.batch_size)
-        ]
+        out = torch.empty((self.n_clips, self.classifier.n_labels), device=self.device)
+        for g, batch in enumerate(self.waves):
+            members = torch.as_tensor(np.flatnonzero(self.group == g), device=self.device)
+            for i in range(0, len(batch), self.batch_size):
+                out[members[i : i + self.batch_size]] = self.classifier(
+                    batch[i : i + self.batch_size]
+                )
         self._count(np.arange(self.n_clips), "original")
-        return torch.cat(out).float().cpu()
+        return out.float().cpu()
 
     @torch.inference_mode()
     def run(self, requests: MaskRequests, phase: str) -> torch.Tensor:
         """Probabilities (n_requests, n_labels) of the requested mutants, on the host.
 
-        Mutants of all clips are packed into batches of `batch_size`; masks, spectra
-        products, inverse transforms and the model all run on the device, and the
-        device is synchronised once, when the probabilities come back.
+        Mutants of all clips of one length are packed into batches of `batch_size`;
+        masks, spectrum products, inverse transforms and the model all run on the
+        device, which is synchronised once, when the probabilities come back.
         """
-        n = requests.n
+        n = len(requests.clip)
         if n == 0:
             return torch.zeros((0, self.classifier.n_labels))
+        groups = self.group[requests.clip]
+        order = np.argsort(groups, kind="stable")
+        sorted_groups = groups[order]
+        req = _DeviceRequests(requests.take(order), self.local, self.device)
         out = torch.empty((n, self.classifier.n_labels), device=self.device)
-        n_vars = self.space.n_vars
-        for lo in range(0, n, self.batch_size):
-            hi = min(n, lo + self.batch_size)
-            mask = requests.build(lo, hi, n_vars)
-            coeffs = self.coeffs[requests.clip_t[lo:hi]] * mask
-            out[lo:hi] = self.classifier(self.space.inverse(coeffs))
+        for g in np.unique(sorted_groups):
+            a, b = np.searchsorted(sorted_groups, [g, g + 1])
+            space, coeffs = self.spaces[g], self.coeffs[g]
+            for lo in range(int(a), int(b), self.batch_size):
+                hi = min(int(b), lo + self.batch_size)
+                mutant = coeffs[req.local[lo:hi]] * req.build(lo, hi, space.n_vars)
+                out[lo:hi] = self.classifier(space.inverse(mutant))
         self._count(requests.clip, phase)
-        return out.float().cpu()
+        unsorted = torch.empty_like(out)
+        unsorted[torch.as_tensor(order, device=self.device)] = out
+        return unsorted.float().cpu()

@@ -40,7 +40,7 @@ class _Tree:
     clip: int  # row in the oracle
     rng: np.random.Generator
     frontier: list[list[Band]]  # nodes to refine at the next level
-    credit: np.ndarray  # difference array (n_vars + 1) of this tree's map
+    credit: np.ndarray  # difference array (width + 1) of this tree's map
     alive: bool = True
 
 
@@ -89,13 +89,13 @@ def responsibility_maps(
     seeds: list[list[int]],
     params: FreqrexParams,
 ) -> np.ndarray:
-    """Responsibility maps (n_clips, n_vars) float32 for the oracle rows in `clips`.
+    """Responsibility maps (n_clips, oracle.width) float32 for the oracle rows in `clips`.
 
     target, sigma, empty_passes are indexed by oracle row; seeds[k] is the RNG seed
     sequence of clips[k]. Rows not in `clips` are left zero. Refuses nothing; a clip
     whose root split has no passing proper combination gets a flat map from that tree.
     """
-    n_vars = oracle.space.n_vars
+    width = oracle.width
     n_parts = params.n_parts
     full = (1 << n_parts) - 1
     sizes = _popcounts(n_parts)
@@ -104,8 +104,8 @@ def responsibility_maps(
         _Tree(
             clip=int(row),
             rng=np.random.default_rng([*seeds[k], it]),
-            frontier=[[(0, n_vars)]],
-            credit=np.zeros(n_vars + 1),
+            frontier=[[(0, int(oracle.n_vars[row]))]],
+            credit=np.zeros(width + 1),
         )
         for k, row in enumerate(clips)
         for it in range(params.iterations)
@@ -136,7 +136,7 @@ def responsibility_maps(
         if not splits:
             break
         clip_arr = np.asarray(req_clip, dtype=np.int64)
-        requests = MaskRequests(clip_arr, oracle.device, keep=Intervals.from_lists(req_bands))
+        requests = MaskRequests(clip_arr, keep=Intervals.from_lists(req_bands))
         probs = oracle.run(requests, "responsibility")
         passed = keeps(
             probs,
@@ -166,9 +166,9 @@ def responsibility_maps(
                 if not passes[s]:
                     continue
                 kept = split.static + [split.parts[x] for x in range(n_parts) if s >> x & 1]
-                width = sum(e - b for b, e in kept)
+                kept_width = sum(e - b for b, e in kept)
                 req = split.static_request if s == 0 else split.first_request + s - 1
-                candidates.setdefault(id(tree), []).append((width, -p_target[req], req, kept))
+                candidates.setdefault(id(tree), []).append((kept_width, -p_target[req], req, kept))
         for tree in trees:
             if not tree.alive:
                 continue
@@ -176,7 +176,7 @@ def responsibility_maps(
             tree.frontier = [c[3] for c in found[: params.queue_len]]
             tree.alive = bool(tree.frontier) and depth + 1 < params.max_depth
 
-    maps = np.zeros((oracle.n_clips, n_vars), dtype=np.float64)
+    maps = np.zeros((oracle.n_clips, width), dtype=np.float64)
     for tree in trees:
-        maps[tree.clip] += np.cumsum(tree.credit)[:n_vars]
+        maps[tree.clip] += np.cumsum(tree.credit)[:width]
     return (maps / params.iterations).astype(np.float32)

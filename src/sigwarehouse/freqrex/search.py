@@ -58,14 +58,13 @@ class Context:
     def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> np.ndarray:
         """Bool per request: does mask (described by mask_spec) satisfy prop?"""
         n = len(clip)
-        dev = self.oracle.device
         if prop.needs_inverse:
-            both = np.concatenate([clip, clip])
             spec = {k: _twice(v) for k, v in mask_spec.items()}
             invert = np.repeat([False, True], n)
-            probs = self.oracle.run(MaskRequests(both, dev, invert=invert, **spec), phase)
+            both = np.concatenate([clip, clip])
+            probs = self.oracle.run(MaskRequests(both, invert=invert, **spec), phase)
         else:
-            probs = self.oracle.run(MaskRequests(clip, dev, **mask_spec), phase)
+            probs = self.oracle.run(MaskRequests(clip, **mask_spec), phase)
         margin = self.params.decision_margin
         ok = keeps(probs[:n], self.target[clip], self.sigma[clip], margin, prop.min_ratio)
         if prop.needs_inverse:
@@ -78,11 +77,7 @@ def _twice(value):
     if isinstance(value, np.ndarray):  # sizes, base_row
         return np.concatenate([value, value])
     if isinstance(value, Intervals):
-        counts = np.diff(value.row_ptr)
-        row_ptr = np.concatenate(([0], np.cumsum(np.concatenate([counts, counts]))))
-        return Intervals(
-            row_ptr, np.concatenate([value.starts] * 2), np.concatenate([value.ends] * 2)
-        )
+        return value.repeated(2)
     return value  # per-clip tensors (rank, base) are shared
 
 
