@@ -9,10 +9,12 @@ import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
-from test_catalog import sigwh_app
+import typer
 from typer.testing import CliRunner
 
 from sigwarehouse import audio, catalog, clips
+from sigwarehouse.cli import main_options
+from sigwarehouse.cli.dataset import dataset_app
 
 SR = 16000
 LABELS = ["neutral", "calm", "happy", "sad", "angry"]
@@ -99,8 +101,11 @@ def synced(wh_path: Path, corpus: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sigwh(synced: Path):
+    """`sigwh --warehouse <synced> dataset ...`, the global options taken from the real CLI."""
     runner = CliRunner()
-    app = sigwh_app()
+    app = typer.Typer()
+    app.callback()(main_options)
+    app.add_typer(dataset_app, name="dataset")
 
     def invoke(*args: str, expect: int = 0):
         result = runner.invoke(app, ["--warehouse", str(synced), *args])
