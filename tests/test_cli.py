@@ -84,3 +84,15 @@ def test_missing_warehouse_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--warehouse", str(tmp_path / "no.duckdb"), "info"])
     assert result.exit_code == 1
     assert "sigwh init" in result.output
+
+
+def test_export_writes_every_table_as_parquet(cli, wh_path: Path, tmp_path: Path) -> None:
+    con = duckdb.connect(str(wh_path))
+    con.execute("INSERT INTO tasks VALUES ('t', ['a', 'b'], 16000, 0.5, NULL)")
+    tables = [n for (n,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    con.close()
+    out = tmp_path / "export"
+    assert "wrote" in cli("export", "--parquet", str(out)).output
+    assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(tables)
+    assert pl.read_parquet(out / "tasks.parquet")["labels"].to_list() == [["a", "b"]]
+    assert "not empty" in cli("export", "--parquet", str(out), expect=1).output

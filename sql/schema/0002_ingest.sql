@@ -39,13 +39,13 @@ CREATE TABLE explanations (
     clip_id             INTEGER NOT NULL,
     params_hash         VARCHAR NOT NULL,
     run_id              UUID NOT NULL,
-    n_bins              INTEGER NOT NULL,    -- rfft bins of the clip
+    n_bins              INTEGER NOT NULL,    -- variables: rfft bins of the clip (or STFT cells)
     orig_class          SMALLINT NOT NULL,   -- index into the task's labels
     orig_conf           FLOAT NOT NULL,
     responsibility      BLOB NOT NULL,       -- float16 per bin, little-endian
-    sufficient_mask     BLOB NOT NULL,       -- packed bits (numpy packbits, big bit order)
-    sufficient_size     INTEGER NOT NULL,    -- bins kept; 0 when the empty signal keeps the class
-    sufficient_reason   VARCHAR,             -- e.g. empty-signal-keeps-class
+    sufficient_mask     BLOB,                -- packed bits (numpy packbits, big bit order)
+    sufficient_size     INTEGER,             -- bins kept; 0 when the empty signal keeps the class
+    sufficient_reason   VARCHAR,             -- empty-signal-keeps-class, or why there is no mask
     complete_mask       BLOB,                -- NULL when no δ-complete mask exists
     complete_size       INTEGER,
     complete_reason     VARCHAR,             -- why there is none

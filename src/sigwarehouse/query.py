@@ -103,3 +103,21 @@ def summary(path: Path) -> str:
         return "\n".join(lines)
     finally:
         con.close()
+
+
+def export_parquet(path: Path, out_dir: Path) -> str:
+    """Write every table of the warehouse to out_dir as Parquet (DuckDB's EXPORT DATABASE).
+
+    The folder also gets schema.sql and load.sql, so `IMPORT DATABASE` rebuilds the file.
+    Refuses a non-empty folder rather than mixing two exports.
+    """
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise SigwhError(f"{out_dir} is not empty; choose a new folder for the export")
+    con = warehouse.connect(path, read_only=True)
+    try:
+        escaped = str(out_dir).replace("'", "''")
+        con.execute(f"EXPORT DATABASE '{escaped}' (FORMAT parquet)")
+    finally:
+        con.close()
+    n = len(list(out_dir.glob("*.parquet")))
+    return f"wrote {n} tables to {out_dir}"

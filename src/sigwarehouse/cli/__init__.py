@@ -133,6 +133,57 @@ def info() -> None:
     typer.echo(q.summary(warehouse_path()))
 
 
+@app.command()
+@friendly_errors
+def export(
+    parquet: Path = typer.Option(
+        ..., "--parquet", help="Folder to write one Parquet file per table."
+    ),
+) -> None:
+    """Write every table as Parquet (plus schema.sql and load.sql to rebuild it in DuckDB)."""
+    from sigwarehouse import query as q
+
+    typer.echo(q.export_parquet(warehouse_path(), parquet))
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
+    catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
+    limit: int | None = typer.Option(None, help="Explain at most N clips per model (quick look)."),
+) -> None:
+    """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
+
+    Runs on the CPU in a few minutes; a second run only does what is missing.
+    """
+    from sigwarehouse.demo import run_demo
+
+    result = run_demo(warehouse_path(), catalog, out, limit=limit, say=typer.echo)
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    typer.echo(f"done ({steps}); warehouse: {result.warehouse}")
+    typer.echo(f"report: {result.report}")
+    typer.echo('next: sigwh sql "SELECT * FROM transferability_summary"')
+
+
+def _register() -> None:
+    """Sub-commands live in their own modules; none of them imports torch at start."""
+    from sigwarehouse.cli.catalog import catalog_app
+    from sigwarehouse.cli.corpus import corpus_app
+    from sigwarehouse.cli.dataset import dataset_app
+    from sigwarehouse.cli.ingest import ingest
+    from sigwarehouse.cli.zoo import zoo_app
+
+    app.add_typer(catalog_app, name="catalog")
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(corpus_app, name="corpus")
+    app.add_typer(zoo_app, name="zoo")
+    app.command()(ingest)
+
+
+_register()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -281,14 +281,20 @@ def _signal_rows(
     return rows
 
 
-def _signals(wave: torch.Tensor, sufficient: np.ndarray, complete: np.ndarray | None, params):
+def _signals(
+    wave: torch.Tensor, sufficient: np.ndarray | None, complete: np.ndarray | None, params
+) -> dict[str, torch.Tensor]:
     """The sufficient, complete and inverse signals of one clip (those that exist)."""
     from sigwarehouse.freqrex.spectral import signals_for
 
-    masks = {"sufficient": sufficient}
+    masks = {}
+    if sufficient is not None:
+        masks["sufficient"] = sufficient
     if complete is not None:
         masks["complete"] = complete
         masks["inverse"] = ~complete
+    if not masks:
+        return {}
     stacked = signals_for(wave.expand(len(masks), -1), np.stack(list(masks.values())), params)
     return dict(zip(masks, stacked, strict=True))
 
@@ -387,12 +393,13 @@ def _explain_batch(
         except Exception as exc:  # recorded, and the job goes on with the other clips
             errors.append(dict(model=plan.model, clip_id=clip_id, stage="explain", error=repr(exc)))
             continue
-        complete = ex.complete_mask
+        sufficient, complete = ex.sufficient_mask, ex.complete_mask
         rows_e.append(
             (
-                plan.model, clip_id, ph, run_id, len(ex.sufficient_mask), ex.orig_class,
+                plan.model, clip_id, ph, run_id, ex.n_vars, ex.orig_class,
                 float(ex.orig_conf), np.asarray(ex.responsibility, dtype="<f2").tobytes(),
-                pack_mask(ex.sufficient_mask), int(ex.sufficient_mask.sum()), ex.sufficient_reason,
+                None if sufficient is None else pack_mask(sufficient),
+                None if sufficient is None else int(sufficient.sum()), ex.sufficient_reason,
                 None if complete is None else pack_mask(complete),
                 None if complete is None else int(complete.sum()), ex.complete_reason,
                 int(ex.queries) if ex.queries is not None else int(per_clip_q),
@@ -439,7 +446,7 @@ def _cross_fill_batch(
         try:
             signals = _signals(
                 waves[clip_id],
-                unpack_mask(suf, n),
+                None if suf is None else unpack_mask(suf, n),
                 None if comp is None else unpack_mask(comp, n),
                 plan.params,
             )
