@@ -1,0 +1,37 @@
+"""Analyses: one module per result, DuckDB in, tables and Altair charts out.
+
+Each module has `run(con) -> analyses.common.Section`; `run_all` runs them in report
+order. `sigwh report` renders what they return.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import duckdb
+
+from analyses import (
+    accuracy,
+    beta_curve,
+    bootstrap,
+    flat_earthers,
+    provenance,
+    sufficient_vs_complete,
+    transferability,
+)
+from analyses.common import Section
+
+MODULES: tuple[ModuleType, ...] = (
+    accuracy,
+    transferability,
+    sufficient_vs_complete,
+    beta_curve,
+    bootstrap,
+    flat_earthers,
+    provenance,
+)
+
+
+def run_all(con: duckdb.DuckDBPyConnection) -> list[Section]:
+    """Every analysis's Section, in report order (missing data gives a Section that says so)."""
+    return [module.run(con) for module in MODULES]

@@ -1,0 +1,85 @@
+"""β-transferability as a function of ε, per source model (the paper's supplementary result).
+
+For each ε on a grid, β of a model's signals on each other model comes from the table
+macro `beta_transferability(eps)`; the curve is its mean over the other models (the β
+version of the `avg` column). β(ε) rises to 1 at ε = 1, since no output over n classes has
+more than log2(n) bits of entropy.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import duckdb
+import polars as pl
+
+from analyses.common import KINDS, Chart, Section, Table, groups, no_signals_message, query, slug
+
+TITLE = "β-transferability as a function of ε"
+EPS_GRID = tuple(round(0.05 * i, 2) for i in range(1, 21))  # 0.05, 0.10, ..., 1.00
+SHOWN_EPS = (0.1, 0.25, 0.5, 0.75, 1.0)  # the columns of the table in the page
+INTRO = (
+    "β(ε) counts a model's signals on which another model is confident: its output "
+    "entropy is at most ε·log2(number of classes) bits. Each curve is a source model's "
+    "mean β over the other models of its task, for ε from 0.05 to 1; a model whose "
+    "signals leave others uncertain has a curve that rises late."
+)
+
+
+def curve(con: duckdb.DuckDBPyConnection, eps_grid: tuple[float, ...] = EPS_GRID) -> pl.DataFrame:
+    """task, dataset, params_hash, kind, model, eps, beta: mean β over targets ≠ model."""
+    frames = [
+        query(
+            con,
+            "SELECT task, dataset, params_hash, kind, source_model AS model, ?::DOUBLE AS eps, "
+            "avg(beta)::DOUBLE AS beta FROM beta_transferability(?) "
+            "WHERE source_model <> target_model GROUP BY ALL",
+            [eps, eps],
+        )
+        for eps in eps_grid
+    ]
+    return pl.concat(frames).sort("task", "dataset", "params_hash", "kind", "model", "eps")
+
+
+def run(con: duckdb.DuckDBPyConnection) -> Section:
+    """A line chart per group (one line per model and kind) and a table at a few ε."""
+    section = Section("beta_curve", TITLE, INTRO)
+    section.missing = no_signals_message(con)
+    if section.missing:
+        return section
+    frame = curve(con)
+    if frame.is_empty():
+        section.missing = "No model has signals evaluated on another model yet."
+        return section
+    shown = (
+        frame.filter(pl.col("eps").is_in(SHOWN_EPS))
+        .with_columns(pl.format("ε={}", pl.col("eps")).alias("column"))
+        .pivot(
+            on="column", index=["task", "dataset", "params_hash", "kind", "model"], values="beta"
+        )
+        .sort("task", "dataset", "params_hash", "kind", "model")
+    )
+    section.tables.append(Table("beta_curve", "Mean β over the other models, at a few ε.", shown))
+    section.tables.append(
+        Table("beta_curve_full", "Every ε of the grid (CSV only).", frame, in_page=False)
+    )
+    for task, dataset, params_hash, label, rows in groups(frame):
+        lines = (
+            alt.Chart(rows)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("eps:Q", title="ε", scale=alt.Scale(domain=[0, 1])),
+                y=alt.Y("beta:Q", title="mean β over other models", scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("model:N"),
+                strokeDash=alt.StrokeDash(
+                    "kind:N", sort=list(KINDS), legend=alt.Legend(symbolType="stroke")
+                ),
+                tooltip=["model", "kind", "eps", alt.Tooltip("beta:Q", format=".3f")],
+            )
+            .properties(width=360, height=220, title=label)
+        )
+        section.charts.append(
+            Chart(
+                slug("beta", task, dataset, params_hash), f"{label}: β as a function of ε.", lines
+            )
+        )
+    return section

@@ -1,0 +1,131 @@
+"""What every analysis shares: the Section it returns, and small query helpers.
+
+An analysis is a module with `run(con) -> Section`. It reads the warehouse through
+DuckDB (views first, raw tables only where a view does not say it), computes with
+Polars/NumPy/SciPy, and returns tables (Polars DataFrames) and Altair charts. It never
+raises for missing data: it returns a Section whose `missing` says what is absent and
+what to run to get it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import altair as alt
+import duckdb
+import polars as pl
+
+KINDS = ("sufficient", "complete")
+GROUP_KEYS = ["task", "dataset", "params_hash"]
+
+
+@dataclass
+class Table:
+    """A named result table; `frame` is what a user would query or export."""
+
+    name: str  # file-safe, unique within the report
+    caption: str
+    frame: pl.DataFrame
+    in_page: bool = True  # False: too long to read, written as CSV only
+    group: str | None = None  # shown under this sub-heading, with the group's charts
+
+
+@dataclass
+class Chart:
+    """A named Altair chart with the sentence that says how to read it."""
+
+    name: str  # file-safe, unique within the report
+    caption: str
+    chart: alt.TopLevelMixin
+    group: str | None = None  # shown under this sub-heading, with the group's tables
+
+
+@dataclass
+class Section:
+    """One result: what it is, its tables and charts, or why it could not be computed."""
+
+    key: str
+    title: str
+    intro: str
+    tables: list[Table] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    missing: str | None = None  # set when the warehouse lacks the data; tables then empty
+    notes: list[str] = field(default_factory=list)
+
+
+def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:
+    """True when every named table, view or table macro exists in the warehouse."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "UNION ALL SELECT function_name FROM duckdb_functions() WHERE function_type = 'table_macro'"
+    ).fetchall()
+    present = {n for (n,) in rows}
+    return all(n in present for n in names)
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    """The result of `sql` as a Polars DataFrame.
+
+    DuckDB 2 refuses this on a connection whose last execute() result was not read to the
+    end (e.g. after a fetchone()): analyses read every execute() with fetchall().
+    """
+    return con.sql(sql, params=params or None).pl()
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in `table` (0 when it does not exist)."""
+    if not has_relations(con, table):
+        return 0
+    return con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+
+
+def no_signals_message(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why transferability cannot be computed yet, or None when signal probabilities exist."""
+    if not has_relations(con, "signal_probs", "alpha_transferability"):
+        return "This warehouse has no transferability views; run `sigwh migrate`."
+    if count(con, "signal_probs") == 0:
+        return (
+            "No signal probabilities are stored yet: run `sigwh ingest --model M` for at "
+            "least two models of a task."
+        )
+    return None
+
+
+def model_meta(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """model, task, backbone, size_M (millions of parameters) and reported accuracy."""
+    return query(
+        con,
+        "SELECT model, task, backbone, n_params / 1e6 AS size_M, reported_accuracy "
+        "FROM models ORDER BY model",
+    )
+
+
+def group_label(task: str, dataset: str, params_hash: str, several_hashes: bool) -> str:
+    """How a (task, dataset, parameter set) group is named in titles."""
+    label = f"{task} / {dataset}"
+    return f"{label} (parameters {params_hash})" if several_hashes else label
+
+
+def slug(*parts: str) -> str:
+    """A file-safe name made of the parts."""
+    text = "-".join(parts)
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
+
+
+def groups(frame: pl.DataFrame) -> list[tuple[str, str, str, str, pl.DataFrame]]:
+    """(task, dataset, params_hash, label, rows) for each group of a frame with GROUP_KEYS.
+
+    Groups are sorted; the label mentions the parameter set only when a (task, dataset)
+    has several.
+    """
+    if frame.is_empty():
+        return []
+    per_pair = frame.group_by(["task", "dataset"]).agg(pl.col("params_hash").n_unique())
+    several = set(per_pair.filter(pl.col("params_hash") > 1).select("task", "dataset").iter_rows())
+    out = []
+    for (task, dataset, params_hash), rows in sorted(
+        frame.group_by(GROUP_KEYS, maintain_order=True), key=lambda g: g[0]
+    ):
+        label = group_label(task, dataset, params_hash, (task, dataset) in several)
+        out.append((task, dataset, params_hash, label, rows))
+    return out

@@ -1,0 +1,59 @@
+"""Where the results came from: the jobs that ran, their parameters, and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import polars as pl
+
+from analyses.common import Section, Table, count, has_relations, query
+
+TITLE = "Runs and parameters"
+INTRO = (
+    "Every job recorded in table `runs` (with its code version, device and timings), every "
+    "freqrex parameter set that explanations were made with (table `freqrex_params`, one "
+    "column per parameter), and the clips jobs could not process (table `job_errors`)."
+)
+
+
+def parameter_sets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """One row per params_hash, one column per parameter, plus the explanations made with it."""
+    rows = con.execute(
+        "SELECT p.params_hash, p.params, count(e.clip_id) FROM freqrex_params AS p "
+        "LEFT JOIN explanations AS e USING (params_hash) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    records = [{"params_hash": h, "explanations": n, **json.loads(params)} for h, params, n in rows]
+    return pl.DataFrame(records) if records else pl.DataFrame()
+
+
+def run(con: duckdb.DuckDBPyConnection) -> Section:
+    """Tables of runs, parameter sets and errors; `missing` when no job has run."""
+    section = Section("provenance", TITLE, INTRO)
+    if not has_relations(con, "runs", "freqrex_params", "job_errors") or count(con, "runs") == 0:
+        section.missing = "No job has run on this warehouse yet: run `sigwh ingest`."
+        return section
+    runs = query(
+        con,
+        """
+        SELECT run_id::VARCHAR AS run_id, job, model, task, dataset, params_hash, seed,
+               code_version, device, host, started_at, ended_at, status, clips_done, queries,
+               round(model_seconds, 1) AS model_s, round(total_seconds, 1) AS total_s,
+               n_errors, message
+        FROM runs ORDER BY started_at
+        """,
+    )
+    section.tables.append(Table("runs", "Jobs, oldest first.", runs))
+    params = parameter_sets(con)
+    if not params.is_empty():
+        section.tables.append(Table("freqrex_params", "freqrex parameter sets.", params))
+    errors = query(
+        con,
+        "SELECT run_id::VARCHAR AS run_id, model, stage, count(*) AS n, min(error) AS example "
+        "FROM job_errors GROUP BY ALL ORDER BY run_id, model, stage",
+    )
+    if errors.is_empty():
+        section.notes.append("No job recorded an error.")
+    else:
+        section.tables.append(Table("job_errors", "Errors per run, model and stage.", errors))
+    return section

@@ -1,0 +1,151 @@
+"""α and β transferability matrices laid out like the paper's tables 1–3.
+
+One row per source model, one column per target model (the diagonal left blank, as in
+the paper), `avg` = mean over the targets other than the source, and the source's size
+(millions of parameters), accuracy (view `model_accuracy`) and backbone. One matrix per
+(task, dataset, parameter set) and kind (sufficient, complete).
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import duckdb
+import polars as pl
+
+from analyses.common import (
+    KINDS,
+    Chart,
+    Section,
+    Table,
+    groups,
+    model_meta,
+    no_signals_message,
+    query,
+    slug,
+)
+
+TITLE = "Transferability matrices"
+BETA_EPS = 0.5  # the ε of the β tables; beta_curve shows every ε
+INTRO = (
+    "α-transferability (view `alpha_transferability`): the share of the row model's "
+    "sufficient (or complete) signals whose top-1 class on the column model is the row "
+    "model's class for the original clip. `avg` is the mean over the other models (view "
+    "`transferability_summary`, `avg_out`). Size is in millions of parameters; accuracy "
+    "is the row model's on the dataset. β-transferability (table macro "
+    f"`beta_transferability(eps)`, shown at ε = {BETA_EPS}) counts instead the signals "
+    "on which the column model is confident: output entropy ≤ ε·log2(number of classes)."
+)
+
+
+def cells(con: duckdb.DuckDBPyConnection, eps: float | None = None) -> pl.DataFrame:
+    """Long-form cells: task, dataset, params_hash, kind, source_model, target_model,
+    n_signals, value — α from the view when eps is None, else β(eps) from the macro."""
+    source = "alpha_transferability" if eps is None else "beta_transferability(?)"
+    value = "alpha" if eps is None else "beta"
+    return query(
+        con,
+        f"SELECT task, dataset, params_hash, kind, source_model, target_model, n_signals, "
+        f"{value}::DOUBLE AS value FROM {source} ORDER BY ALL",
+        [] if eps is None else [eps],
+    )
+
+
+def accuracy_table(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """task, dataset, model, accuracy from `model_accuracy` (empty when nothing is stored)."""
+    return query(
+        con, "SELECT task, dataset, model, accuracy::DOUBLE AS accuracy FROM model_accuracy"
+    )
+
+
+def matrix(
+    group_cells: pl.DataFrame,
+    kind: str,
+    meta: pl.DataFrame,
+    accuracy: pl.DataFrame,
+) -> pl.DataFrame:
+    """The paper-style matrix of one group and kind.
+
+    Columns: model, backbone, size_M, accuracy, n_signals (the row model's signals),
+    one column per target model (null on the diagonal and where nothing was evaluated),
+    avg (mean of the row's off-diagonal cells). Rows are sorted by model. Every model
+    seen as a source or a target of the group is both a row and a column.
+    """
+    rows = group_cells.filter(pl.col("kind") == kind)
+    models = sorted(set(rows["source_model"]) | set(rows["target_model"]))
+    off = rows.filter(pl.col("source_model") != pl.col("target_model"))
+    wide = {m: [None] * len(models) for m in models}
+    index = {m: i for i, m in enumerate(models)}
+    for source, target, value in off.select("source_model", "target_model", "value").iter_rows():
+        wide[target][index[source]] = value
+    frame = pl.DataFrame(
+        {"model": models, **wide}, schema_overrides=dict.fromkeys(models, pl.Float64)
+    )
+    avg = off.group_by("source_model").agg(pl.col("value").mean().alias("avg"))
+    n_signals = rows.group_by("source_model").agg(pl.col("n_signals").max())
+    task, dataset = rows["task"][0], rows["dataset"][0]
+    acc = accuracy.filter((pl.col("task") == task) & (pl.col("dataset") == dataset))
+    out = (
+        frame.join(meta.select("model", "backbone", "size_M"), on="model", how="left")
+        .join(acc.select("model", "accuracy"), on="model", how="left")
+        .join(n_signals.rename({"source_model": "model"}), on="model", how="left")
+        .join(avg.rename({"source_model": "model"}), on="model", how="left")
+    )
+    return out.select("model", "backbone", "size_M", "accuracy", "n_signals", *models, "avg")
+
+
+def heatmap(group_cells: pl.DataFrame, measure: str) -> alt.TopLevelMixin:
+    """Off-diagonal cells as a source × target heatmap, one panel per kind."""
+    off = group_cells.filter(pl.col("source_model") != pl.col("target_model"))
+    base = alt.Chart().encode(
+        x=alt.X("target_model:N", title="target (accepts?)"),
+        y=alt.Y("source_model:N", title="source (signals from)"),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color("value:Q", title=measure, scale=alt.Scale(domain=[0, 1])),
+        tooltip=["source_model", "target_model", "n_signals", alt.Tooltip("value:Q", format=".3f")],
+    )
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("value:Q", format=".2f"),
+        color=alt.condition("datum.value > 0.6", alt.value("white"), alt.value("black")),
+    )
+    return (
+        alt.layer(rect, text, data=off)
+        .properties(width=alt.Step(36), height=alt.Step(24))
+        .facet(column=alt.Column("kind:N", title=None, sort=list(KINDS)))
+    )
+
+
+def run(con: duckdb.DuckDBPyConnection) -> Section:
+    """α matrices (sufficient, complete) with a heatmap per group, and β(0.5) matrices."""
+    section = Section("transferability", TITLE, INTRO)
+    section.missing = no_signals_message(con)
+    if section.missing:
+        return section
+    meta, accuracy = model_meta(con), accuracy_table(con)
+    for measure, eps in (("α", None), ("β", BETA_EPS)):
+        for task, dataset, params_hash, label, rows in groups(cells(con, eps)):
+            for kind in KINDS:
+                if rows.filter(pl.col("kind") == kind).is_empty():
+                    if eps is None:
+                        section.notes.append(f"{label}: no {kind} signals.")
+                    continue
+                name = slug("alpha" if eps is None else "beta", task, dataset, params_hash, kind)
+                what = f"{measure}-transferability" + ("" if eps is None else f" (ε = {eps})")
+                section.tables.append(
+                    Table(
+                        name,
+                        f"{what} of {kind} signals.",
+                        matrix(rows, kind, meta, accuracy),
+                        group=label,
+                    )
+                )
+            if eps is None:
+                section.charts.append(
+                    Chart(
+                        slug("alpha", task, dataset, params_hash),
+                        "α of each source model's signals (rows) on each target (columns).",
+                        heatmap(rows, "α"),
+                        group=label,
+                    )
+                )
+    return section

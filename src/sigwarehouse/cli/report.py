@@ -1,0 +1,28 @@
+"""`sigwh report`: write the HTML report of the warehouse (suitable for a scheduled job)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sigwarehouse.cli.common import friendly_errors, warehouse_path
+
+
+@friendly_errors
+def report(
+    out: Path = typer.Option(
+        Path("report"), "--out", "-o", help="Folder to write index.html into."
+    ),
+    if_changed: bool = typer.Option(
+        False,
+        "--if-changed",
+        help="Rebuild only when the warehouse changed since the last build into --out "
+        "(exit 0 either way; 1 on error).",
+    ),
+) -> None:
+    """Write a self-contained HTML report: every analysis, its runs, and listenable examples."""
+    from sigwarehouse.report import build_report
+
+    result = build_report(warehouse_path(), out, if_changed=if_changed)
+    typer.echo(result.message)

@@ -1,0 +1,221 @@
+"""Build the report: run every analysis on a read-only warehouse and write one HTML page.
+
+Output folder layout:
+    index.html          the self-contained page (open it in any browser, offline)
+    charts/NAME.svg|png each chart, rendered by vl-convert
+    tables/NAME.csv     each table
+    .fingerprint.json   what the warehouse looked like at the last build (--if-changed)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sigwarehouse import __version__, warehouse
+from sigwarehouse.errors import SigwhError
+
+REPORT_FORMAT = 1  # bump when the page changes, so --if-changed rebuilds old reports
+FINGERPRINT_FILE = ".fingerprint.json"
+
+
+@dataclass
+class ReportResult:
+    """What build_report did: `built` is False when --if-changed found nothing new."""
+
+    out_dir: Path
+    index: Path
+    built: bool
+    message: str
+    sections: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # sections without data
+    files: list[Path] = field(default_factory=list)
+    n_examples: int = 0
+    seconds: float = 0.0
+
+
+def fingerprint(con, path: Path) -> dict:
+    """What identifies the warehouse's content: row counts, the latest run end, and the
+    size and modification time of the file and its write-ahead log.
+
+    Any write changes at least one of them; a change that is not a write (e.g. a
+    checkpoint) may too, which costs only an unneeded rebuild.
+    """
+    stats = {}
+    for p in (path, path.with_name(path.name + ".wal")):
+        if p.exists():
+            st = p.stat()
+            stats[p.name] = [st.st_size, st.st_mtime_ns]
+    counts = _table_counts(con)
+    last_run = None
+    if "runs" in counts:
+        sql = "SELECT max(coalesce(ended_at, started_at))::VARCHAR FROM runs"
+        last_run = con.execute(sql).fetchall()[0][0]  # fetchall: leaves no open result
+    return {
+        "files": stats,
+        "counts": counts,
+        "last_run": last_run,
+        "code": [__version__, REPORT_FORMAT],
+    }
+
+
+def _table_counts(con) -> dict[str, int]:
+    # fetchall() throughout: DuckDB 2 refuses relation queries after a half-read result.
+    names = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+    ).fetchall()
+    return {
+        n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for (n,) in sorted(names)
+    }
+
+
+def _digest(fp: dict) -> str:
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()
+
+
+def _previous_digest(out_dir: Path) -> str | None:
+    try:
+        return json.loads((out_dir / FINGERPRINT_FILE).read_text())["digest"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _vl_version() -> str | None:
+    """The Vega-Lite version Altair writes, in vl-convert's spelling (e.g. '6.4')."""
+    import altair as alt
+    import vl_convert as vlc
+
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vlc.get_vegalite_versions() else None
+
+
+def _write_atomic(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(data, str):
+        tmp.write_text(data, encoding="utf-8")
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def build_report(
+    warehouse_path: str | Path,
+    out_dir: str | Path,
+    if_changed: bool = False,
+    examples_per_model: int = 2,
+    chart_files: bool = True,
+) -> ReportResult:
+    """Write the report of the warehouse into out_dir (created if needed).
+
+    Opens the warehouse read-only. With if_changed, returns without writing (built False)
+    when the warehouse looks as it did at the last build into out_dir. Sections without
+    data say so in the page. chart_files=False skips the SVG/PNG files (the page does
+    not need them). Raises SigwhError when the warehouse cannot be opened or the output
+    folder cannot be written.
+    """
+    started = time.monotonic()
+    path, out = Path(warehouse_path), Path(out_dir)
+    index = out / "index.html"
+    con = warehouse.connect(path, read_only=True)
+    try:
+        fp = fingerprint(con, path)
+        digest = _digest(fp)
+        if if_changed and index.exists() and _previous_digest(out) == digest:
+            return ReportResult(
+                out, index, False, f"{index}: unchanged since the last build, not rebuilt"
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            result = _render(con, path, out, examples_per_model, chart_files)
+        except OSError as exc:
+            raise SigwhError(f"cannot write the report to {out}: {exc}") from exc
+    finally:
+        con.close()
+    _write_atomic(out / FINGERPRINT_FILE, json.dumps({"digest": digest, **fp}, indent=1))
+    result.seconds = time.monotonic() - started
+    result.message = (
+        f"wrote {index} ({index.stat().st_size / 1e6:.1f} MB, {len(result.sections)} sections, "
+        f"{result.n_examples} listenable examples, {len(result.files)} chart/table files) "
+        f"in {result.seconds:.1f} s"
+    )
+    if result.missing:
+        result.message += f"; no data yet for: {', '.join(result.missing)}"
+    return result
+
+
+def _render(con, path: Path, out: Path, examples_per_model: int, chart_files: bool) -> ReportResult:
+    import vl_convert as vlc
+
+    import analyses
+    from analyses.common import count, has_relations
+    from sigwarehouse.report import examples as ex
+    from sigwarehouse.report import html
+
+    vl_version = _vl_version()
+    sections = analyses.run_all(con)
+    result = ReportResult(out, out / "index.html", True, "")
+    (out / "charts").mkdir(exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    body, toc, n_chart = [], [], 0
+    for section in sections:
+        csv_paths = {}
+        for table in section.tables:
+            csv = out / "tables" / f"{table.name}.csv"
+            table.frame.write_csv(csv)
+            csv_paths[table.name] = f"tables/{table.name}.csv"
+            result.files.append(csv)
+        rendered = []
+        for chart in section.charts:
+            spec = chart.chart.to_dict()
+            files = []
+            if chart_files:
+                svg = out / "charts" / f"{chart.name}.svg"
+                png = out / "charts" / f"{chart.name}.png"
+                svg.write_text(vlc.vegalite_to_svg(spec, vl_version=vl_version), encoding="utf-8")
+                png.write_bytes(vlc.vegalite_to_png(spec, vl_version=vl_version, scale=2))
+                files = [f"charts/{svg.name}", f"charts/{png.name}"]
+                result.files += [svg, png]
+            n_chart += 1
+            rendered.append(
+                (n_chart, html.RenderedChart(chart.name, chart.caption, spec, files, chart.group))
+            )
+        body.append(html.section_html(section, rendered, csv_paths))
+        toc.append((section.key, section.title))
+        result.sections.append(section.key)
+        if section.missing:
+            result.missing.append(section.key)
+    # The listenable examples go after the results they illustrate, before the provenance.
+    missing = None
+    examples, notes = [], []
+    if not has_relations(con, "explanations") or count(con, "explanations") == 0:
+        missing = "No explanations are stored yet: run `sigwh ingest --model M`."
+    else:
+        examples, notes = ex.collect(con, examples_per_model)
+        if not examples:
+            missing = "No stored clip audio could be loaded for the explained clips."
+    body.insert(len(body) - 1, html.examples_html(examples, notes, missing))
+    toc.insert(len(toc) - 1, ("examples", "Listen"))
+    result.sections.insert(len(result.sections) - 1, "examples")
+    if missing:
+        result.missing.append("examples")
+    result.n_examples = len(examples)
+    meta = [
+        f"warehouse {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)",
+        f"built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z} "
+        f"by sigwarehouse {__version__}",
+        "; ".join(f"{n} {t}" for t, n in _table_counts(con).items() if t != "schema_migrations"),
+    ]
+    page = html.page(
+        title="sigwarehouse report",
+        meta_lines=meta,
+        body_sections=toc,
+        body="\n".join(body),
+        javascript=vlc.javascript_bundle(vl_version=vl_version),
+    )
+    _write_atomic(out / "index.html", page)
+    return result

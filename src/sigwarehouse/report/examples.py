@@ -1,0 +1,188 @@
+"""Listenable examples: a clip's original, sufficient, complete and inverse signals.
+
+For a few clips per model, the signals are rebuilt from the stored clip audio and the
+stored masks (signal = irfft(mask · rfft(clip)), the removed bins set to 0, as in
+DESIGN.md), encoded as 16-bit WAV, and shown with the class every model of the task gave
+each one (stored in `original_probs` and `signal_probs`). Levels are not normalised: a
+sufficient signal that keeps a few bins is as quiet as those bins are in the clip.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import soundfile as sf
+
+from sigwarehouse.audio import ClipLoadError, load_clip
+from sigwarehouse.freqrex.spectral import unpack_mask
+
+SIGNALS = ("original", "sufficient", "complete", "inverse")
+
+
+@dataclass
+class Verdict:
+    """What one model said about one signal."""
+
+    label: str
+    prob: float
+    accepted: bool  # its top-1 class is the explained model's class for the clip
+
+
+@dataclass
+class ExampleSignal:
+    kind: str  # original, sufficient, complete, inverse
+    wav: bytes | None  # None when the signal does not exist (no complete mask)
+    kept: str  # e.g. "812 of 24001 bins"
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    note: str | None = None
+
+
+@dataclass
+class Example:
+    """One clip as explained by one model, with its four signals."""
+
+    model: str
+    task: str
+    clip_id: int
+    dataset: str
+    path: str
+    label: str
+    model_class: str
+    model_conf: float
+    params_hash: str
+    targets: list[str]
+    signals: list[ExampleSignal]
+
+
+_CHOICE_SQL = """
+SELECT e.model, e.clip_id, e.params_hash, e.n_bins, e.orig_class, e.orig_conf,
+       e.sufficient_mask, e.sufficient_size, e.complete_mask, e.complete_size,
+       e.complete_reason, c.dataset, c.path, c.label, m.task, t.labels, t.sample_rate, p.params,
+       row_number() OVER (PARTITION BY e.model, e.orig_class
+                          ORDER BY e.complete_mask IS NULL, e.clip_id) AS nth_of_class
+FROM explanations AS e
+JOIN clips AS c USING (clip_id)
+JOIN models AS m ON m.model = e.model
+JOIN tasks AS t ON t.task = m.task
+LEFT JOIN freqrex_params AS p USING (params_hash)
+ORDER BY e.model, nth_of_class, e.complete_mask IS NULL, e.clip_id
+"""
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A mono signal as 16-bit PCM WAV bytes (values clipped to [-1, 1])."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def masked_signal(samples: np.ndarray, mask: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """The signal that keeps the mask's variables, in the explanation's space.
+
+    For the paper's space (one variable per rfft bin; `params` None or space "fft") this is
+    irfft(mask · rfft(samples)) in NumPy; an STFT-space explanation is rebuilt by
+    `freqrex.spectral.signals_for` with its stored parameters.
+    """
+    if not params or params.get("space", "fft") == "fft":
+        spectrum = np.fft.rfft(samples.astype(np.float64))
+        return np.fft.irfft(spectrum * mask, n=len(samples)).astype(np.float32)
+    import torch  # only STFT-space explanations need torch's STFT
+
+    from sigwarehouse.freqrex.params import FreqrexParams
+    from sigwarehouse.freqrex.spectral import signals_for
+
+    rebuilt = FreqrexParams.from_dict(params)
+    return signals_for(torch.as_tensor(samples)[None], mask[None], rebuilt)[0].numpy()
+
+
+def _verdicts(rows: list[tuple], labels: list[str], source_class: int) -> dict[str, Verdict]:
+    return {
+        model: Verdict(labels[top1], float(probs[top1]), top1 == source_class)
+        for model, probs, top1 in rows
+    }
+
+
+def collect(con: duckdb.DuckDBPyConnection, per_model: int = 2) -> tuple[list[Example], list[str]]:
+    """Up to `per_model` examples per explained model, and notes on clips that were skipped.
+
+    Clips with a complete mask come first, one per class of the model before a second of
+    any class, lowest clip id first, so the choice is stable. A clip whose audio cannot be
+    loaded (file moved, no blob) is skipped with a note.
+    """
+    chosen: dict[str, list[tuple]] = {}
+    for row in con.execute(_CHOICE_SQL).fetchall():
+        picks = chosen.setdefault(row[0], [])
+        if len(picks) < per_model:
+            picks.append(row)
+    examples, notes = [], []
+    for model, rows in chosen.items():
+        for row in rows:
+            try:
+                examples.append(_example(con, row))
+            except ClipLoadError as exc:
+                notes.append(f"{model}, clip {row[1]}: audio unavailable ({exc})")
+    return examples, notes
+
+
+def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
+    (model, clip_id, params_hash, n_bins, orig_class, orig_conf, suff_blob, suff_size,
+     comp_blob, comp_size, comp_reason, dataset, path, label, task, labels, rate, params,
+     _) = row  # fmt: skip
+    params = json.loads(params) if params else None
+    samples = load_clip(con, clip_id)
+    targets = [m for (m,) in con.execute(
+        "SELECT model FROM models WHERE task = ? ORDER BY model", [task]
+    ).fetchall()]  # fmt: skip
+    original = con.execute(
+        "SELECT model, probs, top1 FROM original_probs WHERE clip_id = ?", [clip_id]
+    ).fetchall()
+    by_kind: dict[str, list[tuple]] = {}
+    for kind, target, probs, top1 in con.execute(
+        "SELECT kind, target_model, probs, top1 FROM signal_probs "
+        "WHERE source_model = ? AND clip_id = ? AND params_hash = ?",
+        [model, clip_id, params_hash],
+    ).fetchall():
+        by_kind.setdefault(kind, []).append((target, probs, top1))
+    signals = [
+        ExampleSignal(
+            "original",
+            wav_bytes(samples, rate),
+            f"all {n_bins} bins",
+            _verdicts(original, labels, orig_class),
+        )
+    ]
+    suff = unpack_mask(suff_blob, n_bins)
+    signals.append(
+        ExampleSignal(
+            "sufficient",
+            wav_bytes(masked_signal(samples, suff, params), rate),
+            f"{suff_size} of {n_bins} bins",
+            _verdicts(by_kind.get("sufficient", []), labels, orig_class),
+        )
+    )
+    if comp_blob is None:
+        reason = f"no δ-complete mask ({comp_reason})" if comp_reason else "no δ-complete mask"
+        for kind in ("complete", "inverse"):
+            signals.append(ExampleSignal(kind, None, "–", note=reason))
+    else:
+        comp = unpack_mask(comp_blob, n_bins)
+        for kind, mask, kept in (
+            ("complete", comp, f"{comp_size} of {n_bins} bins"),
+            ("inverse", ~comp, f"{n_bins - comp_size} of {n_bins} bins"),
+        ):
+            signals.append(
+                ExampleSignal(
+                    kind,
+                    wav_bytes(masked_signal(samples, mask, params), rate),
+                    kept,
+                    _verdicts(by_kind.get(kind, []), labels, orig_class),
+                )
+            )
+    return Example(
+        model, task, clip_id, dataset, path, label, labels[orig_class], float(orig_conf),
+        params_hash, targets, signals,
+    )  # fmt: skip

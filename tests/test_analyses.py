@@ -1,0 +1,223 @@
+"""The analyses equal a hand computation from the stored probabilities of a small warehouse."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+from small_warehouse import PARAMS_HASH, TASKS, entropy, fill
+
+import analyses
+from analyses import accuracy, beta_curve, bootstrap, flat_earthers, sufficient_vs_complete
+from analyses import transferability as tr
+from sigwarehouse import warehouse
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    path, _ = warehouse.init(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
+    rows = fill(path)
+    con = duckdb.connect(str(path), read_only=True)
+    yield con, rows
+    con.close()
+
+
+def _cells(rows, accept) -> dict:
+    """(task, kind, source, target) -> (n, share accepted), by hand from the inserted rows."""
+    cells = defaultdict(list)
+    for task, m, _clip, kind, target, source_class, q, t1 in rows.signals:
+        if kind in ("sufficient", "complete"):
+            cells[(task, kind, m, target)].append(accept(source_class, q, t1, task))
+    return {k: (len(v), sum(v) / len(v)) for k, v in cells.items()}
+
+
+def _alpha(rows) -> dict:
+    return _cells(rows, lambda c, _q, t1, _task: t1 == c)
+
+
+def test_alpha_matrix_cells_and_avg_equal_hand_computation(filled) -> None:
+    con, rows = filled
+    alpha = _alpha(rows)
+    meta, acc = tr.model_meta(con), tr.accuracy_table(con)
+    cells = tr.cells(con)
+    for task, spec in TASKS.items():
+        models = spec["models"]
+        for kind in ("sufficient", "complete"):
+            m = tr.matrix(cells.filter(pl.col("task") == task), kind, meta, acc)
+            assert m["model"].to_list() == models
+            assert m.columns[-len(models) - 1 : -1] == models
+            for row in m.iter_rows(named=True):
+                s = row["model"]
+                assert row[s] is None  # the diagonal is blank, as in the paper
+                for t in models:
+                    if t != s:
+                        assert row[t] == pytest.approx(alpha[(task, kind, s, t)][1])
+                off = [alpha[(task, kind, s, t)][1] for t in models if t != s]
+                assert row["avg"] == pytest.approx(sum(off) / len(off))
+                assert row["n_signals"] == alpha[(task, kind, s, s)][0]
+
+
+def test_alpha_avg_equals_the_summary_view(filled) -> None:
+    con, _ = filled
+    cells = tr.cells(con)
+    meta, acc = tr.model_meta(con), tr.accuracy_table(con)
+    summary = con.execute(
+        "SELECT task, kind, model, avg_out FROM transferability_summary"
+    ).fetchall()
+    for task, kind, model, avg_out in summary:
+        m = tr.matrix(cells.filter(pl.col("task") == task), kind, meta, acc)
+        assert m.filter(pl.col("model") == model)["avg"][0] == pytest.approx(avg_out)
+
+
+def test_matrix_carries_size_accuracy_and_backbone(filled) -> None:
+    con, rows = filled
+    right = defaultdict(list)
+    for model, clip, _p, top1 in rows.originals:
+        task, label = rows.clips[clip]
+        right[model].append(rows.labels[task][top1] == label)
+    m = tr.matrix(tr.cells(con).filter(pl.col("task") == "t"), "sufficient", tr.model_meta(con),
+                  tr.accuracy_table(con))  # fmt: skip
+    for i, row in enumerate(m.iter_rows(named=True)):
+        assert row["size_M"] == pytest.approx(10_000 * (i + 1) / 1e6)
+        assert row["backbone"] == ("cnn" if i % 2 else "mlp")
+        assert row["accuracy"] == pytest.approx(sum(right[row["model"]]) / len(right[row["model"]]))
+
+
+def test_beta_matrix_equals_hand_computation(filled) -> None:
+    con, rows = filled
+    eps = tr.BETA_EPS
+
+    def confident(_c, q, _t1, task):
+        return entropy(q) <= eps * math.log2(len(rows.labels[task])) + 1e-6
+
+    beta = _cells(rows, confident)
+    cells = tr.cells(con, eps)
+    meta, acc = tr.model_meta(con), tr.accuracy_table(con)
+    m = tr.matrix(cells.filter(pl.col("task") == "u"), "complete", meta, acc)
+    for row in m.iter_rows(named=True):
+        for t in TASKS["u"]["models"]:
+            if t != row["model"]:
+                assert row[t] == pytest.approx(beta[("u", "complete", row["model"], t)][1])
+
+
+def test_paired_t_test_equals_scipy_on_the_same_pairs(filled) -> None:
+    con, rows = filled
+    alpha = _alpha(rows)
+    section = sufficient_vs_complete.run(con)
+    assert section.missing is None
+    table = section.tables[0].frame
+    everything = ([], [])
+    for task, spec in TASKS.items():
+        suff, comp = [], []
+        for s in spec["models"]:
+            for t in spec["models"]:
+                if s != t and (task, "complete", s, t) in alpha:
+                    suff.append(alpha[(task, "sufficient", s, t)][1])
+                    comp.append(alpha[(task, "complete", s, t)][1])
+        expected = stats.ttest_rel(comp, suff)
+        row = table.filter(pl.col("task") == task).row(0, named=True)
+        assert row["n_pairs"] == len(suff)
+        assert row["t"] == pytest.approx(expected.statistic)
+        assert row["p"] == pytest.approx(expected.pvalue)
+        assert row["mean_diff"] == pytest.approx(np.mean(comp) - np.mean(suff))
+        assert row["reject"] == (expected.pvalue < 0.05)
+        everything[0].extend(suff)
+        everything[1].extend(comp)
+    pooled = table.filter(pl.col("task") == "all").row(0, named=True)
+    assert pooled["p"] == pytest.approx(stats.ttest_rel(everything[1], everything[0]).pvalue)
+
+
+def test_bootstrap_intervals_contain_alpha_and_are_deterministic(filled) -> None:
+    con, rows = filled
+    alpha = _alpha(rows)
+    first = bootstrap.intervals(con, seed=1, n_boot=400)
+    again = bootstrap.intervals(con, seed=1, n_boot=400)
+    other = bootstrap.intervals(con, seed=2, n_boot=400)
+    assert first.equals(again)
+    assert not first.equals(other)
+    off_diagonal = {k for k in alpha if k[2] != k[3]}
+    assert first.height == len(off_diagonal)
+    for row in first.iter_rows(named=True):
+        key = (row["task"], row["kind"], row["source_model"], row["target_model"])
+        n, a = alpha[key]
+        assert (row["n_signals"], row["alpha"]) == (n, pytest.approx(a))
+        assert row["lo"] - 1e-12 <= row["alpha"] <= row["hi"] + 1e-12
+        assert 0.0 <= row["lo"] <= row["hi"] <= 1.0
+    # Some cell is neither all-accepted nor all-rejected, so its interval has width.
+    assert (first["hi"] - first["lo"]).max() > 0
+
+
+def test_bootstrap_row_intervals_resample_whole_clips() -> None:
+    # Two targets, one always accepting: its interval is a point; the NaN (not evaluated)
+    # is left out of the other's share rather than counted as a rejection.
+    accepted = np.array([[1.0, 1.0], [1.0, 0.0], [1.0, np.nan], [1.0, 1.0]])
+    a, lo, hi = bootstrap.row_intervals(accepted, np.random.default_rng(0), n_boot=2000)
+    assert a.tolist() == pytest.approx([1.0, 2 / 3])
+    assert (lo[0], hi[0]) == (1.0, 1.0)
+    assert 0.0 <= lo[1] < 2 / 3 < hi[1] <= 1.0
+
+
+def test_beta_curve_reaches_one_at_eps_one_and_never_falls(filled) -> None:
+    con, rows = filled
+    curve = beta_curve.curve(con)
+    models = sum(len(s["models"]) for s in TASKS.values())
+    assert curve.filter(pl.col("eps") == 1.0).height == 2 * models
+    assert curve.filter(pl.col("eps") == 1.0)["beta"].to_list() == pytest.approx([1.0] * 2 * models)
+    for _key, g in curve.group_by("task", "kind", "model"):
+        assert (g.sort("eps")["beta"].diff().drop_nulls() >= -1e-12).all()
+    # One point by hand: m1's sufficient signals at eps = 0.5, mean over the other models.
+    limit = 0.5 * math.log2(3)
+    shares = [
+        np.mean([entropy(q) <= limit + 1e-6 for _t, s, _c, k, tg, _sc, q, _t1 in rows.signals
+                 if s == "m1" and k == "sufficient" and tg == t])
+        for t in ("m2", "m3", "m4")
+    ]  # fmt: skip
+    got = curve.filter(
+        (pl.col("model") == "m1") & (pl.col("kind") == "sufficient") & (pl.col("eps") == 0.5)
+    )
+    assert got["beta"][0] == pytest.approx(np.mean(shares))
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.1])
+def test_flat_earther_notes_name_what_the_view_flags(filled, margin: float) -> None:
+    con, _ = filled
+    section = flat_earthers.run(con, margin)
+    flagged = con.execute(
+        "SELECT model, kind FROM flat_earthers_at(?) WHERE flat_earther ORDER BY ALL", [margin]
+    ).fetchall()
+    notes = [n for n in section.notes if "is a flat-earther on" in n]
+    assert sorted((n.split()[0], n.split("(")[1].split()[0]) for n in notes) == flagged
+    assert bool(notes) != any("No model is a flat-earther" in n for n in section.notes)
+    assert section.tables[0].frame["flat_earther"].sum() == len(flagged)
+
+
+def test_every_section_has_charts_that_validate(filled) -> None:
+    con, _ = filled
+    sections = analyses.run_all(con)
+    assert [s.key for s in sections] == [
+        "accuracy", "transferability", "sufficient_vs_complete", "beta_curve", "bootstrap",
+        "flat_earthers", "provenance",
+    ]  # fmt: skip
+    for section in sections:
+        assert section.missing is None, section.key
+        for chart in section.charts:
+            chart.chart.to_dict()  # validates against the Vega-Lite schema
+    params = next(s for s in sections if s.key == "provenance").tables[1].frame
+    assert params["params_hash"].to_list() == [PARAMS_HASH]
+
+
+def test_empty_warehouse_gives_missing_sections(wh_path: Path) -> None:
+    con = duckdb.connect(str(wh_path), read_only=True)
+    try:
+        for section in analyses.run_all(con):
+            assert section.missing and "sigwh" in section.missing, section.key
+            assert section.tables == [] and section.charts == []
+        assert accuracy.run(con).missing.startswith("No original probabilities")
+    finally:
+        con.close()

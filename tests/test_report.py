@@ -1,0 +1,180 @@
+"""`sigwh report`: the page, its files, --if-changed, and the page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import soundfile as sf
+import typer
+from small_warehouse import N_BINS, TASKS, fill
+from typer.testing import CliRunner
+
+from sigwarehouse import warehouse
+from sigwarehouse.cli.report import report
+from sigwarehouse.report import build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+AUDIO = re.compile(r'<audio controls preload="auto" src="data:audio/wav;base64,([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A small filled warehouse and its report, built once for the module."""
+    root = tmp_path_factory.mktemp("report")
+    path, _ = warehouse.init(root / "warehouse.duckdb")
+    rows = fill(path)
+    mtime = path.stat().st_mtime_ns
+    result = build_report(path, root / "out")
+    assert path.stat().st_mtime_ns == mtime  # opened read-only
+    return path, rows, result
+
+
+def test_report_writes_one_self_contained_page_with_every_section(built) -> None:
+    _, _, result = built
+    page = result.index.read_text()
+    assert result.built and result.missing == []
+    for key in ("accuracy", "transferability", "sufficient_vs_complete", "beta_curve",
+                "bootstrap", "flat_earthers", "examples", "provenance"):  # fmt: skip
+        assert f'<section id="{key}">' in page
+    # Nothing the page loads lives elsewhere: no src/href to another host, no fetch of specs.
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "window.vegaEmbed" in page  # the Vega bundle is inlined
+    n_models = sum(len(t["models"]) for t in TASKS.values())
+    assert result.n_examples == 2 * n_models
+    assert page.count('class="chart"') == len([f for f in result.files if f.suffix == ".svg"])
+    for f in result.files:
+        head = f.read_bytes()[:8]
+        assert {".png": head == b"\x89PNG\r\n\x1a\n", ".svg": head.startswith(b"<svg"),
+                ".csv": len(head) > 0}[f.suffix], f  # fmt: skip
+
+
+def test_audio_players_hold_the_masked_signals(built) -> None:
+    _, rows, result = built
+    page = result.index.read_text()
+    # Each example: original, sufficient, and complete + inverse when a complete mask exists.
+    examples = re.findall(r"<b>(\w+)</b> on clip (\d+) ", page)
+    assert len(examples) == result.n_examples
+    expected_players = sum(2 + 2 * (rows.masks[(m, int(c))][1] is not None) for m, c in examples)
+    players = AUDIO.findall(page)
+    assert len(players) == expected_players
+    # The first example's sufficient signal is irfft(mask * rfft(clip)) of the stored clip.
+    model, clip = examples[0][0], int(examples[0][1])
+    wav = base64.b64decode(players[1])
+    got, rate = sf.read(io.BytesIO(wav), dtype="float64")
+    suff = rows.masks[(model, clip)][0]
+    assert suff.shape == (N_BINS,)
+    want = np.fft.irfft(np.fft.rfft(rows.audio[clip]) * suff, n=len(rows.audio[clip]))
+    assert rate == 16000 and len(got) == len(want)
+    # within 16-bit (WAV) and 24-bit (stored FLAC) quantisation
+    assert np.max(np.abs(got - want)) < 2e-4
+    assert np.max(np.abs(want)) > 1e-2  # not trivially silent
+
+
+def test_empty_warehouse_says_what_is_missing(wh_path: Path, tmp_path: Path) -> None:
+    result = build_report(wh_path, tmp_path / "out", chart_files=False)
+    page = result.index.read_text()
+    assert set(result.missing) == set(result.sections)
+    assert page.count('class="missing"') == len(result.sections)
+    assert "run `sigwh ingest" in page
+    assert "no data yet for" in result.message
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(report)
+    app.command("noop")(lambda: None)  # two commands, so `report` is invoked by name
+    return app
+
+
+def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path, monkeypatch) -> None:
+    path, _ = warehouse.init(tmp_path / "w.duckdb")
+    fill(path, n_clips=3)
+    monkeypatch.setenv("SIGWH_WAREHOUSE", str(path))
+    runner, app, out = CliRunner(), _app(), str(tmp_path / "out")
+    first = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    assert first.exit_code == 0 and "wrote" in first.output, first.output
+    built_at = (tmp_path / "out" / "index.html").stat().st_mtime_ns
+    again = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    assert again.exit_code == 0 and "unchanged" in again.output, again.output
+    assert (tmp_path / "out" / "index.html").stat().st_mtime_ns == built_at
+    con = duckdb.connect(str(path))
+    con.execute(
+        "INSERT INTO runs (run_id, job, code_version, started_at, status) "
+        "VALUES (?, 'ingest', 'test', now(), 'running')",
+        [str(uuid.uuid4())],
+    )
+    con.close()
+    changed = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    assert changed.exit_code == 0 and "wrote" in changed.output, changed.output
+    forced = runner.invoke(app, ["report", "--out", out])  # without the flag: always builds
+    assert forced.exit_code == 0 and "wrote" in forced.output
+
+
+def test_missing_warehouse_exits_1_with_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SIGWH_WAREHOUSE", str(tmp_path / "absent.duckdb"))
+    result = CliRunner().invoke(_app(), ["report", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "error: no warehouse at" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_page_renders_in_headless_chromium(built) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    _, _, result = built
+    url = result.index.resolve().as_uri()
+    problems, requests = [], []
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+    profile = tempfile.mkdtemp(prefix="sigwh-chromium-")
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                profile, executable_path=str(CHROMIUM), headless=True, args=args
+            )
+            page = browser.new_page()
+            page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(url)
+            page.wait_for_function(
+                "[...document.querySelectorAll('div.chart')].every(e => e.dataset.rendered)",
+                timeout=30_000,
+            )
+            charts = page.evaluate(
+                """[...document.querySelectorAll('div.chart')].map(e => ({
+                    name: e.dataset.name, state: e.dataset.rendered,
+                    marks: e.querySelectorAll('svg g[class*="mark-"] path').length}))"""
+            )
+            page.wait_for_function(
+                "[...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)",
+                timeout=30_000,
+            )
+            audio = page.evaluate(
+                "[...document.querySelectorAll('audio')].map(a => "
+                "({ready: a.readyState, duration: a.duration, error: a.error && a.error.code}))"
+            )
+            browser.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert problems == []
+    assert {u.split(":", 1)[0] for u in requests} <= {"file", "data"}, requests
+    assert len(charts) == page_chart_count(result) and charts
+    for chart in charts:
+        assert chart["state"] == "yes" and chart["marks"] > 0, chart
+    assert audio and all(a["error"] is None and a["ready"] >= 1 for a in audio), audio
+    assert all(a["duration"] == pytest.approx(0.5, abs=0.01) for a in audio)
+
+
+def page_chart_count(result) -> int:
+    return result.index.read_text().count('class="chart"')
