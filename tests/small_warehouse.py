@@ -6,7 +6,8 @@ Two tasks: `t` (3 classes, models m1..m4, dataset d) and `u` (2 classes, models 
 dataset e). Each clip has real audio (a few tones and noise, stored as a FLAC blob), each
 model an explanation per clip with packed masks, and every model's probabilities on
 every model's sufficient, complete and inverse signals. About a third of the
-explanations have no complete mask, as happens in real runs.
+explanations have no complete mask, and one (m1 on clip 2) has no mask at all, as
+happens in real runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ N_SAMPLES = 8000  # 0.5 s
 N_BINS = N_SAMPLES // 2 + 1
 PARAMS = {"seed": 0, "space": "fft", "delta": 0.5}
 PARAMS_HASH = "feedfacecafebeef"
+NO_MASK = ("m1", 2)  # an explanation whose search found no sufficient mask
 
 
 @dataclass
@@ -44,7 +46,9 @@ class Filled:
     # (task, source, clip, kind, target, source_class, probs, top1)
     signals: list[tuple] = field(default_factory=list)
     audio: dict[int, np.ndarray] = field(default_factory=dict)
-    masks: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    masks: dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray | None]] = field(
+        default_factory=dict
+    )
 
 
 def entropy(p: list[float]) -> float:
@@ -139,18 +143,24 @@ def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth
              "entropy_bits": entropy(p), "run_id": run}
         )  # fmt: skip
         suff, comp = _masks(rng)
+        if (m, clip_id) == NO_MASK:
+            suff = comp = None
         out.masks[(m, clip_id)] = (suff, comp)
         rows["explanations"].append(
             {"model": m, "clip_id": clip_id, "params_hash": PARAMS_HASH, "run_id": run,
              "n_bins": N_BINS, "orig_class": top1, "orig_conf": p[top1],
              "responsibility": np.zeros(N_BINS, np.float16).tobytes(),
-             "sufficient_mask": pack_mask(suff), "sufficient_size": int(suff.sum()),
+             "sufficient_mask": None if suff is None else pack_mask(suff),
+             "sufficient_size": None if suff is None else int(suff.sum()),
+             "sufficient_reason": "search-failed" if suff is None else None,
              "complete_mask": None if comp is None else pack_mask(comp),
              "complete_size": None if comp is None else int(comp.sum()),
              "complete_reason": "no-delta-complete-mask" if comp is None else None,
              "queries": 100}
         )  # fmt: skip
-        kinds = ["sufficient"] + ([] if comp is None else ["complete", "inverse"])
+        kinds = ([] if suff is None else ["sufficient"]) + (
+            [] if comp is None else ["complete", "inverse"]
+        )
         for kind in kinds:
             for target in models:
                 # the source keeps its class on its own sufficient/complete signals

@@ -178,3 +178,30 @@ def test_page_renders_in_headless_chromium(built) -> None:
 
 def page_chart_count(result) -> int:
     return result.index.read_text().count('class="chart"')
+
+
+def test_examples_cover_every_explanation_and_say_when_a_mask_is_missing(built) -> None:
+    from small_warehouse import NO_MASK
+
+    from sigwarehouse.report.examples import collect
+
+    path, rows, _ = built
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        examples, notes = collect(con, per_model=1000)
+    finally:
+        con.close()
+    assert notes == [] and len(examples) == len(rows.masks)
+    for e in examples:
+        suff, comp = rows.masks[(e.model, e.clip_id)]
+        kinds = {s.kind: s for s in e.signals}
+        assert list(kinds) == ["original", "sufficient", "complete", "inverse"]
+        assert (kinds["sufficient"].wav is None) == (suff is None)
+        assert (kinds["inverse"].wav is None) == (comp is None)
+        if (e.model, e.clip_id) == NO_MASK:
+            assert kinds["sufficient"].note == "no sufficient mask (search-failed)"
+        if comp is not None:
+            n_kept = int(comp.sum())
+            assert kinds["inverse"].kept == f"{N_BINS - n_kept} of {N_BINS} bins"
+            # every model of the task gave a class to the inverse signal
+            assert set(kinds["inverse"].verdicts) == set(e.targets)

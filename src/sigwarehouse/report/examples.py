@@ -60,16 +60,18 @@ class Example:
 
 _CHOICE_SQL = """
 SELECT e.model, e.clip_id, e.params_hash, e.n_bins, e.orig_class, e.orig_conf,
-       e.sufficient_mask, e.sufficient_size, e.complete_mask, e.complete_size,
-       e.complete_reason, c.dataset, c.path, c.label, m.task, t.labels, t.sample_rate, p.params,
+       e.sufficient_mask, e.sufficient_size, e.sufficient_reason, e.complete_mask,
+       e.complete_size, e.complete_reason, c.dataset, c.path, c.label, m.task, t.labels,
+       t.sample_rate, p.params,
        row_number() OVER (PARTITION BY e.model, e.orig_class
-                          ORDER BY e.complete_mask IS NULL, e.clip_id) AS nth_of_class
+                          ORDER BY e.sufficient_mask IS NULL, e.complete_mask IS NULL, e.clip_id)
+           AS nth_of_class
 FROM explanations AS e
 JOIN clips AS c USING (clip_id)
 JOIN models AS m ON m.model = e.model
 JOIN tasks AS t ON t.task = m.task
 LEFT JOIN freqrex_params AS p USING (params_hash)
-ORDER BY e.model, nth_of_class, e.complete_mask IS NULL, e.clip_id
+ORDER BY e.model, nth_of_class, e.sufficient_mask IS NULL, e.complete_mask IS NULL, e.clip_id
 """
 
 
@@ -130,9 +132,10 @@ def collect(con: duckdb.DuckDBPyConnection, per_model: int = 2) -> tuple[list[Ex
 
 def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
     (model, clip_id, params_hash, n_bins, orig_class, orig_conf, suff_blob, suff_size,
-     comp_blob, comp_size, comp_reason, dataset, path, label, task, labels, rate, params,
-     _) = row  # fmt: skip
+     suff_reason, comp_blob, comp_size, comp_reason, dataset, path, label, task, labels, rate,
+     params, _) = row  # fmt: skip
     params = json.loads(params) if params else None
+    unit = "cells" if params and params.get("space") == "stft" else "bins"
     samples = load_clip(con, clip_id)
     targets = [m for (m,) in con.execute(
         "SELECT model FROM models WHERE task = ? ORDER BY model", [task]
@@ -151,19 +154,23 @@ def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
         ExampleSignal(
             "original",
             wav_bytes(samples, rate),
-            f"all {n_bins} bins",
+            f"all {n_bins} {unit}",
             _verdicts(original, labels, orig_class),
         )
     ]
-    suff = unpack_mask(suff_blob, n_bins)
-    signals.append(
-        ExampleSignal(
-            "sufficient",
-            wav_bytes(masked_signal(samples, suff, params), rate),
-            f"{suff_size} of {n_bins} bins",
-            _verdicts(by_kind.get("sufficient", []), labels, orig_class),
+    if suff_blob is None:
+        reason = f"no sufficient mask ({suff_reason})" if suff_reason else "no sufficient mask"
+        signals.append(ExampleSignal("sufficient", None, "–", note=reason))
+    else:
+        suff = unpack_mask(suff_blob, n_bins)
+        signals.append(
+            ExampleSignal(
+                "sufficient",
+                wav_bytes(masked_signal(samples, suff, params), rate),
+                f"{suff_size} of {n_bins} {unit}",
+                _verdicts(by_kind.get("sufficient", []), labels, orig_class),
+            )
         )
-    )
     if comp_blob is None:
         reason = f"no δ-complete mask ({comp_reason})" if comp_reason else "no δ-complete mask"
         for kind in ("complete", "inverse"):
@@ -171,8 +178,8 @@ def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
     else:
         comp = unpack_mask(comp_blob, n_bins)
         for kind, mask, kept in (
-            ("complete", comp, f"{comp_size} of {n_bins} bins"),
-            ("inverse", ~comp, f"{n_bins - comp_size} of {n_bins} bins"),
+            ("complete", comp, f"{comp_size} of {n_bins} {unit}"),
+            ("inverse", ~comp, f"{n_bins - comp_size} of {n_bins} {unit}"),
         ):
             signals.append(
                 ExampleSignal(
