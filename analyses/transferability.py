@@ -139,7 +139,15 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
                         group=label,
                     )
                 )
-            if eps is None:
+            if (
+                eps is None
+                and rows.filter(pl.col("source_model") == pl.col("target_model")).height
+                == rows.height
+            ):
+                section.notes.append(
+                    f"{label}: no model's signals have been evaluated on another model yet."
+                )
+            elif eps is None:
                 section.charts.append(
                     Chart(
                         slug("alpha", task, dataset, params_hash),
