@@ -52,10 +52,16 @@ def row_intervals(
     n = accepted.shape[0]
     present = ~np.isnan(accepted)
     values = np.where(present, accepted, 0.0)
-    # Resampling with replacement = multinomial counts of each clip per draw.
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    boot = np.empty((n_boot, accepted.shape[1]))
+    # A draw is n clip indices with replacement; its counts per clip weight the sums. Draws
+    # are made in chunks of about 4M indices so memory stays small for large datasets.
+    chunk = max(1, 4_000_000 // max(n, 1))
+    for start in range(0, n_boot, chunk):
+        draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n), dtype=np.int64)
+        weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot[start : start + len(draws)] = (weights @ values) / (weights @ present)
     with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (weights @ values) / (weights @ present)
         alpha = values.sum(axis=0) / present.sum(axis=0)
     tail = (1.0 - level) / 2.0
     lo, hi = np.nanquantile(boot, [tail, 1.0 - tail], axis=0)
