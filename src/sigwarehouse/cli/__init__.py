@@ -172,6 +172,7 @@ def _register() -> None:
     from sigwarehouse.cli.corpus import corpus_app
     from sigwarehouse.cli.dataset import dataset_app
     from sigwarehouse.cli.ingest import ingest
+    from sigwarehouse.cli.report import report
     from sigwarehouse.cli.zoo import zoo_app
 
     app.add_typer(catalog_app, name="catalog")
@@ -179,6 +180,7 @@ def _register() -> None:
     app.add_typer(corpus_app, name="corpus")
     app.add_typer(zoo_app, name="zoo")
     app.command()(ingest)
+    app.command()(report)
 
 
 _register()

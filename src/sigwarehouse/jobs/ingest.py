@@ -375,13 +375,36 @@ def _explain_batch(
     params, ph = plan.params, plan.params.hash()
     waves = _load_waves(path, clip_ids, device)
     explainer = models[plan.model]
+    rows_e, rows_o, rows_s, errors = [], [], [], []
+    # A clip on which the model gives NaN cannot be explained: record it, keep the rest.
+    first = evaluate(explainer, waves, params.batch_size)
+    finite = np.isfinite(first).all(axis=1)
+    for clip_id in np.asarray(clip_ids)[~finite]:
+        errors.append(
+            dict(model=plan.model, clip_id=int(clip_id), stage="original",
+                 error=f"model {plan.model} returned non-finite probabilities on the clip")
+        )  # fmt: skip
+    clip_ids = [c for c, ok in zip(clip_ids, finite, strict=True) if ok]
+    waves = [w for w, ok in zip(waves, finite, strict=True) if ok]
     start = time.perf_counter()
     queries_before = counters.queries
-    results = explain(explainer, waves, params)
+    try:
+        results = explain(explainer, waves, params) if waves else []
+    except Exception:  # find the clip that breaks the search: explain them one by one
+        results = []
+        for clip_id, wave in zip(clip_ids, waves, strict=True):
+            try:
+                results += explain(explainer, [wave], params)
+            except Exception as exc:
+                results.append(None)
+                errors.append(
+                    dict(model=plan.model, clip_id=clip_id, stage="search", error=repr(exc))
+                )
     per_clip_s = (time.perf_counter() - start) / max(len(clip_ids), 1)
     per_clip_q = (counters.queries - queries_before) / max(len(clip_ids), 1)
-    rows_e, rows_o, rows_s, errors = [], [], [], []
     for clip_id, wave, ex in zip(clip_ids, waves, results, strict=True):
+        if ex is None:
+            continue
         try:
             probs = np.asarray(ex.orig_probs, dtype=np.float32)
             if not np.isfinite(probs).all():
