@@ -134,7 +134,10 @@ def plan_ingest(
         "SELECT task, labels FROM tasks WHERE task = ?", [record.task]
     ).fetchone()
     datasets = [
-        d for (d,) in con.execute("SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task])
+        d
+        for (d,) in con.execute(
+            "SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task]
+        ).fetchall()
     ]
     if dataset is not None:
         if dataset not in datasets:
