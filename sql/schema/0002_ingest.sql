@@ -42,7 +42,7 @@ CREATE TABLE explanations (
     n_bins              INTEGER NOT NULL,    -- variables: rfft bins of the clip (or STFT cells)
     orig_class          SMALLINT NOT NULL,   -- index into the task's labels
     orig_conf           FLOAT NOT NULL,
-    responsibility      BLOB NOT NULL,       -- float16 per bin, little-endian
+    responsibility      BLOB NOT NULL,       -- zlib-compressed little-endian float16 per variable
     sufficient_mask     BLOB,                -- packed bits (numpy packbits, big bit order)
     sufficient_size     INTEGER,             -- bins kept; 0 when the empty signal keeps the class
     sufficient_reason   VARCHAR,             -- empty-signal-keeps-class, or why there is no mask

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,34 +260,26 @@ def evaluate(clf: AudioClassifier, waves: list[torch.Tensor], batch_size: int) -
     return out
 
 
-def _signal_rows(
+@dataclass
+class Signal:
+    """One derived signal: source model's sufficient/complete/inverse signal of a clip."""
+
+    source: str
+    clip_id: int
+    source_class: int
+    kind: str
+    wave: torch.Tensor
+
+
+def derived_signals(
     source: str,
     clip_id: int,
-    params_hash: str,
     source_class: int,
-    signals: dict[str, torch.Tensor],
-    models: dict[str, AudioClassifier],
-    batch_size: int,
-    run_id: str,
-) -> list[tuple]:
-    kinds = list(signals)
-    rows = []
-    for target, clf in models.items():
-        probs = evaluate(clf, [signals[k] for k in kinds], batch_size)
-        if not np.isfinite(probs).all():
-            raise FloatingPointError(f"model {target} returned non-finite probabilities")
-        ent = entropy_bits(probs)
-        for k, kind in enumerate(kinds):
-            rows.append(
-                (source, clip_id, params_hash, kind, target, source_class,
-                 probs[k].tolist(), int(probs[k].argmax()), float(ent[k]), run_id)
-            )  # fmt: skip
-    return rows
-
-
-def _signals(
-    wave: torch.Tensor, sufficient: np.ndarray | None, complete: np.ndarray | None, params
-) -> dict[str, torch.Tensor]:
+    wave: torch.Tensor,
+    sufficient: np.ndarray | None,
+    complete: np.ndarray | None,
+    params: FreqrexParams,
+) -> list[Signal]:
     """The sufficient, complete and inverse signals of one clip (those that exist)."""
     from sigwarehouse.freqrex.spectral import signals_for
 
@@ -297,9 +290,54 @@ def _signals(
         masks["complete"] = complete
         masks["inverse"] = ~complete
     if not masks:
-        return {}
+        return []
     stacked = signals_for(wave.expand(len(masks), -1), np.stack(list(masks.values())), params)
-    return dict(zip(masks, stacked, strict=True))
+    return [
+        Signal(source, clip_id, source_class, k, w) for k, w in zip(masks, stacked, strict=True)
+    ]
+
+
+def evaluate_signals(
+    signals: list[Signal],
+    models: dict[str, AudioClassifier],
+    params_hash: str,
+    batch_size: int,
+    run_id: str,
+) -> tuple[list[tuple], list[dict]]:
+    """signal_probs rows of every signal on every model, in large batches, and the errors.
+
+    A model that gives NaN on a signal gets an error row instead of a probability row.
+    """
+    rows, errors = [], []
+    if not signals:
+        return rows, errors
+    for target, clf in models.items():
+        probs = evaluate(clf, [s.wave for s in signals], batch_size)
+        finite = np.isfinite(probs).all(axis=1)
+        ent = entropy_bits(np.nan_to_num(probs))
+        for s, p, h, ok in zip(signals, probs, ent, finite, strict=True):
+            if not ok:
+                errors.append(
+                    dict(model=target, clip_id=s.clip_id, stage=f"evaluate {s.source} {s.kind}",
+                         error=f"model {target} returned non-finite probabilities")
+                )  # fmt: skip
+                continue
+            rows.append(
+                (s.source, s.clip_id, params_hash, s.kind, target, s.source_class,
+                 p.tolist(), int(p.argmax()), float(h), run_id)
+            )  # fmt: skip
+    return rows, errors
+
+
+def encode_responsibility(values: np.ndarray) -> bytes:
+    """Responsibility per variable as zlib-compressed float16 (maps are piecewise constant
+    over bands, so this is ~100x smaller than the raw floats)."""
+    return zlib.compress(np.asarray(values, dtype="<f2").tobytes(), 6)
+
+
+def decode_responsibility(blob: bytes) -> np.ndarray:
+    """The float32 responsibility map that encode_responsibility stored."""
+    return np.frombuffer(zlib.decompress(blob), dtype="<f2").astype(np.float32)
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -372,13 +410,14 @@ def _explain_batch(
     run_id: str,
     counters: runs.RunCounters,
 ) -> None:
+    """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
     from sigwarehouse.freqrex import explain
     from sigwarehouse.freqrex.spectral import pack_mask
 
     params, ph = plan.params, plan.params.hash()
     waves = _load_waves(path, clip_ids, device)
     explainer = models[plan.model]
-    rows_e, rows_o, rows_s, errors = [], [], [], []
+    errors: list[dict] = []
     # A clip on which the model gives NaN cannot be explained: record it, keep the rest.
     first = evaluate(explainer, waves, params.batch_size)
     finite = np.isfinite(first).all(axis=1)
@@ -390,7 +429,6 @@ def _explain_batch(
     clip_ids = [c for c, ok in zip(clip_ids, finite, strict=True) if ok]
     waves = [w for w, ok in zip(waves, finite, strict=True) if ok]
     start = time.perf_counter()
-    queries_before = counters.queries
     try:
         results = explain(explainer, waves, params) if waves else []
     except Exception:  # find the clip that breaks the search: explain them one by one
@@ -404,38 +442,32 @@ def _explain_batch(
                     dict(model=plan.model, clip_id=clip_id, stage="search", error=repr(exc))
                 )
     per_clip_s = (time.perf_counter() - start) / max(len(clip_ids), 1)
-    per_clip_q = (counters.queries - queries_before) / max(len(clip_ids), 1)
+    rows_e, rows_o, signals = [], [], []
     for clip_id, wave, ex in zip(clip_ids, waves, results, strict=True):
         if ex is None:
             continue
-        try:
-            probs = np.asarray(ex.orig_probs, dtype=np.float32)
-            if not np.isfinite(probs).all():
-                raise FloatingPointError(f"model {plan.model} returned non-finite probabilities")
-            signals = _signals(wave, ex.sufficient_mask, ex.complete_mask, params)
-            rows_s += _signal_rows(
-                plan.model, clip_id, ph, ex.orig_class, signals, models, params.batch_size, run_id
-            )
-        except Exception as exc:  # recorded, and the job goes on with the other clips
-            errors.append(dict(model=plan.model, clip_id=clip_id, stage="explain", error=repr(exc)))
-            continue
         sufficient, complete = ex.sufficient_mask, ex.complete_mask
+        signals += derived_signals(
+            plan.model, clip_id, ex.orig_class, wave, sufficient, complete, params
+        )
         rows_e.append(
             (
-                plan.model, clip_id, ph, run_id, ex.n_vars, ex.orig_class,
-                float(ex.orig_conf), np.asarray(ex.responsibility, dtype="<f2").tobytes(),
+                plan.model, clip_id, ph, run_id, ex.n_vars, ex.orig_class, float(ex.orig_conf),
+                encode_responsibility(ex.responsibility),
                 None if sufficient is None else pack_mask(sufficient),
                 None if sufficient is None else int(sufficient.sum()), ex.sufficient_reason,
                 None if complete is None else pack_mask(complete),
                 None if complete is None else int(complete.sum()), ex.complete_reason,
-                int(ex.queries) if ex.queries is not None else int(per_clip_q),
-                json.dumps(ex.minimality), per_clip_s,
+                int(ex.queries), json.dumps(ex.minimality), per_clip_s,
             )
         )  # fmt: skip
+        probs = np.asarray(ex.orig_probs, dtype=np.float32)
         rows_o.append(
             (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
              float(entropy_bits(probs[None])[0]), run_id)
         )  # fmt: skip
+    rows_s, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
+    errors += eval_errors
     counters.clips_done += len(rows_e)
     counters.n_errors += len(errors)
     _write_batch(path, run_id, counters, rows_e, rows_o, rows_s, errors)
@@ -455,38 +487,27 @@ def _cross_fill_batch(
 
     ph = plan.params.hash()
     with warehouse.opened(path, read_only=True) as con:
-        stored = {
-            (m, c): (n, cls, suf, comp)
-            for m, c, n, cls, suf, comp in con.execute(
-                "SELECT model, clip_id, n_bins, orig_class, sufficient_mask, complete_mask"
-                " FROM explanations WHERE params_hash = ? AND (model, clip_id) IN"
-                " (SELECT unnest(?::STRUCT(m VARCHAR, c INTEGER)[]))",
-                [ph, [{"m": m, "c": c} for m, c in pairs]],
-            ).fetchall()
-        }
-    clip_ids = sorted({c for _, c in pairs})
+        stored = con.execute(
+            "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
+            " e.complete_mask FROM explanations e JOIN"
+            " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
+            " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
+            [[m for m, _ in pairs], [c for _, c in pairs], ph],
+        ).fetchall()
+    clip_ids = sorted({row[1] for row in stored})
     waves = dict(zip(clip_ids, _load_waves(path, clip_ids, device), strict=True))
-    rows, errors = [], []
-    for source, clip_id in pairs:
-        n, cls, suf, comp = stored[(source, clip_id)]
-        try:
-            signals = _signals(
-                waves[clip_id],
-                None if suf is None else unpack_mask(suf, n),
-                None if comp is None else unpack_mask(comp, n),
-                plan.params,
-            )
-            rows += _signal_rows(
-                source, clip_id, ph, cls, signals, {plan.model: target},
-                plan.params.batch_size, run_id,
-            )  # fmt: skip
-        except Exception as exc:
-            errors.append(
-                dict(model=plan.model, clip_id=clip_id, stage="cross-fill", error=repr(exc))
-            )
-    counters.extra["cross_filled"] = (
-        counters.extra.get("cross_filled", 0) + len(pairs) - len(errors)
+    signals = []
+    for source, clip_id, n, cls, suf, comp in stored:
+        signals += derived_signals(
+            source, clip_id, cls, waves[clip_id],
+            None if suf is None else unpack_mask(suf, n),
+            None if comp is None else unpack_mask(comp, n),
+            plan.params,
+        )  # fmt: skip
+    rows, errors = evaluate_signals(
+        signals, {plan.model: target}, ph, plan.params.batch_size, run_id
     )
+    counters.extra["cross_filled"] = counters.extra.get("cross_filled", 0) + len(stored)
     counters.n_errors += len(errors)
     _write_batch(path, run_id, counters, [], [], rows, errors)
 
