@@ -173,12 +173,12 @@ def main() -> None:
         f"{c.model_seconds / c.total_seconds:.0%} of job time in model forward passes"
     )
     print(f"ratio ingest / bare forward: {rate / bare:.3f}")
+    per_blob = blob_bytes / max(n_expl, 1)
+    per_file = (path.stat().st_size - size_before) / max(n_expl, 1)
     print(
-        f"storage: {n_expl} explanations; responsibility + masks {blob_bytes / max(n_expl, 1):,.0f} "
-        f"bytes per clip-model; file grew {(path.stat().st_size - size_before) / max(n_expl, 1):,.0f} "
-        "bytes per clip-model"
+        f"storage: {n_expl} explanations; responsibility + masks {per_blob:,.0f} bytes "
+        f"per clip-model; file grew {per_file:,.0f} bytes per clip-model"
     )
-
 
 if __name__ == "__main__":
     main()
