@@ -43,7 +43,7 @@ def train(
     data: Path = typer.Option(Path("data/corpus"), help="Corpus root: <data>/<task>/{train,eval}."),
     out: Path = typer.Option(Path("data/zoo"), help="Where checkpoints go: <out>/<task>/<id>."),
     catalog: Path | None = typer.Option(None, help="Catalog folder (default ./ingest)."),
-    threads: int = typer.Option(2, help="CPU threads for torch."),
+    threads: int = typer.Option(1, help="CPU threads for torch (1 is best on a shared machine)."),
 ) -> None:
     """Train zoo models on the train split, score them on the eval split, update the catalog."""
     import torch
@@ -86,6 +86,7 @@ def evaluate(
     catalog: Path | None = typer.Option(None, help="Catalog folder (default ./ingest)."),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
     batch: int = typer.Option(64, help="Batch size of the throughput measurement."),
+    seconds: float = typer.Option(3.0, help="Seconds spent timing each model's forward."),
 ) -> None:
     """Print each zoo model's eval accuracy, parameters, size and forward throughput."""
     from sigwarehouse.models import train as tr
@@ -95,7 +96,9 @@ def evaluate(
     split = tr.load_split(data / task / "eval", labels, sr)
     typer.echo("id      family          params  size_kB  accuracy  recorded  clips/s")
     for model_id in _ids(task, models):
-        r = tr.evaluate_one(out / task / f"{model_id}.safetensors", labels, split, device, batch)
+        r = tr.evaluate_one(
+            out / task / f"{model_id}.safetensors", labels, split, device, batch, seconds
+        )
         recorded = r["recorded"] if r["recorded"] is not None else float("nan")
         typer.echo(
             f"{model_id:<7} {r['arch']:<14} {r['params']:>7} {r['kb']:>8.0f} "

@@ -303,7 +303,12 @@ def throughput(classifier, waves: list[np.ndarray], batch: int = 64, seconds: fl
 
 
 def evaluate_one(
-    checkpoint: Path, labels: list[str], split: tuple[list, list[int]], device: str, batch: int
+    checkpoint: Path,
+    labels: list[str],
+    split: tuple[list, list[int]],
+    device: str = "cpu",
+    batch: int = 64,
+    seconds: float = 3.0,
 ) -> dict[str, Any]:
     """Accuracy, recorded accuracy, parameters, file size and throughput of one checkpoint."""
     from sigwarehouse.models.loader import load_classifier
@@ -315,7 +320,7 @@ def evaluate_one(
         "kb": checkpoint.stat().st_size / 1024,
         "accuracy": accuracy(clf, *split),
         "recorded": clf.meta.get("accuracy"),
-        "clips_per_s": throughput(clf, split[0], batch),
+        "clips_per_s": throughput(clf, split[0], batch, seconds),
     }
 
 
