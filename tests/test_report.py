@@ -14,12 +14,11 @@ import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
-import typer
 from small_warehouse import N_BINS, TASKS, fill
 from typer.testing import CliRunner
 
 from sigwarehouse import warehouse
-from sigwarehouse.cli.report import report
+from sigwarehouse.cli import app
 from sigwarehouse.report import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,22 +87,18 @@ def test_empty_warehouse_says_what_is_missing(wh_path: Path, tmp_path: Path) -> 
     assert "no data yet for" in result.message
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(report)
-    app.command("noop")(lambda: None)  # two commands, so `report` is invoked by name
-    return app
-
-
-def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path, monkeypatch) -> None:
+def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path) -> None:
     path, _ = warehouse.init(tmp_path / "w.duckdb")
     fill(path, n_clips=3)
-    monkeypatch.setenv("SIGWH_WAREHOUSE", str(path))
-    runner, app, out = CliRunner(), _app(), str(tmp_path / "out")
-    first = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    runner, out = CliRunner(), str(tmp_path / "out")
+
+    def sigwh(*args: str):
+        return runner.invoke(app, ["--warehouse", str(path), *args])
+
+    first = sigwh("report", "--out", out, "--if-changed")
     assert first.exit_code == 0 and "wrote" in first.output, first.output
     built_at = (tmp_path / "out" / "index.html").stat().st_mtime_ns
-    again = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    again = sigwh("report", "--out", out, "--if-changed")
     assert again.exit_code == 0 and "unchanged" in again.output, again.output
     assert (tmp_path / "out" / "index.html").stat().st_mtime_ns == built_at
     con = duckdb.connect(str(path))
@@ -113,18 +108,20 @@ def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path, monkeypatc
         [str(uuid.uuid4())],
     )
     con.close()
-    changed = runner.invoke(app, ["report", "--out", out, "--if-changed"])
+    changed = sigwh("report", "--out", out, "--if-changed")
     assert changed.exit_code == 0 and "wrote" in changed.output, changed.output
-    forced = runner.invoke(app, ["report", "--out", out])  # without the flag: always builds
+    forced = sigwh("report", "--out", out)  # without the flag: always builds
     assert forced.exit_code == 0 and "wrote" in forced.output
 
 
-def test_missing_warehouse_exits_1_with_one_line(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("SIGWH_WAREHOUSE", str(tmp_path / "absent.duckdb"))
-    result = CliRunner().invoke(_app(), ["report", "--out", str(tmp_path / "out")])
+def test_missing_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
+    absent = str(tmp_path / "absent.duckdb")
+    result = CliRunner().invoke(
+        app, ["--warehouse", absent, "report", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1
     assert "error: no warehouse at" in result.output
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_page_renders_in_headless_chromium(built) -> None:
