@@ -151,7 +151,10 @@ def export(
 def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
     catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
-    limit: int | None = typer.Option(None, help="Explain at most N clips per model (quick look)."),
+    per_label: int = typer.Option(
+        4, help="Clips of each label that every model explains (more takes longer)."
+    ),
+    all_clips: bool = typer.Option(False, "--all-clips", help="Explain every evaluation clip."),
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
@@ -159,7 +162,9 @@ def demo(
     """
     from sigwarehouse.demo import run_demo
 
-    result = run_demo(warehouse_path(), catalog, out, limit=limit, say=typer.echo)
+    result = run_demo(
+        warehouse_path(), catalog, out, per_label=None if all_clips else per_label, say=typer.echo
+    )
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     typer.echo(f"done ({steps}); warehouse: {result.warehouse}")
     typer.echo(f"report: {result.report}")

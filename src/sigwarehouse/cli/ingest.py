@@ -59,6 +59,9 @@ def ingest(
     ),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
     limit: int | None = typer.Option(None, help="Explain at most N clips in this run."),
+    per_label: int | None = typer.Option(
+        None, help="Only the first N clips of each label (a balanced sample)."
+    ),
     batch_size: int = typer.Option(64, help="Mutants per model forward pass."),
     clips_per_batch: int = typer.Option(
         8, help="Clips explained together and stored in one transaction."
@@ -89,7 +92,13 @@ def ingest(
     with warehouse.opened(path, read_only=True) as con:
         warehouse.require_current(con, path)
         plan = job.plan_ingest(
-            con, model, params, dataset=dataset, limit=limit, shard=_parse_shard(shard)
+            con,
+            model,
+            params,
+            dataset=dataset,
+            limit=limit,
+            per_label=per_label,
+            shard=_parse_shard(shard),
         )
     typer.echo(plan.describe())
     if dry_run:

@@ -127,9 +127,15 @@ def plan_ingest(
     *,
     dataset: str | None = None,
     limit: int | None = None,
+    per_label: int | None = None,
     shard: tuple[int, int] | None = None,
 ) -> IngestPlan:
-    """Work still to do for `model` with these parameters (nothing stored is redone)."""
+    """Work still to do for `model` with these parameters (nothing stored is redone).
+
+    Clips are taken in clip_id order; `per_label` keeps only the first N clips of each
+    label of each dataset (a balanced sample), `limit` caps the clips of this run, and
+    `shard=(i, n)` keeps the clips whose id % n == i.
+    """
     record = _model_record(con, model)
     task, labels = con.execute(
         "SELECT task, labels FROM tasks WHERE task = ?", [record.task]
@@ -150,13 +156,19 @@ def plan_ingest(
     index, count = shard or (0, 1)
     todo = con.execute(
         """
-        SELECT clip_id FROM clips
-        WHERE dataset IN (SELECT unnest(?::VARCHAR[])) AND clip_id % ? = ?
+        WITH eligible AS (
+            SELECT clip_id,
+                   row_number() OVER (PARTITION BY dataset, label ORDER BY clip_id) AS nth
+            FROM clips
+            WHERE dataset IN (SELECT unnest(?::VARCHAR[])) AND clip_id % ? = ?
+        )
+        SELECT clip_id FROM eligible
+        WHERE (?::INTEGER IS NULL OR nth <= ?)
           AND clip_id NOT IN (
               SELECT clip_id FROM explanations WHERE model = ? AND params_hash = ?)
         ORDER BY clip_id
         """,
-        [datasets, count, index, model, params.hash()],
+        [datasets, count, index, per_label, per_label, model, params.hash()],
     ).fetchall()
     clip_ids = [c for (c,) in todo][: limit if limit is not None else None]
     cross = con.execute(
