@@ -72,11 +72,20 @@ def build_random_wav2vec2(out: Path, n_labels: int, calibration: list[np.ndarray
     )
     model = Wav2Vec2ForSequenceClassification(cfg).eval()
     with torch.no_grad():
-        x = torch.from_numpy(np.stack(calibration[:8]))
-        x = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-7)
-        logits = model(x).logits
-        model.classifier.bias -= logits.mean(0)
-        model.classifier.weight *= 3.0 / (logits.std(0).mean() + 1e-6)
+        pooled = []
+        hook = model.classifier.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
+        x = torch.from_numpy(np.stack(calibration[:16]))
+        model((x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-7))
+        hook.remove()
+        # Random wav2vec2 maps most inputs close to one pooled vector: standardise each
+        # pooled feature over the calibration clips (folded into the head), then give
+        # every class logit mean 0 and std 3 over them.
+        h = pooled[0]
+        weight = model.classifier.weight / h.std(dim=0).clamp_min(1e-6)
+        logits = (h - h.mean(dim=0)) @ weight.T
+        scale = 3.0 / logits.std(dim=0).clamp_min(1e-12)
+        model.classifier.weight.copy_(weight * scale[:, None])
+        model.classifier.bias.copy_(-(h.mean(dim=0) @ weight.T) * scale)
     model.save_pretrained(out)
     Wav2Vec2FeatureExtractor(return_attention_mask=False, do_normalize=True).save_pretrained(out)
     return out
@@ -179,6 +188,7 @@ def main() -> None:
         f"storage: {n_expl} explanations; responsibility + masks {per_blob:,.0f} bytes "
         f"per clip-model; file grew {per_file:,.0f} bytes per clip-model"
     )
+
 
 if __name__ == "__main__":
     main()
