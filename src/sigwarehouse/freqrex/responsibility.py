@@ -13,7 +13,9 @@ i.e. 1/(k+1) where k is the fewest other parts that must stay beside x for x to 
 counterfactual cause (1 if x alone keeps the class and the parts without x do not).
 Unlike plain ReX a part that is not needed (P without x still passes) gets nothing
 from P. The credit is added to every variable of the part. The next node is the
-passing combination that keeps the least bandwidth (ReX's area queue); trees stop
+passing combination that keeps the least bandwidth (ReX's area queue); at most the
+`max_split_bands` widest bands of a node are split per level (the others stay kept
+as they are), which bounds a level's cost when evidence is spread; trees stop
 when nothing passes, nothing can be split, or at `max_depth`. Each tree's map is the
 sum of its levels' credits (so bins inside a band refined deeper accumulate more);
 a clip's map is the mean over its `iterations` trees.
@@ -118,9 +120,11 @@ def responsibility_maps(
             if not tree.alive:
                 continue
             for node in tree.frontier:
-                for a, band in enumerate(node):
-                    if band[1] - band[0] < min_split:
-                        continue
+                widths = [e - b for b, e in node]
+                widest = sorted(range(len(node)), key=lambda a: -widths[a])
+                chosen = [a for a in widest if widths[a] >= min_split][: params.max_split_bands]
+                for a in sorted(chosen):
+                    band = node[a]
                     parts = _cut(band, n_parts, params.min_band_bins, tree.rng)
                     static = node[:a] + node[a + 1 :]
                     static_request = None

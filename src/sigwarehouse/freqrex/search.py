@@ -19,7 +19,7 @@ delta-completeness (keeps c with p[c] >= delta * sigma, and the complement rejec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -48,37 +48,61 @@ def complete_property(params: FreqrexParams) -> Property:
 
 @dataclass
 class Context:
-    """What every search step needs about the clips: oracle rows' targets and sigmas."""
+    """What every search step needs about the clips: oracle rows' targets and sigmas,
+    and a cache of prefix-mask probabilities (the same prefix is often asked twice,
+    e.g. by the sufficient and the complete search)."""
 
     oracle: Oracle
     target: np.ndarray
     sigma: np.ndarray
     params: FreqrexParams
+    cache: dict = field(default_factory=dict)
+    ranks: dict = field(default_factory=dict)  # keeps cached ranks alive: ids stay unique
 
     def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> np.ndarray:
-        """Bool per request: does mask (described by mask_spec) satisfy prop?"""
-        n = len(clip)
-        if prop.needs_inverse:
-            spec = {k: _twice(v) for k, v in mask_spec.items()}
-            invert = np.repeat([False, True], n)
-            both = np.concatenate([clip, clip])
-            probs = self.oracle.run(MaskRequests(both, invert=invert, **spec), phase)
-        else:
-            probs = self.oracle.run(MaskRequests(clip, **mask_spec), phase)
+        """Bool per request: does the mask (described by mask_spec) satisfy prop?
+
+        For delta-completeness the complement is queried only for masks that pass the
+        first half (keeping c with delta * sigma), which often halves the queries."""
         margin = self.params.decision_margin
-        ok = keeps(probs[:n], self.target[clip], self.sigma[clip], margin, prop.min_ratio)
-        if prop.needs_inverse:
-            ok &= rejects(probs[n:], self.target[clip], margin)
+        probs = self._probs(clip, phase, mask_spec, invert=False)
+        ok = keeps(probs, self.target[clip], self.sigma[clip], margin, prop.min_ratio)
+        if prop.needs_inverse and ok.any():
+            idx = np.flatnonzero(ok)
+            sub = {k: _take(v, idx) for k, v in mask_spec.items()}
+            inv = self._probs(clip[idx], phase, sub, invert=True)
+            ok[idx] &= rejects(inv, self.target[clip[idx]], margin)
         return ok
 
+    def _probs(self, clip: np.ndarray, phase: str, spec: dict, invert: bool) -> torch.Tensor:
+        inverts = np.full(len(clip), invert)
+        if set(spec) != {"rank", "sizes"}:
+            return self.oracle.run(MaskRequests(clip, invert=inverts, **spec), phase)
+        self.ranks[id(spec["rank"])] = spec["rank"]
+        pairs = zip(clip.tolist(), spec["sizes"].tolist(), strict=True)
+        keys = [(id(spec["rank"]), c, s, invert) for c, s in pairs]
+        todo = np.asarray([k not in self.cache for k in keys])
+        if todo.any():
+            new = self.oracle.run(
+                MaskRequests(
+                    clip[todo], rank=spec["rank"], sizes=spec["sizes"][todo], invert=inverts[todo]
+                ),
+                phase,
+            )
+            for key, row in zip(
+                [k for k, t in zip(keys, todo, strict=True) if t], new, strict=True
+            ):
+                self.cache[key] = row
+        return torch.stack([self.cache[k] for k in keys])
 
-def _twice(value):
-    """Repeat a per-request spec for the mask and its complement requests."""
+
+def _take(value, idx: np.ndarray):
+    """The per-request part of a mask spec for requests idx (per-clip tensors shared)."""
     if isinstance(value, np.ndarray):  # sizes, base_row
-        return np.concatenate([value, value])
+        return value[idx]
     if isinstance(value, Intervals):
-        return value.repeated(2)
-    return value  # per-clip tensors (rank, base) are shared
+        return value.take(idx)
+    return value  # rank, base
 
 
 def rank_positions(
