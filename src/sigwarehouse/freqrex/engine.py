@@ -22,6 +22,7 @@ from sigwarehouse.freqrex.responsibility import responsibility_maps
 from sigwarehouse.freqrex.search import (
     Context,
     complete_property,
+    drive,
     grow,
     minimise,
     rank_positions,
@@ -176,29 +177,39 @@ def explain(
     rank = rank_positions(resp, magnitude, allowed=own)
 
     def search(prop, clips_, rank_t, limit, phase):
-        size = grow(ctx, prop, clips_, rank_t, limit, f"{phase}-grow")
+        size = yield from grow(ctx, prop, clips_, rank_t, limit, f"{phase}-grow")
         found = clips_[size >= 0]
         sel = torch.as_tensor(found, device=dev)
         sizes = torch.as_tensor(size[size >= 0], device=dev)[:, None]
         masks = (rank_t[sel] < sizes).cpu().numpy()
-        masks, minimality, units = minimise(ctx, prop, found, masks, resp, f"{phase}-minimise")
-        return found, masks, minimality, units
+        shrunk = yield from minimise(ctx, prop, found, masks, resp, f"{phase}-minimise")
+        return (found, *shrunk)
 
-    s_res = search(suff, active, rank, oracle.n_vars[active], "sufficient")
-    c_res = search(comp, active, rank, oracle.n_vars[active], "complete")
+    def sufficient_then_extras():
+        s_res = yield from search(suff, active, rank, oracle.n_vars[active], "sufficient")
+        extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
+        used = ~own
+        used[s_res[0]] |= s_res[1]
+        for round_ in range(1, params.n_sufficient):
+            cand = np.asarray([i for i in s_res[0] if (~used[i]).any()], dtype=np.int64)
+            if cand.size == 0:
+                break
+            rank_x = rank_positions(resp, magnitude, allowed=~used)
+            limit = (~used[cand]).sum(axis=1)
+            found, masks, _, _ = yield from search(suff, cand, rank_x, limit, f"extra{round_}")
+            for i, m in zip(found, masks, strict=True):
+                extra[int(i)].append(m)
+                used[i] |= m
+        return s_res, extra
 
-    extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
-    used = ~own
-    used[s_res[0]] |= s_res[1]
-    for round_ in range(1, params.n_sufficient):
-        cand = np.asarray([i for i in s_res[0] if (~used[i]).any()], dtype=np.int64)
-        if cand.size == 0:
-            break
-        rank_x = rank_positions(resp, magnitude, allowed=~used)
-        found, masks, _, _ = search(suff, cand, rank_x, (~used[cand]).sum(axis=1), f"extra{round_}")
-        for i, m in zip(found, masks, strict=True):
-            extra[int(i)].append(m)
-            used[i] |= m
+    # the sufficient and the complete search are independent: run them side by side
+    (s_res, extra), c_res = drive(
+        oracle,
+        [
+            sufficient_then_extras(),
+            search(comp, active, rank, oracle.n_vars[active], "complete"),
+        ],
+    )
 
     return _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
 

@@ -221,30 +221,61 @@ class Oracle:
         self._count(np.arange(self.n_clips), "original")
         return out.float().cpu()
 
-    @torch.inference_mode()
     def run(self, requests: MaskRequests, phase: str) -> torch.Tensor:
-        """Probabilities (n_requests, n_labels) of the requested mutants, on the host.
+        """Probabilities (n_requests, n_labels) of the requested mutants, on the host."""
+        return self.run_many([(requests, phase)])[0]
 
-        Mutants of all clips of one length are packed into batches of `batch_size`;
-        masks, spectrum products, inverse transforms and the model all run on the
-        device, which is synchronised once, when the probabilities come back.
+    @torch.inference_mode()
+    def run_many(self, jobs: list[tuple[MaskRequests, str]]) -> list[torch.Tensor]:
+        """Probabilities of several request sets, evaluated as one stream.
+
+        Mutants of all sets and all clips of one length are packed together into
+        batches of `batch_size` (so independent searches share full batches); masks,
+        spectrum products, inverse transforms and the model all run on the device,
+        which is synchronised once, when the probabilities come back.
         """
-        n = len(requests.clip)
-        if n == 0:
-            return torch.zeros((0, self.classifier.n_labels))
-        groups = self.group[requests.clip]
-        order = np.argsort(groups, kind="stable")
-        sorted_groups = groups[order]
-        req = _DeviceRequests(requests.take(order), self.local, self.device)
-        out = torch.empty((n, self.classifier.n_labels), device=self.device)
-        for g in np.unique(sorted_groups):
-            a, b = np.searchsorted(sorted_groups, [g, g + 1])
-            space, coeffs = self.spaces[g], self.coeffs[g]
-            for lo in range(int(a), int(b), self.batch_size):
-                hi = min(int(b), lo + self.batch_size)
-                mutant = coeffs[req.local[lo:hi]] * req.build(lo, hi, space.n_vars)
-                out[lo:hi] = self.classifier(space.inverse(mutant))
-        self._count(requests.clip, phase)
-        unsorted = torch.empty_like(out)
-        unsorted[torch.as_tensor(order, device=self.device)] = out
-        return unsorted.float().cpu()
+        n_labels = self.classifier.n_labels
+        prepared = []
+        for requests, _ in jobs:
+            groups = self.group[requests.clip]
+            order = np.argsort(groups, kind="stable")
+            dev = _DeviceRequests(requests.take(order), self.local, self.device)
+            out = torch.empty((len(order), n_labels), device=self.device)
+            prepared.append((dev, groups[order], order, out))
+        all_groups = np.unique(np.concatenate([p[1] for p in prepared] or [np.zeros(0, int)]))
+        for g in all_groups:
+            pieces: list[tuple[int, int, int]] = []
+            filled = 0
+            for j, (_, sorted_groups, _, _) in enumerate(prepared):
+                a, b = (int(x) for x in np.searchsorted(sorted_groups, [g, g + 1]))
+                while a < b:
+                    take = min(b - a, self.batch_size - filled)
+                    pieces.append((j, a, a + take))
+                    filled, a = filled + take, a + take
+                    if filled == self.batch_size:
+                        self._forward(g, pieces, prepared)
+                        pieces, filled = [], 0
+            if pieces:
+                self._forward(g, pieces, prepared)
+        results = []
+        for (requests, phase), (_, _, order, out) in zip(jobs, prepared, strict=True):
+            self._count(requests.clip, phase)
+            unsorted = torch.empty_like(out)
+            unsorted[torch.as_tensor(order, device=self.device)] = out
+            results.append(unsorted.float().cpu())
+        return results
+
+    def _forward(self, g: int, pieces: list[tuple[int, int, int]], prepared: list) -> None:
+        """One model batch made of request ranges (set j, rows lo..hi) of length group g."""
+        space, coeffs = self.spaces[g], self.coeffs[g]
+        masks = [prepared[j][0].build(lo, hi, space.n_vars) for j, lo, hi in pieces]
+        local = [prepared[j][0].local[lo:hi] for j, lo, hi in pieces]
+        if len(pieces) == 1:
+            mutant = coeffs[local[0]] * masks[0]
+        else:
+            mutant = coeffs[torch.cat(local)] * torch.cat(masks)
+        probs = self.classifier(space.inverse(mutant))
+        offset = 0
+        for j, lo, hi in pieces:
+            prepared[j][3][lo:hi] = probs[offset : offset + hi - lo]
+            offset += hi - lo

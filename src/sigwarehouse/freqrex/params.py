@@ -79,7 +79,7 @@ class FreqrexParams:
     grid_size: int = 12
     grid_rounds: int = 2
     minimise_units: int = 8
-    minimise_rounds: int = 5
+    minimise_rounds: int = 8
     decision_margin: float = 1e-4
     n_sufficient: int = 1
     space: str = "fft"

@@ -13,13 +13,19 @@ whose cumulative removal still holds (all prefixes in one batch). After the last
 the share of single-unit removals that *break* the property is the minimality figure
 (1.0: no unit can be dropped; minimality is approximate at unit granularity).
 
+Every search is a generator (`Search`): it yields `(MaskRequests, phase)` and is sent
+the probabilities back, so `drive` can run independent searches (the sufficient and the
+complete one) side by side, their mutants sharing the same model batches.
+
 A *property* is sufficiency (keeps c, p[c] >= sufficient_confidence * sigma) or
 delta-completeness (keeps c with p[c] >= delta * sigma, and the complement rejects c).
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +33,31 @@ import torch
 from sigwarehouse.freqrex.oracle import Intervals, MaskRequests, Oracle
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.freqrex.verdict import keeps, rejects
+
+# a search step: yields (requests, phase), is sent their probabilities, returns a result
+Search = Generator[tuple[MaskRequests, str], torch.Tensor, Any]
+
+
+def drive(oracle: Oracle, searches: list[Search]) -> list:
+    """Run searches side by side; each round, all their pending requests go to the oracle
+    as one stream. Returns each search's result, in order."""
+    results: list = [None] * len(searches)
+    pending: dict[int, tuple[MaskRequests, str]] = {}
+
+    def advance(i: int, value) -> None:
+        try:
+            pending[i] = searches[i].send(value)
+        except StopIteration as done:
+            results[i] = done.value
+
+    for i in range(len(searches)):
+        advance(i, None)
+    while pending:
+        keys = sorted(pending)
+        outs = oracle.run_many([pending.pop(k) for k in keys])
+        for k, out in zip(keys, outs, strict=True):
+            advance(k, out)
+    return results
 
 
 @dataclass(frozen=True)
@@ -59,31 +90,31 @@ class Context:
     cache: dict = field(default_factory=dict)
     ranks: dict = field(default_factory=dict)  # keeps cached ranks alive: ids stay unique
 
-    def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> np.ndarray:
-        """Bool per request: does the mask (described by mask_spec) satisfy prop?
+    def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> Search:
+        """Search step returning a bool per request: does the mask satisfy prop?
 
         For delta-completeness the complement is queried only for masks that pass the
         first half (keeping c with delta * sigma), which often halves the queries."""
         margin = self.params.decision_margin
-        probs = self._probs(clip, phase, mask_spec, invert=False)
+        probs = yield from self._probs(clip, phase, mask_spec, invert=False)
         ok = keeps(probs, self.target[clip], self.sigma[clip], margin, prop.min_ratio)
         if prop.needs_inverse and ok.any():
             idx = np.flatnonzero(ok)
             sub = {k: _take(v, idx) for k, v in mask_spec.items()}
-            inv = self._probs(clip[idx], phase, sub, invert=True)
+            inv = yield from self._probs(clip[idx], phase, sub, invert=True)
             ok[idx] &= rejects(inv, self.target[clip[idx]], margin)
         return ok
 
-    def _probs(self, clip: np.ndarray, phase: str, spec: dict, invert: bool) -> torch.Tensor:
+    def _probs(self, clip: np.ndarray, phase: str, spec: dict, invert: bool) -> Search:
         inverts = np.full(len(clip), invert)
         if set(spec) != {"rank", "sizes"}:
-            return self.oracle.run(MaskRequests(clip, invert=inverts, **spec), phase)
+            return (yield MaskRequests(clip, invert=inverts, **spec), phase)
         self.ranks[id(spec["rank"])] = spec["rank"]
         pairs = zip(clip.tolist(), spec["sizes"].tolist(), strict=True)
         keys = [(id(spec["rank"]), c, s, invert) for c, s in pairs]
         todo = np.asarray([k not in self.cache for k in keys])
         if todo.any():
-            new = self.oracle.run(
+            new = yield (
                 MaskRequests(
                     clip[todo], rank=spec["rank"], sizes=spec["sizes"][todo], invert=inverts[todo]
                 ),
@@ -132,8 +163,8 @@ def grow(
     rank: torch.Tensor,
     limit: np.ndarray,
     phase: str,
-) -> np.ndarray:
-    """Smallest passing prefix size per clip found by the grid rounds (-1: none passed).
+) -> Search:
+    """Search returning the smallest passing prefix size per clip (-1: none passed).
 
     limit[k] is the largest prefix clips[k] may use (its number of allowed variables).
     """
@@ -158,7 +189,7 @@ def grow(
             break
         clip_arr = np.asarray(req_clip, dtype=np.int64)
         size_arr = np.asarray(req_size, dtype=np.int64)
-        ok = ctx.holds(prop, clip_arr, phase, rank=rank, sizes=size_arr)
+        ok = yield from ctx.holds(prop, clip_arr, phase, rank=rank, sizes=size_arr)
         owner_arr = np.asarray(owner)
         for k in np.unique(owner_arr):
             sel = owner_arr == k
@@ -190,8 +221,8 @@ def minimise(
     masks: np.ndarray,
     responsibility: np.ndarray,
     phase: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shrink masks (len(clips), n_vars) bool while prop holds.
+) -> Search:
+    """Search that shrinks masks (len(clips), n_vars) bool while prop holds.
 
     Returns (masks, minimality, n_units): minimality[k] is the share of single-unit
     removals of the final mask that break prop (nan for an empty mask), n_units[k] the
@@ -210,7 +241,9 @@ def minimise(
         base = _base(ctx, clips, masks)
         owner = np.concatenate([[k] * len(units[k]) for k in todo]).astype(np.int64)
         drops = [[u] for k in todo for u in units[k]]
-        ok = ctx.holds(prop, clips[owner], phase, base=base, drop=Intervals.from_lists(drops))
+        ok = yield from ctx.holds(
+            prop, clips[owner], phase, base=base, drop=Intervals.from_lists(drops)
+        )
         next_todo, cum_owner, cum_drops = [], [], []
         for k in todo:
             removable_here = ok[owner == k]
@@ -229,7 +262,7 @@ def minimise(
             next_todo.append(k)
         if cum_owner:
             cum_owner_arr = np.asarray(cum_owner, dtype=np.int64)
-            ok = ctx.holds(
+            ok = yield from ctx.holds(
                 prop,
                 clips[cum_owner_arr],
                 phase,
