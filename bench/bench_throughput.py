@@ -180,7 +180,8 @@ def main() -> None:
     explain(clf, clips[:1], FreqrexParams(iterations=1, batch_size=args.batch_size))  # warm-up
     _sync(args.device)
     start = time.perf_counter()
-    results = explain(clf, clips, params)
+    stats: dict = {}
+    results = explain(clf, clips, params, stats=stats)
     _sync(args.device)
     seconds = time.perf_counter() - start
     queries = sum(r.queries for r in results)
@@ -203,6 +204,11 @@ def main() -> None:
     if shares:
         print(f"median sufficient share of bins: {np.median(shares):.4f}")
     print("queries by phase: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+    fill = (queries - n_clips) / max(1, stats["batches"] * args.batch_size)
+    print(
+        f"mutant batches {stats['batches']} (mean fill {fill:.1%} of {args.batch_size}),"
+        f" host round trips {stats['rounds']}"
+    )
     print(
         f"THROUGHPUT RATIO (explain / bare forward, batch {args.batch_size}):"
         f" {rate / bare_mean:.3f}"

@@ -138,6 +138,7 @@ def explain(
     classifier: AudioClassifier,
     waves: torch.Tensor | list,
     params: FreqrexParams | None = None,
+    stats: dict | None = None,
 ) -> list[Explanation]:
     """Explain each clip's top-1 class on `classifier`; one Explanation per clip, in order.
 
@@ -145,7 +146,8 @@ def explain(
     classifier's sample rate. All clips advance through the phases together, so each
     phase is one stream of full batches (per clip length). Deterministic for given
     params (seed included) and clip samples. Refuses waves that are not 1-D per clip,
-    and STFT clips shorter than one frame.
+    and STFT clips shorter than one frame. If `stats` is a dict, it receives the run's
+    totals: queries, mutant batches (forward passes) and host round trips.
     """
     params = params or FreqrexParams()
     clips = [w.float() for w in _as_waves(waves)]
@@ -211,7 +213,12 @@ def explain(
         ],
     )
 
-    return _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
+    out = _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
+    if stats is not None:
+        stats.update(
+            queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds
+        )
+    return out
 
 
 def _verify_and_collect(

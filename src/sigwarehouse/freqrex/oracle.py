@@ -190,6 +190,8 @@ class Oracle:
         self.width = int(self.n_vars.max()) if self.n_clips else 0
         self.queries = np.zeros(self.n_clips, dtype=np.int64)
         self.by_phase: dict[str, np.ndarray] = {}
+        self.batches = 0  # model forward passes on mutants
+        self.rounds = 0  # host round trips (run_many calls)
 
     def space_of(self, clip: int) -> FFTSpace | STFTSpace:
         return self.spaces[self.group[clip]]
@@ -235,6 +237,7 @@ class Oracle:
         which is synchronised once, when the probabilities come back.
         """
         n_labels = self.classifier.n_labels
+        self.rounds += 1
         prepared = []
         for requests, _ in jobs:
             groups = self.group[requests.clip]
@@ -275,6 +278,7 @@ class Oracle:
         else:
             mutant = coeffs[torch.cat(local)] * torch.cat(masks)
         probs = self.classifier(space.inverse(mutant))
+        self.batches += 1
         offset = 0
         for j, lo, hi in pieces:
             prepared[j][3][lo:hi] = probs[offset : offset + hi - lo]
