@@ -208,3 +208,48 @@ def test_params_are_stored_hashed_and_validated():
             FreqrexParams(**bad)
     with pytest.raises(ValueError):
         FreqrexParams.from_dict({"seed": 0, "nope": 1})
+
+
+def test_no_complete_mask_is_recorded_not_faked(tone_model):
+    # a loud tone saturates the model (sigma within the decision margin of 1), so with
+    # delta = 1 no mask can reach delta * sigma + margin: the search must say so
+    rng = np.random.default_rng(3)
+    t = np.arange(N_SAMPLES) / 16000
+    wave = torch.from_numpy((3.0 * np.sin(2 * np.pi * 400 * t)).astype(np.float32))
+    wave += torch.from_numpy(rng.normal(0, 0.01, N_SAMPLES).astype(np.float32))
+    sigma = float(_probs(tone_model, wave).max())
+    params = FreqrexParams(delta=1.0, iterations=2)
+    assert sigma + params.decision_margin > 1.0, "precondition: the model saturates"
+    (exp,) = explain(tone_model, wave[None], params)
+    assert exp.complete_mask is None and exp.complete_probs is None
+    assert exp.complete_reason == "no-complete-mask-found"
+    assert exp.sufficient_mask is not None and exp.sufficient_reason is None
+    check_definitions(tone_model, wave[None], [exp], params)
+
+
+def test_oracle_packs_request_sets_into_shared_batches(tone_model, tone_waves):
+    from sigwarehouse.freqrex.oracle import Intervals, MaskRequests, Oracle
+    from sigwarehouse.freqrex.spectral import make_space
+
+    waves, _ = tone_waves
+    clips = [waves[0], waves[1][:3000], waves[2]]  # two lengths
+    oracle = Oracle(tone_model, clips, make_space, batch_size=4)
+    a = MaskRequests(np.array([0, 1, 2, 0, 2]), keep=Intervals.from_lists([[(0, 300)]] * 5))
+    b = MaskRequests(
+        np.array([1, 2, 2]), keep=Intervals.from_lists([[(10, 900), (1000, 1200)]] * 3)
+    )
+    pa, pb = oracle.run_many([(a, "a"), (b, "b")])
+    # length 4000: clips 0, 2 -> 4 + 2 = 6 mutants (2 batches); length 3000: 1 + 1 (1 batch)
+    assert oracle.batches == 3 and oracle.rounds == 1
+    assert oracle.queries.tolist() == [2, 2, 4]
+    assert oracle.by_phase["a"].tolist() == [2, 1, 2]
+    for req, probs in ((a, pa), (b, pb)):
+        for r, clip in enumerate(req.clip):
+            n_vars = clips[clip].shape[0] // 2 + 1
+            mask = np.zeros(n_vars, dtype=bool)
+            for start, end in zip(req.keep.starts[req.keep.row_ptr[r] : req.keep.row_ptr[r + 1]],
+                                  req.keep.ends[req.keep.row_ptr[r] : req.keep.row_ptr[r + 1]],
+                                  strict=True):  # fmt: skip
+                mask[start:end] = True
+            want = _probs(tone_model, _fft_signal(clips[clip], mask))
+            np.testing.assert_allclose(probs[r].numpy(), want, atol=1e-5)
