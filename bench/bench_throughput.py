@@ -138,7 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--model", default="hf-random-wav2vec2-base")
-    ap.add_argument("--clips", type=int, default=None, help="clips (default 48 cuda, 4 cpu)")
+    ap.add_argument("--clips", type=int, default=None, help="clips (default 96 cuda, 8 cpu)")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=None, help="freqrex iterations")
@@ -150,7 +150,7 @@ def main() -> None:
         raise SystemExit("--device cuda: no CUDA device visible")
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_clips = args.clips or (48 if args.device == "cuda" else 4)
+    n_clips = args.clips or (96 if args.device == "cuda" else 8)
     reps = args.reps or (30 if args.device == "cuda" else 5)
     dtype = getattr(torch, args.dtype)
 
