@@ -13,18 +13,27 @@ TITLE = "Runs and parameters"
 INTRO = (
     "Every job recorded in table `runs` (with its code version, device and timings), every "
     "freqrex parameter set that explanations were made with (table `freqrex_params`, one "
-    "column per parameter), and the clips jobs could not process (table `job_errors`)."
+    "column per set), and the clips jobs could not process (table `job_errors`)."
 )
 
 
 def parameter_sets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per params_hash, one column per parameter, plus the explanations made with it."""
+    """One row per parameter (plus `explanations`, the count made with the set), one column
+    per params_hash; values as text, since parameters mix numbers and names."""
     rows = con.execute(
         "SELECT p.params_hash, p.params, count(e.clip_id) FROM freqrex_params AS p "
         "LEFT JOIN explanations AS e USING (params_hash) GROUP BY ALL ORDER BY 1"
     ).fetchall()
-    records = [{"params_hash": h, "explanations": n, **json.loads(params)} for h, params, n in rows]
-    return pl.DataFrame(records) if records else pl.DataFrame()
+    sets = {h: {"explanations": n, **json.loads(params)} for h, params, n in rows}
+    names = list(dict.fromkeys(k for values in sets.values() for k in values))
+    columns = {h: [_text(values.get(k)) for k in names] for h, values in sets.items()}
+    return pl.DataFrame({"parameter": names, **columns}) if sets else pl.DataFrame()
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def run(con: duckdb.DuckDBPyConnection) -> Section:

@@ -198,7 +198,7 @@ def test_flat_earther_notes_name_what_the_view_flags(filled, margin: float) -> N
 
 
 def test_every_section_has_charts_that_validate(filled) -> None:
-    con, _ = filled
+    con, rows = filled
     sections = analyses.run_all(con)
     assert [s.key for s in sections] == [
         "accuracy", "transferability", "sufficient_vs_complete", "beta_curve", "bootstrap",
@@ -209,7 +209,14 @@ def test_every_section_has_charts_that_validate(filled) -> None:
         for chart in section.charts:
             chart.chart.to_dict()  # validates against the Vega-Lite schema
     params = next(s for s in sections if s.key == "provenance").tables[1].frame
-    assert params["params_hash"].to_list() == [PARAMS_HASH]
+    assert params.columns == ["parameter", PARAMS_HASH]
+    stored = dict(params.iter_rows())
+    assert stored == {
+        "explanations": str(len(rows.masks)),
+        "seed": "0",
+        "space": "fft",
+        "delta": "0.5",
+    }
 
 
 def test_empty_warehouse_gives_missing_sections(wh_path: Path) -> None:

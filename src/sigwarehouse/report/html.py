@@ -35,6 +35,7 @@ figure { margin: 1em 0; } figcaption { color: #444; font-size: 12px; }
 .example { border: 1px solid #ddd; border-radius: 6px; padding: .5em 1em; margin: 1em 0; }
 td.yes { background: #e3f4e3; } td.no { background: #fbe4e4; }
 audio { height: 32px; width: 260px; }
+.wide { overflow-x: auto; }
 """
 
 _RENDER_JS = """
@@ -69,7 +70,10 @@ def _cell(value: object) -> tuple[str, str]:
     if isinstance(value, bool):
         return ("yes" if value else "no"), ""
     if isinstance(value, float):
-        return ("–" if value != value else f"{value:.3f}"), ""
+        if value != value:
+            return "–", ""
+        # three decimals suit shares and p-values; tiny non-zero values keep their digits
+        return (f"{value:.3f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2g}"), ""
     if isinstance(value, int):
         return str(value), ""
     if isinstance(value, dt.datetime):
@@ -94,8 +98,8 @@ def table_html(table: Table, csv_path: str | None) -> str:
     if frame.height > MAX_ROWS:
         more = f'<p class="note">{frame.height - MAX_ROWS} more rows in the CSV.</p>'
     return (
-        f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>{more}"
+        f'<div class="wide"><table><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{more}"
     )
 
 
