@@ -41,7 +41,7 @@ class ReportResult:
 
 def fingerprint(con, path: Path) -> dict:
     """What identifies the warehouse's content: row counts, the latest run end, and the
-    size and modification time of the file and its write-ahead log.
+    size and modification time of the file and its write-ahead log; and the report code.
 
     Any write changes at least one of them; a change that is not a write (e.g. a
     checkpoint) may too, which costs only an unneeded rebuild.
@@ -60,8 +60,20 @@ def fingerprint(con, path: Path) -> dict:
         "files": stats,
         "counts": counts,
         "last_run": last_run,
-        "code": [__version__, REPORT_FORMAT],
+        "code": [__version__, REPORT_FORMAT, _code_digest()],
     }
+
+
+def _code_digest() -> str:
+    """A hash of the analyses' and the report's source, so that upgrading either makes
+    --if-changed rebuild even when the warehouse did not change."""
+    import analyses
+
+    digest = hashlib.sha256()
+    for folder in (Path(analyses.__file__).parent, Path(__file__).parent):
+        for source in sorted(folder.glob("*.py")):
+            digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _table_counts(con) -> dict[str, int]:
