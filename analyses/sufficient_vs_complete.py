@@ -23,7 +23,9 @@ INTRO = (
     "Each off-diagonal cell (source model ≠ target model) gives a pair: its α for "
     "sufficient signals and its α for complete signals. A paired two-sided t-test "
     "(`scipy.stats.ttest_rel`, complete − sufficient) asks whether the mean difference is "
-    f"zero; `reject` is p < {LEVEL}. Cells without complete signals are left out."
+    f"zero; `reject` is p < {LEVEL}. A cell's complete α is over the clips that have a "
+    "complete mask, its sufficient α over all explained clips; cells without complete "
+    "signals are left out."
 )
 
 
@@ -89,7 +91,9 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     section.tables.append(
         Table("ttest", "Paired t-test of α, complete vs sufficient, per group.", pl.DataFrame(rows))
     )
-    section.tables.append(Table("ttest_pairs", "The pairs tested.", frame))
+    section.tables.append(
+        Table("ttest_pairs", "The pairs tested (CSV only).", frame, in_page=False)
+    )
     points = (
         alt.Chart(frame)
         .mark_point(filled=True)
