@@ -21,7 +21,7 @@ from sigwarehouse.freqrex.params import FreqrexParams
 DEMO_PARAMS = FreqrexParams(iterations=2)
 # Clips of each label every model explains: all three tasks, every zoo model, ~10 minutes
 # on two cores. `sigwh demo --all-clips` explains the whole evaluation split.
-DEMO_PER_LABEL = 4
+DEMO_PER_LABEL = 2
 
 
 @dataclass

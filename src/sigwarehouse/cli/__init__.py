@@ -152,7 +152,7 @@ def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
     catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
     per_label: int = typer.Option(
-        4, help="Clips of each label that every model explains (more takes longer)."
+        2, help="Clips of each label that every model explains (more takes longer)."
     ),
     all_clips: bool = typer.Option(False, "--all-clips", help="Explain every evaluation clip."),
 ) -> None:

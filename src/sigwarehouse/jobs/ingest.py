@@ -160,15 +160,15 @@ def plan_ingest(
             SELECT clip_id,
                    row_number() OVER (PARTITION BY dataset, label ORDER BY clip_id) AS nth
             FROM clips
-            WHERE dataset IN (SELECT unnest(?::VARCHAR[])) AND clip_id % ? = ?
+            WHERE dataset IN (SELECT unnest(?::VARCHAR[]))
         )
         SELECT clip_id FROM eligible
-        WHERE (?::INTEGER IS NULL OR nth <= ?)
+        WHERE (?::INTEGER IS NULL OR nth <= ?) AND clip_id % ? = ?
           AND clip_id NOT IN (
               SELECT clip_id FROM explanations WHERE model = ? AND params_hash = ?)
         ORDER BY clip_id
         """,
-        [datasets, count, index, per_label, per_label, model, params.hash()],
+        [datasets, per_label, per_label, count, index, model, params.hash()],
     ).fetchall()
     clip_ids = [c for (c,) in todo][: limit if limit is not None else None]
     cross = con.execute(

@@ -1,0 +1,5 @@
+"""`python -m sigwarehouse` is `sigwh`."""
+
+from sigwarehouse.cli import main
+
+main()

@@ -1,0 +1,319 @@
+"""`sigwh ingest` on the shipped zoo and evaluation clips, with real DuckDB files.
+
+The spoof task (2 classes, 4 zoo models) with a few clips and a light parameter set keeps
+this file to a few tens of seconds. Properties checked: stored masks keep their
+definitions when re-run through the model (independently of the search code), the
+cross-model matrix fills whatever the order of jobs, reruns do nothing, a SIGKILLed job
+resumes to exactly the rows of an uninterrupted run, two jobs run at once, and bad
+models fail clearly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+
+from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse.audio import load_clip
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.spectral import unpack_mask
+from sigwarehouse.jobs import ingest
+from sigwarehouse.models.loader import load_classifier
+from sigwarehouse.models.zoo import load_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "spoof"
+DATASET = "spoof-eval"
+# Light but real: a short responsibility pass, so a clip costs a few hundred queries.
+PARAMS = FreqrexParams(iterations=1, max_depth=4, min_band_bins=64, batch_size=128)
+EXTRA = ["--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64"]
+PER_LABEL = 1  # clips of each label every model explains
+N_CLIPS = 2 * PER_LABEL  # spoof has two labels
+N_MODELS = 3  # of the task's zoo models, to keep the file quick
+
+
+def _build(path: Path, catalog_dir: Path = REPO / "ingest", store_audio: bool = True) -> Path:
+    """A warehouse with the catalog, the spoof clips and only N_MODELS spoof models."""
+    warehouse.init(path)
+    with warehouse.opened(path) as con:
+        catalog.sync(con, catalog_dir)
+        clips.add_dataset(con, DATASET, store_audio=store_audio, progress=False)
+        con.execute(
+            "DELETE FROM models WHERE task = ? AND model NOT IN"
+            " (SELECT model FROM models WHERE task = ? ORDER BY model LIMIT ?)",
+            [TASK, TASK, N_MODELS],
+        )
+    return path
+
+
+def _models(path: Path) -> list[str]:
+    with warehouse.opened(path, read_only=True) as con:
+        return [m.model for m in ingest.task_models(con, TASK)]
+
+
+def _ingest(path: Path, model: str) -> ingest.IngestSummary:
+    with warehouse.opened(path, read_only=True) as con:
+        plan = ingest.plan_ingest(con, model, PARAMS, dataset=DATASET, per_label=PER_LABEL)
+    return ingest.run_ingest(path, plan, clips_per_batch=2)
+
+
+def _rows(path: Path) -> dict[str, list[tuple]]:
+    """Every stored fact (run ids left out: they differ between runs by design)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            "explanations": con.execute(
+                "SELECT model, clip_id, params_hash, n_bins, orig_class, sufficient_mask,"
+                " complete_mask, complete_reason FROM explanations ORDER BY ALL"
+            ).fetchall(),
+            "original_probs": con.execute(
+                "SELECT model, clip_id, top1 FROM original_probs ORDER BY ALL"
+            ).fetchall(),
+            "signal_probs": con.execute(
+                "SELECT source_model, clip_id, kind, target_model, source_class, top1"
+                " FROM signal_probs ORDER BY ALL"
+            ).fetchall(),
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every spoof zoo model ingested on the first N_CLIPS clips (the reference result)."""
+    path = _build(tmp_path_factory.mktemp("ingested") / "warehouse.duckdb")
+    for model in _models(path):
+        summary = _ingest(path, model)
+        assert summary.status == "done"
+    return path
+
+
+def test_every_model_sees_every_signal(ingested: Path) -> None:
+    models = _models(ingested)
+    con = duckdb.connect(str(ingested), read_only=True)
+    n_expl = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    assert n_expl == len(models) * N_CLIPS
+    missing = con.execute(
+        """
+        SELECT e.model, e.clip_id, k.kind, m.model AS target
+        FROM explanations e
+        CROSS JOIN (VALUES ('sufficient'), ('complete'), ('inverse')) k(kind)
+        CROSS JOIN models m
+        WHERE m.task = ?
+          AND (k.kind = 'sufficient' AND e.sufficient_mask IS NOT NULL
+               OR k.kind <> 'sufficient' AND e.complete_mask IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM signal_probs s WHERE s.source_model = e.model
+              AND s.clip_id = e.clip_id AND s.kind = k.kind AND s.target_model = m.model)
+        """,
+        [TASK],
+    ).fetchall()
+    runs = con.execute("SELECT status, clips_done, queries, code_version FROM runs").fetchall()
+    con.close()
+    assert missing == []
+    assert [r[:2] for r in runs] == [("done", N_CLIPS)] * len(models)
+    assert all(r[2] > 0 and r[3] for r in runs)
+
+
+def test_stored_masks_keep_their_definitions_when_rerun(ingested: Path) -> None:
+    """Re-run every stored mask through the model with plain numpy FFTs, not the engine."""
+    con = duckdb.connect(str(ingested), read_only=True)
+    labels = con.execute("SELECT labels FROM tasks WHERE task = ?", [TASK]).fetchone()[0]
+    refs = dict(con.execute("SELECT model, ref FROM models WHERE task = ?", [TASK]).fetchall())
+    rows = con.execute(
+        "SELECT model, clip_id, n_bins, orig_class, orig_conf, sufficient_mask, complete_mask"
+        " FROM explanations ORDER BY model, clip_id"
+    ).fetchall()
+    waves = {c: load_clip(con, c) for c in {r[1] for r in rows}}
+    con.close()
+    delta = PARAMS.delta
+    checked = 0
+    for model, clip_id, n_bins, c, sigma, suf, comp in rows:
+        clf = load_classifier("zoo", refs[model], labels)
+        spectrum = np.fft.rfft(waves[clip_id].astype(np.float64))
+        assert spectrum.shape[0] == n_bins
+
+        def probs(mask: np.ndarray, spectrum=spectrum, n=len(waves[clip_id]), clf=clf):
+            x = np.fft.irfft(spectrum * mask, n=n).astype(np.float32)
+            return clf(torch.from_numpy(x)[None])[0].numpy()
+
+        if suf is not None:
+            assert probs(unpack_mask(suf, n_bins)).argmax() == c
+        if comp is not None:
+            m = unpack_mask(comp, n_bins)
+            p = probs(m)
+            assert p.argmax() == c and p[c] >= delta * sigma - 1e-4
+            assert probs(~m).argmax() != c
+            checked += 1
+    assert checked > 0, "no complete mask to check: the test proves too little"
+
+
+def test_order_of_jobs_does_not_matter(ingested: Path, tmp_path: Path) -> None:
+    reverse = _build(tmp_path / "reverse.duckdb")
+    for model in reversed(_models(reverse)):
+        _ingest(reverse, model)
+    assert _rows(reverse)["signal_probs"] == _rows(ingested)["signal_probs"]
+
+
+def test_a_second_run_does_nothing(ingested: Path) -> None:
+    before = _rows(ingested)
+    with warehouse.opened(ingested, read_only=True) as con:
+        plans = [
+            ingest.plan_ingest(con, m, PARAMS, dataset=DATASET, per_label=PER_LABEL)
+            for m in _models(ingested)
+        ]
+    assert all(not p.clip_ids and not p.cross_fill for p in plans)
+    assert _rows(ingested) == before
+
+
+def test_a_model_added_later_fills_in_its_row_and_column(ingested: Path, tmp_path: Path) -> None:
+    path = _build(tmp_path / "late.duckdb")
+    first, *later = _models(path)
+    con = duckdb.connect(str(path))
+    kept = con.execute("SELECT * FROM models WHERE model IN (SELECT unnest(?))", [later]).fetchall()
+    con.execute("DELETE FROM models WHERE model IN (SELECT unnest(?::VARCHAR[]))", [later])
+    con.close()
+    _ingest(path, first)  # explains with only `first` known
+    with warehouse.opened(path) as con:  # the other models arrive
+        con.executemany(f"INSERT INTO models VALUES ({', '.join('?' * len(kept[0]))})", kept)
+    for model in later:
+        summary = _ingest(path, model)
+        assert summary.counters.extra.get("cross_filled") == N_CLIPS
+    assert _rows(path)["signal_probs"] == _rows(ingested)["signal_probs"]
+
+
+def _sigwh(path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "sigwarehouse", "--warehouse", str(path), *args]
+
+
+def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
+    ingested: Path, tmp_path: Path
+) -> None:
+    path = _build(tmp_path / "killed.duckdb")
+    model = _models(path)[0]
+    cmd = _sigwh(
+        path, "ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"
+    )
+    job = subprocess.Popen([*cmd, *EXTRA], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    done = 0
+    while done < 1 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.2)
+        with warehouse.opened(path, read_only=True) as con:
+            done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert 1 <= done < N_CLIPS, "the job should have been killed part way"
+    with warehouse.opened(path, read_only=True) as con:
+        status = con.execute("SELECT status FROM runs").fetchall()
+    assert status == [("running",)]
+    subprocess.run([*cmd, *EXTRA], check=True, capture_output=True)
+    reference = {k: [r for r in v if r[0] == model] for k, v in _rows(ingested).items()}
+    got = _rows(path)
+    # only `model` was ingested here: compare its explanations and the signals it made
+    assert got["explanations"] == reference["explanations"]
+    assert got["original_probs"] == reference["original_probs"]
+    assert got["signal_probs"] == reference["signal_probs"]
+    with warehouse.opened(path, read_only=True) as con:
+        statuses = sorted(s for (s,) in con.execute("SELECT status FROM runs").fetchall())
+    assert statuses == ["abandoned", "done"]
+
+
+def test_two_jobs_at_once_and_reads_while_they_run(ingested: Path, tmp_path: Path) -> None:
+    path = _build(tmp_path / "concurrent.duckdb")
+    model = _models(path)[0]
+    base = ["ingest", "--model", model, "--per-label", "2", "--clips-per-batch", "1", *EXTRA]
+    jobs = [
+        subprocess.Popen(_sigwh(path, *base, "--shard", f"{i}/2"), stderr=subprocess.PIPE)
+        for i in range(2)
+    ]
+    reads = 0
+    while any(j.poll() is None for j in jobs):
+        out = subprocess.run(
+            _sigwh(path, "sql", "SELECT count(*) FROM explanations"), capture_output=True
+        )
+        assert out.returncode == 0, out.stderr
+        reads += 1
+    assert [j.wait() for j in jobs] == [0, 0], [j.stderr.read() for j in jobs]
+    assert reads >= 1
+    with warehouse.opened(path, read_only=True) as con:
+        left = ingest.plan_ingest(con, model, PARAMS, dataset=DATASET, per_label=2).clip_ids
+        done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+        statuses = con.execute("SELECT status FROM runs").fetchall()
+    assert left == [] and done == 4
+    assert statuses == [("done",), ("done",)]
+
+
+def _catalog_with_first_model(tmp_path: Path, make_ref) -> Path:
+    """A copy of the shipped catalog, spoof only, whose first spoof model's ref is
+    replaced by make_ref(the original checkpoint path) -> new checkpoint path."""
+    cat = tmp_path / "ingest"
+    shutil.copytree(REPO / "ingest", cat)
+    for other in (cat / "models").glob("*.toml"):
+        if other.stem != TASK:
+            other.unlink()
+    for dataset in (cat / "datasets").glob("*.toml"):  # roots stay where the clips are
+        text = dataset.read_text()
+        root = next(line for line in text.splitlines() if line.startswith("root"))
+        absolute = (REPO / "ingest" / "datasets" / root.split('"')[1]).resolve()
+        dataset.write_text(text.replace(root, f'root = "{absolute}"'))
+    models_toml = cat / "models" / f"{TASK}.toml"
+    lines = models_toml.read_text().splitlines()
+    refs = [i for i, line in enumerate(lines) if line.startswith("ref")]
+    for n, i in enumerate(refs):  # absolute refs: the copy lives elsewhere
+        original = (REPO / "ingest" / "models" / lines[i].split('"')[1]).resolve()
+        lines[i] = f'ref = "{make_ref(original) if n == 0 else original}"'
+    models_toml.write_text("\n".join(lines) + "\n")
+    return cat
+
+
+def test_a_model_that_cannot_load_fails_before_any_work(tmp_path: Path) -> None:
+    def broken(original: Path) -> Path:
+        path = tmp_path / original.name
+        path.write_bytes(b"not a checkpoint")
+        shutil.copy(original.with_suffix(".json"), path.with_suffix(".json"))
+        return path
+
+    path = _build(
+        tmp_path / "broken.duckdb", catalog_dir=_catalog_with_first_model(tmp_path, broken)
+    )
+    first, second = _models(path)[:2]
+    with pytest.raises(Exception, match=rf"model {first} .*could not be loaded"):
+        _ingest(path, second)  # any job of the task loads every model of the task
+    assert _rows(path)["explanations"] == []
+    with warehouse.opened(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+def test_a_model_returning_nan_is_recorded_and_the_job_goes_on(tmp_path: Path) -> None:
+    """A real zoo checkpoint with one weight set to NaN: every clip fails, the job ends."""
+
+    def poisoned(original: Path) -> Path:
+        network, meta = load_checkpoint(original)
+        weight = next(p for p in network.parameters() if p.dim() >= 2)
+        with torch.no_grad():
+            weight.fill_(float("nan"))
+        return save_checkpoint(tmp_path / original.name, network, meta)
+
+    path = _build(
+        tmp_path / "nan.duckdb", catalog_dir=_catalog_with_first_model(tmp_path, poisoned)
+    )
+    model = _models(path)[0]
+    summary = _ingest(path, model)
+    assert summary.status == "done"
+    con = duckdb.connect(str(path), read_only=True)
+    errors = con.execute("SELECT model, stage, error FROM job_errors").fetchall()
+    stored = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    run = con.execute("SELECT status, n_errors FROM runs").fetchone()
+    con.close()
+    assert len(errors) == 2 and all(e[0] == model and "non-finite" in e[2] for e in errors)
+    assert stored == 0
+    assert run == ("done", 2)
