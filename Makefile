@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format clean browser
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,17 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/sigwh demo
 
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
+
+# The report test renders the page in Debian's Chromium (Playwright drives it; nothing is
+# downloaded). Installed here when we may (root with apt); otherwise that test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
+	      || echo "note: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
 
 lint: setup
 	$(BIN)/ruff check .
