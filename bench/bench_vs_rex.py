@@ -225,6 +225,8 @@ def main() -> None:
     ap.add_argument("--work-dir", default=os.environ.get("TMPDIR", "/tmp") + "/sigwh-bench-rex")
     ap.add_argument("--rex-iters", type=int, default=None, help="ReX iterations (its default 20)")
     args = ap.parse_args()
+    if args.model.startswith("zoo:"):  # the ReX driver runs in the work dir
+        args.model = "zoo:" + str(Path(args.model[4:]).resolve())
     torch.manual_seed(0)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -287,6 +289,15 @@ def main() -> None:
     )
     print(f"{'freqrex (sufficient only)':<28}{np.median(our_q_suff):>16.0f}")
     print(f"same original class on both sides: {same_class}/{len(ours)}")
+    full = np.asarray([e.sufficient_reason != "empty-signal-keeps-class" for e in ours])
+    if full.any() and not full.all():
+        print(
+            f"on the {int(full.sum())} clips whose empty signal does not keep the class:"
+            f" median queries ReX {np.median(rex_q[full]):.0f},"
+            f" freqrex {np.median(our_q[full]):.0f} (sufficient only"
+            f" {np.median(our_q_suff[full]):.0f}); median share ReX"
+            f" {np.median(rex_share[full]):.4f}"
+        )
     print(f"per clip queries  ReX: {rex_q.tolist()}")
     print(f"per clip queries  freqrex: {our_q.tolist()} (sufficient only {our_q_suff.tolist()})")
     print(f"per clip share    ReX: {np.round(rex_share, 4).tolist()}")
