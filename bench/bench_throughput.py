@@ -202,7 +202,11 @@ def main() -> None:
         f" (min {per_clip.min()}, max {per_clip.max()})"
     )
     if shares:
-        print(f"median sufficient share of bins: {np.median(shares):.4f}")
+        bins = [int(r.sufficient_mask.sum()) for r in results if r.sufficient_mask is not None]
+        print(
+            f"median sufficient set: {np.median(bins):.0f} bins"
+            f" ({np.median(shares):.2e} of {results[0].n_vars})"
+        )
     print("queries by phase: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
     fill = (queries - n_clips) / max(1, stats["batches"] * args.batch_size)
     print(
