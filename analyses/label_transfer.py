@@ -1,0 +1,75 @@
+"""Label transfer (the paper's section 5.3): does a class's global signature carry its label?
+
+From the `label_transfer` view: the mask of a model's `from` composite (e.g. fake) applied
+to the clips the model gives another class (e.g. real); `share_flipped` is the share that
+the model then gives the composite's class.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import duckdb
+
+from analyses.common import Chart, Section, Table, count, groups, has_relations, query, slug
+
+TITLE = "Label transfer"
+INTRO = (
+    "`sigwh transfer-label --model M --from fake --to real` keeps, in every clip M calls "
+    "real, only the frequencies that M's fake composite keeps (its own freqrex sufficient "
+    "mask, or with --mask members the union of its members' sufficient masks, mapped by "
+    "frequency in Hz), changes nothing else, and asks M again. `share_flipped` is the "
+    "share of those clips M then calls fake (view `label_transfer`); `mean_kept_share` is "
+    "the share of each clip's bins the mask keeps."
+)
+
+
+def run(con: duckdb.DuckDBPyConnection) -> Section:
+    """The view per (task, dataset, parameter set), and a bar chart of share_flipped."""
+    section = Section("label_transfer", TITLE, INTRO)
+    if not has_relations(con, "label_transfer") or count(con, "label_transfers") == 0:
+        section.missing = (
+            "No label transfers are stored yet: run `sigwh compose --model M`, then "
+            "`sigwh transfer-label --model M --from fake --to real`."
+        )
+        return section
+    frame = query(con, "SELECT * FROM label_transfer ORDER BY ALL")
+    for task, dataset, ph, label, rows in groups(frame):
+        section.tables.append(
+            Table(
+                slug("label_transfer", task, dataset, ph),
+                "Share of clips whose class flips to the composite's class.",
+                rows.drop("task", "dataset", "params_hash"),
+                group=label,
+            )
+        )
+        bars = (
+            alt.Chart(rows)
+            .mark_bar()
+            .encode(
+                x=alt.X("model:N", title=None),
+                y=alt.Y("share_flipped:Q", title="share flipped", scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("mask:N"),
+                xOffset="mask:N",
+                column=alt.Column("direction:N", title=None),
+                tooltip=[
+                    "model",
+                    "from_class",
+                    "to_class",
+                    "mask",
+                    "n_clips",
+                    "n_flipped",
+                    "share_flipped",
+                ],
+            )  # fmt: skip
+            .transform_calculate(direction="datum.from_class + ' onto ' + datum.to_class")
+            .properties(width=alt.Step(24), height=160)
+        )
+        section.charts.append(
+            Chart(
+                slug("label_transfer", task, dataset, ph),
+                "Share of clips each model re-labels when given the other class's signature.",
+                bars,
+                group=label,
+            )
+        )
+    return section

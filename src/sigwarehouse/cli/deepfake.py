@@ -1,0 +1,150 @@
+"""`sigwh compose`, `sigwh transfer-label`, `sigwh asr`: the paper's section 5 as jobs.
+
+Thin commands: each plans with the warehouse open read-only, prints the plan, and runs
+the library job (jobs/compose.py, jobs/label_transfer.py, jobs/asr.py), which stores
+each batch in one short transaction. Every one is resumable: rerun it to finish.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from sigwarehouse.cli.common import friendly_errors, warehouse_path
+
+
+def _device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@friendly_errors
+def compose(
+    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog, e.g. sp2."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Only this dataset (default: every dataset of the task)."
+    ),
+    seed: int = typer.Option(0, help="Seeds the order in which candidates are tried."),
+    params_hash: str | None = typer.Option(
+        None, help="The explanations' parameter set (needed when MODEL has several)."
+    ),
+    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+) -> None:
+    """Compose a global signature per class: superimpose MODEL's sufficient signals.
+
+    For each dataset and class c, MODEL's stored sufficient signals of c are tried in a
+    seeded order (cropped or zero-padded to the candidates' median length) and kept while
+    MODEL still says c to their mean. Stores the composite (audio, member clips, the
+    candidates tried, its own sufficient mask); the `compositionality` view gives
+    |κ| / candidates. Needs `sigwh ingest --model MODEL` first.
+    """
+    from sigwarehouse import warehouse
+    from sigwarehouse.jobs import compose as job
+
+    path = warehouse_path()
+    with warehouse.opened(path, read_only=True) as con:
+        warehouse.require_current(con, path)
+        plan = job.plan_compose(con, model, dataset=dataset, seed=seed, params_hash=params_hash)
+    typer.echo(plan.describe())
+    if dry_run or not plan.items:
+        if not plan.items:
+            typer.echo("nothing to do: every composite is stored")
+        return
+    summary = job.run_compose(path, plan, device=_device(device), progress=typer.echo)
+    typer.echo(summary.describe())
+
+
+@friendly_errors
+def transfer_label(
+    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog."),
+    from_label: str = typer.Option(
+        "fake", "--from", help="The class whose composite mask is applied."
+    ),
+    to_label: list[str] = typer.Option(
+        [],
+        "--to",
+        help="Apply it to the clips MODEL gives this class (repeatable; "
+        "default: every other class).",
+    ),
+    mask: str = typer.Option(
+        "sufficient",
+        help="sufficient: the composite's own freqrex sufficient mask; members: the union "
+        "of its members' sufficient masks.",
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
+    seed: int = typer.Option(0, help="The composite's seed (as given to `sigwh compose`)."),
+    params_hash: str | None = typer.Option(
+        None, help="The explanations' parameter set (needed when MODEL has several)."
+    ),
+    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+) -> None:
+    """Apply the FROM composite's mask to the clips MODEL gives TO, and ask MODEL again.
+
+    Each clip keeps only the frequencies the mask keeps (mapped by Hz onto its own rfft
+    bins); nothing else changes. The `label_transfer` view gives the share of clips that
+    MODEL then gives the FROM class. Needs `sigwh compose --model MODEL` first.
+    """
+    from sigwarehouse import warehouse
+    from sigwarehouse.jobs import label_transfer as job
+
+    path = warehouse_path()
+    with warehouse.opened(path, read_only=True) as con:
+        warehouse.require_current(con, path)
+        plan = job.plan_transfer(
+            con, model, from_label=from_label, to_labels=to_label or None, mask=mask,
+            dataset=dataset, seed=seed, params_hash=params_hash,
+        )  # fmt: skip
+    typer.echo(plan.describe())
+    if not any(s.clip_ids for s in plan.signatures):
+        typer.echo("nothing to do: every clip is stored")
+        return
+    if dry_run:
+        return
+    summary = job.run_transfer(path, plan, device=_device(device))
+    typer.echo(summary.describe())
+
+
+@friendly_errors
+def asr(
+    asr_model: str = typer.Option(
+        "pocketsphinx",
+        "--asr",
+        help="pocketsphinx (offline English model bundled with it), or a local directory "
+        "holding a Hugging Face Whisper checkpoint.",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Only this source model's explanations."
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
+    limit: int | None = typer.Option(None, help="Only the first N explained clips (by id)."),
+    device: str | None = typer.Option(
+        None, help="cuda or cpu, for Whisper (default: cuda when available)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+) -> None:
+    """Transcribe original, sufficient, complete and inverse signals; score them with STOI.
+
+    Stores each transcript (table `transcripts`) and each derived signal's STOI against
+    its original clip (table `signal_stoi`); the ASR fidelity analysis of `sigwh report`
+    compares every transcript with the original's (Levenshtein ratio).
+    """
+    from sigwarehouse import warehouse
+    from sigwarehouse.jobs import asr as job
+
+    path = warehouse_path()
+    name = job.asr_name(asr_model)
+    with warehouse.opened(path, read_only=True) as con:
+        warehouse.require_current(con, path)
+        plan = job.plan_asr(con, name, model=model, dataset=dataset, limit=limit)
+    typer.echo(plan.describe())
+    if dry_run or not (plan.items or plan.original_clips):
+        if not (plan.items or plan.original_clips):
+            typer.echo("nothing to do: every transcript is stored")
+        return
+    dev = _device(device) if name != job.DEFAULT_ASR else "cpu"
+    summary = job.run_asr(path, plan, device=dev)
+    typer.echo(summary.describe())

@@ -1,0 +1,464 @@
+"""`sigwh compose --model M`: a global composite per class (the paper's section 5.1).
+
+For each dataset of M's task and each class c, the candidates are M's stored sufficient
+signals of class c (clips M gives c, explained with one freqrex parameter set) that keep
+at least one bin; a sufficient mask that keeps nothing (M gives c to silence) would only
+scale the composite down, so such clips are counted (`n_empty`) and left out.
+
+The procedure (documented choices):
+
+- Order: the candidates' clip ids, sorted, then shuffled by a seeded permutation
+  (NumPy's default_rng seeded with `seed` and a CRC of model/dataset/class, so classes
+  and models get independent orders). The order tried is stored (`candidates`).
+- Length: clips differ in length, so every sufficient signal (built at its clip's own
+  length, irfft(m · rfft(clip))) is cropped at the end or zero-padded at the end to the
+  lower median length of the candidates: a real clip length, the same whatever the order.
+- Greedy superposition: κ starts empty; each candidate in turn is kept when M gives c,
+  by at least the explanations' `decision_margin`, to the mean of κ plus that candidate.
+- The composite (mean of κ) is stored as 24-bit FLAC; M's probabilities stored with it
+  are those of the stored (decoded) audio, so everything downstream uses exactly what
+  is stored. It also gets a mask of its own for label transfer: freqrex's sufficient
+  mask of the composite (the explanations' parameters, always in the rfft-bin space),
+  and the union of the members' sufficient masks mapped by frequency (`map_mask`).
+
+Resumable like ingest: composites already stored for (model, dataset, class, parameter
+set, seed) are skipped; each composite is written in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sigwarehouse import warehouse
+from sigwarehouse.errors import SigwhError
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.ingest import ModelRecord, _model_record
+
+if TYPE_CHECKING:
+    import duckdb
+    import torch
+
+    from sigwarehouse.models.base import AudioClassifier
+
+
+# --- shared helpers (label transfer uses them too) --------------------------------------
+
+
+def explained_params(
+    con: duckdb.DuckDBPyConnection, model: str, params_hash: str | None = None
+) -> tuple[str, FreqrexParams]:
+    """The parameter set of `model`'s explanations: `params_hash`, or the only one stored.
+
+    Refuses a model without explanations, an unknown hash, and several parameter sets
+    when none is named (it lists them).
+    """
+    rows = con.execute(
+        "SELECT e.params_hash, any_value(p.params), count(*) FROM explanations e"
+        " LEFT JOIN freqrex_params p USING (params_hash) WHERE e.model = ?"
+        " GROUP BY 1 ORDER BY 1",
+        [model],
+    ).fetchall()
+    if not rows:
+        raise SigwhError(
+            f"model {model} has no explanations yet: run `sigwh ingest --model {model}`"
+        )
+    if params_hash is None and len(rows) > 1:
+        listed = ", ".join(f"{h} ({n} clips)" for h, _, n in rows)
+        raise SigwhError(
+            f"model {model} has explanations with several parameter sets ({listed}); "
+            "choose one with --params-hash"
+        )
+    chosen = (
+        rows[0] if params_hash is None else next((r for r in rows if r[0] == params_hash), None)
+    )
+    if chosen is None:
+        raise SigwhError(
+            f"model {model} has no explanations with parameters {params_hash!r} "
+            f"(it has {', '.join(h for h, _, _ in rows)})"
+        )
+    if chosen[1] is None:
+        raise SigwhError(f"parameter set {chosen[0]} is not in freqrex_params")
+    return chosen[0], FreqrexParams.from_dict(json.loads(chosen[1]))
+
+
+def task_labels(con: duckdb.DuckDBPyConnection, task: str) -> tuple[list[str], int]:
+    """The task's labels (in order) and sample rate."""
+    labels, rate = con.execute(
+        "SELECT labels, sample_rate FROM tasks WHERE task = ?", [task]
+    ).fetchall()[0]
+    return list(labels), int(rate)
+
+
+def task_datasets(con: duckdb.DuckDBPyConnection, task: str, dataset: str | None) -> list[str]:
+    """The task's datasets, or just `dataset` (refused when it is not one of them)."""
+    names = [
+        d
+        for (d,) in con.execute(
+            "SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task]
+        ).fetchall()
+    ]
+    if dataset is None:
+        return names
+    if dataset not in names:
+        raise SigwhError(
+            f"dataset {dataset!r} is not a dataset of task {task!r} "
+            f"(its datasets: {', '.join(names) or 'none'})"
+        )
+    return [dataset]
+
+
+def class_index(labels: list[str], label: str) -> int:
+    """The index of `label` among the task's labels; refuses an unknown label."""
+    if label not in labels:
+        raise SigwhError(f"{label!r} is not a label of the task (its labels: {', '.join(labels)})")
+    return labels.index(label)
+
+
+def map_mask(mask: np.ndarray, n_from: int, n_to: int) -> np.ndarray:
+    """A mask over the rfft bins of an n_from-sample signal, mapped onto an n_to-sample one.
+
+    Bins are matched by frequency in Hz (bin j of an n-sample signal is j·rate/n). A target
+    bin is kept when any source bin within half a target bin of its frequency is kept;
+    where the target grid is finer than the source's (no source bin that close), the
+    nearest source bin decides. Equal lengths return the mask unchanged.
+    """
+    src = np.asarray(mask, dtype=bool)
+    if src.shape != (n_from // 2 + 1,):
+        raise ValueError(f"a mask of {src.shape} bins is not over {n_from} samples' rfft")
+    if n_from == n_to:
+        return src.copy()
+    ratio = n_from / n_to  # source bins per target bin
+    centre = np.arange(n_to // 2 + 1) * ratio
+    lo = np.clip(np.ceil(centre - ratio / 2), 0, len(src)).astype(int)
+    hi = np.clip(np.ceil(centre + ratio / 2), 0, len(src)).astype(int)
+    kept = np.concatenate(([0], np.cumsum(src)))
+    out = (kept[hi] - kept[lo]) > 0
+    empty = hi <= lo
+    nearest = np.clip(np.rint(centre).astype(int), 0, len(src) - 1)
+    out[empty] = src[nearest[empty]]
+    return out
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """x cropped at the end, or zero-padded at the end, to n samples."""
+    out = np.zeros(n, dtype=np.float32)
+    out[: min(n, len(x))] = x[:n]
+    return out
+
+
+def candidate_order(
+    clip_ids: list[int], seed: int, model: str, dataset: str, cls: int
+) -> list[int]:
+    """The clip ids sorted, then shuffled by a permutation seeded with seed and the key."""
+    key = zlib.crc32(f"{model}/{dataset}/{cls}".encode())
+    rng = np.random.default_rng([int(seed), key])
+    ordered = sorted(int(c) for c in clip_ids)
+    return [ordered[i] for i in rng.permutation(len(ordered))]
+
+
+def margin_keeps(probs: np.ndarray, cls: int, margin: float) -> bool:
+    """True when class cls beats every other class by at least `margin`."""
+    others = np.delete(np.asarray(probs, dtype=np.float64), cls)
+    return bool(probs[cls] - (others.max() if others.size else 0.0) >= margin)
+
+
+def write_rows(
+    path: Path,
+    inserts: list[tuple[str, list[tuple]]],
+    run_id: str,
+    counters: runs.RunCounters,
+    errors: list[dict] | None = None,
+) -> None:
+    """Run each (INSERT statement, rows), record `errors` (runs.record_error keywords) and
+    update the run's counters, all in one transaction."""
+    with warehouse.opened(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql, rows in inserts:
+                if rows:
+                    con.executemany(sql, rows)
+            for e in errors or []:
+                runs.record_error(con, run_id, **e)
+            runs.update_run(con, run_id, counters)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+# --- planning ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    clip_id: int
+    n_bins: int
+    mask: bytes  # packed sufficient mask
+
+
+@dataclass
+class ComposeItem:
+    """One composite to make: M's class `cls` on `dataset`."""
+
+    dataset: str
+    cls: int
+    candidates: list[Candidate]  # in the seeded order
+    n_empty: int
+
+
+@dataclass
+class ComposePlan:
+    model: ModelRecord
+    labels: list[str]
+    sample_rate: int
+    params_hash: str
+    params: FreqrexParams
+    seed: int
+    items: list[ComposeItem]
+    stored: int  # composites already stored (skipped)
+
+    def describe(self) -> str:
+        lines = [
+            f"model {self.model.model} (task {self.model.task}), explanations {self.params_hash},"
+            f" seed {self.seed}: {self.stored} composite(s) stored, {len(self.items)} to make"
+        ]
+        for it in self.items:
+            lines.append(
+                f"  {it.dataset} / {self.labels[it.cls]}: {len(it.candidates)} candidate(s)"
+                f", {it.n_empty} empty sufficient signal(s) left out"
+            )
+        return "\n".join(lines)
+
+
+def plan_compose(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    *,
+    dataset: str | None = None,
+    seed: int = 0,
+    params_hash: str | None = None,
+) -> ComposePlan:
+    """The composites still to make for `model` (one per dataset and class of its task)."""
+    record = _model_record(con, model)
+    labels, rate = task_labels(con, record.task)
+    ph, params = explained_params(con, model, params_hash)
+    stored = {
+        (d, c)
+        for d, c in con.execute(
+            "SELECT dataset, class FROM composites"
+            " WHERE model = ? AND params_hash = ? AND seed = ?",
+            [model, ph, seed],
+        ).fetchall()
+    }
+    items = []
+    for ds in task_datasets(con, record.task, dataset):
+        for cls in range(len(labels)):
+            if (ds, cls) in stored:
+                continue
+            rows = con.execute(
+                "SELECT e.clip_id, e.n_bins, e.sufficient_mask, e.sufficient_size"
+                " FROM explanations e JOIN clips c USING (clip_id)"
+                " WHERE e.model = ? AND e.params_hash = ? AND c.dataset = ? AND e.orig_class = ?"
+                "   AND e.sufficient_mask IS NOT NULL",
+                [model, ph, ds, cls],
+            ).fetchall()
+            usable = {r[0]: Candidate(r[0], r[1], r[2]) for r in rows if r[3] > 0}
+            order = candidate_order(list(usable), seed, model, ds, cls)
+            items.append(
+                ComposeItem(ds, cls, [usable[c] for c in order], sum(r[3] == 0 for r in rows))
+            )
+    return ComposePlan(record, labels, rate, ph, params, seed, items, len(stored))
+
+
+# --- the composition --------------------------------------------------------------------
+
+
+@dataclass
+class Composite:
+    members: list[int]  # indexes into the candidates
+    wave: np.ndarray | None
+
+
+def greedy_compose(
+    clf: AudioClassifier, signals: list[torch.Tensor], cls: int, margin: float
+) -> Composite:
+    """Superimpose (mean) the signals in order, keeping each one while clf still says cls.
+
+    `signals` are 1-D tensors of one length on clf's device. One model query per
+    candidate (each decision depends on the previous ones).
+    """
+    total, members = None, []
+    for i, s in enumerate(signals):
+        trial = s if total is None else total + s
+        probs = clf((trial / (len(members) + 1))[None])[0].float().cpu().numpy()
+        if np.isfinite(probs).all() and margin_keeps(probs, cls, margin):
+            total, members = trial, [*members, i]
+    if total is None:
+        return Composite([], None)
+    return Composite(members, (total / len(members)).cpu().numpy().astype(np.float32))
+
+
+@dataclass
+class ComposeSummary:
+    run_id: str
+    plan: ComposePlan
+    made: list[tuple[str, str, int, int]] = field(default_factory=list)  # ds, label, |κ|, n
+    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    status: str = "running"
+
+    def describe(self) -> str:
+        parts = [f"{d}/{label}: {k}/{n}" for d, label, k, n in self.made]
+        return (
+            f"run {self.run_id} {self.status}: {len(self.made)} composite(s) of "
+            f"{self.plan.model.model} ({', '.join(parts) or 'none'}), "
+            f"{self.counters.queries:,} model queries in {self.counters.total_seconds:.1f} s"
+        )
+
+
+def _member_signals(
+    path: Path, item: ComposeItem, params: FreqrexParams
+) -> tuple[list[np.ndarray], int]:
+    """Each candidate's sufficient signal (at its clip's length) and the common length."""
+    from sigwarehouse.audio import load_clips
+    from sigwarehouse.freqrex.spectral import unpack_mask
+    from sigwarehouse.report.examples import masked_signal
+
+    with warehouse.opened(path, read_only=True) as con:
+        clips = load_clips(con, [c.clip_id for c in item.candidates])
+    signals = [
+        masked_signal(x, unpack_mask(c.mask, c.n_bins), params.to_dict())
+        for x, c in zip(clips, item.candidates, strict=True)
+    ]
+    lengths = sorted(len(x) for x in clips)
+    return signals, lengths[(len(lengths) - 1) // 2]
+
+
+_COLUMNS = (
+    "model", "dataset", "class", "params_hash", "seed", "run_id", "candidates", "members",
+    "n_candidates", "n_composed", "n_empty", "n_samples", "sample_rate", "audio", "probs", "top1",
+    "members_mask", "members_mask_size", "sufficient_mask", "sufficient_size",
+    "sufficient_reason", "queries", "seconds", "reason",
+)  # fmt: skip
+_INSERT = (
+    f"INSERT OR IGNORE INTO composites ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def _compose_item(
+    path: Path, plan: ComposePlan, item: ComposeItem, clf: AudioClassifier, run_id: str
+) -> dict:
+    """The composites row of one item, by column (computed with the warehouse closed)."""
+    import torch
+
+    from sigwarehouse.audio import decode_flac, encode_flac
+    from sigwarehouse.freqrex import explain
+    from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
+
+    start = time.perf_counter()
+    ids = [c.clip_id for c in item.candidates]
+    row = dict.fromkeys(_COLUMNS)
+    row.update(
+        model=plan.model.model, dataset=item.dataset, params_hash=plan.params_hash,
+        seed=plan.seed, run_id=run_id, candidates=ids, members=[], n_candidates=len(ids),
+        n_composed=0, n_empty=item.n_empty, n_samples=0, sample_rate=plan.sample_rate,
+        queries=0, seconds=0.0,
+    )  # fmt: skip
+    row["class"] = item.cls
+    if not item.candidates:
+        row["reason"] = (
+            f"every sufficient signal of the class keeps no bin ({item.n_empty} clips): "
+            f"{plan.model.model} gives the class to silence"
+            if item.n_empty
+            else "no explained clip has this class"
+        )
+        return row
+    signals, length = _member_signals(path, item, plan.params)
+    waves = [torch.from_numpy(fit_length(s, length)).to(clf.device) for s in signals]
+    found = greedy_compose(clf, waves, item.cls, plan.params.decision_margin)
+    row.update(n_samples=length, queries=len(waves), members=[ids[i] for i in found.members])
+    row["n_composed"] = len(found.members)
+    if found.wave is None:
+        row["reason"] = "no candidate alone keeps the class at the common length"
+        row["seconds"] = time.perf_counter() - start
+        return row
+    row["audio"] = encode_flac(found.wave, plan.sample_rate)
+    stored, _ = decode_flac(row["audio"])
+    if plan.params.space == "fft":  # STFT-cell masks have no single frequency per variable
+        union = np.zeros(length // 2 + 1, dtype=bool)
+        for i in found.members:
+            c = item.candidates[i]
+            union |= map_mask(unpack_mask(c.mask, c.n_bins), len(signals[i]), length)
+        row.update(members_mask=pack_mask(union), members_mask_size=int(union.sum()))
+    wave = torch.from_numpy(np.ascontiguousarray(stored)).to(clf.device)
+    ex = explain(clf, [wave], replace(plan.params, space="fft"))[0]
+    probs = np.asarray(ex.probs, dtype=np.float32)
+    row.update(probs=probs.tolist(), top1=int(probs.argmax()), queries=row["queries"] + ex.queries)
+    if ex.sufficient_mask is not None:
+        row.update(
+            sufficient_mask=pack_mask(ex.sufficient_mask),
+            sufficient_size=int(ex.sufficient_mask.sum()),
+        )
+    row["sufficient_reason"] = ex.sufficient_reason
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def run_compose(
+    path: Path,
+    plan: ComposePlan,
+    *,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> ComposeSummary:
+    """Make the plan's composites, storing each in its own transaction; returns the summary.
+
+    A model that cannot load fails the job before any work; stored composites stay
+    stored whatever happens (Ctrl-C ends the run as `interrupted`).
+    """
+    from sigwarehouse.jobs.ingest import load_models, timed
+
+    counters = runs.RunCounters()
+    clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)
+    with warehouse.opened(path) as con:
+        run_id = runs.start_run(
+            con, job="compose", model=plan.model.model, task=plan.model.task,
+            dataset=",".join(sorted({i.dataset for i in plan.items})) or None,
+            params={"seed": plan.seed, "explanations": plan.params_hash,
+                    "order": "seeded permutation", "length": "lower median, crop/pad at end"},
+            params_hash=plan.params_hash, seed=plan.seed, device=device,
+        )  # fmt: skip
+    summary = ComposeSummary(run_id, plan, counters=counters)
+    started = time.perf_counter()
+    try:
+        for item in plan.items:
+            row = _compose_item(path, plan, item, clf, run_id)
+            counters.clips_done += row["n_composed"]
+            counters.total_seconds = time.perf_counter() - started
+            write_rows(path, [(_INSERT, [tuple(row[c] for c in _COLUMNS)])], run_id, counters)
+            label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
+            summary.made.append((item.dataset, label, kept, tried))
+            if progress:
+                progress(f"{item.dataset}/{label}: kept {kept} of {tried} candidates")
+        summary.status = "done"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    except Exception as exc:
+        summary.status = "failed"
+        counters.extra["message"] = repr(exc)
+        raise
+    finally:
+        counters.total_seconds = time.perf_counter() - started
+        with warehouse.opened(path) as con:
+            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
+    return summary
