@@ -448,3 +448,20 @@ def test_a_local_whisper_checkpoint_works_through_the_same_interface(
     assert all(isinstance(r[2], str) and "<|" not in r[2] for r in rows)
     assert "nothing to do" in _cli(copy, "asr", "--asr", str(checkpoint), "--model", "sp2",
                                    "--limit", "1").output  # fmt: skip
+
+
+def test_a_composite_made_from_other_clips_is_reported_stale(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, copy)
+    with warehouse.opened(copy, read_only=True) as con:
+        assert compose.plan_compose(con, "sp1").stale == []
+    con = duckdb.connect(str(copy))
+    con.execute(
+        "DELETE FROM explanations WHERE model = 'sp1' AND clip_id = (SELECT min(clip_id)"
+        " FROM explanations WHERE model = 'sp1' AND orig_class = 1)"
+    )
+    con.close()
+    with warehouse.opened(copy, read_only=True) as con:
+        plan = compose.plan_compose(con, "sp1")
+    assert plan.items == [] and plan.stale == [f"{DATASET} / fake"]
+    assert "another --seed" in plan.describe()

@@ -225,6 +225,7 @@ class ComposePlan:
     seed: int
     items: list[ComposeItem]
     stored: int  # composites already stored (skipped)
+    stale: list[str] = field(default_factory=list)  # stored, but more clips explained since
 
     def describe(self) -> str:
         lines = [
@@ -235,6 +236,11 @@ class ComposePlan:
             lines.append(
                 f"  {it.dataset} / {self.labels[it.cls]}: {len(it.candidates)} candidate(s)"
                 f", {it.n_empty} empty sufficient signal(s) left out"
+            )
+        if self.stale:
+            lines.append(
+                f"  note: stored composite(s) of {', '.join(self.stale)} were made before more "
+                "clips were explained; they are kept (compose with another --seed for new ones)"
             )
         return "\n".join(lines)
 
@@ -252,18 +258,16 @@ def plan_compose(
     labels, rate = task_labels(con, record.task)
     ph, params = explained_params(con, model, params_hash)
     stored = {
-        (d, c)
-        for d, c in con.execute(
-            "SELECT dataset, class FROM composites"
+        (d, c): (sorted(k), e)
+        for d, c, k, e in con.execute(
+            "SELECT dataset, class, candidates, n_empty FROM composites"
             " WHERE model = ? AND params_hash = ? AND seed = ?",
             [model, ph, seed],
         ).fetchall()
     }
-    items = []
+    items, stale = [], []
     for ds in task_datasets(con, record.task, dataset):
         for cls in range(len(labels)):
-            if (ds, cls) in stored:
-                continue
             rows = con.execute(
                 "SELECT e.clip_id, e.n_bins, e.sufficient_mask, e.sufficient_size"
                 " FROM explanations e JOIN clips c USING (clip_id)"
@@ -272,11 +276,14 @@ def plan_compose(
                 [model, ph, ds, cls],
             ).fetchall()
             usable = {r[0]: Candidate(r[0], r[1], r[2]) for r in rows if r[3] > 0}
+            n_empty = sum(r[3] == 0 for r in rows)
+            if (ds, cls) in stored:
+                if stored[(ds, cls)] != (sorted(usable), n_empty):
+                    stale.append(f"{ds} / {labels[cls]}")
+                continue
             order = candidate_order(list(usable), seed, model, ds, cls)
-            items.append(
-                ComposeItem(ds, cls, [usable[c] for c in order], sum(r[3] == 0 for r in rows))
-            )
-    return ComposePlan(record, labels, rate, ph, params, seed, items, len(stored))
+            items.append(ComposeItem(ds, cls, [usable[c] for c in order], n_empty))
+    return ComposePlan(record, labels, rate, ph, params, seed, items, len(stored), stale)
 
 
 # --- the composition --------------------------------------------------------------------
