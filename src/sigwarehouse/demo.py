@@ -19,9 +19,9 @@ from sigwarehouse.freqrex.params import FreqrexParams
 # The demo's freqrex parameters: the defaults, except fewer responsibility iterations so
 # that all three tasks fit in a few minutes on two CPU cores.
 DEMO_PARAMS = FreqrexParams(iterations=2)
-# Clips of each label every model explains: all three tasks, every zoo model, ~10 minutes
+# Clips of each label every model explains: all three tasks, every zoo model, a few minutes
 # on two cores. `sigwh demo --all-clips` explains the whole evaluation split.
-DEMO_PER_LABEL = 2
+DEMO_PER_LABEL = 5
 
 
 @dataclass

@@ -151,8 +151,8 @@ def export(
 def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
     catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
-    per_label: int = typer.Option(
-        2, help="Clips of each label that every model explains (more takes longer)."
+    per_label: int | None = typer.Option(
+        None, help="Clips of each label that every model explains [default: 5]."
     ),
     all_clips: bool = typer.Option(False, "--all-clips", help="Explain every evaluation clip."),
 ) -> None:
@@ -162,9 +162,10 @@ def demo(
     """
     from sigwarehouse.demo import run_demo
 
-    result = run_demo(
-        warehouse_path(), catalog, out, per_label=None if all_clips else per_label, say=typer.echo
+    sample = (
+        {"per_label": None} if all_clips else {} if per_label is None else {"per_label": per_label}
     )
+    result = run_demo(warehouse_path(), catalog, out, say=typer.echo, **sample)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     typer.echo(f"done ({steps}); warehouse: {result.warehouse}")
     typer.echo(f"report: {result.report}")
