@@ -12,10 +12,14 @@ import duckdb
 
 from analyses import (
     accuracy,
+    asr_fidelity,
     beta_curve,
     bootstrap,
+    composition,
     flat_earthers,
+    label_transfer,
     provenance,
+    spectral_entropy,
     sufficient_vs_complete,
     transferability,
 )
@@ -28,6 +32,12 @@ MODULES: tuple[ModuleType, ...] = (
     beta_curve,
     bootstrap,
     flat_earthers,
+    # the deepfake analyses (section 5 of the paper); provenance stays last, as the
+    # report puts the listenable examples just before the last section
+    composition,
+    spectral_entropy,
+    label_transfer,
+    asr_fidelity,
     provenance,
 )
 

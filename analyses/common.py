@@ -41,6 +41,16 @@ class Chart:
 
 
 @dataclass
+class Audio:
+    """A listenable signal (WAV bytes) with the sentence that says what it is."""
+
+    name: str  # file-safe, unique within the report
+    caption: str
+    wav: bytes
+    group: str | None = None  # shown under this sub-heading, with the group's tables
+
+
+@dataclass
 class Section:
     """One result: what it is, its tables and charts, or why it could not be computed."""
 
@@ -51,6 +61,7 @@ class Section:
     charts: list[Chart] = field(default_factory=list)
     missing: str | None = None  # set when the warehouse lacks the data; tables then empty
     notes: list[str] = field(default_factory=list)
+    audio: list[Audio] = field(default_factory=list)
 
 
 def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:

@@ -8,15 +8,23 @@ stored composite audio, drawn in dB per model, one line per class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import altair as alt
 import duckdb
 import numpy as np
 import polars as pl
 from scipy.signal import welch
 
-from analyses.common import Chart, Section, Table, count, groups, has_relations, query, slug
+from analyses.common import (
+    Audio,
+    Chart,
+    Section,
+    Table,
+    count,
+    groups,
+    has_relations,
+    query,
+    slug,
+)
 
 TITLE = "Global composition (real vs fake signatures)"
 INTRO = (
@@ -29,16 +37,6 @@ INTRO = (
     "density is the class's global signature (the paper's figure 3)."
 )
 NPERSEG = 1024
-
-
-@dataclass
-class Listen:
-    """A listenable composite: WAV bytes and what it is."""
-
-    name: str
-    caption: str
-    wav: bytes
-    group: str | None = None
 
 
 def degree_table(frame: pl.DataFrame, labels: list[str]) -> pl.DataFrame:
@@ -89,7 +87,7 @@ def psd_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return pl.concat(parts) if parts else pl.DataFrame()
 
 
-def listenable(con: duckdb.DuckDBPyConnection) -> list[Listen]:
+def listenable(con: duckdb.DuckDBPyConnection) -> list[Audio]:
     """Every stored composite as WAV bytes, captioned with its model, class and members."""
     from sigwarehouse.audio import decode_flac
     from sigwarehouse.report.examples import wav_bytes
@@ -106,7 +104,7 @@ def listenable(con: duckdb.DuckDBPyConnection) -> list[Listen]:
     for task, dataset, ph, seed, model, label, audio, k, n, p in rows:
         x, rate = decode_flac(audio)
         out.append(
-            Listen(
+            Audio(
                 slug("composite", task, dataset, model, label, ph, str(seed)),
                 f"{model}'s {label} composite ({k} of {n} sufficient signals; {model} says "
                 f"{label} with p = {p:.2f})",
@@ -180,7 +178,5 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         " WHERE k.n_composed = 0 ORDER BY ALL"
     ).fetchall():
         section.notes.append(f"{model} has no {label} composite on {dataset}: {reason}.")
-    # The report shows these players once `Section` has an `audio` list (see report/).
-    if "audio" in getattr(Section, "__dataclass_fields__", {}):
-        section.audio = listenable(con)  # type: ignore[attr-defined]
+    section.audio = listenable(con)
     return section

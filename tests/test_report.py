@@ -40,7 +40,9 @@ def built(tmp_path_factory):
 def test_report_writes_one_self_contained_page_with_every_section(built) -> None:
     _, _, result = built
     page = result.index.read_text()
-    assert result.built and result.missing == []
+    # the small warehouse has no rows from the deepfake jobs (compose, transfer-label, asr)
+    assert result.built
+    assert result.missing == ["composition", "label_transfer", "asr_fidelity"]
     for key in ("accuracy", "transferability", "sufficient_vs_complete", "beta_curve",
                 "bootstrap", "flat_earthers", "examples", "provenance"):  # fmt: skip
         assert f'<section id="{key}">' in page

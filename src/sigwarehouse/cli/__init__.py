@@ -177,6 +177,7 @@ def _register() -> None:
     from sigwarehouse.cli.catalog import catalog_app
     from sigwarehouse.cli.corpus import corpus_app
     from sigwarehouse.cli.dataset import dataset_app
+    from sigwarehouse.cli.deepfake import asr, compose, transfer_label
     from sigwarehouse.cli.ingest import ingest
     from sigwarehouse.cli.report import report
     from sigwarehouse.cli.zoo import zoo_app
@@ -187,6 +188,9 @@ def _register() -> None:
     app.add_typer(zoo_app, name="zoo")
     app.command()(ingest)
     app.command()(report)
+    app.command("compose")(compose)
+    app.command("transfer-label")(transfer_label)
+    app.command("asr")(asr)
 
 
 _register()

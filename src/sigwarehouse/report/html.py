@@ -175,7 +175,8 @@ def section_html(
         parts.append(f'<p class="missing">{html.escape(section.missing)}</p>')
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
     # Items without a group first, then each group under its own heading, charts first.
-    order = [None] + list(dict.fromkeys(x.group for x in [*section.charts, *section.tables]))
+    items = [*section.charts, *section.tables, *section.audio]
+    order = [None] + list(dict.fromkeys(x.group for x in items))
     for group in dict.fromkeys(order):
         if group is not None:
             parts.append(f"<h3>{html.escape(group)}</h3>")
@@ -184,6 +185,11 @@ def section_html(
             table_html(t, csv_paths.get(t.name))
             for t in section.tables
             if t.in_page and t.group == group
+        ]
+        parts += [
+            f'<p class="listen">{html.escape(a.caption)}<br>{_audio(a.wav)}</p>'
+            for a in section.audio
+            if a.group == group
         ]
     offpage = [t for t in section.tables if not t.in_page and t.name in csv_paths]
     parts += [
