@@ -41,7 +41,7 @@ from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import runs
-from sigwarehouse.jobs.ingest import ModelRecord, _model_record
+from sigwarehouse.jobs.models import ModelRecord, model_record
 
 if TYPE_CHECKING:
     import duckdb
@@ -254,7 +254,7 @@ def plan_compose(
     params_hash: str | None = None,
 ) -> ComposePlan:
     """The composites still to make for `model` (one per dataset and class of its task)."""
-    record = _model_record(con, model)
+    record = model_record(con, model)
     labels, rate = task_labels(con, record.task)
     ph, params = explained_params(con, model, params_hash)
     stored = {
@@ -432,7 +432,7 @@ def run_compose(
     A model that cannot load fails the job before any work; stored composites stay
     stored whatever happens (Ctrl-C ends the run as `interrupted`).
     """
-    from sigwarehouse.jobs.ingest import load_models, timed
+    from sigwarehouse.jobs.models import load_models, timed
 
     counters = runs.RunCounters()
     clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)

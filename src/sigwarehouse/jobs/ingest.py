@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,24 +28,26 @@ from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.models import (
+    entropy_bits,
+    evaluate,
+    load_models,
+    model_record,
+    task_models,
+    timed,
+)
+from sigwarehouse.jobs.signals import (
+    SIGNAL_KINDS,
+    derived_signals,
+    encode_responsibility,
+    evaluate_signals,
+)
 
 if TYPE_CHECKING:
     import duckdb
     import torch
 
     from sigwarehouse.models.base import AudioClassifier
-
-SIGNAL_KINDS = ("sufficient", "complete", "inverse")
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    model: str
-    task: str
-    kind: str
-    ref: str
-    labels: list[str]
-    label_map: dict[str, str] | None
 
 
 @dataclass
@@ -101,25 +102,6 @@ class IngestSummary:
 # --- planning ---------------------------------------------------------------------------
 
 
-def _model_record(con: duckdb.DuckDBPyConnection, model: str) -> ModelRecord:
-    row = con.execute(
-        "SELECT model, task, kind, ref, labels, label_map FROM models WHERE model = ?", [model]
-    ).fetchone()
-    if row is None:
-        known = [m for (m,) in con.execute("SELECT model FROM models ORDER BY 1").fetchall()]
-        raise SigwhError(
-            f"unknown model {model!r}; known: {', '.join(known) or 'none'} "
-            "(add it to ingest/models/*.toml and run `sigwh catalog sync`)"
-        )
-    label_map = json.loads(row[5]) if row[5] else None
-    return ModelRecord(row[0], row[1], row[2], row[3], list(row[4]), label_map)
-
-
-def task_models(con: duckdb.DuckDBPyConnection, task: str) -> list[ModelRecord]:
-    names = con.execute("SELECT model FROM models WHERE task = ? ORDER BY model", [task]).fetchall()
-    return [_model_record(con, m) for (m,) in names]
-
-
 def plan_ingest(
     con: duckdb.DuckDBPyConnection,
     model: str,
@@ -136,7 +118,7 @@ def plan_ingest(
     label of each dataset (a balanced sample), `limit` caps the clips of this run, and
     `shard=(i, n)` keeps the clips whose id % n == i.
     """
-    record = _model_record(con, model)
+    record = model_record(con, model)
     task, labels = con.execute(
         "SELECT task, labels FROM tasks WHERE task = ?", [record.task]
     ).fetchone()
@@ -200,156 +182,6 @@ def plan_ingest(
         cross_fill=[(m, c) for m, c in cross],
         est_queries_per_clip=int(past) if past else 600,
     )
-
-
-# --- model work -------------------------------------------------------------------------
-
-
-def load_models(
-    records: list[ModelRecord], task_labels: list[str], device: str
-) -> dict[str, AudioClassifier]:
-    """Every model of the task on the device; a model that cannot load stops the job here."""
-    from sigwarehouse.models.loader import load_classifier
-
-    loaded = {}
-    for r in records:
-        try:
-            loaded[r.model] = load_classifier(
-                r.kind, r.ref, task_labels, label_map=r.label_map, device=device
-            )
-        except Exception as exc:
-            raise SigwhError(
-                f"model {r.model} ({r.kind} {r.ref}) could not be loaded: {exc}. Fix its entry "
-                "in ingest/models/*.toml (ref, labels) and run `sigwh catalog sync`"
-            ) from exc
-    return loaded
-
-
-def entropy_bits(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy in bits of each row of probabilities."""
-    p = np.clip(probs.astype(np.float64), 0.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log2(p), 0.0)
-    return terms.sum(axis=1)
-
-
-def timed(clf: AudioClassifier, counters: runs.RunCounters) -> AudioClassifier:
-    """The same classifier, counting its queries and forward-pass seconds into `counters`."""
-    from sigwarehouse.models.base import AudioClassifier
-
-    class Timed(AudioClassifier):
-        def __init__(self) -> None:
-            super().__init__(clf.labels, clf.sample_rate, clf.device)
-            self.inner = clf
-
-        def forward(self, waves: torch.Tensor) -> torch.Tensor:
-            start = time.perf_counter()
-            out = self.inner.forward(waves)
-            if out.device.type == "cuda":
-                import torch
-
-                torch.cuda.synchronize(out.device)
-            counters.model_seconds += time.perf_counter() - start
-            counters.queries += waves.shape[0]
-            return out
-
-    return Timed()
-
-
-def evaluate(clf: AudioClassifier, waves: list[torch.Tensor], batch_size: int) -> np.ndarray:
-    """Probabilities (n, labels) of 1-D waves of any lengths: equal lengths share a batch."""
-    import torch
-
-    out = np.zeros((len(waves), clf.n_labels), dtype=np.float32)
-    by_length: dict[int, list[int]] = {}
-    for i, w in enumerate(waves):
-        by_length.setdefault(w.shape[-1], []).append(i)
-    for idx in by_length.values():
-        for start in range(0, len(idx), batch_size):
-            part = idx[start : start + batch_size]
-            probs = clf(torch.stack([waves[i] for i in part]))
-            out[part] = probs.float().cpu().numpy()
-    return out
-
-
-@dataclass
-class Signal:
-    """One derived signal: source model's sufficient/complete/inverse signal of a clip."""
-
-    source: str
-    clip_id: int
-    source_class: int
-    kind: str
-    wave: torch.Tensor
-
-
-def derived_signals(
-    source: str,
-    clip_id: int,
-    source_class: int,
-    wave: torch.Tensor,
-    sufficient: np.ndarray | None,
-    complete: np.ndarray | None,
-    params: FreqrexParams,
-) -> list[Signal]:
-    """The sufficient, complete and inverse signals of one clip (those that exist)."""
-    from sigwarehouse.freqrex.spectral import signals_for
-
-    masks = {}
-    if sufficient is not None:
-        masks["sufficient"] = sufficient
-    if complete is not None:
-        masks["complete"] = complete
-        masks["inverse"] = ~complete
-    if not masks:
-        return []
-    stacked = signals_for(wave.expand(len(masks), -1), np.stack(list(masks.values())), params)
-    return [
-        Signal(source, clip_id, source_class, k, w) for k, w in zip(masks, stacked, strict=True)
-    ]
-
-
-def evaluate_signals(
-    signals: list[Signal],
-    models: dict[str, AudioClassifier],
-    params_hash: str,
-    batch_size: int,
-    run_id: str,
-) -> tuple[list[tuple], list[dict]]:
-    """signal_probs rows of every signal on every model, in large batches, and the errors.
-
-    A model that gives NaN on a signal gets an error row instead of a probability row.
-    """
-    rows, errors = [], []
-    if not signals:
-        return rows, errors
-    for target, clf in models.items():
-        probs = evaluate(clf, [s.wave for s in signals], batch_size)
-        finite = np.isfinite(probs).all(axis=1)
-        ent = entropy_bits(np.nan_to_num(probs))
-        for s, p, h, ok in zip(signals, probs, ent, finite, strict=True):
-            if not ok:
-                errors.append(
-                    dict(model=target, clip_id=s.clip_id, stage=f"evaluate {s.source} {s.kind}",
-                         error=f"model {target} returned non-finite probabilities")
-                )  # fmt: skip
-                continue
-            rows.append(
-                (s.source, s.clip_id, params_hash, s.kind, target, s.source_class,
-                 p.tolist(), int(p.argmax()), float(h), run_id)
-            )  # fmt: skip
-    return rows, errors
-
-
-def encode_responsibility(values: np.ndarray) -> bytes:
-    """Responsibility per variable as zlib-compressed float16 (maps are piecewise constant
-    over bands, so this is ~100x smaller than the raw floats)."""
-    return zlib.compress(np.asarray(values, dtype="<f2").tobytes(), 6)
-
-
-def decode_responsibility(blob: bytes) -> np.ndarray:
-    """The float32 responsibility map that encode_responsibility stored."""
-    return np.frombuffer(zlib.decompress(blob), dtype="<f2").astype(np.float32)
 
 
 # --- writing ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from sigwarehouse.jobs.compose import (
     task_labels,
     write_rows,
 )
-from sigwarehouse.jobs.ingest import ModelRecord, _model_record
+from sigwarehouse.jobs.models import ModelRecord, model_record
 
 MASKS = ("sufficient", "members")
 
@@ -101,7 +101,7 @@ def plan_transfer(
 
     if mask not in MASKS:
         raise SigwhError(f"--mask must be one of {', '.join(MASKS)}, not {mask!r}")
-    record = _model_record(con, model)
+    record = model_record(con, model)
     labels, rate = task_labels(con, record.task)
     source = class_index(labels, from_label)
     targets = [class_index(labels, t) for t in (to_labels or [])] or [
@@ -192,7 +192,7 @@ def run_transfer(
     import torch
 
     from sigwarehouse.audio import load_clips
-    from sigwarehouse.jobs.ingest import evaluate, load_models, timed
+    from sigwarehouse.jobs.models import evaluate, load_models, timed
 
     counters = runs.RunCounters()
     clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)
