@@ -222,6 +222,27 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(tmp_path: Path)
     assert statuses == ["abandoned", "done"]
 
 
+def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path) -> None:
+    path = _build(tmp_path / "interrupted.duckdb")
+    model = _models(path)[0]
+    args = ["ingest", "--model", model, "--per-label", "4", "--clips-per-batch", "1", *EXTRA]
+    job = subprocess.Popen(_sigwh(path, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline, done = time.monotonic() + 120, 0
+    while done < 1 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.02)
+        with warehouse.opened(path, read_only=True) as con:
+            done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    job.send_signal(signal.SIGINT)
+    output = job.communicate(timeout=60)[0].decode()
+    assert job.returncode == 130, output
+    assert "interrupted: stored batches are kept" in output
+    assert "Traceback" not in output
+    with warehouse.opened(path, read_only=True) as con:
+        run = con.execute("SELECT status, clips_done FROM runs").fetchone()
+        stored = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    assert run == ("interrupted", stored) and 1 <= stored < 8
+
+
 def test_two_jobs_at_once_and_reads_while_they_run(ingested: Path, tmp_path: Path) -> None:
     path = _build(tmp_path / "concurrent.duckdb")
     model = _models(path)[0]

@@ -337,7 +337,7 @@ def run_asr(
     started = time.perf_counter()
     text_sql = f"INSERT OR IGNORE INTO transcripts VALUES ({', '.join('?' * 8)})"
     stoi_sql = "INSERT OR IGNORE INTO signal_stoi VALUES (?, ?, ?, ?, ?, ?)"
-    try:
+    with runs.recorded(path, run_id, counters, summary, started):
         for batch in _chunks(clips, clips_per_batch):
             with warehouse.opened(path, read_only=True) as con:
                 samples = dict(zip(batch, load_clips(con, batch), strict=True))
@@ -372,16 +372,4 @@ def run_asr(
             write_rows(path, [(text_sql, text_rows), (stoi_sql, stoi_rows)], run_id, counters)
             if progress:
                 progress(len(batch))
-        summary.status = "done"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-        raise
-    except Exception as exc:
-        summary.status = "failed"
-        counters.extra["message"] = repr(exc)
-        raise
-    finally:
-        counters.total_seconds = time.perf_counter() - started
-        with warehouse.opened(path) as con:
-            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
     return summary

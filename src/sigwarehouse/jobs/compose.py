@@ -446,7 +446,7 @@ def run_compose(
         )  # fmt: skip
     summary = ComposeSummary(run_id, plan, counters=counters)
     started = time.perf_counter()
-    try:
+    with runs.recorded(path, run_id, counters, summary, started):
         for item in plan.items:
             row = _compose_item(path, plan, item, clf, run_id)
             counters.clips_done += row["n_composed"]
@@ -456,16 +456,4 @@ def run_compose(
             summary.made.append((item.dataset, label, kept, tried))
             if progress:
                 progress(f"{item.dataset}/{label}: kept {kept} of {tried} candidates")
-        summary.status = "done"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-        raise
-    except Exception as exc:
-        summary.status = "failed"
-        counters.extra["message"] = repr(exc)
-        raise
-    finally:
-        counters.total_seconds = time.perf_counter() - started
-        with warehouse.opened(path) as con:
-            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
     return summary

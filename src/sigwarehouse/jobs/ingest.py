@@ -392,7 +392,7 @@ def run_ingest(
         )
     summary = IngestSummary(run_id, plan, counters)
     started = time.perf_counter()
-    try:
+    with runs.recorded(path, run_id, counters, summary, started):
         for batch in _chunks(plan.clip_ids, clips_per_batch):
             _explain_batch(path, plan, batch, models, device, run_id, counters)
             counters.total_seconds = time.perf_counter() - started
@@ -401,18 +401,6 @@ def run_ingest(
         for pairs in _chunks(plan.cross_fill, clips_per_batch * 4):
             _cross_fill_batch(path, plan, pairs, models[plan.model], device, run_id, counters)
             counters.total_seconds = time.perf_counter() - started
-        summary.status = "done"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-        raise
-    except Exception as exc:
-        summary.status = "failed"
-        counters.extra["message"] = repr(exc)
-        raise
-    finally:
-        counters.total_seconds = time.perf_counter() - started
-        with warehouse.opened(path) as con:
-            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
     return summary
 
 

@@ -207,7 +207,7 @@ def run_transfer(
     summary = TransferSummary(run_id, plan, counters)
     started = time.perf_counter()
     insert = f"INSERT OR IGNORE INTO label_transfers VALUES ({', '.join('?' * 13)})"
-    try:
+    with runs.recorded(path, run_id, counters, summary, started):
         for sig in plan.signatures:
             for batch in _chunks(sig.clip_ids, clips_per_batch):
                 with warehouse.opened(path, read_only=True) as con:
@@ -248,16 +248,4 @@ def run_transfer(
                 write_rows(path, [(insert, rows)], run_id, counters, errors)
                 if progress:
                     progress(len(batch))
-        summary.status = "done"
-    except KeyboardInterrupt:
-        summary.status = "interrupted"
-        raise
-    except Exception as exc:
-        summary.status = "failed"
-        counters.extra["message"] = repr(exc)
-        raise
-    finally:
-        counters.total_seconds = time.perf_counter() - started
-        with warehouse.opened(path) as con:
-            runs.update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
     return summary

@@ -13,10 +13,14 @@ import json
 import os
 import socket
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -116,6 +120,33 @@ def update_run(
             run_id,
         ],
     )
+
+
+@contextmanager
+def recorded(
+    path: Path, run_id: str, counters: RunCounters, summary: Any, started: float
+) -> Iterator[None]:
+    """Run a job's body and record how it ended: `done`, `interrupted` (Ctrl-C) or `failed`.
+
+    Sets `summary.status`, re-raises what the body raised, and always writes the final
+    counters and status to the run row (its committed batches stay whatever happens).
+    """
+    from sigwarehouse import warehouse
+
+    try:
+        yield
+        summary.status = "done"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    except Exception as exc:
+        summary.status = "failed"
+        counters.extra["message"] = repr(exc)
+        raise
+    finally:
+        counters.total_seconds = time.perf_counter() - started
+        with warehouse.opened(path) as con:
+            update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
 
 
 def _alive(pid: int) -> bool:
