@@ -14,10 +14,12 @@ in-flight batch, and rerunning it does exactly the work that is missing.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -230,6 +232,42 @@ def _write_batch(
             raise
 
 
+class BatchWriter:
+    """Writes batches with `_write_batch` on a background thread, one at a time and in
+    order, so the next batch's model work overlaps the DuckDB transaction.
+
+    At most one write is in flight: calling it waits for the previous write (and raises
+    its error). Leaving the `with` block waits for the last write, whatever happened.
+    """
+
+    def __init__(self, path: Path, run_id: str, counters: runs.RunCounters):
+        self.path, self.run_id, self.counters = path, run_id, counters
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigwh-writer")
+        self.pending: Future | None = None
+
+    def __call__(self, *rows: list) -> None:
+        self.wait()
+        snapshot = copy.copy(self.counters)  # the counters as of this batch
+        self.pending = self.pool.submit(_write_batch, self.path, self.run_id, snapshot, *rows)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self.pending is not None:
+                self.pending.exception()  # let the write finish; the body's error wins
+        finally:
+            self.pool.shutdown(wait=True)
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -240,7 +278,7 @@ def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tens
 
     from sigwarehouse.audio import load_clips
 
-    with warehouse.opened(path, read_only=True) as con:
+    with warehouse.opened(path) as con:  # as the writer thread opens it (one DuckDB instance)
         samples = load_clips(con, clip_ids)
     return [torch.from_numpy(np.ascontiguousarray(s)).to(device) for s in samples]
 
@@ -253,6 +291,7 @@ def _explain_batch(
     device: str,
     run_id: str,
     counters: runs.RunCounters,
+    write: BatchWriter,
 ) -> None:
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
     from sigwarehouse.freqrex import explain
@@ -314,7 +353,7 @@ def _explain_batch(
     errors += eval_errors
     counters.clips_done += len(rows_e)
     counters.n_errors += len(errors)
-    _write_batch(path, run_id, counters, rows_e, rows_o, rows_s, errors)
+    write(rows_e, rows_o, rows_s, errors)
 
 
 def _cross_fill_batch(
@@ -325,12 +364,13 @@ def _cross_fill_batch(
     device: str,
     run_id: str,
     counters: runs.RunCounters,
+    write: BatchWriter,
 ) -> None:
     """Evaluate other models' stored signals on plan.model and store the rows."""
     from sigwarehouse.freqrex.spectral import unpack_mask
 
     ph = plan.params.hash()
-    with warehouse.opened(path, read_only=True) as con:
+    with warehouse.opened(path) as con:
         stored = con.execute(
             "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
             " e.complete_mask FROM explanations e JOIN"
@@ -353,7 +393,7 @@ def _cross_fill_batch(
     )
     counters.extra["cross_filled"] = counters.extra.get("cross_filled", 0) + len(stored)
     counters.n_errors += len(errors)
-    _write_batch(path, run_id, counters, [], [], rows, errors)
+    write([], [], rows, errors)
 
 
 def run_ingest(
@@ -392,14 +432,18 @@ def run_ingest(
         )
     summary = IngestSummary(run_id, plan, counters)
     started = time.perf_counter()
-    with runs.recorded(path, run_id, counters, summary, started):
+    with (
+        runs.recorded(path, run_id, counters, summary, started),
+        BatchWriter(path, run_id, counters) as write,
+    ):
         for batch in _chunks(plan.clip_ids, clips_per_batch):
-            _explain_batch(path, plan, batch, models, device, run_id, counters)
+            _explain_batch(path, plan, batch, models, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started
             if progress:
                 progress(len(batch), counters)
         for pairs in _chunks(plan.cross_fill, clips_per_batch * 4):
-            _cross_fill_batch(path, plan, pairs, models[plan.model], device, run_id, counters)
+            target = models[plan.model]
+            _cross_fill_batch(path, plan, pairs, target, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started
     return summary
 
