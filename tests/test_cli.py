@@ -96,3 +96,10 @@ def test_export_writes_every_table_as_parquet(cli, wh_path: Path, tmp_path: Path
     assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(tables)
     assert pl.read_parquet(out / "tasks.parquet")["labels"].to_list() == [["a", "b"]]
     assert "not empty" in cli("export", "--parquet", str(out), expect=1).output
+
+
+def test_readme_lists_every_command() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    root = typer.main.get_command(app)
+    missing = [name for name in root.commands if f"sigwh {name}" not in readme]
+    assert missing == []
