@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sigwarehouse.cli.common import friendly_errors, warehouse_path
-
-
-def _device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from sigwarehouse.cli.common import device_or_default, friendly_errors, warehouse_path
 
 
 @friendly_errors
@@ -53,7 +45,7 @@ def compose(
         if not plan.items:
             typer.echo("nothing to do: every composite is stored")
         return
-    summary = job.run_compose(path, plan, device=_device(device), progress=typer.echo)
+    summary = job.run_compose(path, plan, device=device_or_default(device), progress=typer.echo)
     typer.echo(summary.describe())
 
 
@@ -104,7 +96,7 @@ def transfer_label(
         return
     if dry_run:
         return
-    summary = job.run_transfer(path, plan, device=_device(device))
+    summary = job.run_transfer(path, plan, device=device_or_default(device))
     typer.echo(summary.describe())
 
 
@@ -145,6 +137,6 @@ def asr(
         if not (plan.items or plan.original_clips):
             typer.echo("nothing to do: every transcript is stored")
         return
-    dev = _device(device) if name != job.DEFAULT_ASR else "cpu"
+    dev = device_or_default(device) if name != job.DEFAULT_ASR else "cpu"
     summary = job.run_asr(path, plan, device=dev)
     typer.echo(summary.describe())

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
+from sigwarehouse.cli.common import device_or_default, fail, friendly_errors, warehouse_path
 
 
 def _parse_params(
@@ -43,12 +43,6 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     if not 0 <= index < count:
         fail(f"--shard {shard!r}: i must be in 0..n-1")
     return index, count
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @friendly_errors
@@ -121,7 +115,7 @@ def ingest(
         summary = job.run_ingest(
             path,
             plan,
-            device=device or _default_device(),
+            device=device_or_default(device),
             clips_per_batch=clips_per_batch,
             progress=progress,
         )
