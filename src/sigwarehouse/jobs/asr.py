@@ -34,7 +34,6 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs import runs
-from sigwarehouse.jobs.compose import write_rows
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
 DEFAULT_ASR = "pocketsphinx"
@@ -369,7 +368,7 @@ def run_asr(
             counters.queries += len(waves)
             counters.model_seconds += time.perf_counter() - start
             counters.total_seconds = time.perf_counter() - started
-            write_rows(path, [(text_sql, text_rows), (stoi_sql, stoi_rows)], run_id, counters)
+            runs.write_batch(path, [(text_sql, text_rows), (stoi_sql, stoi_rows)], run_id, counters)
             if progress:
                 progress(len(batch))
     return summary

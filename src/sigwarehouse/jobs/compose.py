@@ -171,30 +171,6 @@ def margin_keeps(probs: np.ndarray, cls: int, margin: float) -> bool:
     return bool(probs[cls] - (others.max() if others.size else 0.0) >= margin)
 
 
-def write_rows(
-    path: Path,
-    inserts: list[tuple[str, list[tuple]]],
-    run_id: str,
-    counters: runs.RunCounters,
-    errors: list[dict] | None = None,
-) -> None:
-    """Run each (INSERT statement, rows), record `errors` (runs.record_error keywords) and
-    update the run's counters, all in one transaction."""
-    with warehouse.opened(path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for sql, rows in inserts:
-                if rows:
-                    con.executemany(sql, rows)
-            for e in errors or []:
-                runs.record_error(con, run_id, **e)
-            runs.update_run(con, run_id, counters)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-
-
 # --- planning ---------------------------------------------------------------------------
 
 
@@ -451,7 +427,7 @@ def run_compose(
             row = _compose_item(path, plan, item, clf, run_id)
             counters.clips_done += row["n_composed"]
             counters.total_seconds = time.perf_counter() - started
-            write_rows(path, [(_INSERT, [tuple(row[c] for c in _COLUMNS)])], run_id, counters)
+            runs.write_batch(path, [(_INSERT, [tuple(row[c] for c in _COLUMNS)])], run_id, counters)
             label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
             summary.made.append((item.dataset, label, kept, tried))
             if progress:

@@ -195,6 +195,13 @@ _EXPLANATION_COLUMNS = (
 )
 
 
+_INSERT_EXPLANATIONS = (
+    f"INSERT OR IGNORE INTO explanations ({_EXPLANATION_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+)
+_INSERT_ORIGINALS = "INSERT OR IGNORE INTO original_probs VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_SIGNALS = "INSERT OR IGNORE INTO signal_probs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
 def _write_batch(
     path: Path,
     run_id: str,
@@ -205,31 +212,12 @@ def _write_batch(
     errors: list[dict],
 ) -> None:
     """Store one batch of results in one transaction (all of it, or none of it)."""
-    with warehouse.opened(path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if explanations:
-                con.executemany(
-                    f"INSERT OR IGNORE INTO explanations ({_EXPLANATION_COLUMNS})"
-                    f" VALUES ({', '.join('?' * 17)})",
-                    explanations,
-                )
-            if originals:
-                con.executemany(
-                    "INSERT OR IGNORE INTO original_probs VALUES (?, ?, ?, ?, ?, ?)", originals
-                )
-            if signal_rows:
-                con.executemany(
-                    "INSERT OR IGNORE INTO signal_probs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    signal_rows,
-                )
-            for e in errors:
-                runs.record_error(con, run_id, **e)
-            runs.update_run(con, run_id, counters)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+    inserts = [
+        (_INSERT_EXPLANATIONS, explanations),
+        (_INSERT_ORIGINALS, originals),
+        (_INSERT_SIGNALS, signal_rows),
+    ]
+    runs.write_batch(path, inserts, run_id, counters, errors)
 
 
 class BatchWriter:

@@ -34,7 +34,6 @@ from sigwarehouse.jobs.compose import (
     map_mask,
     task_datasets,
     task_labels,
-    write_rows,
 )
 from sigwarehouse.jobs.models import ModelRecord, model_record
 
@@ -245,7 +244,7 @@ def run_transfer(
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
                 counters.total_seconds = time.perf_counter() - started
-                write_rows(path, [(insert, rows)], run_id, counters, errors)
+                runs.write_batch(path, [(insert, rows)], run_id, counters, errors)
                 if progress:
                     progress(len(batch))
     return summary

@@ -149,6 +149,32 @@ def recorded(
             update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
 
 
+def write_batch(
+    path: Path,
+    inserts: list[tuple[str, list[tuple]]],
+    run_id: str,
+    counters: RunCounters,
+    errors: list[dict] | None = None,
+) -> None:
+    """Run each (INSERT statement, rows), record `errors` (record_error keywords) and
+    update the run's counters, all in one transaction: a batch is stored whole or not."""
+    from sigwarehouse import warehouse
+
+    with warehouse.opened(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql, rows in inserts:
+                if rows:
+                    con.executemany(sql, rows)
+            for e in errors or []:
+                record_error(con, run_id, **e)
+            update_run(con, run_id, counters)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
