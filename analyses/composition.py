@@ -89,8 +89,7 @@ def psd_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def listenable(con: duckdb.DuckDBPyConnection) -> list[Audio]:
     """Every stored composite as WAV bytes, captioned with its model, class and members."""
-    from sigwarehouse.audio import decode_flac
-    from sigwarehouse.report.examples import wav_bytes
+    from sigwarehouse.audio import decode_flac, wav_bytes
 
     rows = con.execute(
         """

@@ -142,6 +142,13 @@ def decode_flac(blob: bytes) -> tuple[np.ndarray, int]:
     return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0], sr
 
 
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A mono signal as 16-bit PCM WAV bytes (values clipped to [-1, 1])."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
 # --- loading registered clips -----------------------------------------------------------
 
 

@@ -259,20 +259,12 @@ def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
     """The item's sufficient, complete and inverse signals that exist (by kind)."""
     import json
 
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.report.examples import masked_signal
+    from sigwarehouse.jobs.signals import stored_signals
 
     params = json.loads(item.params) if item.params else None
-    out = {}
-    if item.masks["sufficient"] is not None:
-        out["sufficient"] = masked_signal(
-            samples, unpack_mask(item.masks["sufficient"], item.n_bins), params
-        )
-    if item.masks["complete"] is not None:
-        comp = unpack_mask(item.masks["complete"], item.n_bins)
-        out["complete"] = masked_signal(samples, comp, params)
-        out["inverse"] = masked_signal(samples, ~comp, params)
-    return out
+    return stored_signals(
+        samples, item.n_bins, item.masks["sufficient"], item.masks["complete"], params
+    )
 
 
 @dataclass

@@ -313,7 +313,7 @@ def _member_signals(
     """Each candidate's sufficient signal (at its clip's length) and the common length."""
     from sigwarehouse.audio import load_clips
     from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.report.examples import masked_signal
+    from sigwarehouse.jobs.signals import masked_signal
 
     with warehouse.opened(path, read_only=True) as con:
         clips = load_clips(con, [c.clip_id for c in item.candidates])

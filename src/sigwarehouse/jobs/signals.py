@@ -99,3 +99,43 @@ def encode_responsibility(values: np.ndarray) -> bytes:
 def decode_responsibility(blob: bytes) -> np.ndarray:
     """The float32 responsibility map that encode_responsibility stored."""
     return np.frombuffer(zlib.decompress(blob), dtype="<f2").astype(np.float32)
+
+
+def masked_signal(samples: np.ndarray, mask: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """The signal that keeps the mask's variables, in the explanation's space.
+
+    For the paper's space (one variable per rfft bin; `params` None or space "fft") this is
+    irfft(mask · rfft(samples)) in NumPy; an STFT-space explanation is rebuilt by
+    `freqrex.spectral.signals_for` with its stored parameters.
+    """
+    if not params or params.get("space", "fft") == "fft":
+        spectrum = np.fft.rfft(samples.astype(np.float64))
+        return np.fft.irfft(spectrum * mask, n=len(samples)).astype(np.float32)
+    import torch  # only STFT-space explanations need torch's STFT
+
+    from sigwarehouse.freqrex.params import FreqrexParams
+    from sigwarehouse.freqrex.spectral import signals_for
+
+    rebuilt = FreqrexParams.from_dict(params)
+    return signals_for(torch.as_tensor(samples)[None], mask[None], rebuilt)[0].numpy()
+
+
+def stored_signals(
+    samples: np.ndarray,
+    n_bins: int,
+    sufficient: bytes | None,
+    complete: bytes | None,
+    params: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """The sufficient, complete and inverse signals (those that exist) of a clip, from its
+    stored packed masks, in NumPy: for analyses and reports that read one at a time."""
+    from sigwarehouse.freqrex.spectral import unpack_mask
+
+    out = {}
+    if sufficient is not None:
+        out["sufficient"] = masked_signal(samples, unpack_mask(sufficient, n_bins), params)
+    if complete is not None:
+        mask = unpack_mask(complete, n_bins)
+        out["complete"] = masked_signal(samples, mask, params)
+        out["inverse"] = masked_signal(samples, ~mask, params)
+    return out

@@ -9,16 +9,14 @@ sufficient signal that keeps a few bins is as quiet as those bins are in the cli
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
-import soundfile as sf
 
-from sigwarehouse.audio import ClipLoadError, load_clip
+from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
 from sigwarehouse.freqrex.spectral import unpack_mask
+from sigwarehouse.jobs.signals import masked_signal
 
 SIGNALS = ("original", "sufficient", "complete", "inverse")
 
@@ -73,32 +71,6 @@ JOIN tasks AS t ON t.task = m.task
 LEFT JOIN freqrex_params AS p USING (params_hash)
 ORDER BY e.model, nth_of_class, e.sufficient_mask IS NULL, e.complete_mask IS NULL, e.clip_id
 """
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    """A mono signal as 16-bit PCM WAV bytes (values clipped to [-1, 1])."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def masked_signal(samples: np.ndarray, mask: np.ndarray, params: dict | None = None) -> np.ndarray:
-    """The signal that keeps the mask's variables, in the explanation's space.
-
-    For the paper's space (one variable per rfft bin; `params` None or space "fft") this is
-    irfft(mask · rfft(samples)) in NumPy; an STFT-space explanation is rebuilt by
-    `freqrex.spectral.signals_for` with its stored parameters.
-    """
-    if not params or params.get("space", "fft") == "fft":
-        spectrum = np.fft.rfft(samples.astype(np.float64))
-        return np.fft.irfft(spectrum * mask, n=len(samples)).astype(np.float32)
-    import torch  # only STFT-space explanations need torch's STFT
-
-    from sigwarehouse.freqrex.params import FreqrexParams
-    from sigwarehouse.freqrex.spectral import signals_for
-
-    rebuilt = FreqrexParams.from_dict(params)
-    return signals_for(torch.as_tensor(samples)[None], mask[None], rebuilt)[0].numpy()
 
 
 def _verdicts(rows: list[tuple], labels: list[str], source_class: int) -> dict[str, Verdict]:
