@@ -12,7 +12,17 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from analyses.common import KINDS, Chart, Section, Table, groups, no_signals_message, query, slug
+from analyses.common import (
+    KINDS,
+    NO_CROSS_MODEL,
+    Chart,
+    Section,
+    Table,
+    groups,
+    no_signals_message,
+    query,
+    slug,
+)
 
 TITLE = "β-transferability as a function of ε"
 EPS_GRID = tuple(round(0.05 * i, 2) for i in range(1, 21))  # 0.05, 0.10, ..., 1.00
@@ -48,7 +58,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         return section
     frame = curve(con)
     if frame.is_empty():
-        section.missing = "No model has signals evaluated on another model yet."
+        section.missing = NO_CROSS_MODEL
         return section
     shown = (
         frame.filter(pl.col("eps").is_in(SHOWN_EPS))

@@ -17,7 +17,17 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from analyses.common import KINDS, Chart, Section, Table, groups, no_signals_message, query, slug
+from analyses.common import (
+    KINDS,
+    NO_CROSS_MODEL,
+    Chart,
+    Section,
+    Table,
+    groups,
+    no_signals_message,
+    query,
+    slug,
+)
 
 TITLE = "Bootstrap confidence intervals on α"
 SEED = 20240601
@@ -97,7 +107,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         return section
     frame = intervals(con)
     if frame.is_empty():
-        section.missing = "No model has signals evaluated on another model yet."
+        section.missing = NO_CROSS_MODEL
         return section
     index = ["task", "dataset", "params_hash", "source_model", "target_model"]
     side_by_side = frame.pivot(

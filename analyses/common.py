@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 KINDS = ("sufficient", "complete")
+NO_CROSS_MODEL = "No model has signals evaluated on another model yet."
 GROUP_KEYS = ["task", "dataset", "params_hash"]
 
 

@@ -6,7 +6,16 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from analyses.common import Chart, Section, Table, groups, no_signals_message, query, slug
+from analyses.common import (
+    NO_CROSS_MODEL,
+    Chart,
+    Section,
+    Table,
+    groups,
+    no_signals_message,
+    query,
+    slug,
+)
 
 TITLE = "Flat-earthers"
 MARGIN = 0.1  # the margin of the `flat_earthers` view, the report's default
@@ -36,7 +45,7 @@ def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
         [margin],
     )
     if frame.is_empty():
-        section.missing = "No model has signals evaluated on another model yet."
+        section.missing = NO_CROSS_MODEL
         return section
     section.tables.append(Table("flat_earthers", "Every model, with its gaps.", frame))
     flagged = frame.filter(pl.col("flat_earther"))
