@@ -7,3 +7,7 @@ and keeps its traceback.
 
 class SigwhError(Exception):
     """A user-facing problem: bad input, a missing file, a warehouse in the wrong state."""
+
+
+class WarehouseError(SigwhError):
+    """A problem with a warehouse file, with a message that says what to do."""

@@ -2,12 +2,84 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import warehouse
+from sigwarehouse import integrity, warehouse
 from sigwarehouse.errors import SigwhError
+
+EXAMPLE = 'sigwh sql "SELECT * FROM model_accuracy"'
+# Statements that change or remove what is stored: `sigwh sql --write` asks before these.
+_DESTRUCTIVE = {"DROP", "DELETE", "ALTER", "UPDATE"}
+_TARGET = re.compile(
+    r"^\s*(?:DROP\s+(?:TABLE|VIEW|MACRO\s+TABLE|MACRO|FUNCTION|SEQUENCE|INDEX|TYPE)"
+    r"(?:\s+IF\s+EXISTS)?|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|ALTER\s+(?:TABLE|VIEW|SEQUENCE)"
+    r"(?:\s+IF\s+EXISTS)?|UPDATE|CREATE\s+OR\s+REPLACE\s+(?:TABLE|VIEW))\s+([\w.\"]+)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a query: its text, DuckDB's statement type, and whether it
+    returns rows to show (a SELECT, PRAGMA, DESCRIBE, ...)."""
+
+    text: str
+    kind: str  # DuckDB's StatementType name: SELECT, DELETE, DROP, ...
+    returns_rows: bool
+
+    @property
+    def short(self) -> str:
+        flat = " ".join(self.text.split()).rstrip(";")
+        return flat if len(flat) <= 70 else flat[:67] + "..."
+
+
+def split(query: str) -> list[Statement]:
+    """The statements of `query`, in order. Refuses an empty query and one DuckDB cannot
+    parse (SigwhError, with DuckDB's message)."""
+    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    try:
+        parsed = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise SigwhError(f"SQL error: {exc}") from exc
+    finally:
+        con.close()
+    if not parsed:
+        raise SigwhError(f"the query is empty; give one or more statements, e.g. {EXAMPLE}")
+    out = []
+    for st in parsed:
+        kind = st.type.name
+        expected = {t.name for t in st.expected_result_type}
+        out.append(Statement(st.query.strip(), kind, expected == {"QUERY_RESULT"}))
+    return out
+
+
+def destructive(con: duckdb.DuckDBPyConnection, statements: list[Statement]) -> list[str]:
+    """A phrase for each statement that would drop, delete, truncate, alter, update or
+    replace one of the warehouse's own tables, views or macros, e.g.
+    "DROP TABLE clips (1,234 rows)". A statement whose target is not in the file (a TEMP
+    table made by the same query) is not listed; one whose target is unclear is."""
+    tables = dict(warehouse.table_counts(con))
+    objects = set(integrity.relation_types(con)) | set(integrity.definitions(con))
+    found = []
+    for st in statements:
+        replaces = st.kind == "CREATE" and re.match(r"\s*CREATE\s+OR\s+REPLACE\s", st.text, re.I)
+        if st.kind not in _DESTRUCTIVE and not replaces:
+            continue
+        match = _TARGET.match(st.text)
+        name = match[1].replace('"', "").split(".")[-1] if match else None
+        qualifier = match[1].replace('"', "").split(".")[0].lower() if match else ""
+        if name is not None and (name not in objects or qualifier == "temp"):
+            continue
+        what = st.short
+        if name in tables:
+            what += f" ({tables[name]:,} rows in {name})"
+        found.append(what)
+    return found
 
 
 def run(
@@ -18,42 +90,134 @@ def run(
     out: Path | None = None,
     read_only: bool = True,
     max_rows: int = 40,
+    allow_files: bool = False,
+    confirm: Callable[[list[str]], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> str:
-    """Run `query` and return it rendered as fmt (table, csv, json), or write it to `out`.
+    """Run the statements of `query` in order and return every result rendered as fmt
+    (table, csv, json), or write the one result to `out`.
 
-    parquet needs `out`. Returns the text to print ("" when written to a file). SQL errors
-    are raised as SigwhError with DuckDB's message.
+    The warehouse opens read-only unless read_only is False, and through this package's
+    views (a file whose stored views differ gets a `warn`ing). Its SQL cannot read files
+    or the network unless allow_files. Before a statement that drops, deletes, alters or
+    updates the warehouse's data, `confirm(phrases)` is asked (None: no question) and a
+    False answer changes nothing. Refuses (SigwhError) an empty query, csv/json/--out
+    with several results, parquet without `out`, a write in read-only mode (saying to
+    add --write), and SQL errors (with DuckDB's message).
     """
+    statements = split(query)
+    with_rows = [st for st in statements if st.returns_rows]
     if fmt == "parquet" and out is None:
         raise SigwhError("--format parquet needs --out FILE")
-    con = warehouse.connect(path, read_only=read_only)
+    if len(with_rows) > 1 and (out is not None or fmt != "table"):
+        where = f"--out {out}" if out is not None else f"--format {fmt}"
+        raise SigwhError(
+            f"{where} takes one result, and this query has {len(with_rows)} statements that "
+            "return rows; run them one at a time, or show them all with --format table"
+        )
+    con = _open(path, read_only, allow_files, warn or (lambda _: None))
     try:
-        try:
-            rel = con.sql(query)
-        except duckdb.Error as exc:
-            raise SigwhError(f"SQL error: {exc}") from exc
-        if rel is None:  # a statement with no result, e.g. with --write
-            return "ok"
+        if not read_only and confirm is not None:
+            risky = destructive(con, statements)
+            if risky and not confirm(risky):
+                raise SigwhError("not confirmed: nothing was run, the warehouse is unchanged")
+        n = len(statements)
+        shown = [_execute(con, st, i, n, read_only) for i, st in enumerate(statements)]
         if out is not None:
-            frame = rel.pl()
-            {"csv": frame.write_csv, "json": frame.write_json, "parquet": frame.write_parquet}.get(
-                fmt, frame.write_csv
-            )(out)
+            frame = shown[statements.index(with_rows[0])][1] if with_rows else None
+            if frame is None:
+                raise SigwhError("the query returns no rows to write to --out")
+            writer = {"csv": frame.write_csv, "json": frame.write_json}
+            writer.get(fmt, frame.write_parquet if fmt == "parquet" else frame.write_csv)(out)
             return f"wrote {len(frame)} rows to {out}"
-        if fmt == "table":
-            return rel.__str__() if max_rows <= 0 else _table(rel, max_rows)
-        frame = rel.pl()
-        return frame.write_csv() if fmt == "csv" else frame.write_json()
+        if fmt != "table":
+            frames = [frame for _, frame in shown if frame is not None]
+            if not frames:
+                return "\n".join(text for text, _ in shown)
+            return frames[0].write_csv() if fmt == "csv" else frames[0].write_json()
+        if len(statements) == 1:
+            text, frame = shown[0]
+            return text if frame is None else _table(frame, max_rows)
+        blocks = []
+        for i, (st, (text, frame)) in enumerate(zip(statements, shown, strict=True), 1):
+            body = text if frame is None else _table(frame, max_rows)
+            blocks.append(f"-- [{i}/{len(statements)}] {st.short}\n{body}")
+        return "\n\n".join(blocks)
     finally:
         con.close()
 
 
-def _table(rel: duckdb.DuckDBPyRelation, max_rows: int) -> str:
+def _open(
+    path: Path, read_only: bool, allow_files: bool, warn: Callable[[str], None]
+) -> duckdb.DuckDBPyConnection:
+    """The connection `sigwh sql` runs on; warns about views the file defines otherwise.
+
+    With --write, a damaged file still opens (with a warning, and without the package's
+    views, which need the missing tables), so that a user can repair it by hand.
+    """
+    try:
+        con = warehouse.connect(path, read_only=read_only, external_access=allow_files)
+    except integrity.DamagedError as exc:
+        if read_only:
+            raise
+        warn(f"{exc}\nOpened anyway for --write, with the file's own views, to repair it.")
+        return warehouse.connect(
+            path, read_only=False, external_access=allow_files, allow_damaged=True,
+            package_views=False,
+        )  # fmt: skip
+    try:
+        applied = warehouse.applied_versions(con)
+        from sigwarehouse import views
+
+        differ = [d.name for d in views.differences(con, applied) if d.status != "extra"]
+    except Exception:
+        con.close()
+        raise
+    if differ:
+        warn(
+            f"warning: {len(differ)} view(s) stored in {path} differ from this "
+            f"sigwarehouse's ({', '.join(differ)}); this query reads sigwarehouse's. "
+            "`sigwh views --check` shows the differences; `sigwh migrate` replaces the file's."
+        )
+    return con
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, st: Statement, index: int, total: int, read_only: bool
+):
+    """Run one statement; returns (message, frame): the frame of a statement that returns
+    rows (read before the next statement runs), else a line saying what happened."""
+    where = f"statement {index + 1} of {total} ({st.kind})" if total > 1 else st.kind
+    try:
+        rel = con.sql(st.text)
+        frame = rel.pl() if rel is not None else None
+    except duckdb.Error as exc:
+        message = str(exc)
+        if read_only and "read-only" in message:
+            raise SigwhError(
+                f"{where} would change the warehouse, which `sigwh sql` opens read-only; "
+                "add --write to change it (nothing was changed)"
+            ) from exc
+        if "disabled by configuration" in message or "external access" in message.lower():
+            raise SigwhError(
+                f"{where} reads a file or the network, which the warehouse's SQL may not: "
+                f"{message.splitlines()[0]}. For your own query on your own file add "
+                "--allow-files (a view stored in a shared file is its author's SQL: check "
+                "it with `sigwh views --check` first)"
+            ) from exc
+        raise SigwhError(f"SQL error in {where}: {exc}") from exc
+    if st.returns_rows:
+        return "", frame
+    if frame is not None and frame.columns == ["Count"] and len(frame) == 1:
+        return f"{st.kind}: {frame.item():,} row(s)", None
+    return f"{st.kind}: ok", None
+
+
+def _table(frame, max_rows: int) -> str:
     import polars as pl
 
-    frame = rel.pl()
     with pl.Config(
-        tbl_rows=max_rows,
+        tbl_rows=max_rows if max_rows > 0 else -1,
         tbl_cols=-1,
         fmt_str_lengths=60,
         tbl_width_chars=200,
@@ -62,19 +226,22 @@ def _table(rel: duckdb.DuckDBPyRelation, max_rows: int) -> str:
         shown = str(frame)
     return (
         shown
-        if len(frame) <= max_rows
+        if max_rows <= 0 or len(frame) <= max_rows
         else f"{shown}\n({len(frame)} rows; --max-rows or --out for all)"
     )
 
 
 def summary(path: Path) -> str:
     """A few lines a person reads first: schema, tasks, datasets, models, rows per table."""
+    from sigwarehouse import storage
+
     con = warehouse.connect(path, read_only=True)
     try:
         applied = warehouse.applied_versions(con)
         lines = [
             f"warehouse {path} ({path.stat().st_size / 1e6:.1f} MB), schema "
-            f"{max(applied, default=0)} of {warehouse.code_schema_version()}"
+            f"{max(applied, default=0)} of {warehouse.code_schema_version()}, "
+            f"{storage.read_header(path).describe()}"
         ]
         if warehouse.pending(con):
             lines.append("  migrations pending: run `sigwh migrate`")
@@ -108,16 +275,33 @@ def summary(path: Path) -> str:
 def export_parquet(path: Path, out_dir: Path) -> str:
     """Write every table of the warehouse to out_dir as Parquet (DuckDB's EXPORT DATABASE).
 
-    The folder also gets schema.sql and load.sql, so `IMPORT DATABASE` rebuilds the file.
-    Refuses a non-empty folder rather than mixing two exports.
+    The folder also gets schema.sql and load.sql, so `IMPORT DATABASE` rebuilds the file:
+    schema.sql holds the tables and sequences, then this package's views and macros in
+    dependency order (not the file's stored ones). The warehouse's SQL may write only
+    into out_dir. Refuses a non-empty folder rather than mixing two exports.
     """
+    from sigwarehouse import views
+
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SigwhError(f"{out_dir} is not empty; choose a new folder for the export")
-    con = warehouse.connect(path, read_only=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = warehouse.connect(path, read_only=True, external_access=True)
     try:
+        con.execute("SET allowed_directories = ?", [[str(out_dir.resolve()) + "/"]])
+        con.execute("SET enable_external_access = false")
         escaped = str(out_dir).replace("'", "''")
         con.execute(f"EXPORT DATABASE '{escaped}' (FORMAT parquet)")
+        schema = out_dir / "schema.sql"
+        kept = [
+            st.text
+            for st in split(schema.read_text())
+            if not re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO)\b", st.text, re.I)
+        ]
+        ordered = [text.strip() for _, text in views.ordered()]
+        schema.write_text("\n".join(kept) + "\n\n" + "\n\n".join(ordered) + "\n")
+    except duckdb.Error as exc:
+        raise SigwhError(f"export of {path} failed: {exc}") from exc
     finally:
         con.close()
     n = len(list(out_dir.glob("*.parquet")))
-    return f"wrote {n} tables to {out_dir}"
+    return f"wrote {n} tables and {len(ordered)} views to {out_dir}"

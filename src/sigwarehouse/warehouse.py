@@ -26,14 +26,10 @@ from pathlib import Path
 import duckdb
 
 from sigwarehouse import __version__
-from sigwarehouse.errors import SigwhError
+from sigwarehouse.errors import WarehouseError
 
 DEFAULT_WAREHOUSE = "warehouse.duckdb"
 MIGRATIONS_TABLE = "schema_migrations"
-
-
-class WarehouseError(SigwhError):
-    """A problem with a warehouse file, with a message that says what to do."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +89,7 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> list[int]:
     return [v for (v,) in rows]
 
 
-def _check_not_newer(con: duckdb.DuckDBPyConnection, path: Path) -> list[int]:
-    applied = applied_versions(con)
+def _check_not_newer(applied: list[int], path: Path) -> list[int]:
     known = {m.version for m in migrations()}
     unknown = [v for v in applied if v not in known]
     if unknown:
@@ -116,38 +111,95 @@ def connect(
     read_only: bool = False,
     must_exist: bool = True,
     wait_s: float = 60.0,
+    external_access: bool | None = None,
+    package_views: bool = True,
+    allow_damaged: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse file and check that this code can read its schema.
+    """Open a warehouse file and check that this code can read it.
 
-    Waits up to wait_s while another process holds the file's write lock. Refuses a
-    warehouse whose schema is newer than this code, and a missing file when must_exist.
+    Waits up to wait_s while another process holds the file's write lock. Refuses (with
+    WarehouseError naming the file and the problem) a missing file when must_exist, a
+    file that is not a DuckDB database or is truncated, another application's DuckDB
+    file, a warehouse whose schema is newer than this code, and a damaged one (a table
+    or column missing; allow_damaged skips this check, for a user repairing it by hand).
+    A new file is created in storage.STORAGE_VERSION, which DuckDB 1.x readers open.
+
+    Shared files hold SQL their authors wrote, so by default a read-only connection runs
+    with DuckDB's external access disabled (views cannot read other files or the
+    network; `external_access` overrides), and with package_views every view and macro
+    is this package's definition, as TEMP objects shadowing the file's (see views.py).
     Never migrates: see migrate().
     """
+    from sigwarehouse import integrity, storage, views
+
     path = Path(path) if path is not None else default_path()
-    if must_exist and not path.exists():
+    exists = path.exists()
+    if must_exist and not exists:
         raise WarehouseError(f"no warehouse at {path}; create one with `sigwh init`")
-    deadline = time.monotonic() + wait_s
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                if _is_lock_error(exc):
-                    raise WarehouseError(
-                        f"{path} is held by another process (waited {wait_s:.0f} s); "
-                        "try again when it is done"
-                    ) from exc
-                raise WarehouseError(f"cannot open {path}: {exc}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    if exists:
+        storage.check_magic(path)
+    config: dict[str, object] = {}
+    if not (not read_only if external_access is None else external_access):
+        config["enable_external_access"] = False
+    if not exists:
+        config["storage_compatibility_version"] = storage.STORAGE_VERSION
+    con = _open(path, read_only, config, wait_s)
     try:
-        _check_not_newer(con, path)
+        if exists:
+            storage.read_header(path)  # now that the file is held, its length is final
+        applied = integrity.check_file(con, path, read_only)
+        _check_not_newer(applied, path)
+        if applied and not allow_damaged:
+            integrity.require_whole(con, path, applied)
+        if package_views and applied:
+            todo = [f"{m.version:04d}_{m.name}" for m in migrations() if m.version not in applied]
+            views.install(con, path, todo)
+    except duckdb.Error as exc:
+        con.close()
+        raise WarehouseError(
+            f"{path} cannot be read: {_first_line(exc)}; the file may be damaged: restore "
+            "it from a backup or a copy"
+        ) from exc
     except Exception:
         con.close()
         raise
     return con
+
+
+def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, waiting with back-off while another process holds the file."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                _explain_unreadable(path)
+                raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
+            if time.monotonic() > deadline:
+                raise WarehouseError(
+                    f"{path} is held by another process (waited {wait_s:.0f} s); "
+                    "try again when it is done"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            _explain_unreadable(path)
+            raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
+
+
+def _explain_unreadable(path: Path) -> None:
+    """Raise the clearer error when DuckDB cannot open an existing file: not a DuckDB
+    file, or shorter than its header says."""
+    from sigwarehouse import storage
+
+    if path.exists():
+        storage.read_header(path)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @contextmanager
@@ -195,7 +247,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
         " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp, code_version VARCHAR)"
     )
-    _check_not_newer(con, Path("this warehouse"))
+    _check_not_newer(applied_versions(con), Path("this warehouse"))
     applied = []
     for migration in pending(con):
         con.execute("BEGIN TRANSACTION")
@@ -226,37 +278,16 @@ def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     Files are plain `CREATE OR REPLACE VIEW|MACRO` statements, each named after its file.
     A view may read another: a file is created after every file whose name it mentions.
     """
-    texts = {path.stem: path.read_text() for path in view_files()}
-    order: list[str] = []
+    from sigwarehouse import views
 
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in order:
-            return
-        if name in trail:
-            raise WarehouseError(f"views refer to each other in a cycle: {' -> '.join(trail)}")
-        for other in texts:
-            if other != name and re.search(rf"\b{other}\b", texts[name]):
-                visit(other, (*trail, name))
-        order.append(name)
-
-    for name in sorted(texts):
-        visit(name, ())
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for name in order:
-            con.execute(texts[name])
-        con.execute("COMMIT")
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK")
-        raise WarehouseError(f"creating view {name!r} failed: {exc}") from exc
-    return order
+    return views.create(con)
 
 
 def init(path: str | Path | None = None) -> tuple[Path, list[Migration]]:
     """Create the warehouse file if needed and bring it to the current schema."""
     path = Path(path) if path is not None else default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = connect(path, must_exist=False)
+    con = connect(path, must_exist=False, package_views=False)
     try:
         return path, migrate(con)
     finally:

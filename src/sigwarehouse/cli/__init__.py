@@ -13,7 +13,12 @@ from pathlib import Path
 import typer
 
 from sigwarehouse import __version__
-from sigwarehouse.cli.common import friendly_errors, set_warehouse, warehouse_path
+from sigwarehouse.cli.common import (
+    friendly_errors,
+    set_model_trust,
+    set_warehouse,
+    warehouse_path,
+)
 
 app = typer.Typer(
     name="sigwh",
@@ -35,6 +40,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     warehouse: Path | None = typer.Option(
         None,
         "--warehouse",
@@ -45,8 +51,17 @@ def main_options(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    trust_warehouse_models: bool = typer.Option(
+        False,
+        "--trust-warehouse-models",
+        help="Load hf models from the kind and ref stored in the warehouse even when the "
+        "catalog on this machine does not list them. Only for a file whose author you "
+        "trust: by default such models load only from your own catalog.",
+    ),
 ) -> None:
     set_warehouse(warehouse)
+    set_model_trust(trust_warehouse_models)
+    ctx.call_on_close(lambda: set_model_trust(False))  # the choice lasts one command
 
 
 @app.command()
@@ -99,10 +114,29 @@ class OutputFormat(StrEnum):
     parquet = "parquet"
 
 
+def _confirm(phrases: list[str]) -> bool:
+    typer.echo("This changes what the warehouse stores:", err=True)
+    for phrase in phrases:
+        typer.echo(f"  {phrase}", err=True)
+    try:
+        return typer.confirm("Run it?", default=False, err=True)
+    except typer.Abort:  # no answer (no terminal, end of input)
+        typer.echo("", err=True)
+        return False
+
+
+def _warn(message: str) -> None:
+    typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
 @app.command()
 @friendly_errors
 def sql(
-    query: str = typer.Argument(..., help='The SQL to run, e.g. "SELECT * FROM model_accuracy".'),
+    query: str = typer.Argument(
+        ...,
+        help='The SQL to run, e.g. "SELECT * FROM model_accuracy"; several statements '
+        "separated by ; print every result.",
+    ),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write to this file instead of stdout."
@@ -112,16 +146,82 @@ def sql(
         "--read-only/--write",
         help="Open without write access (default), so a shared file cannot change.",
     ),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="With --write: run DROP, DELETE, TRUNCATE, ALTER and UPDATE of the warehouse's "
+        "data without asking first.",
+    ),
+    allow_files: bool = typer.Option(
+        False,
+        "--allow-files",
+        help="Let the SQL read and write files and the network (read_csv, COPY, ATTACH). "
+        "Off by default because a shared file's views are its author's SQL; use it for "
+        "your own queries on your own file.",
+    ),
     max_rows: int = typer.Option(40, help="Rows shown in table format (all go to --out)."),
 ) -> None:
-    """Run ad-hoc SQL on the warehouse and print the result."""
+    """Run ad-hoc SQL on the warehouse and print the result.
+
+    Views and macros are sigwarehouse's own definitions; a file whose stored ones differ
+    gets a warning (`sigwh views --check` shows how).
+    """
     from sigwarehouse import query as q
 
     text = q.run(
-        warehouse_path(), query, fmt.value, out=out, read_only=read_only, max_rows=max_rows
+        warehouse_path(),
+        query,
+        fmt.value,
+        out=out,
+        read_only=read_only,
+        max_rows=max_rows,
+        allow_files=allow_files,
+        confirm=None if yes else _confirm,
+        warn=_warn,
     )
     if text:
         typer.echo(text)
+
+
+@app.command()
+@friendly_errors
+def views(
+    check: bool = typer.Option(
+        False, "--check", help="Exit with status 1 when a view differs from sigwarehouse's."
+    ),
+) -> None:
+    """List the views and macros, and where the file's stored definitions differ from
+    this sigwarehouse's (which every sigwh command reads through)."""
+    from sigwarehouse import views as v
+
+    text, n_differ = v.check(warehouse_path())
+    typer.echo(text)
+    if check and n_differ:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def convert(
+    storage_version: str = typer.Option(
+        "v1.2.0",
+        "--storage-version",
+        help="DuckDB storage version to write: v1.1.0, v1.2.0 (read by DuckDB 1.2 and newer), "
+        "v1.3.0, v1.4.0 or v1.5.0.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write the converted warehouse here; without it the file is replaced and the "
+        "original kept as FILE.bak.",
+    ),
+) -> None:
+    """Rewrite the warehouse in a storage version that older DuckDB readers open."""
+    from sigwarehouse import storage
+
+    typer.echo(storage.convert(warehouse_path(), storage_version, out).describe())
 
 
 @app.command()

@@ -24,6 +24,14 @@ def set_warehouse(path: Path | None) -> None:
         _state.pop("warehouse", None)
 
 
+def set_model_trust(trust_warehouse: bool) -> None:
+    """--trust-warehouse-models: whether model jobs may load hf models the local catalog
+    does not list, from the kind and ref the warehouse stores."""
+    from sigwarehouse.models import trust
+
+    trust.set_source(trust.ModelSource(trust_warehouse=trust_warehouse))
+
+
 def warehouse_path() -> Path:
     """The warehouse the user chose: --warehouse, else $SIGWH_WAREHOUSE, else ./warehouse.duckdb."""
     from sigwarehouse.warehouse import default_path
@@ -60,5 +68,14 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SigwhError as exc:
             fail(str(exc))
+        except Exception as exc:
+            # DuckDB's errors on reading a damaged file (a block cut off, bytes that do not
+            # deserialise) are about the file, not a bug here: say which file and what to do.
+            if type(exc).__name__ not in {"IOException", "SerializationException"}:
+                raise
+            fail(
+                f"reading {warehouse_path()} failed: {str(exc).strip().splitlines()[0]}; "
+                "the file may be truncated or damaged: restore it from a backup or a copy"
+            )
 
     return wrapper  # type: ignore[return-value]

@@ -92,7 +92,9 @@ class Whisper:
         self.device, self.batch_size = device, batch_size
         self.processor = WhisperProcessor.from_pretrained(directory, local_files_only=True)
         self.model = WhisperForConditionalGeneration.from_pretrained(
-            directory, local_files_only=True
+            directory,
+            local_files_only=True,
+            weights_only=True,  # weights are data, never code
         ).to(device)
         self.model.eval()
         known = getattr(self.model.generation_config, "lang_to_id", None) or {}

@@ -53,11 +53,16 @@ def task_models(con: duckdb.DuckDBPyConnection, task: str) -> list[ModelRecord]:
 def load_models(
     records: list[ModelRecord], task_labels: list[str], device: str
 ) -> dict[str, AudioClassifier]:
-    """Every model of the task on the device; a model that cannot load stops the job here."""
+    """Every model of the task on the device; a model that cannot load stops the job here.
+
+    What is loaded for each record is decided by `models.trust.resolve` (the local
+    catalog), not by the kind and ref the warehouse stores.
+    """
+    from sigwarehouse.models import trust
     from sigwarehouse.models.loader import load_classifier
 
     loaded = {}
-    for r in records:
+    for r in trust.resolve(records):
         try:
             loaded[r.model] = load_classifier(
                 r.kind, r.ref, task_labels, label_map=r.label_map, device=device

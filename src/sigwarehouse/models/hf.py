@@ -78,11 +78,12 @@ class HFAudioClassifier(AudioClassifier):
         local_only = not allow_download
         path = Path(ref).expanduser()
         ref = str(path) if path.is_dir() else ref
+        # Never code from the model's folder, weights only as data (safetensors, or
+        # torch.load with weights_only): a model folder is not trusted to run anything.
+        safe = {"local_files_only": local_only, "trust_remote_code": False}
         try:
-            extractor = AutoFeatureExtractor.from_pretrained(ref, local_files_only=local_only)
-            model = AutoModelForAudioClassification.from_pretrained(
-                ref, local_files_only=local_only
-            )
+            extractor = AutoFeatureExtractor.from_pretrained(ref, **safe)
+            model = AutoModelForAudioClassification.from_pretrained(ref, weights_only=True, **safe)
         except OSError as exc:
             hint = "" if allow_download else " (downloads are off: use a local directory)"
             raise SigwhError(f"hf model {ref!r} could not be loaded{hint}: {exc}") from exc

@@ -1,0 +1,206 @@
+"""The warehouse file on disk: DuckDB's header, the storage version the file is written
+in, and conversion to another storage version.
+
+A DuckDB 2.x library writes, by default, files that no DuckDB 1.x reader opens
+("Trying to read a database file with version number …"). Colleagues read shared files
+with their own DuckDB CLI, R or Python package, so sigwarehouse creates every warehouse
+in STORAGE_VERSION; DuckDB keeps a file in the storage version it was created with, so
+later writes by 2.x keep it readable. `convert()` rewrites an existing file in another
+storage version.
+
+The header checks here are what lets a damaged file get a clear message instead of a
+DuckDB error deep inside a query: the file starts with DuckDB's magic bytes, and it is at
+least as long as its active database header says (a truncated copy is shorter).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from sigwarehouse.errors import WarehouseError
+
+# The storage version new warehouses are written in: DuckDB 1.2 and every later release
+# opens it (checked by tests/test_sharing.py with the stock DuckDB CLI).
+STORAGE_VERSION = "v1.2.0"
+# DuckDB's storage number in the file header -> the oldest DuckDB release that reads it.
+# (2.x writes a number outside this table when no storage version is asked for.)
+OLDEST_READER = {64: "1.1", 65: "1.2", 66: "1.3", 67: "1.4", 68: "1.5"}
+STORAGE_NUMBERS = {"v1.1.0": 64, "v1.2.0": 65, "v1.3.0": 66, "v1.4.0": 67, "v1.5.0": 68}
+
+_MAGIC = b"DUCK"
+_HEADER = 4096  # the main header, then two database headers, then the blocks
+_FIRST_BLOCK = 3 * _HEADER
+_DEFAULT_BLOCK = 262144
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What a DuckDB file's header says: its storage number, and how long it must be."""
+
+    storage_number: int
+    size: int
+    expected_size: int | None  # None when the header does not say (unknown layout)
+
+    @property
+    def oldest_reader(self) -> str | None:
+        """The oldest DuckDB release that opens the file ("1.2"), None if not a 1.x one."""
+        return OLDEST_READER.get(self.storage_number)
+
+    def describe(self) -> str:
+        reader = self.oldest_reader
+        if reader is None:
+            return f"storage {self.storage_number} (DuckDB 2.x readers only)"
+        return f"storage {self.storage_number} (DuckDB {reader} or newer reads it)"
+
+
+def check_magic(path: Path) -> None:
+    """Refuse a file that is not a DuckDB database (raises WarehouseError naming it).
+
+    Reads only the first bytes, so it is safe on any file.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER)
+    except OSError as exc:
+        raise WarehouseError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(head) < 12 or head[8:12] != _MAGIC:
+        what = "an empty file" if not head else f"a file of {path.stat().st_size:,} bytes"
+        raise WarehouseError(
+            f"{path} is not a DuckDB database ({what} without DuckDB's header); "
+            "point --warehouse at a sigwarehouse file, or create one with `sigwh init`"
+        )
+    if len(head) < _HEADER:
+        raise WarehouseError(_truncated(path, len(head), None))
+
+
+def read_header(path: Path) -> FileHeader:
+    """The header of the DuckDB file at `path`; raises WarehouseError when it is not one
+    or is shorter than its header says (truncated)."""
+    check_magic(path)
+    with open(path, "rb") as f:
+        head = f.read(_FIRST_BLOCK)
+    size = path.stat().st_size
+    if len(head) < _FIRST_BLOCK:
+        raise WarehouseError(_truncated(path, size, None))
+    (number,) = struct.unpack_from("<Q", head, 12)
+    # Two database headers; the one written last (higher iteration) is in force. Each is
+    # checksum, iteration, meta block, free list, block count, block allocation size.
+    fields = [struct.unpack_from("<6Q", head, off) for off in (_HEADER, 2 * _HEADER)]
+    _, _, _, _, blocks, block_size = max(fields, key=lambda h: h[1])
+    block_size = block_size or _DEFAULT_BLOCK
+    plausible = block_size & (block_size - 1) == 0 and 4096 <= block_size <= 1 << 30
+    expected = _FIRST_BLOCK + blocks * block_size if plausible and blocks < 1 << 40 else None
+    header = FileHeader(number, size, expected)
+    if expected is not None and size < expected:
+        raise WarehouseError(_truncated(path, size, expected))
+    return header
+
+
+def _truncated(path: Path, size: int, expected: int | None) -> str:
+    says = f"; its header says {expected:,}" if expected else ""
+    return (
+        f"{path} is truncated ({size:,} bytes{says}): it was probably copied incompletely; "
+        "copy it again from its source, or restore it from a backup"
+    )
+
+
+@dataclass
+class ConvertResult:
+    path: Path  # the converted warehouse
+    backup: Path | None  # the original, when converted in place
+    storage: FileHeader
+    tables: int
+    rows: int
+
+    def describe(self) -> str:
+        kept = f"; the original is kept as {self.backup}" if self.backup else ""
+        return (
+            f"{self.path}: {self.storage.describe()}, {self.tables} tables, "
+            f"{self.rows:,} rows copied{kept}"
+        )
+
+
+def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None) -> ConvertResult:
+    """Rewrite the warehouse at `path` in storage `version` (e.g. "v1.2.0").
+
+    Writes `out`, or, without `out`, replaces `path` and keeps the original as
+    `<path>.bak`. Views are re-created from this sigwarehouse's definitions; every table's
+    row count is compared before the result takes the original's place. Refuses an
+    unknown version, an existing `out` or backup, a file that is not a warehouse, and
+    one with migrations pending (run `sigwh migrate` first).
+    """
+    from sigwarehouse import warehouse
+
+    if version not in STORAGE_NUMBERS:
+        raise WarehouseError(
+            f"unknown storage version {version!r}; choose one of {', '.join(STORAGE_NUMBERS)}"
+        )
+    path = Path(path)
+    backup = None if out is not None else path.with_name(path.name + ".bak")
+    target = Path(out) if out is not None else path.with_name(path.name + ".converting")
+    for taken in (out, backup):
+        if taken is not None and taken.exists():
+            raise WarehouseError(f"{taken} exists; move it away or choose another --out")
+    # Open as a writer once: checks the file, re-creates its views from this package (so
+    # that the copy holds our definitions, not whatever the file had), and folds the
+    # write-ahead log into the file, so that no log is left to go with the wrong file.
+    con = warehouse.connect(path, package_views=False)
+    try:
+        warehouse.require_current(con, path)
+        warehouse.create_views(con)
+        con.execute("CHECKPOINT")
+        before = warehouse.table_counts(con)
+    finally:
+        con.close()
+    for stale in (target, target.with_name(target.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    try:
+        _copy(path, target, version)
+        con = warehouse.connect(target, read_only=True, package_views=False)
+        try:
+            after = warehouse.table_counts(con)
+        finally:
+            con.close()
+        if after != before:
+            raise WarehouseError(
+                f"converting {path} changed row counts ({before} -> {after}); nothing replaced"
+            )
+    except BaseException:
+        for left in (target, target.with_name(target.name + ".wal")):
+            left.unlink(missing_ok=True)
+        raise
+    if backup is not None:
+        os.replace(path, backup)
+        os.replace(target, path)
+    result_path = path if backup is not None else target
+    return ConvertResult(
+        result_path, backup, read_header(result_path), len(after), sum(n for _, n in after)
+    )
+
+
+def _copy(source: Path, target: Path, version: str) -> None:
+    """COPY FROM DATABASE source (tables, sequences, views) into a new file in `version`."""
+    con = duckdb.connect(":memory:")
+    try:
+        # Only these four files are reachable: a view stored in the source cannot read
+        # anything else while it is copied.
+        files = [str(p) for f in (source, target) for p in (f, f.with_name(f.name + ".wal"))]
+        con.execute("SET allowed_paths = ?", [files])
+        con.execute("SET enable_external_access = false")
+        con.execute(f"ATTACH {_quote(source)} AS src (READ_ONLY)")
+        con.execute(f"ATTACH {_quote(target)} AS dst (STORAGE_VERSION '{version}')")
+        con.execute("COPY FROM DATABASE src TO dst")
+        con.execute("CHECKPOINT dst")
+    except duckdb.Error as exc:
+        raise WarehouseError(f"converting {source} failed: {exc}") from exc
+    finally:
+        con.close()
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
