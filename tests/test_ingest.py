@@ -170,7 +170,7 @@ def test_a_second_run_does_nothing(ingested: Path) -> None:
             ingest.plan_ingest(con, m, PARAMS, dataset=DATASET, per_label=PER_LABEL)
             for m in _models(ingested)
         ]
-    assert all(not p.clip_ids and not p.cross_fill for p in plans)
+    assert all(p.is_empty() for p in plans)  # probes included
     assert _rows(ingested) == before
 
 

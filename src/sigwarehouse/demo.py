@@ -110,7 +110,7 @@ def run_demo(
     for model in models:
         with warehouse.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, params, per_label=per_label)
-        if not plan.clip_ids and not plan.cross_fill:
+        if plan.is_empty():
             say(f"{model}: everything is stored")
             continue
         say(f"{model}: explaining {len(plan.clip_ids)} clip(s)")

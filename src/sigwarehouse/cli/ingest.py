@@ -99,7 +99,7 @@ def ingest(
     typer.echo(plan.describe())
     if dry_run:
         return
-    if not plan.clip_ids and not plan.cross_fill:
+    if plan.is_empty():
         typer.echo("nothing to do: everything is stored")
         return
 

@@ -29,7 +29,7 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs
+from sigwarehouse.jobs import probes, runs
 from sigwarehouse.jobs.models import (
     entropy_bits,
     evaluate,
@@ -65,8 +65,14 @@ class IngestPlan:
     clip_ids: list[int]  # clips M explains in this job
     cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
     est_queries_per_clip: int = 0
+    probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
+
+    def is_empty(self) -> bool:
+        """True when the job would store nothing: no clip, no signal and no probe is missing."""
+        return not self.clip_ids and not self.cross_fill and self.probe_samples is None
 
     def describe(self) -> str:
+        at = "none (stored)" if self.probe_samples is None else f"at {self.probe_samples} samples"
         lines = [
             f"model {self.model} (task {self.task}, datasets {', '.join(self.datasets) or '-'})",
             f"  parameters {self.params.hash()}: {json.dumps(self.params.to_dict())}",
@@ -74,13 +80,17 @@ class IngestPlan:
             f"  signals evaluated on: {', '.join(self.targets)}",
             f"  other models' stored explanations to evaluate on {self.model}: "
             f"{len(self.cross_fill)}",
+            f"  probes of {self.model} ({', '.join(probes.PROBES)}) to store: {at}",
             f"  estimated model queries: ~{self.estimated_queries():,}",
         ]
         return "\n".join(lines)
 
     def estimated_queries(self) -> int:
         per_clip = self.est_queries_per_clip + len(SIGNAL_KINDS) * len(self.targets)
-        return len(self.clip_ids) * per_clip + len(self.cross_fill) * len(SIGNAL_KINDS)
+        probe_queries = 0 if self.probe_samples is None else len(probes.PROBES)
+        return (
+            len(self.clip_ids) * per_clip + len(self.cross_fill) * len(SIGNAL_KINDS) + probe_queries
+        )
 
 
 @dataclass
@@ -183,6 +193,7 @@ def plan_ingest(
         clip_ids=clip_ids,
         cross_fill=[(m, c) for m, c in cross],
         est_queries_per_clip=int(past) if past else 600,
+        probe_samples=probes.pending_length(con, model, task),
     )
 
 
@@ -424,6 +435,9 @@ def run_ingest(
         runs.recorded(path, run_id, counters, summary, started),
         BatchWriter(path, run_id, counters) as write,
     ):
+        if plan.probe_samples is not None:  # before any batch: no write is in flight yet
+            rows = probes.probe_rows(models[plan.model], plan.model, plan.probe_samples, run_id)
+            runs.write_batch(path, [(probes.INSERT_PROBES, rows)], run_id, counters)
         for batch in _chunks(plan.clip_ids, clips_per_batch):
             _explain_batch(path, plan, batch, models, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started
