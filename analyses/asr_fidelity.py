@@ -2,9 +2,13 @@
 
 Each transcript of a sufficient, complete or inverse signal (stored by `sigwh asr`) is
 compared with the transcript of the original clip by the same ASR model: the Levenshtein
-ratio 1 − d(a, b) / max(|a|, |b|) over characters (rapidfuzz's
-`Levenshtein.normalized_similarity`; 1 when both are empty), after both are normalised
-(lower case, punctuation other than apostrophes removed, whitespace collapsed). STOI of
+ratio as python-Levenshtein's `ratio` and rapidfuzz's `fuzz.ratio` / 100 define it, the
+normalised indel similarity 1 − indel(a, b) / (|a| + |b|) over characters, where indel
+counts the insertions and deletions that turn a into b (a substitution costs 2; 1 when
+both are empty). It is computed by rapidfuzz's `Indel.normalized_similarity`, after both
+transcripts are normalised (lower case, punctuation other than apostrophes removed,
+whitespace collapsed). Not 1 − Levenshtein distance / max length: that figure is another
+one, lower for the same pair (kitten/sitting: 0.571 against 0.615). STOI of
 each signal against its original (table `signal_stoi`) is listed with it. Signals are
 grouped by the class their source model gave the clip.
 """
@@ -16,16 +20,18 @@ import re
 import altair as alt
 import duckdb
 import polars as pl
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Indel
 
 from analyses.common import Chart, Section, Table, count, has_relations, query, slug
 
 TITLE = "ASR fidelity of sufficient, complete and inverse signals"
 INTRO = (
     "An offline ASR model (`sigwh asr`, pocketsphinx by default) transcribes each clip and "
-    "each model's sufficient, complete and inverse signals of it. `lev_ratio` is the "
-    "Levenshtein ratio of a signal's transcript to the original's (1 = identical, "
-    "characters, after lower-casing and removing punctuation); `stoi` is the short-time "
+    "each model's sufficient, complete and inverse signals of it. `lev_ratio_indel` is the "
+    "Levenshtein ratio (indel) of a signal's transcript to the original's: "
+    "1 − indel distance / (sum of the two lengths), over characters after lower-casing and "
+    "removing punctuation, as python-Levenshtein's `ratio` (1 = identical, 0 = nothing "
+    "in common); `stoi` is the short-time "
     "objective intelligibility of the signal against the original (pystoi). The wide "
     "table follows the paper's table 5: mean ratio of sufficient and complete signals and "
     "mean STOI of inverse signals, by the class the model gave."
@@ -39,13 +45,14 @@ def normalise(text: str) -> str:
 
 
 def lev_ratio(original: str, other: str) -> float:
-    """The Levenshtein ratio of two normalised transcripts (1.0 for two empty ones)."""
-    return float(Levenshtein.normalized_similarity(normalise(original), normalise(other)))
+    """The Levenshtein ratio (normalised indel similarity) of two normalised transcripts:
+    1 − indel distance / (|a| + |b|); 1.0 for two empty ones."""
+    return float(Indel.normalized_similarity(normalise(original), normalise(other)))
 
 
 def signal_scores(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per transcribed signal: asr, task, dataset, params_hash, model, clip_id,
-    class, kind, original, text, lev_ratio, stoi."""
+    class, kind, original, text, lev_ratio_indel, stoi."""
     frame = query(
         con,
         """
@@ -70,7 +77,7 @@ def signal_scores(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     if frame.is_empty():
         return frame
     ratios = [lev_ratio(a, b) for a, b in zip(frame["original"], frame["text"], strict=True)]
-    return frame.with_columns(lev_ratio=pl.Series(ratios, dtype=pl.Float64))
+    return frame.with_columns(lev_ratio_indel=pl.Series(ratios, dtype=pl.Float64))
 
 
 def summary(scores: pl.DataFrame) -> pl.DataFrame:
@@ -80,7 +87,7 @@ def summary(scores: pl.DataFrame) -> pl.DataFrame:
         scores.group_by(keys)
         .agg(
             n=pl.len(),
-            lev_ratio=pl.col("lev_ratio").mean(),
+            lev_ratio_indel=pl.col("lev_ratio_indel").mean(),
             stoi=pl.col("stoi").mean(),
             empty_transcripts=(pl.col("text") == "").sum(),
         )
@@ -89,12 +96,12 @@ def summary(scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def table5(means: pl.DataFrame, labels: list[str]) -> pl.DataFrame:
-    """The paper's layout: a row per model; ratio of sufficient and complete, STOI of
-    inverse, one column per class (e.g. `sufficient real`)."""
+    """The paper's layout: a row per model; Levenshtein ratio (indel) of sufficient and
+    complete signals, STOI of inverse signals, one column per class (e.g. `sufficient real`)."""
     parts = []
     for kind, value in (
-        ("sufficient", "lev_ratio"),
-        ("complete", "lev_ratio"),
+        ("sufficient", "lev_ratio_indel"),
+        ("complete", "lev_ratio_indel"),
         ("inverse", "stoi"),
     ):
         part = means.filter(pl.col("kind") == kind).select(
@@ -123,7 +130,8 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     labels_of = {t: list(ls) for t, ls in con.execute("SELECT task, labels FROM tasks").fetchall()}
     means = summary(scores)
     section.tables.append(
-        Table("asr_transcripts", "Every transcript with its ratio and STOI (CSV only).",
+        Table("asr_transcripts",
+              "Every transcript with its Levenshtein ratio (indel) and STOI (CSV only).",
               scores, in_page=False)
     )  # fmt: skip
     keys = ["asr", "task", "dataset", "params_hash"]
@@ -135,7 +143,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.tables.append(
             Table(
                 slug("asr_table5", asr, task, dataset, ph),
-                "Levenshtein ratio of sufficient and complete signals, STOI of inverse "
+                "Levenshtein ratio (indel) of sufficient and complete signals, STOI of inverse "
                 "signals (the paper's table 5).",
                 table5(g, labels_of[task]),
                 group=group,
@@ -144,7 +152,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.tables.append(
             Table(
                 slug("asr_fidelity", asr, task, dataset, ph),
-                "Mean Levenshtein ratio and STOI per model, kind and class.",
+                "Mean Levenshtein ratio (indel) and STOI per model, kind and class.",
                 g.drop(*keys),
                 group=group,
             )
@@ -155,11 +163,13 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             .encode(
                 x=alt.X("stoi:Q", title="mean STOI", scale=alt.Scale(domain=[0, 1])),
                 y=alt.Y(
-                    "lev_ratio:Q", title="mean Levenshtein ratio", scale=alt.Scale(domain=[0, 1])
+                    "lev_ratio_indel:Q",
+                    title="mean Levenshtein ratio (indel)",
+                    scale=alt.Scale(domain=[0, 1]),
                 ),
                 color=alt.Color("kind:N", sort=list(KINDS)),
                 shape=alt.Shape("class:N"),
-                tooltip=["model", "kind", "class", "n", "lev_ratio", "stoi"],
+                tooltip=["model", "kind", "class", "n", "lev_ratio_indel", "stoi"],
             )  # fmt: skip
             .properties(width=300, height=240)
         )

@@ -303,10 +303,25 @@ def test_stoi_and_levenshtein_at_identity(built: Path) -> None:
     mask = ~mask if kind == "inverse" else mask
     y = np.fft.irfft(np.fft.rfft(y0) * mask, n=len(y0))
     assert value == pytest.approx(stoi(y0, y, 16000), abs=1e-4)
-    assert asr_fidelity.lev_ratio("go forward ten meters", "go forward ten meters") == 1.0
-    assert asr_fidelity.lev_ratio("", "") == 1.0
-    assert asr_fidelity.lev_ratio("Hello, world!", "hello world") == 1.0
-    assert asr_fidelity.lev_ratio("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "ratio"),
+    [
+        ("go forward ten meters", "go forward ten meters", 1.0),
+        ("", "", 1.0),
+        ("Hello, world!", "hello world", 1.0),  # after normalisation
+        # indel: delete k, insert s, delete e, insert i, insert g = 5 of 6 + 7 characters
+        # (1 − Levenshtein distance 3 / max length 7 would give 0.571)
+        ("kitten", "sitting", 1 - 5 / 13),
+        ("ab", "ba", 1 - 2 / 4),  # one deletion and one insertion (the max-length form: 0)
+        ("yes", "", 0.0),
+        ("go", "no go", 1 - 3 / 7),  # "no " inserted: 3 of 2 + 5 characters
+    ],
+)
+def test_levenshtein_ratio_is_the_normalised_indel_similarity(a: str, b: str, ratio: float):
+    assert asr_fidelity.lev_ratio(a, b) == pytest.approx(ratio)
+    assert asr_fidelity.lev_ratio(b, a) == pytest.approx(ratio)
 
 
 def test_pocketsphinx_transcripts_are_stored_and_reproducible(built: Path) -> None:
