@@ -77,7 +77,8 @@ def destructive(con: duckdb.DuckDBPyConnection, statements: list[Statement]) -> 
             continue
         what = st.short
         if name in tables:
-            what += f" ({tables[name]:,} rows in {name})"
+            n = tables[name]
+            what += f" ({n:,} row{'' if n == 1 else 's'} in {name})"
         found.append(what)
     return found
 
@@ -134,7 +135,8 @@ def run(
             frames = [frame for _, frame in shown if frame is not None]
             if not frames:
                 return "\n".join(text for text, _ in shown)
-            return frames[0].write_csv() if fmt == "csv" else frames[0].write_json()
+            text = frames[0].write_csv() if fmt == "csv" else frames[0].write_json()
+            return text.rstrip("\n")
         if len(statements) == 1:
             text, frame = shown[0]
             return text if frame is None else _table(frame, max_rows)

@@ -129,8 +129,8 @@ def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None)
     """Rewrite the warehouse at `path` in storage `version` (e.g. "v1.2.0").
 
     Writes `out`, or, without `out`, replaces `path` and keeps the original as
-    `<path>.bak`. Views are re-created from this sigwarehouse's definitions; every table's
-    row count is compared before the result takes the original's place. Refuses an
+    `<path>.bak` (byte for byte). The copy's views are this sigwarehouse's definitions;
+    every table's row count is compared before the copy takes the original's place. Refuses an
     unknown version, an existing `out` or backup, a file that is not a warehouse, and
     one with migrations pending (run `sigwh migrate` first).
     """
@@ -146,14 +146,9 @@ def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None)
     for taken in (out, backup):
         if taken is not None and taken.exists():
             raise WarehouseError(f"{taken} exists; move it away or choose another --out")
-    # Open as a writer once: checks the file, re-creates its views from this package (so
-    # that the copy holds our definitions, not whatever the file had), and folds the
-    # write-ahead log into the file, so that no log is left to go with the wrong file.
-    con = warehouse.connect(path, package_views=False)
+    con = warehouse.connect(path, read_only=True, package_views=False)
     try:
         warehouse.require_current(con, path)
-        warehouse.create_views(con)
-        con.execute("CHECKPOINT")
         before = warehouse.table_counts(con)
     finally:
         con.close()
@@ -176,6 +171,9 @@ def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None)
         raise
     if backup is not None:
         os.replace(path, backup)
+        log = path.with_name(path.name + ".wal")  # left by a writer that did not close
+        if log.exists():
+            os.replace(log, backup.with_name(backup.name + ".wal"))
         os.replace(target, path)
     result_path = path if backup is not None else target
     return ConvertResult(
@@ -184,17 +182,22 @@ def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None)
 
 
 def _copy(source: Path, target: Path, version: str) -> None:
-    """COPY FROM DATABASE source (tables, sequences, views) into a new file in `version`."""
+    """COPY FROM DATABASE source (tables, sequences, views) into a new file in `version`,
+    then replace its views and macros with this package's."""
+    from sigwarehouse import views
+
     con = duckdb.connect(":memory:")
     try:
-        # Only these four files are reachable: a view stored in the source cannot read
-        # anything else while it is copied.
-        files = [str(p) for f in (source, target) for p in (f, f.with_name(f.name + ".wal"))]
-        con.execute("SET allowed_paths = ?", [files])
+        # Only the two files' folders are reachable (DuckDB keeps its logs beside each
+        # file), so a view stored in the source cannot read anything else while copied.
+        folders = sorted({str(f.resolve().parent) + os.sep for f in (source, target)})
+        con.execute("SET allowed_directories = ?", [folders])
         con.execute("SET enable_external_access = false")
         con.execute(f"ATTACH {_quote(source)} AS src (READ_ONLY)")
         con.execute(f"ATTACH {_quote(target)} AS dst (STORAGE_VERSION '{version}')")
         con.execute("COPY FROM DATABASE src TO dst")
+        con.execute("USE dst")
+        views.create(con)
         con.execute("CHECKPOINT dst")
     except duckdb.Error as exc:
         raise WarehouseError(f"converting {source} failed: {exc}") from exc
