@@ -51,18 +51,19 @@ def task_models(con: duckdb.DuckDBPyConnection, task: str) -> list[ModelRecord]:
 
 
 def load_models(
-    records: list[ModelRecord], task_labels: list[str], device: str
+    records: list[ModelRecord], task_labels: list[str], device: str, source=None
 ) -> dict[str, AudioClassifier]:
     """Every model of the task on the device; a model that cannot load stops the job here.
 
     What is loaded for each record is decided by `models.trust.resolve` (the local
-    catalog), not by the kind and ref the warehouse stores.
+    catalog, or `source`: a trust.ModelSource), not by the kind and ref the warehouse
+    stores.
     """
     from sigwarehouse.models import trust
     from sigwarehouse.models.loader import load_classifier
 
     loaded = {}
-    for r in trust.resolve(records):
+    for r in trust.resolve(records, source):
         try:
             loaded[r.model] = load_classifier(
                 r.kind, r.ref, task_labels, label_map=r.label_map, device=device
