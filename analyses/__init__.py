@@ -19,6 +19,7 @@ from analyses import (
     flat_earthers,
     label_transfer,
     provenance,
+    silence,
     spectral_entropy,
     sufficient_vs_complete,
     transferability,
@@ -28,6 +29,7 @@ from analyses.common import Section
 MODULES: tuple[ModuleType, ...] = (
     accuracy,
     transferability,
+    silence,
     sufficient_vs_complete,
     beta_curve,
     bootstrap,

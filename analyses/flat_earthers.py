@@ -1,4 +1,10 @@
-"""Flat-earthers: models whose signals others reject and which reject others' signals."""
+"""Flat-earthers: models whose signals others reject and which reject others' signals.
+
+The call is the view's (α over all signals, as the paper). Beside it, the same figures
+over non-empty signals: a model whose α rests on silence (empty sufficient masks that
+others accept because they give the same class to silence) may look listened to, or
+not, for reasons that have nothing to do with what it listens to.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +32,34 @@ INTRO = (
     f"others' signals on it) both lie more than {MARGIN} below the mean of the other "
     "models of the same task, dataset and kind (`peers_out`, `peers_in`). `gap_out` and "
     "`gap_in` show how close each call was; `flat_earthers_at(margin)` applies another "
-    "margin."
+    "margin. `n_empty` of the model's `n_signals` signals are empty (silence: the all-zero "
+    "signal keeps the class); `avg_out_nonempty`, `avg_in_nonempty` and their gaps to the "
+    "peers repeat the figures over non-empty signals only, to show whether a call rests on "
+    "silence."
 )
+COLUMNS = (
+    "task, dataset, params_hash, kind, model, avg_out, avg_in, peers_out, peers_in, gap_out, "
+    "gap_in, flat_earther, n_signals, n_empty, avg_out_nonempty, avg_in_nonempty, "
+    "gap_out_nonempty, gap_in_nonempty"
+)
+
+
+def flagged_note(row: dict, margin: float) -> str:
+    """The sentence naming a flat-earther, with what its non-empty signals say."""
+    text = (
+        f"{row['model']} is a flat-earther on {row['task']} / {row['dataset']} "
+        f"({row['kind']} signals, margin {margin})."
+    )
+    out, inn = row["gap_out_nonempty"], row["gap_in_nonempty"]
+    if row["n_empty"]:
+        text += f" {row['n_empty']} of its {row['n_signals']} signals are empty."
+    if out is not None and inn is not None:
+        holds = out < -margin and inn < -margin
+        text += (
+            f" Over non-empty signals its gaps are {out:+.2f} (out) and {inn:+.2f} (in): "
+            f"the call {'holds' if holds else 'does not hold'} without silence."
+        )
+    return text
 
 
 def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
@@ -39,9 +71,7 @@ def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
         return section
     frame = query(
         con,
-        "SELECT task, dataset, params_hash, kind, model, avg_out, avg_in, peers_out, peers_in, "
-        "gap_out, gap_in, flat_earther FROM flat_earthers_at(?) "
-        "ORDER BY task, dataset, kind, model",
+        f"SELECT {COLUMNS} FROM flat_earthers_at(?) ORDER BY task, dataset, kind, model",
         [margin],
     )
     if frame.is_empty():
@@ -51,12 +81,7 @@ def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
     flagged = frame.filter(pl.col("flat_earther"))
     if flagged.is_empty():
         section.notes.append(f"No model is a flat-earther at margin {margin}.")
-    for task, dataset, kind, model in flagged.select(
-        "task", "dataset", "kind", "model"
-    ).iter_rows():
-        section.notes.append(
-            f"{model} is a flat-earther on {task} / {dataset} ({kind} signals, margin {margin})."
-        )
+    section.notes += [flagged_note(row, margin) for row in flagged.iter_rows(named=True)]
     for task, dataset, params_hash, label, rows in groups(frame):
         base = alt.Chart(rows).encode(
             x=alt.X(

@@ -8,6 +8,17 @@ model an explanation per clip with packed masks, and every model's probabilities
 every model's sufficient, complete and inverse signals. About a third of the
 explanations have no complete mask, and one (m1 on clip 2) has no mask at all, as
 happens in real runs.
+
+Silence, as real models give it: every model has stored answers to the probes (the
+all-zero signal and noise at -60 dBFS). Where m3's class for a clip is its class for
+silence, its sufficient mask is empty; s3 is deaf (it gives every clip its
+silence answer), so all its sufficient masks are empty. An empty signal is silence, so
+every target's probabilities on it are the target's silence answer.
+
+Two planted values test the β bound: m1's sufficient signal of its first clip gives m2
+probabilities (0.5, 0.25, 0.25) with 0.5 on m1's class, an entropy of exactly 1.5 bits;
+and m2's sufficient signal of its first clip gives m4 a near-uniform output whose float32
+probabilities sum to just over 1, so its stored entropy lies a rounding above log2(3).
 """
 
 from __future__ import annotations
@@ -36,6 +47,11 @@ N_BINS = N_SAMPLES // 2 + 1
 PARAMS = {"seed": 0, "space": "fft", "delta": 0.5}
 PARAMS_HASH = "feedfacecafebeef"
 NO_MASK = ("m1", 2)  # an explanation whose search found no sufficient mask
+SOMETIMES_EMPTY = "m3"  # empty sufficient mask on the clips it gives its silence class
+DEAF = "s3"  # gives every clip its silence answer: every sufficient mask is empty
+PROBES = ("silence", "noise-60dbfs")
+EXACT_ENTROPY = ("m1", "m2", 1.5)  # (source, target, bits) on the source's first clip
+ABOVE_LOG2N = ("m2", "m4")  # (source, target) on the source's first clip
 
 
 @dataclass
@@ -49,6 +65,7 @@ class Filled:
     masks: dict[tuple[str, int], tuple[np.ndarray | None, np.ndarray | None]] = field(
         default_factory=dict
     )
+    probes: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (model, probe)
 
 
 def entropy(p: list[float]) -> float:
@@ -110,6 +127,7 @@ def fill(path: Path, seed: int = 7, n_clips: int = 10) -> Filled:
                     " VALUES (?, ?, 'zoo', 'x', ?, ?, ?)",
                     [m, task, "cnn" if i % 2 else "mlp", 10_000 * (i + 1), labels],
                 )
+            _fill_probes(con, out, random.Random(seed + 1), run, task, models, len(labels))
             for _ in range(n_clips):
                 clip_id += 1
                 label = rng.choice(labels)
@@ -132,11 +150,44 @@ def fill(path: Path, seed: int = 7, n_clips: int = 10) -> Filled:
     return out
 
 
+def _top1(p: list[float]) -> int:
+    return max(range(len(p)), key=p.__getitem__)
+
+
+def _fill_probes(con, out: Filled, rng: random.Random, run, task, models, n) -> None:
+    """Each model's answers to the probes (a confident class for silence), stored."""
+    for m in models:
+        for probe in PROBES:
+            p = _probs(rng, n, rng.randrange(n), 3.0)
+            out.probes[(m, probe)] = p
+            con.execute(
+                "INSERT INTO model_probes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [m, probe, N_SAMPLES, p, _top1(p), entropy(p), run],
+            )
+
+
+def _planted(out: Filled, m: str, target: str, clip_id: int, kind: str, top1: int, n: int):
+    """The planted probabilities of the β bound tests, or None (see the module docstring)."""
+    first = min(c for c, (task, _l) in out.clips.items() if task == "t")
+    if kind != "sufficient" or clip_id != first:
+        return None
+    if (m, target) == EXACT_ENTROPY[:2]:
+        return [0.5 if k == top1 else 0.25 for k in range(n)]
+    if (m, target) == ABOVE_LOG2N:
+        p = np.full(n, np.float32(1 / n), dtype=np.float32)
+        for _ in range(4):  # a sum of about 1 + 4e-7, as a float32 softmax can give
+            p = np.nextafter(p, np.float32(1))
+        p[top1] = np.nextafter(p[top1], np.float32(1))  # the source's class stays top-1
+        return [float(x) for x in p]
+    return None
+
+
 def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth) -> None:
     n = len(labels)
     for m in models:
-        p = _probs(rng, n, truth, 0.6)
-        top1 = max(range(n), key=p.__getitem__)
+        silence = out.probes[(m, "silence")]
+        p = list(silence) if m == DEAF else _probs(rng, n, truth, 0.6)
+        top1 = _top1(p)
         out.originals.append((m, clip_id, p, top1))
         rows["original_probs"].append(
             {"model": m, "clip_id": clip_id, "probs": p, "top1": top1,
@@ -145,6 +196,9 @@ def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth
         suff, comp = _masks(rng)
         if (m, clip_id) == NO_MASK:
             suff = comp = None
+        empty = m == DEAF or (m == SOMETIMES_EMPTY and top1 == _top1(silence))
+        if empty:
+            suff = np.zeros(N_BINS, dtype=bool)
         out.masks[(m, clip_id)] = (suff, comp)
         rows["explanations"].append(
             {"model": m, "clip_id": clip_id, "params_hash": PARAMS_HASH, "run_id": run,
@@ -152,7 +206,8 @@ def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth
              "responsibility": np.zeros(N_BINS, np.float16).tobytes(),
              "sufficient_mask": None if suff is None else pack_mask(suff),
              "sufficient_size": None if suff is None else int(suff.sum()),
-             "sufficient_reason": "search-failed" if suff is None else None,
+             "sufficient_reason": "search-failed" if suff is None
+                else "empty-signal-keeps-class" if empty else None,
              "complete_mask": None if comp is None else pack_mask(comp),
              "complete_size": None if comp is None else int(comp.sum()),
              "complete_reason": "no-delta-complete-mask" if comp is None else None,
@@ -163,12 +218,17 @@ def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth
         )
         for kind in kinds:
             for target in models:
+                planted = _planted(out, m, target, clip_id, kind, top1, n)
+                if kind == "sufficient" and empty:  # silence: the target's silence answer
+                    q = list(out.probes[(target, "silence")])
+                elif planted is not None:
+                    q = planted
                 # the source keeps its class on its own sufficient/complete signals
-                if target == m and kind != "inverse":
+                elif target == m and kind != "inverse":
                     q = _probs(rng, n, top1, 5.0)
                 else:
                     q = _probs(rng, n, top1, 0.4 if kind == "complete" else 0.2)
-                t1 = max(range(n), key=q.__getitem__)
+                t1 = _top1(q)
                 out.signals.append((task, m, clip_id, kind, target, top1, q, t1))
                 rows["signal_probs"].append(
                     {"source_model": m, "clip_id": clip_id, "params_hash": PARAMS_HASH,

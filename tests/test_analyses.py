@@ -14,7 +14,14 @@ from scipy import stats
 from small_warehouse import PARAMS_HASH, TASKS, entropy, fill
 
 import analyses
-from analyses import accuracy, beta_curve, bootstrap, flat_earthers, sufficient_vs_complete
+from analyses import (
+    accuracy,
+    beta_curve,
+    bootstrap,
+    flat_earthers,
+    silence,
+    sufficient_vs_complete,
+)
 from analyses import transferability as tr
 from sigwarehouse import warehouse
 
@@ -75,6 +82,81 @@ def test_alpha_avg_equals_the_summary_view(filled) -> None:
         assert m.filter(pl.col("model") == model)["avg"][0] == pytest.approx(avg_out)
 
 
+def _empty(rows, model: str, clip: int, kind: str) -> bool:
+    """Whether the stored mask of this kind keeps no bin (from the inserted masks)."""
+    suff, comp = rows.masks[(model, clip)]
+    mask = suff if kind == "sufficient" else comp
+    return mask is not None and not mask.any()
+
+
+def test_alpha_over_nonempty_signals_equals_hand_computation(filled) -> None:
+    con, rows = filled
+    accepted, empties = defaultdict(list), defaultdict(int)
+    for task, m, clip, kind, target, c, _q, t1 in rows.signals:
+        if kind in ("sufficient", "complete"):
+            if _empty(rows, m, clip, kind):
+                empties[(task, kind, m, target)] += 1
+            else:
+                accepted[(task, kind, m, target)].append(t1 == c)
+    cells, meta, acc = tr.cells(con), tr.model_meta(con), tr.accuracy_table(con)
+    null_cells = 0
+    for task, spec in TASKS.items():
+        models = spec["models"]
+        for kind in ("sufficient", "complete"):
+            group = cells.filter(pl.col("task") == task)
+            m = tr.matrix(group, kind, meta, acc, "value_nonempty")
+            for row in m.iter_rows(named=True):
+                s = row["model"]
+                assert row["n_empty"] == empties[(task, kind, s, s)]
+                off = []
+                for t in models:
+                    if t == s:
+                        continue
+                    kept = accepted[(task, kind, s, t)]
+                    want = sum(kept) / len(kept) if kept else None
+                    assert row[t] == (None if want is None else pytest.approx(want))
+                    null_cells += want is None
+                    off += [] if want is None else [want]
+                assert row["avg"] == (pytest.approx(np.mean(off)) if off else None)
+    assert null_cells > 0  # the deaf model's row: only silence, no figure
+    section = tr.run(con)
+    notes = [n for n in section.notes if "are empty" in n]
+    n_empty_t = sum(_empty(rows, m, c, "sufficient") for (m, c) in rows.masks if m[0] == "m")
+    assert notes[0].startswith(f"t / d: {n_empty_t} of the ")
+
+
+def test_silence_card_shows_each_models_stored_probe_answers(filled) -> None:
+    con, rows = filled
+    card = silence.card(con)
+    models = [m for spec in TASKS.values() for m in spec["models"]]
+    assert card["model"].to_list() == sorted(models)
+    task_of = {m: t for t, spec in TASKS.items() for m in spec["models"]}
+    for row in card.iter_rows(named=True):
+        m = row["model"]
+        labels = rows.labels[task_of[m]]
+        for probe, prefix in (("silence", "silence"), ("noise-60dbfs", "noise")):
+            p = np.asarray(rows.probes[(m, probe)])
+            assert row[f"{prefix}_class"] == labels[int(p.argmax())]
+            assert row[f"{prefix}_prob"] == pytest.approx(p.max())
+        assert row["seconds"] == pytest.approx(0.5)
+        assert row["explained"] == sum(1 for mm, _c in rows.masks if mm == m)
+        assert row["empty_sufficient"] == sum(
+            _empty(rows, mm, c, "sufficient") for mm, c in rows.masks if mm == m
+        )
+    assert card.filter(pl.col("model") == "s3")["empty_sufficient"][0] == 10
+
+
+def test_flagged_note_says_whether_the_call_holds_without_silence() -> None:
+    row = {"model": "m", "task": "t", "dataset": "d", "kind": "sufficient", "n_signals": 10,
+           "n_empty": 4, "gap_out_nonempty": -0.2, "gap_in_nonempty": -0.3}  # fmt: skip
+    assert "4 of its 10 signals are empty" in flat_earthers.flagged_note(row, 0.1)
+    assert "the call holds without silence" in flat_earthers.flagged_note(row, 0.1)
+    # a gap of exactly the margin is not beyond it, as in the view's rule (<)
+    assert "does not hold" in flat_earthers.flagged_note({**row, "gap_in_nonempty": -0.1}, 0.1)
+    no_figure = flat_earthers.flagged_note({**row, "gap_out_nonempty": None}, 0.1)
+    assert "hold" not in no_figure
+
+
 def test_matrix_carries_size_accuracy_and_backbone(filled) -> None:
     con, rows = filled
     right = defaultdict(list)
@@ -93,10 +175,10 @@ def test_beta_matrix_equals_hand_computation(filled) -> None:
     con, rows = filled
     eps = tr.BETA_EPS
 
-    def confident(_c, q, _t1, task):
-        return entropy(q) <= eps * math.log2(len(rows.labels[task])) + 1e-6
+    def transfers(c, q, t1, task):  # Def. 4: the source's class, with confidence
+        return t1 == c and entropy(q) <= eps * math.log2(len(rows.labels[task])) + 1e-6
 
-    beta = _cells(rows, confident)
+    beta = _cells(rows, transfers)
     cells = tr.cells(con, eps)
     meta, acc = tr.model_meta(con), tr.accuracy_table(con)
     m = tr.matrix(cells.filter(pl.col("task") == "u"), "complete", meta, acc)
@@ -163,18 +245,25 @@ def test_bootstrap_row_intervals_resample_whole_clips() -> None:
     assert 0.0 <= lo[1] < 2 / 3 < hi[1] <= 1.0
 
 
-def test_beta_curve_reaches_one_at_eps_one_and_never_falls(filled) -> None:
+def test_beta_curve_ends_at_alpha_at_eps_one_and_never_falls(filled) -> None:
     con, rows = filled
+    alpha = _alpha(rows)
     curve = beta_curve.curve(con)
     models = sum(len(s["models"]) for s in TASKS.values())
-    assert curve.filter(pl.col("eps") == 1.0).height == 2 * models
-    assert curve.filter(pl.col("eps") == 1.0)["beta"].to_list() == pytest.approx([1.0] * 2 * models)
+    at_one = curve.filter(pl.col("eps") == 1.0)
+    assert at_one.height == 2 * models
+    for row in at_one.iter_rows(named=True):  # at ε = 1 only the class counts: mean α
+        task, kind, m = row["task"], row["kind"], row["model"]
+        off = [alpha[(task, kind, m, t)][1] for t in TASKS[task]["models"] if t != m]
+        assert row["beta"] == pytest.approx(np.mean(off))
+    assert at_one["beta"].max() < 1.0  # would be 1 everywhere if the class were ignored
     for _key, g in curve.group_by("task", "kind", "model"):
         assert (g.sort("eps")["beta"].diff().drop_nulls() >= -1e-12).all()
     # One point by hand: m1's sufficient signals at eps = 0.5, mean over the other models.
     limit = 0.5 * math.log2(3)
     shares = [
-        np.mean([entropy(q) <= limit + 1e-6 for _t, s, _c, k, tg, _sc, q, _t1 in rows.signals
+        np.mean([t1 == sc and entropy(q) <= limit + 1e-6
+                 for _t, s, _c, k, tg, sc, q, t1 in rows.signals
                  if s == "m1" and k == "sufficient" and tg == t])
         for t in ("m2", "m3", "m4")
     ]  # fmt: skip
@@ -205,7 +294,8 @@ def test_every_section_has_charts_that_validate(filled) -> None:
     con, rows = filled
     sections = analyses.run_all(con)
     assert [s.key for s in sections] == [
-        "accuracy", "transferability", "sufficient_vs_complete", "beta_curve", "bootstrap",
+        "accuracy", "transferability", "silence", "sufficient_vs_complete", "beta_curve",
+        "bootstrap",
         "flat_earthers", *DEEPFAKE, "provenance",
     ]  # fmt: skip
     for section in sections:  # the small warehouse has no deepfake jobs' rows

@@ -43,8 +43,8 @@ def test_report_writes_one_self_contained_page_with_every_section(built) -> None
     # the small warehouse has no rows from the deepfake jobs (compose, transfer-label, asr)
     assert result.built
     assert result.missing == ["composition", "label_transfer", "asr_fidelity"]
-    for key in ("accuracy", "transferability", "sufficient_vs_complete", "beta_curve",
-                "bootstrap", "flat_earthers", "examples", "provenance"):  # fmt: skip
+    for key in ("accuracy", "transferability", "silence", "sufficient_vs_complete",
+                "beta_curve", "bootstrap", "flat_earthers", "examples", "provenance"):  # fmt: skip
         assert f'<section id="{key}">' in page
     # Nothing the page loads lives elsewhere: no src/href to another host, no fetch of specs.
     assert not re.search(r'(src|href)="(https?:)?//', page)
@@ -56,6 +56,30 @@ def test_report_writes_one_self_contained_page_with_every_section(built) -> None
         head = f.read_bytes()[:8]
         assert {".png": head == b"\x89PNG\r\n\x1a\n", ".svg": head.startswith(b"<svg"),
                 ".csv": len(head) > 0}[f.suffix], f  # fmt: skip
+
+
+def test_page_shows_the_silence_card_and_alpha_over_nonempty_signals(built) -> None:
+    from small_warehouse import DEAF
+
+    _, rows, result = built
+    page = result.index.read_text()
+    card = page.split('<section id="silence">', 1)[1].split("</section>", 1)[0]
+    assert "<h2>Silence card</h2>" in card
+    body = card.split("<tbody>", 1)[1]
+    task_of = {m: t for t, spec in TASKS.items() for m in spec["models"]}
+    cells = re.findall(r"<tr>(.*?)</tr>", body)
+    assert len(cells) == len(task_of)
+    for row, model in zip(cells, sorted(task_of), strict=True):
+        texts = re.findall(r'<td class="[^"]*">([^<]*)</td>', row)
+        labels = rows.labels[task_of[model]]
+        silence = np.asarray(rows.probes[(model, "silence")])
+        noise = np.asarray(rows.probes[(model, "noise-60dbfs")])
+        assert texts[:2] == [task_of[model], model]
+        assert texts[4:8] == [labels[int(silence.argmax())], f"{silence.max():.3f}",
+                              labels[int(noise.argmax())], f"{noise.max():.3f}"]  # fmt: skip
+    assert "α-transferability of non-empty sufficient signals (silence left out)." in page
+    assert f"0 of {N_BINS} bins (silence)" in page  # the deaf model's examples
+    assert DEAF in page
 
 
 def test_audio_players_hold_the_masked_signals(built) -> None:

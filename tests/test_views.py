@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 LABELS = ["a", "b", "c"]
@@ -108,14 +109,20 @@ def test_alpha_matches_hand_computation(filled) -> None:
 def test_beta_matches_hand_computation(filled, eps: float) -> None:
     con, _, _, signals = filled
     limit = eps * math.log2(len(LABELS))
-    expected = _alpha_by_hand(signals, lambda _c, q, _t1: _entropy(q) <= limit + 1e-6)
+    # Def. 4: the target's class is the source's AND the target is confident enough.
+    joint = _alpha_by_hand(signals, lambda c, q, t1: t1 == c and _entropy(q) <= limit + 1e-6)
+    entropy_only = _alpha_by_hand(signals, lambda _c, q, _t1: _entropy(q) <= limit + 1e-6)
     rows = con.execute(
-        "SELECT kind, source_model, target_model, n_signals, beta FROM beta_transferability(?)",
+        "SELECT kind, source_model, target_model, n_signals, beta, beta_entropy_only"
+        " FROM beta_transferability(?)",
         [eps],
     ).fetchall()
-    assert len(rows) == len(expected)
-    for kind, s, t, n, beta in rows:
-        assert (n, beta) == (expected[(kind, s, t)][0], pytest.approx(expected[(kind, s, t)][1]))
+    assert len(rows) == len(joint)
+    for kind, s, t, n, beta, only in rows:
+        key = (kind, s, t)
+        assert (n, beta, only) == (
+            joint[key][0], pytest.approx(joint[key][1]), pytest.approx(entropy_only[key][1])
+        )  # fmt: skip
 
 
 def test_summary_and_flat_earthers_follow_their_rule(filled) -> None:
@@ -161,3 +168,198 @@ def test_views_work_in_stock_duckdb_without_sigwarehouse(filled, wh_path: Path) 
         [sys.executable, "-I", "-c", code, str(wh_path)], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == [str(2 * len(MODELS) ** 2)] * 2
+
+
+# --- β's joint reading and silence, on the small fixed warehouse (tests/small_warehouse.py) ---
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The small warehouse, and its stored signals as numpy recomputes them from the raw
+    tables: one dict per sufficient/complete signal_probs row."""
+    from small_warehouse import fill
+
+    from sigwarehouse import warehouse
+
+    path, _ = warehouse.init(tmp_path_factory.mktemp("small") / "warehouse.duckdb")
+    fill(path)
+    con = duckdb.connect(str(path), read_only=True)
+    yield con, _signals_by_numpy(con)
+    con.close()
+
+
+def _signals_by_numpy(con) -> list[dict]:
+    """Each signal's cell, accepted (argmax of the stored probabilities = source class),
+    entropy (bits, from the stored probabilities), n_classes and whether its mask is empty
+    (unpacked from the stored mask bits; None when the explanation is missing)."""
+    n_classes = dict(
+        con.execute(
+            "SELECT m.model, len(t.labels) FROM models m JOIN tasks t USING (task)"
+        ).fetchall()
+    )
+    masks = {
+        (model, clip, ph, kind): (blob, n_bins)
+        for model, clip, ph, n_bins, suff, comp in con.execute(
+            "SELECT model, clip_id, params_hash, n_bins, sufficient_mask, complete_mask"
+            " FROM explanations"
+        ).fetchall()
+        for kind, blob in (("sufficient", suff), ("complete", comp))
+    }
+    out = []
+    for source, clip, ph, kind, target, c, probs in con.execute(
+        "SELECT source_model, clip_id, params_hash, kind, target_model, source_class, probs"
+        " FROM signal_probs WHERE kind IN ('sufficient', 'complete')"
+    ).fetchall():
+        p = np.asarray(probs, dtype=np.float64)
+        blob, n_bins = masks.get((source, clip, ph, kind), (None, 0))
+        bits = None if blob is None else np.unpackbits(np.frombuffer(blob, np.uint8))[:n_bins]
+        out.append({
+            "cell": (kind, source, target), "clip": clip, "class": c,
+            "accepted": bool(p.argmax() == c),
+            "entropy": float(-(p[p > 0] * np.log2(p[p > 0])).sum()),
+            "n_classes": n_classes[source],
+            "empty": None if bits is None else not bits.any(),
+        })  # fmt: skip
+    return out
+
+
+def _by_cell(signals: list[dict]) -> dict[tuple, list[dict]]:
+    cells = defaultdict(list)
+    for s in signals:
+        cells[s["cell"]].append(s)
+    return cells
+
+
+def _close(a, b) -> bool:
+    """Equal up to float rounding, element-wise for tuples; None equals only None."""
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(map(_close, a, b))
+    return a is b if a is None or b is None else a == pytest.approx(b)
+
+
+def _same(got: dict, want: dict) -> bool:
+    """Equal keys, and _close values."""
+    return got.keys() == want.keys() and all(_close(got[k], want[k]) for k in want)
+
+
+def _share(values: list[bool]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def test_beta_at_eps_one_equals_alpha_on_every_cell(small) -> None:
+    con, signals = small
+    # The planted near-uniform output (probabilities summing to just over 1) has a stored
+    # entropy above log2(3) even at FLOAT precision: it must still count at ε = 1.
+    above = [
+        e for (e,) in con.execute(
+            "SELECT entropy_bits FROM signal_probs WHERE kind = 'sufficient'"
+            " AND top1 = source_class AND entropy_bits > ?::FLOAT", [math.log2(3)]
+        ).fetchall()
+    ]  # fmt: skip
+    assert above, "the fixture lost its entropy above log2(n): this test would prove less"
+    expected = {k: _share([s["accepted"] for s in v]) for k, v in _by_cell(signals).items()}
+    beta = con.execute(
+        "SELECT kind, source_model, target_model, beta FROM beta_transferability(1.0)"
+    ).fetchall()
+    alpha = con.execute(
+        "SELECT kind, source_model, target_model, alpha FROM alpha_transferability"
+    ).fetchall()
+    assert len(beta) == len(alpha) == len(expected)
+    for rows in (beta, alpha):
+        assert {(k, s, t): v for k, s, t, v in rows} == pytest.approx(expected)
+
+
+def test_beta_counts_an_entropy_that_sits_exactly_on_the_bound(small) -> None:
+    from small_warehouse import EXACT_ENTROPY
+
+    con, signals = small
+    source, target, bits = EXACT_ENTROPY
+    eps = bits / math.log2(3)  # the planted (0.5, 0.25, 0.25) sits on eps·log2(3)
+    bound = {s["n_classes"]: eps * math.log2(s["n_classes"]) for s in signals}
+    on_bound = [s for s in signals if abs(s["entropy"] - bound[s["n_classes"]]) < 1e-4]
+    # Only the planted signal is near the bound, so the tolerance below decides nothing else.
+    assert [(s["cell"][1:], s["accepted"]) for s in on_bound] == [((source, target), True)]
+    expected, entropy_only = {}, {}
+    for key, cell in _by_cell(signals).items():
+        confident = [s["entropy"] <= bound[s["n_classes"]] + 1e-6 for s in cell]
+        expected[key] = _share(
+            [s["accepted"] and ok for s, ok in zip(cell, confident, strict=True)]
+        )
+        entropy_only[key] = _share(confident)
+    rows = con.execute(
+        "SELECT kind, source_model, target_model, beta, beta_entropy_only"
+        " FROM beta_transferability(?)",
+        [eps],
+    ).fetchall()
+    assert {(k, s, t): b for k, s, t, b, _ in rows} == pytest.approx(expected)
+    assert {(k, s, t): o for k, s, t, _, o in rows} == pytest.approx(entropy_only)
+
+
+def test_n_empty_and_alpha_nonempty_equal_numpy_on_masks_and_probabilities(small) -> None:
+    con, signals = small
+    expected = {}
+    for key, cell in _by_cell(signals).items():
+        nonempty = [s["accepted"] for s in cell if s["empty"] is False]
+        expected[key] = (len(cell), sum(s["empty"] is True for s in cell), _share(nonempty))
+    rows = con.execute(
+        "SELECT kind, source_model, target_model, n_signals, n_empty, alpha_nonempty"
+        " FROM alpha_transferability"
+    ).fetchall()
+    got = {(k, s, t): (n, e, a) for k, s, t, n, e, a in rows}
+    assert _same(got, expected)
+    # The fixture holds what the columns exist for: cells with some and with only silence.
+    assert any(0 < e < n for n, e, _ in got.values())
+    assert any(a is None and e == n for n, e, a in got.values())
+    assert all(e == 0 for (kind, _s, _t), (_n, e, _a) in got.items() if kind == "complete")
+    beta = con.execute(
+        "SELECT kind, source_model, target_model, n_empty, beta_nonempty"
+        " FROM beta_transferability(1.0)"
+    ).fetchall()
+    assert _same(
+        {(k, s, t): (e, b) for k, s, t, e, b in beta},
+        {k: (e, a) for k, (_n, e, a) in expected.items()},
+    )
+
+
+def _mean(values: list) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def test_summary_and_flat_earthers_report_silence_beside_alpha(small) -> None:
+    con, signals = small
+    cells = _by_cell(signals)
+    models = sorted({s for _k, s, _t in cells})
+    want = {}
+    for kind in ("sufficient", "complete"):
+        for m in models:
+            row = [v for (k, s, t), v in cells.items() if k == kind and s == m and t != m]
+            col = [v for (k, s, t), v in cells.items() if k == kind and t == m and s != m]
+            own = cells.get((kind, m, m), [])
+
+            def nonempty(cell):
+                return _share([s["accepted"] for s in cell if s["empty"] is False])
+
+            want[(kind, m)] = (
+                len(own), sum(s["empty"] is True for s in own),
+                _mean([nonempty(c) for c in row]), _mean([nonempty(c) for c in col]),
+                sum(s["empty"] is True for c in col for s in c),
+            )  # fmt: skip
+    rows = con.execute(
+        "SELECT kind, model, n_signals, n_empty, avg_out_nonempty, avg_in_nonempty, n_empty_in"
+        " FROM transferability_summary"
+    ).fetchall()
+    assert _same({(k, m): tuple(v) for k, m, *v in rows}, want)
+    # Flat-earthers: the non-empty gaps compare with the peers that have a figure.
+    flat = con.execute(
+        "SELECT kind, model, n_empty, avg_out_nonempty, gap_out_nonempty, gap_in_nonempty"
+        " FROM flat_earthers"
+    ).fetchall()
+    task_of = dict(con.execute("SELECT model, task FROM models").fetchall())
+    for kind, model, n_empty, out_ne, gap_out, gap_in in flat:
+        peers = [m for m in models if m != model and task_of[m] == task_of[model]]
+        assert n_empty == want[(kind, model)][1]
+        assert _close(out_ne, want[(kind, model)][2])
+        for i, gap in ((2, gap_out), (3, gap_in)):
+            own, others = want[(kind, model)][i], _mean([want[(kind, p)][i] for p in peers])
+            assert _close(gap, None if own is None or others is None else own - others)

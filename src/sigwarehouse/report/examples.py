@@ -139,7 +139,8 @@ def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
             ExampleSignal(
                 "sufficient",
                 wav_bytes(masked_signal(samples, suff, params), rate),
-                f"{suff_size} of {n_bins} {unit}",
+                # an empty mask: the all-zero signal keeps the class (see the silence card)
+                f"{suff_size} of {n_bins} {unit}" + (" (silence)" if suff_size == 0 else ""),
                 _verdicts(by_kind.get("sufficient", []), labels, orig_class),
             )
         )
