@@ -10,6 +10,10 @@ Reads never change a file: an older warehouse is migrated only by `migrate()`
 DuckDB lets one process write a file at a time, and a read-only process cannot open a
 file another process is writing. So every command holds the file only briefly, and
 `connect()` waits (with back-off) while another process holds the lock.
+
+A warehouse may come from someone else, so `connect()` also checks what it opens (a
+DuckDB file, whole, of sigwarehouse: storage.py, integrity.py), reads with DuckDB's
+external access off, and puts this package's views in front of the file's (views.py).
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def migrate(
             mark = "applied" if m.version in done else "pending"
             typer.echo(f"{m.version:04d}_{m.name:<30} {mark}")
         return
-    con = warehouse.connect(path)
+    con = warehouse.connect(path, package_views=False)
     try:
         applied = warehouse.migrate(con)
     finally:
