@@ -275,3 +275,42 @@ def test_a_file_cut_inside_its_header_and_an_empty_duckdb_file(tmp_path: Path) -
     )
     assert sigwh(empty, "init").exit_code == 0  # a writer may initialise it
     assert sigwh(empty, "info").exit_code == 0
+
+
+# --- a file older than the package's views --------------------------------------------
+
+
+def test_a_view_needing_a_pending_migration_says_to_migrate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file predates a migration a package view reads: that view is neither built nor
+    taken from the file; sql and report say to migrate, other views still work."""
+    import shutil
+
+    path, _ = warehouse.init(tmp_path / "old" / "warehouse.duckdb")
+    con = duckdb.connect(str(path))  # the file's own, older definition of the new view
+    con.execute("CREATE VIEW extra_view AS SELECT 'the file''s' AS x")
+    con.close()
+    copy = tmp_path / "sql"
+    shutil.copytree(warehouse.sql_dir(), copy)
+    monkeypatch.setattr(warehouse, "sql_dir", lambda: copy)
+    (copy / "schema" / "9000_extra.sql").write_text("CREATE TABLE extra (x INTEGER);")
+    (copy / "views" / "extra_view.sql").write_text(
+        "CREATE OR REPLACE VIEW extra_view AS SELECT x FROM extra;"
+    )
+    result = sigwh(path, "sql", "SELECT * FROM extra_view")
+    assert result.exit_code == 1
+    assert (
+        f"extra_view is not available: {path} predates migration 9000_extra, whose tables "
+        "it reads; run `sigwh migrate` on the file (or on a copy of it)"
+    ) in result.output
+    assert "the file's" not in result.output
+    assert sigwh(path, "sql", "SELECT count(*) FROM model_accuracy").exit_code == 0
+    result = sigwh(path, "report", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: {path} has migrations pending, and the report needs views that read their "
+        "tables (extra_view): run `sigwh migrate` on it (or on a copy) first\n"
+    )
+    assert sigwh(path, "migrate").exit_code == 0
+    assert sigwh(path, "sql", "SELECT * FROM extra_view").exit_code == 0

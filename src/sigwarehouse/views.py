@@ -107,9 +107,23 @@ def install(con: duckdb.DuckDBPyConnection, path: Path, pending: Iterable[str] =
     return unavailable
 
 
+STUB_MARK = "is not available: "
+
+
+def unavailable(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names that install() could not build on this connection (their stubs)."""
+    rows = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE database_name = 'temp' AND contains(sql, ?) "
+        "UNION SELECT function_name FROM duckdb_functions() WHERE database_name = 'temp' "
+        "AND contains(macro_definition, ?) ORDER BY 1",
+        [STUB_MARK, STUB_MARK],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
 def _stub(name: str, text: str, path: Path, pending: list[str]) -> str:
     message = (
-        f"{name} is not available: {path} predates migration {pending[0]}, whose tables it "
+        f"{name} {STUB_MARK}{path} predates migration {pending[0]}, whose tables it "
         "reads; run `sigwh migrate` on the file (or on a copy of it)"
     ).replace("'", "''")
     match = _CREATE.match(text)

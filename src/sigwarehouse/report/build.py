@@ -135,6 +135,7 @@ def build_report(
     index = out / "index.html"
     con = warehouse.connect(path, read_only=True)
     try:
+        _require_views(con, path)
         fp = fingerprint(con, path)
         digest = _digest(fp)
         if if_changed and index.exists() and _previous_digest(out) == digest:
@@ -158,6 +159,18 @@ def build_report(
     if result.missing:
         result.message += f"; no data yet for: {', '.join(result.missing)}"
     return result
+
+
+def _require_views(con, path: Path) -> None:
+    """Refuse a warehouse that predates views the analyses read (they would fail midway)."""
+    from sigwarehouse import views
+
+    missing = views.unavailable(con)
+    if missing:
+        raise SigwhError(
+            f"{path} has migrations pending, and the report needs views that read their "
+            f"tables ({', '.join(missing)}): run `sigwh migrate` on it (or on a copy) first"
+        )
 
 
 def _render(con, path: Path, out: Path, examples_per_model: int, chart_files: bool) -> ReportResult:
