@@ -164,8 +164,7 @@ def sql(
 ) -> None:
     """Run ad-hoc SQL on the warehouse and print the result.
 
-    Views and macros are sigwarehouse's own definitions; a file whose stored ones differ
-    gets a warning (`sigwh views --check` shows how).
+    Views are sigwarehouse's own; a file whose stored views differ gets a warning.
     """
     from sigwarehouse import query as q
 
@@ -191,8 +190,7 @@ def views(
         False, "--check", help="Exit with status 1 when a view differs from sigwarehouse's."
     ),
 ) -> None:
-    """List the views and macros, and where the file's stored definitions differ from
-    this sigwarehouse's (which every sigwh command reads through)."""
+    """List the views and macros and where the file's own definitions differ from ours."""
     from sigwarehouse import views as v
 
     text, n_differ = v.check(warehouse_path())
