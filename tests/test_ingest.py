@@ -333,3 +333,41 @@ def test_a_model_returning_nan_is_recorded_and_the_job_goes_on(tmp_path: Path) -
     assert len(errors) == 2 and all(e[0] == model and "non-finite" in e[2] for e in errors)
     assert stored == 0
     assert run == ("done", 2)
+
+
+def test_views_on_real_rows_beta_at_one_is_alpha_and_silence_is_counted(ingested: Path) -> None:
+    """β(1) = α and n_empty / alpha_nonempty on real model outputs (float32 softmax
+    entropies), recomputed with numpy from signal_probs and the stored mask bits; and
+    every model's probes are stored."""
+    con = duckdb.connect(str(ingested), read_only=True)
+    masks = {
+        (m, c): (blob, n)
+        for m, c, n, blob in con.execute(
+            "SELECT model, clip_id, n_bins, sufficient_mask FROM explanations"
+        ).fetchall()
+    }
+    cells: dict[tuple, list[tuple[bool, bool]]] = {}
+    for source, clip, kind, target, c, probs in con.execute(
+        "SELECT source_model, clip_id, kind, target_model, source_class, probs"
+        " FROM signal_probs WHERE kind IN ('sufficient', 'complete')"
+    ).fetchall():
+        blob, n = masks[(source, clip)]
+        empty = kind == "sufficient" and not np.unpackbits(np.frombuffer(blob, np.uint8))[:n].any()
+        accepted = bool(np.argmax(np.asarray(probs, dtype=np.float64)) == c)
+        cells.setdefault((kind, source, target), []).append((accepted, empty))
+    rows = con.execute(
+        "SELECT a.kind, a.source_model, a.target_model, a.alpha, b.beta, a.n_empty,"
+        " a.alpha_nonempty FROM alpha_transferability a JOIN beta_transferability(1.0) b"
+        " USING (kind, source_model, target_model, params_hash)"
+    ).fetchall()
+    probes = con.execute("SELECT model, count(*) FROM model_probes GROUP BY ALL").fetchall()
+    con.close()
+    assert len(rows) == len(cells)
+    for kind, source, target, alpha, beta, n_empty, alpha_nonempty in rows:
+        cell = cells[(kind, source, target)]
+        kept = [a for a, e in cell if not e]
+        assert alpha == pytest.approx(np.mean([a for a, _ in cell]))
+        assert beta == pytest.approx(alpha)
+        assert n_empty == sum(e for _, e in cell)
+        assert alpha_nonempty == (pytest.approx(np.mean(kept)) if kept else None)
+    assert sorted(probes) == [(m, 2) for m in _models(ingested)]
