@@ -90,7 +90,10 @@ def test_new_warehouses_are_written_in_a_storage_version_1x_readers_open(filled:
     header = storage.read_header(filled)
     assert header.storage_number == expected == 65
     assert header.oldest_reader == "1.2"
-    assert header.expected_size == header.size  # the header's block count, measured
+    con = duckdb.connect(str(filled), read_only=True)
+    need = storage.required_size(con)
+    con.close()
+    assert need is not None and 3 * 4096 < need <= header.size
     assert f"storage {expected} (DuckDB 1.2 or newer reads it)" in sigwh(filled, "info").output
 
 

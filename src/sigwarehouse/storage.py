@@ -8,9 +8,10 @@ in STORAGE_VERSION; DuckDB keeps a file in the storage version it was created wi
 later writes by 2.x keep it readable. `convert()` rewrites an existing file in another
 storage version.
 
-The header checks here are what lets a damaged file get a clear message instead of a
-DuckDB error deep inside a query: the file starts with DuckDB's magic bytes, and it is at
-least as long as its active database header says (a truncated copy is shorter).
+The checks here are what lets a damaged file get a clear message instead of a DuckDB
+error deep inside a query: the file starts with DuckDB's magic bytes, and it reaches
+the last block its tables use (a truncated copy does not). The header's block count is
+no measure of length: DuckDB cuts free blocks off the end of a file without lowering it.
 """
 
 from __future__ import annotations
@@ -35,16 +36,14 @@ STORAGE_NUMBERS = {"v1.1.0": 64, "v1.2.0": 65, "v1.3.0": 66, "v1.4.0": 67, "v1.5
 _MAGIC = b"DUCK"
 _HEADER = 4096  # the main header, then two database headers, then the blocks
 _FIRST_BLOCK = 3 * _HEADER
-_DEFAULT_BLOCK = 262144
 
 
 @dataclass(frozen=True)
 class FileHeader:
-    """What a DuckDB file's header says: its storage number, and how long it must be."""
+    """What a DuckDB file's header says: its storage number."""
 
     storage_number: int
     size: int
-    expected_size: int | None  # None when the header does not say (unknown layout)
 
     @property
     def oldest_reader(self) -> str | None:
@@ -75,34 +74,52 @@ def check_magic(path: Path) -> None:
             "point --warehouse at a sigwarehouse file, or create one with `sigwh init`"
         )
     if len(head) < _HEADER:
-        raise WarehouseError(_truncated(path, len(head), None))
+        raise WarehouseError(truncated_message(path, len(head), None))
 
 
 def read_header(path: Path) -> FileHeader:
     """The header of the DuckDB file at `path`; raises WarehouseError when it is not one
-    or is shorter than its header says (truncated)."""
+    or is cut off inside its headers."""
     check_magic(path)
     with open(path, "rb") as f:
         head = f.read(_FIRST_BLOCK)
-    size = path.stat().st_size
     if len(head) < _FIRST_BLOCK:
-        raise WarehouseError(_truncated(path, size, None))
+        raise WarehouseError(truncated_message(path, len(head), None))
     (number,) = struct.unpack_from("<Q", head, 12)
-    # Two database headers; the one written last (higher iteration) is in force. Each is
-    # checksum, iteration, meta block, free list, block count, block allocation size.
-    fields = [struct.unpack_from("<6Q", head, off) for off in (_HEADER, 2 * _HEADER)]
-    _, _, _, _, blocks, block_size = max(fields, key=lambda h: h[1])
-    block_size = block_size or _DEFAULT_BLOCK
-    plausible = block_size & (block_size - 1) == 0 and 4096 <= block_size <= 1 << 30
-    expected = _FIRST_BLOCK + blocks * block_size if plausible and blocks < 1 << 40 else None
-    header = FileHeader(number, size, expected)
-    if expected is not None and size < expected:
-        raise WarehouseError(_truncated(path, size, expected))
-    return header
+    return FileHeader(number, path.stat().st_size)
 
 
-def _truncated(path: Path, size: int, expected: int | None) -> str:
-    says = f"; its header says {expected:,}" if expected else ""
+def required_size(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The least length of the connection's file: up to the last block its tables use
+    (from DuckDB's storage metadata, read without reading the blocks), None if none."""
+    tables = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "AND table_catalog = current_database() AND table_schema = 'main'"
+    ).fetchall()
+    last = -1
+    for (table,) in tables:
+        (used,) = con.execute(
+            "SELECT max(block_id) FROM pragma_storage_info(?)", [f'"{table}"']
+        ).fetchall()[0]
+        last = max(last, used if used is not None else -1)
+    if last < 0:
+        return None
+    (block_size,) = con.execute(
+        "SELECT block_size FROM pragma_database_size() WHERE database_name = current_database()"
+    ).fetchall()[0]
+    return _FIRST_BLOCK + (last + 1) * block_size
+
+
+def check_length(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a file shorter than the blocks its tables use (a truncated copy)."""
+    need = required_size(con)
+    size = path.stat().st_size
+    if need is not None and size < need:
+        raise WarehouseError(truncated_message(path, size, need))
+
+
+def truncated_message(path: Path, size: int, expected: int | None) -> str:
+    says = f"; its tables use {expected:,}" if expected else ""
     return (
         f"{path} is truncated ({size:,} bytes{says}): it was probably copied incompletely; "
         "copy it again from its source, or restore it from a backup"

@@ -149,8 +149,9 @@ def connect(
         config["storage_compatibility_version"] = storage.STORAGE_VERSION
     con = _open(path, read_only, config, wait_s)
     try:
-        if exists:
-            storage.read_header(path)  # now that the file is held, its length is final
+        if exists:  # now that the file is held, its length is final
+            storage.read_header(path)
+            storage.check_length(con, path)
         applied = integrity.check_file(con, path, read_only)
         _check_not_newer(applied, path)
         if applied and not allow_damaged:
@@ -179,7 +180,7 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
-                _explain_unreadable(path)
+                _explain_unreadable(path, exc)
                 raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
             if time.monotonic() > deadline:
                 raise WarehouseError(
@@ -189,17 +190,21 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
-            _explain_unreadable(path)
+            _explain_unreadable(path, exc)
             raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
 
 
-def _explain_unreadable(path: Path) -> None:
+def _explain_unreadable(path: Path, exc: Exception) -> None:
     """Raise the clearer error when DuckDB cannot open an existing file: not a DuckDB
-    file, or shorter than its header says."""
+    file, or cut off (DuckDB could not read a block it needs)."""
     from sigwarehouse import storage
 
     if path.exists():
         storage.read_header(path)
+        if "Could not read enough bytes" in str(exc):
+            raise WarehouseError(
+                storage.truncated_message(path, path.stat().st_size, None)
+            ) from exc
 
 
 def _first_line(exc: Exception) -> str:
