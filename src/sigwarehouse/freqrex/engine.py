@@ -6,6 +6,16 @@ level) -> sufficient growth and minimisation -> delta-complete growth and minimi
 -> optional further disjoint sufficient masks -> a final verification of every
 returned mask. A mask that fails verification is dropped with a reason, so an
 `Explanation` never carries a mask that fails its own definition.
+
+Where the empty signal already keeps the class, the sufficient mask is empty and no
+responsibility is computed (nothing needs to be kept), but the delta-complete search runs
+as on any clip: it grows along the bins' magnitude. On every clip where the complete
+search finds nothing along its first ranking it tries a low-pass and then a high-pass
+ranking (bins by ascending, then descending frequency).
+
+An explanation depends on the clip's samples, the model and the parameters only: each
+clip's random splits are seeded from its own samples, every decision is made per clip,
+and `decision_margin` keeps float noise of batch composition out of the decisions.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import numpy as np
 import torch
 
 from sigwarehouse.freqrex.oracle import MaskRequests, Oracle
-from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.params import ALGORITHM_VERSION, FreqrexParams
 from sigwarehouse.freqrex.responsibility import responsibility_maps
 from sigwarehouse.freqrex.search import (
     Context,
@@ -42,10 +52,11 @@ class Explanation:
     Reasons: sufficient_reason is None when a non-empty sufficient mask was found,
     "empty-signal-keeps-class" when the empty mask is the answer, otherwise the reason
     the mask is None ("no-sufficient-prefix", "verification-failed"). complete_reason is
-    None when complete_mask is set, else why not ("empty-signal-keeps-class": not
-    searched, responsibility is void when nothing needs to be kept;
-    "no-complete-mask-found"; "verification-failed"). Minimality figures are the share
-    of single-unit removals that break the property (see search.py), nan if not measured.
+    None when complete_mask is set, else why not ("no-complete-mask-found",
+    "verification-failed"). The *_removable figures are the share of the mask's kept
+    bins whose single removal keeps the property (0.0: 1-minimal per bin), measured over
+    *_checked bins (all kept bins, or a sample for a very large mask); nan when there
+    is no non-empty mask.
     """
 
     clip_index: int
@@ -60,15 +71,15 @@ class Explanation:
     sufficient_mask: np.ndarray | None
     sufficient_reason: str | None
     sufficient_probs: np.ndarray | None
-    sufficient_minimality: float
-    sufficient_units: int
+    sufficient_removable: float
+    sufficient_checked: int
     complete_mask: np.ndarray | None
     complete_reason: str | None
     complete_probs: np.ndarray | None
     inverse_probs: np.ndarray | None
     inverse_label_index: int | None
-    complete_minimality: float
-    complete_units: int
+    complete_removable: float
+    complete_checked: int
     queries: int
     queries_by_phase: dict[str, int]
     params: dict
@@ -103,16 +114,16 @@ class Explanation:
 
     @property
     def minimality(self) -> dict:
-        """The minimality figures as a JSON-able dict (nan becomes None)."""
+        """The per-bin minimality figures as a JSON-able dict (nan becomes None)."""
 
         def num(x: float) -> float | None:
             return None if np.isnan(x) else float(x)
 
         return {
-            "sufficient": num(self.sufficient_minimality),
-            "sufficient_units": self.sufficient_units,
-            "complete": num(self.complete_minimality),
-            "complete_units": self.complete_units,
+            "sufficient_removable": num(self.sufficient_removable),
+            "sufficient_checked": self.sufficient_checked,
+            "complete_removable": num(self.complete_removable),
+            "complete_checked": self.complete_checked,
         }
 
 
@@ -150,6 +161,11 @@ def explain(
     totals: queries, mutant batches (forward passes) and host round trips.
     """
     params = params or FreqrexParams()
+    if params.algorithm != ALGORITHM_VERSION:
+        raise ValueError(
+            f"parameters of engine version {params.algorithm} cannot be re-run by this "
+            f"engine (version {ALGORITHM_VERSION})"
+        )
     clips = [w.float() for w in _as_waves(waves)]
     if not clips:
         return []
@@ -204,14 +220,32 @@ def explain(
                 used[i] |= m
         return s_res, extra
 
+    def complete_search():
+        """Grow along responsibility, then (where that found nothing) low- and high-pass."""
+        rankings = [("", rank), ("-lowpass", _band_order(oracle, dev, low_first=True)),
+                    ("-highpass", _band_order(oracle, dev, low_first=False))]  # fmt: skip
+        left, found, masks = rows, [], []
+        for suffix, rank_t in rankings:
+            size = yield from grow(
+                ctx, comp, left, rank_t, oracle.n_vars[left], f"complete-grow{suffix}"
+            )
+            hit = size >= 0
+            sel = torch.as_tensor(left[hit], device=dev)
+            masks.append(
+                (rank_t[sel] < torch.as_tensor(size[hit], device=dev)[:, None]).cpu().numpy()
+            )
+            found.append(left[hit])
+            left = left[~hit]
+            if left.size == 0:
+                break
+        found_arr = np.concatenate(found)
+        order = np.argsort(found_arr, kind="stable")
+        found_arr, mask_arr = found_arr[order], np.concatenate(masks)[order]
+        shrunk = yield from minimise(ctx, comp, found_arr, mask_arr, resp, "complete-minimise")
+        return (found_arr, *shrunk)
+
     # the sufficient and the complete search are independent: run them side by side
-    (s_res, extra), c_res = drive(
-        oracle,
-        [
-            sufficient_then_extras(),
-            search(comp, active, rank, oracle.n_vars[active], "complete"),
-        ],
-    )
+    (s_res, extra), c_res = drive(oracle, [sufficient_then_extras(), complete_search()])
 
     out = _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
     if stats is not None:
@@ -219,6 +253,16 @@ def explain(
             queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds
         )
     return out
+
+
+def _band_order(oracle: Oracle, device, low_first: bool) -> torch.Tensor:
+    """Rank positions (n_clips, width) that keep bins in ascending (or descending)
+    index order: grown prefixes are low-pass (or high-pass) bands."""
+    index = torch.arange(oracle.width, device=device)[None, :].expand(oracle.n_clips, -1)
+    if low_first:
+        return index.to(torch.int32).contiguous()
+    n_vars = torch.as_tensor(oracle.n_vars, device=device)[:, None]
+    return torch.where(index < n_vars, n_vars - 1 - index, index).to(torch.int32)
 
 
 def _verify_and_collect(
@@ -258,17 +302,17 @@ def _verify_and_collect(
             base_row=np.arange(len(masks)),
             invert=np.asarray(invert),
         )
-        check = oracle.run(req, "verify")
+        check = oracle.run(req, "verify", fresh=True)  # deliberate: re-evaluate every mask
         t, s, margin = target[clip_arr], sigma[clip_arr], params.decision_margin
         keep_ok = keeps(check, t, s, margin, params.sufficient_confidence)
         keep_delta = keeps(check, t, s, margin, params.delta)
         rej = rejects(check, t, margin)
     p_np = check.numpy()
 
-    s_min = dict(zip(suff_res[0].tolist(), suff_res[2], strict=True))
-    s_units = dict(zip(suff_res[0].tolist(), suff_res[3], strict=True))
-    c_min = dict(zip(comp_res[0].tolist(), comp_res[2], strict=True))
-    c_units = dict(zip(comp_res[0].tolist(), comp_res[3], strict=True))
+    s_removable = dict(zip(suff_res[0].tolist(), suff_res[2], strict=True))
+    s_checked = dict(zip(suff_res[0].tolist(), suff_res[3], strict=True))
+    c_removable = dict(zip(comp_res[0].tolist(), comp_res[2], strict=True))
+    c_checked = dict(zip(comp_res[0].tolist(), comp_res[3], strict=True))
     out = []
     for i in range(n):
         space, n_vars = oracle.space_of(i), int(oracle.n_vars[i])
@@ -283,9 +327,7 @@ def _verify_and_collect(
         else:
             s_reason = "verification-failed"
 
-        if empty_keeps[i]:
-            c_reason = EMPTY_KEEPS
-        elif ("c", i) not in slots:
+        if ("c", i) not in slots:
             c_reason = "no-complete-mask-found"
         elif keep_delta[slots["c", i]] and rej[slots["inv", i]]:
             c_mask, c_reason = masks[slots["c", i]][:n_vars], None
@@ -313,15 +355,19 @@ def _verify_and_collect(
                 sufficient_mask=s_mask,
                 sufficient_reason=s_reason,
                 sufficient_probs=s_probs,
-                sufficient_minimality=float(s_min.get(i, np.nan)) if s_mask is not None else np.nan,
-                sufficient_units=int(s_units.get(i, 0)),
+                sufficient_removable=float(s_removable.get(i, np.nan))
+                if s_mask is not None
+                else np.nan,
+                sufficient_checked=int(s_checked.get(i, 0)),
                 complete_mask=c_mask,
                 complete_reason=c_reason,
                 complete_probs=c_probs,
                 inverse_probs=inv_probs,
                 inverse_label_index=None if inv_probs is None else int(np.argmax(inv_probs)),
-                complete_minimality=float(c_min.get(i, np.nan)) if c_mask is not None else np.nan,
-                complete_units=int(c_units.get(i, 0)),
+                complete_removable=float(c_removable.get(i, np.nan))
+                if c_mask is not None
+                else np.nan,
+                complete_checked=int(c_checked.get(i, 0)),
                 queries=int(oracle.queries[i]),
                 queries_by_phase={k: int(v[i]) for k, v in oracle.by_phase.items()},
                 params=params.to_dict(),

@@ -192,6 +192,10 @@ class Oracle:
         self.by_phase: dict[str, np.ndarray] = {}
         self.batches = 0  # model forward passes on mutants
         self.rounds = 0  # host round trips (run_many calls)
+        # answers by (clip, mask fingerprint): no (clip, mask) pair is evaluated twice
+        self.answers: dict[tuple[int, float, float], np.ndarray] = {}
+        self.reused = 0  # requests answered from `answers` instead of the model
+        self._weights: dict[int, torch.Tensor] = {}
 
     def space_of(self, clip: int) -> FFTSpace | STFTSpace:
         return self.spaces[self.group[clip]]
@@ -212,7 +216,9 @@ class Oracle:
 
     @torch.inference_mode()
     def originals(self) -> torch.Tensor:
-        """Probabilities (n_clips, n_labels) of the unmasked clips, on the host."""
+        """Probabilities (n_clips, n_labels) of the unmasked clips, on the host.
+
+        They also answer any later request for a clip's full mask."""
         out = torch.empty((self.n_clips, self.classifier.n_labels), device=self.device)
         for g, batch in enumerate(self.waves):
             members = torch.as_tensor(np.flatnonzero(self.group == g), device=self.device)
@@ -221,15 +227,84 @@ class Oracle:
                     batch[i : i + self.batch_size]
                 )
         self._count(np.arange(self.n_clips), "original")
-        return out.float().cpu()
+        host = out.float().cpu()
+        for i in range(self.n_clips):
+            n_vars = int(self.n_vars[i])
+            full = self._fingerprint(torch.ones((1, n_vars), dtype=torch.bool, device=self.device))
+            self.answers[(i, *full[0].tolist())] = host[i].numpy()
+        return host
 
-    def run(self, requests: MaskRequests, phase: str) -> torch.Tensor:
+    def run(self, requests: MaskRequests, phase: str, fresh: bool = False) -> torch.Tensor:
         """Probabilities (n_requests, n_labels) of the requested mutants, on the host."""
-        return self.run_many([(requests, phase)])[0]
+        return self.run_many([(requests, phase)], fresh=fresh)[0]
 
     @torch.inference_mode()
-    def run_many(self, jobs: list[tuple[MaskRequests, str]]) -> list[torch.Tensor]:
+    def run_many(
+        self, jobs: list[tuple[MaskRequests, str]], fresh: bool = False
+    ) -> list[torch.Tensor]:
         """Probabilities of several request sets, evaluated as one stream.
+
+        A (clip, mask) pair asked before, or twice in this call, is answered once: every
+        request's mask is fingerprinted on the device first and only new pairs go to the
+        model. `fresh` evaluates every request anew and leaves the answers alone (for
+        deliberate re-verification).
+        """
+        self.rounds += 1
+        keys = [self._keys(req) for req, _ in jobs]
+        todo: list[np.ndarray] = []
+        claimed: set = set()
+        for job_keys in keys:
+            rows = []
+            for r, key in enumerate(job_keys):
+                if fresh or (key not in self.answers and key not in claimed):
+                    rows.append(r)
+                    claimed.add(key)
+            todo.append(np.asarray(rows, dtype=np.int64))
+        evaluated = self._evaluate(
+            [req.take(rows) for (req, _), rows in zip(jobs, todo, strict=True)]
+        )
+        results = []
+        for (req, phase), job_keys, rows, out in zip(jobs, keys, todo, evaluated, strict=True):
+            self._count(req.clip[rows], phase)
+            self.reused += len(job_keys) - len(rows)
+            if fresh:
+                results.append(out)
+                continue
+            for key, row in zip((job_keys[r] for r in rows), out.numpy(), strict=True):
+                self.answers[key] = row
+            results.append(torch.from_numpy(np.stack([self.answers[k] for k in job_keys]))
+                           if job_keys else out)  # fmt: skip
+        return results
+
+    def _fingerprint(self, masks: torch.Tensor) -> torch.Tensor:
+        """Two exact float64 fingerprints per mask row: sums of fixed random integer
+        weights (< 2**31) over the kept variables. Every partial sum is an integer below
+        2**53, so the value is exact whatever order the device adds in, and two different
+        masks share both fingerprints with odds of about 2**-62."""
+        n_vars = masks.shape[1]
+        if n_vars not in self._weights:
+            gen = torch.Generator().manual_seed(n_vars)
+            w = torch.randint(0, 2**31, (n_vars, 2), generator=gen, dtype=torch.int64)
+            self._weights[n_vars] = w.to(self.device, torch.float64)
+        return masks.to(torch.float64) @ self._weights[n_vars]
+
+    def _keys(self, requests: MaskRequests) -> list[tuple[int, float, float]]:
+        """(clip, fingerprint) per request, in request order (one host sync)."""
+        groups = self.group[requests.clip]
+        order = np.argsort(groups, kind="stable")
+        dev = _DeviceRequests(requests.take(order), self.local, self.device)
+        prints = torch.empty((len(order), 2), dtype=torch.float64, device=self.device)
+        for g in np.unique(groups):
+            a, b = (int(x) for x in np.searchsorted(groups[order], [g, g + 1]))
+            for lo in range(a, b, self.batch_size):
+                hi = min(lo + self.batch_size, b)
+                prints[lo:hi] = self._fingerprint(dev.build(lo, hi, self.spaces[g].n_vars))
+        host = np.empty((len(order), 2))
+        host[order] = prints.cpu().numpy()
+        return [(c, a, b) for c, (a, b) in zip(requests.clip.tolist(), host.tolist(), strict=True)]
+
+    def _evaluate(self, sets: list[MaskRequests]) -> list[torch.Tensor]:
+        """Probabilities of every request of every set, on the host.
 
         Mutants of all sets and all clips of one length are packed together into
         batches of `batch_size` (so independent searches share full batches); masks,
@@ -237,9 +312,8 @@ class Oracle:
         which is synchronised once, when the probabilities come back.
         """
         n_labels = self.classifier.n_labels
-        self.rounds += 1
         prepared = []
-        for requests, _ in jobs:
+        for requests in sets:
             groups = self.group[requests.clip]
             order = np.argsort(groups, kind="stable")
             dev = _DeviceRequests(requests.take(order), self.local, self.device)
@@ -261,8 +335,7 @@ class Oracle:
             if pieces:
                 self._forward(g, pieces, prepared)
         results = []
-        for (requests, phase), (_, _, order, out) in zip(jobs, prepared, strict=True):
-            self._count(requests.clip, phase)
+        for _, _, order, out in prepared:
             unsorted = torch.empty_like(out)
             unsorted[torch.as_tensor(order, device=self.device)] = out
             results.append(unsorted.float().cpu())

@@ -93,9 +93,10 @@ def responsibility_maps(
 ) -> np.ndarray:
     """Responsibility maps (n_clips, oracle.width) float32 for the oracle rows in `clips`.
 
-    target, sigma, empty_passes are indexed by oracle row; seeds[k] is the RNG seed
-    sequence of clips[k]. Rows not in `clips` are left zero. Refuses nothing; a clip
-    whose root split has no passing proper combination gets a flat map from that tree.
+    target, sigma, empty_passes and seeds are indexed by oracle row (seeds[row] is that
+    clip's RNG seed sequence, so its trees do not depend on which clips share the call).
+    Rows not in `clips` are left zero. Refuses nothing; a clip whose root split has no
+    passing proper combination gets a flat map from that tree.
     """
     width = oracle.width
     n_parts = params.n_parts
@@ -105,11 +106,11 @@ def responsibility_maps(
     trees = [
         _Tree(
             clip=int(row),
-            rng=np.random.default_rng([*seeds[k], it]),
+            rng=np.random.default_rng([*seeds[row], it]),
             frontier=[[(0, int(oracle.n_vars[row]))]],
             credit=np.zeros(width + 1),
         )
-        for k, row in enumerate(clips)
+        for row in clips
         for it in range(params.iterations)
     ]
     for depth in range(params.max_depth):

@@ -6,16 +6,22 @@ sizes spaced geometrically from 1 to all variables in one batch; each later roun
 evaluates `grid_size` sizes spaced linearly between the largest failing and the
 smallest passing size found so far. The result is the smallest passing size seen.
 
-*Minimisation.* The mask's kept variables are cut into at most `minimise_units` groups
-of consecutive kept variables ("units"). A round tests every single-unit removal in one
-batch; then, in ascending responsibility, it removes the longest run of removable units
-whose cumulative removal still holds (all prefixes in one batch). After the last round,
-the share of single-unit removals that *break* the property is the minimality figure
-(1.0: no unit can be dropped; minimality is approximate at unit granularity).
+*Minimisation.* Group testing from coarse to fine: the mask's kept variables are cut
+into `minimise_units` groups of consecutive kept variables ("units"), then into four
+times as many, then into single variables (bins). At each level a round tests every
+single-unit removal in one batch; then, in ascending responsibility, it removes as many
+of the removable units together as still hold (prefixes of halving length, all in one
+batch); rounds repeat until no single unit can be removed. The last level makes the mask
+*1-minimal per bin*: no kept variable can be dropped alone with the property holding.
+The reported figure is the share of kept variables that the final single-variable test
+found removable (0.0 for a 1-minimal mask; more only if `minimise_rounds` ran out). A
+mask of more than `per_bin_limit` variables skips the per-variable level; its figure is
+measured on a seeded sample of `PER_BIN_SAMPLE` of its variables instead.
 
 Every search is a generator (`Search`): it yields `(MaskRequests, phase)` and is sent
 the probabilities back, so `drive` can run independent searches (the sufficient and the
-complete one) side by side, their mutants sharing the same model batches.
+complete one) side by side, their mutants sharing the same model batches. The oracle
+answers a (clip, mask) pair asked twice from what it has, so searches may overlap freely.
 
 A *property* is sufficiency (keeps c, p[c] >= sufficient_confidence * sigma) or
 delta-completeness (keeps c with p[c] >= delta * sigma, and the complement rejects c).
@@ -24,7 +30,7 @@ delta-completeness (keeps c with p[c] >= delta * sigma, and the complement rejec
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,52 +85,45 @@ def complete_property(params: FreqrexParams) -> Property:
 
 @dataclass
 class Context:
-    """What every search step needs about the clips: oracle rows' targets and sigmas,
-    and a cache of prefix-mask probabilities (the same prefix is often asked twice,
-    e.g. by the sufficient and the complete search)."""
+    """What every search step needs about the clips: the oracle, and per oracle row the
+    target class and the original confidence sigma."""
 
     oracle: Oracle
     target: np.ndarray
     sigma: np.ndarray
     params: FreqrexParams
-    cache: dict = field(default_factory=dict)
-    ranks: dict = field(default_factory=dict)  # keeps cached ranks alive: ids stay unique
 
-    def holds(self, prop: Property, clip: np.ndarray, phase: str, **mask_spec) -> Search:
+    def holds(
+        self, prop: Property, clip: np.ndarray, phase: str, inverse_first: bool = False,
+        **mask_spec,
+    ) -> Search:  # fmt: skip
         """Search step returning a bool per request: does the mask satisfy prop?
 
-        For delta-completeness the complement is queried only for masks that pass the
-        first half (keeping c with delta * sigma), which often halves the queries."""
+        For delta-completeness the second half is queried only for masks that pass the
+        first (by default the mask itself; `inverse_first` asks the complement first,
+        which fails more often when a bin is taken from a nearly minimal mask)."""
         margin = self.params.decision_margin
-        probs = yield from self._probs(clip, phase, mask_spec, invert=False)
-        ok = keeps(probs, self.target[clip], self.sigma[clip], margin, prop.min_ratio)
-        if prop.needs_inverse and ok.any():
-            idx = np.flatnonzero(ok)
-            sub = {k: _take(v, idx) for k, v in mask_spec.items()}
-            inv = yield from self._probs(clip[idx], phase, sub, invert=True)
-            ok[idx] &= rejects(inv, self.target[clip[idx]], margin)
-        return ok
+        target, sigma = self.target, self.sigma
 
-    def _probs(self, clip: np.ndarray, phase: str, spec: dict, invert: bool) -> Search:
-        inverts = np.full(len(clip), invert)
-        if set(spec) != {"rank", "sizes"}:
-            return (yield MaskRequests(clip, invert=inverts, **spec), phase)
-        self.ranks[id(spec["rank"])] = spec["rank"]
-        pairs = zip(clip.tolist(), spec["sizes"].tolist(), strict=True)
-        keys = [(id(spec["rank"]), c, s, invert) for c, s in pairs]
-        todo = np.asarray([k not in self.cache for k in keys])
-        if todo.any():
-            new = yield (
-                MaskRequests(
-                    clip[todo], rank=spec["rank"], sizes=spec["sizes"][todo], invert=inverts[todo]
-                ),
-                phase,
-            )
-            for key, row in zip(
-                [k for k, t in zip(keys, todo, strict=True) if t], new, strict=True
-            ):
-                self.cache[key] = row
-        return torch.stack([self.cache[k] for k in keys])
+        def mask_ok(probs, rows):
+            return keeps(probs, target[rows], sigma[rows], margin, prop.min_ratio)
+
+        def inverse_ok(probs, rows):
+            return rejects(probs, target[rows], margin)
+
+        halves = [(False, mask_ok), (True, inverse_ok)] if prop.needs_inverse else [
+            (False, mask_ok)]  # fmt: skip
+        if inverse_first:
+            halves.reverse()
+        ok = np.ones(len(clip), dtype=bool)
+        for invert, test in halves:
+            idx = np.flatnonzero(ok)
+            if idx.size == 0:
+                break
+            sub = {k: _take(v, idx) for k, v in mask_spec.items()}
+            probs = yield MaskRequests(clip[idx], invert=np.full(len(idx), invert), **sub), phase
+            ok[idx] = test(probs, clip[idx])
+        return ok
 
 
 def _take(value, idx: np.ndarray):
@@ -204,14 +203,30 @@ def grow(
     return best
 
 
-def _units(mask: np.ndarray, n_units: int) -> list[tuple[int, int]]:
+PER_BIN_SAMPLE = 64  # kept variables tested alone on a mask above per_bin_limit
+
+
+def _units(mask: np.ndarray, n_units: int | None) -> list[tuple[int, int]]:
     """Cut the kept variables of a 1-D mask into <= n_units groups of consecutive kept
-    variables; each group as the [first, last + 1) interval that spans it."""
+    variables (None: one group per variable); each as the [first, last + 1) interval
+    that spans it."""
     kept = np.flatnonzero(mask)
+    if n_units is None:
+        return [(int(v), int(v) + 1) for v in kept]
     if kept.size == 0:
         return []
     groups = np.array_split(kept, min(n_units, kept.size))
     return [(int(gr[0]), int(gr[-1]) + 1) for gr in groups]
+
+
+def _halvings(n: int) -> list[int]:
+    """n, n/2, n/4, ... down to 2 (distinct, descending): prefix lengths to try."""
+    out = []
+    while n >= 2:
+        if not out or n < out[-1]:
+            out.append(n)
+        n //= 2
+    return out
 
 
 def minimise(
@@ -224,59 +239,155 @@ def minimise(
 ) -> Search:
     """Search that shrinks masks (len(clips), n_vars) bool while prop holds.
 
-    Returns (masks, minimality, n_units): minimality[k] is the share of single-unit
-    removals of the final mask that break prop (nan for an empty mask), n_units[k] the
-    number of units it was measured over. Every returned mask passed prop when last
-    evaluated (the input masks must pass it too).
+    `responsibility` is indexed by oracle row. Returns (masks, removable, checked):
+    removable[k] is the share of the final mask's kept variables whose single removal
+    keeps prop (0.0: 1-minimal per variable), measured over checked[k] variables (all
+    of them, or a sample above per_bin_limit). Every returned mask passed prop when
+    last evaluated (the input masks must pass it too).
     """
+    p = ctx.params
     masks = masks.copy()
-    minimality = np.full(len(clips), np.nan)
-    n_units = np.zeros(len(clips), dtype=np.int64)
-    todo = np.arange(len(clips))
+    for n_units in (p.minimise_units, 4 * p.minimise_units):
+        # a level pays when its units hold several variables; else per-variable is cheaper
+        coarse = np.flatnonzero(masks.sum(axis=1) > 4 * n_units)
+        yield from _shrink(ctx, prop, clips, masks, responsibility, coarse, n_units, phase)
+    sizes = masks.sum(axis=1)
+    removable = np.zeros(len(clips))
+    checked = sizes.copy()
+    small = np.flatnonzero(sizes <= p.per_bin_limit)
+    removable[small] = yield from _one_by_one(ctx, prop, clips, masks, responsibility, small, phase)
+    large = np.flatnonzero(sizes > p.per_bin_limit)
+    if large.size:
+        drops = []
+        for k in large:
+            rng = np.random.default_rng([p.seed, int(clips[k]), int(sizes[k])])
+            picked = np.sort(rng.choice(np.flatnonzero(masks[k]), PER_BIN_SAMPLE, replace=False))
+            drops += [[(int(v), int(v) + 1)] for v in picked]
+        owner = np.repeat(large, PER_BIN_SAMPLE)
+        ok = yield from ctx.holds(
+            prop, clips[owner], phase, base=_base(ctx, clips[large], masks[large]),
+            drop=Intervals.from_lists(drops),
+        )  # fmt: skip
+        removable[large] = ok.reshape(len(large), PER_BIN_SAMPLE).mean(axis=1)
+        checked[large] = PER_BIN_SAMPLE
+    return masks, removable, checked
+
+
+def _shrink(
+    ctx: Context,
+    prop: Property,
+    clips: np.ndarray,
+    masks: np.ndarray,
+    responsibility: np.ndarray,
+    sel: np.ndarray,
+    n_units: int | None,
+    phase: str,
+) -> Search:
+    """Group-testing rounds at one granularity on masks[sel] (changed in place).
+
+    Returns per entry of sel the share of units the last single-unit test found
+    removable (0.0 when a round found none, which ends that mask's rounds)."""
+    share = np.zeros(len(sel))
+    todo = np.arange(len(sel))
+    last = ctx.params.minimise_rounds - 1
     for rnd in range(ctx.params.minimise_rounds):
-        units = {k: _units(masks[k], ctx.params.minimise_units) for k in todo}
-        todo = np.asarray([k for k in todo if units[k]], dtype=np.int64)
+        units = {int(k): _units(masks[sel[k]], n_units) for k in todo}
+        todo = np.asarray([k for k in todo if units[int(k)]], dtype=np.int64)
         if todo.size == 0:
             break
-        base = _base(ctx, clips, masks)
-        owner = np.concatenate([[k] * len(units[k]) for k in todo]).astype(np.int64)
-        drops = [[u] for k in todo for u in units[k]]
+        owner = np.concatenate([[k] * len(units[int(k)]) for k in todo]).astype(np.int64)
+        drops = [[u] for k in todo for u in units[int(k)]]
+        rows = sel[todo]
         ok = yield from ctx.holds(
-            prop, clips[owner], phase, base=base, drop=Intervals.from_lists(drops)
-        )
+            prop, clips[sel[owner]], phase, base=_base(ctx, clips[rows], masks[rows]),
+            drop=Intervals.from_lists(drops),
+        )  # fmt: skip
         next_todo, cum_owner, cum_drops = [], [], []
         for k in todo:
+            row, its_units = sel[k], units[int(k)]
             removable_here = ok[owner == k]
-            n_units[k] = len(units[k])
-            minimality[k] = 1.0 - removable_here.mean()
-            if not removable_here.any() or rnd == ctx.params.minimise_rounds - 1:
+            share[k] = removable_here.mean()
+            if not removable_here.any() or rnd == last:
                 continue
             idx = np.flatnonzero(removable_here)
-            unit_resp = [responsibility[k, a:b][masks[k, a:b]].mean() for a, b in units[k]]
+            clip_resp = responsibility[clips[row]]
+            unit_resp = [clip_resp[a:b][masks[row, a:b]].mean() for a, b in its_units]
             idx = idx[np.argsort([unit_resp[i] for i in idx], kind="stable")]
-            # the first removal alone is known to hold; test the longer prefixes
-            masks[k, units[k][idx[0]][0] : units[k][idx[0]][1]] = False
-            for j in range(2, len(idx) + 1):
+            # the first removal alone is known to hold; try longer prefixes, halving
+            a, b = its_units[idx[0]]
+            masks[row, a:b] = False
+            for j in _halvings(len(idx)):
                 cum_owner.append(k)
-                cum_drops.append([units[k][i] for i in idx[:j]])
+                cum_drops.append([its_units[i] for i in idx[:j]])
             next_todo.append(k)
         if cum_owner:
             cum_owner_arr = np.asarray(cum_owner, dtype=np.int64)
+            rows = sel[np.asarray(next_todo, dtype=np.int64)]
             ok = yield from ctx.holds(
-                prop,
-                clips[cum_owner_arr],
-                phase,
-                base=_base(ctx, clips, masks),
-                drop=Intervals.from_lists(cum_drops),
-            )
+                prop, clips[sel[cum_owner_arr]], phase,
+                base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(cum_drops),
+            )  # fmt: skip
             for k in np.unique(cum_owner_arr):
-                run = ok[cum_owner_arr == k]
-                n_ok = len(run) if run.all() else int(np.argmin(run))
-                if n_ok:
-                    for a, b in cum_drops[np.flatnonzero(cum_owner_arr == k)[n_ok - 1]]:
-                        masks[k, a:b] = False
+                tried = np.flatnonzero(cum_owner_arr == k)
+                passing = tried[ok[tried]]
+                if passing.size:  # the longest prefix that holds (tried longest first)
+                    for a, b in cum_drops[passing[0]]:
+                        masks[sel[k], a:b] = False
         todo = np.asarray(next_todo, dtype=np.int64)
-    return masks, minimality, n_units
+    return share
+
+
+def _one_by_one(
+    ctx: Context,
+    prop: Property,
+    clips: np.ndarray,
+    masks: np.ndarray,
+    responsibility: np.ndarray,
+    sel: np.ndarray,
+    phase: str,
+) -> Search:
+    """Make masks[sel] 1-minimal per variable (changed in place).
+
+    Sequential elimination: each kept variable in ascending responsibility is dropped if
+    the mask without it still holds (one variable per clip per request batch). Since the
+    property need not be monotone, a certification round then tests every single
+    removal of the final mask at once; what it finds removable is eliminated again, up
+    to `certify_rounds` certifications in all. Returns per entry of sel the share of kept variables
+    the last certification found removable (0.0: 1-minimal)."""
+    inverse_first = prop.needs_inverse  # near minimality the complement fails more often
+    share = np.zeros(len(sel))
+    queue = {}
+    for k in range(len(sel)):
+        kept = np.flatnonzero(masks[sel[k]])
+        queue[k] = list(kept[np.argsort(responsibility[clips[sel[k]], kept], kind="stable")])
+    for _ in range(ctx.params.certify_rounds):
+        while waiting := [k for k in queue if queue[k]]:
+            bins = [queue[k].pop(0) for k in waiting]
+            rows = sel[np.asarray(waiting)]
+            ok = yield from ctx.holds(
+                prop, clips[rows], phase, inverse_first, base=_base(ctx, clips[rows], masks[rows]),
+                drop=Intervals.from_lists([[(int(b), int(b) + 1)] for b in bins]),
+            )  # fmt: skip
+            for row, b, removable in zip(rows, bins, ok, strict=True):
+                masks[row, b] = masks[row, b] and not removable
+        ks = [k for k in range(len(sel)) if masks[sel[k]].any()]
+        if not ks:
+            break
+        units = {k: np.flatnonzero(masks[sel[k]]) for k in ks}
+        owner = np.concatenate([[k] * len(units[k]) for k in ks]).astype(np.int64)
+        rows = sel[np.asarray(ks)]
+        ok = yield from ctx.holds(
+            prop, clips[sel[owner]], phase, inverse_first,
+            base=_base(ctx, clips[rows], masks[rows]),
+            drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in ks for b in units[k]]),
+        )  # fmt: skip
+        for k in ks:
+            found = ok[owner == k]
+            share[k] = found.mean()
+            queue[k] = list(units[k][found])
+        if not any(queue.values()):
+            break
+    return share
 
 
 def _base(ctx: Context, clips: np.ndarray, masks: np.ndarray) -> torch.Tensor:
