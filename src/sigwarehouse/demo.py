@@ -18,9 +18,9 @@ from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import FreqrexParams
 
-# The demo's freqrex parameters: the defaults, except fewer responsibility iterations so
-# that all three tasks fit in a few minutes on two CPU cores.
-DEMO_PARAMS = FreqrexParams(iterations=2)
+# The demo's freqrex parameters are `sigwh ingest`'s defaults, so that ingesting a model
+# later on the demo warehouse finds its work done; the demo samples fewer clips instead.
+DEMO_PARAMS = FreqrexParams()
 # Clips of each label every model explains: all three tasks, every zoo model, a few minutes
 # on two cores. `sigwh demo --all-clips` explains the whole evaluation split.
 DEMO_PER_LABEL = 5
