@@ -5,7 +5,8 @@ source model, kind and (task, dataset, parameter set), its clips are drawn with
 replacement B times and α is recomputed on every target for each draw, so the cells of
 one row share their draws (as they share their signals). The interval is the percentile
 interval. Each row's generator is seeded from the seed and the row's names, so a cell's
-interval does not change when other models are added.
+interval does not change when other models are added. Like the α matrices, it covers each
+task's shown parameter set (view `parameter_sets`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ SELECT m.task, c.dataset, s.params_hash, s.kind, s.source_model, s.target_model,
 FROM signal_probs AS s
 JOIN clips AS c USING (clip_id)
 JOIN models AS m ON m.model = s.source_model
-WHERE s.kind IN ('sufficient', 'complete')
+JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
+WHERE s.kind IN ('sufficient', 'complete') AND p.shown
 """
 
 

@@ -13,18 +13,34 @@ TITLE = "Runs and parameters"
 INTRO = (
     "Every job recorded in table `runs` (with its code version, device and timings), every "
     "freqrex parameter set that explanations were made with (table `freqrex_params`, one "
-    "column per set), and the clips jobs could not process (table `job_errors`)."
+    "column per set), and the clips jobs could not process (table `job_errors`). Where a task "
+    "has explanations with several parameter sets, the α and β tables, their intervals and "
+    "the flat-earthers show one: the set with the most explanations of the task (ties: the "
+    "latest run; view `parameter_sets`); `alpha_transferability_for(params_hash)` and the "
+    "other `_for` macros give any set."
 )
 
 
 def parameter_sets(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per parameter (plus `explanations`, the count made with the set), one column
-    per params_hash; values as text, since parameters mix numbers and names."""
+    """One row per parameter (plus `explanations`, the count made with the set, and `shown
+    for tasks`, the tasks whose views show it), one column per params_hash; values as text,
+    since parameters mix numbers and names."""
     rows = con.execute(
         "SELECT p.params_hash, p.params, count(e.clip_id) FROM freqrex_params AS p "
         "LEFT JOIN explanations AS e USING (params_hash) GROUP BY ALL ORDER BY 1"
     ).fetchall()
-    sets = {h: {"explanations": n, **json.loads(params)} for h, params, n in rows}
+    shown = {}
+    if has_relations(con, "parameter_sets"):
+        shown = dict(
+            con.execute(
+                "SELECT params_hash, string_agg(task, ', ' ORDER BY task) FROM parameter_sets"
+                " WHERE shown GROUP BY 1"
+            ).fetchall()
+        )
+    sets = {
+        h: {"explanations": n, "shown for tasks": shown.get(h, "-"), **json.loads(params)}
+        for h, params, n in rows
+    }
     names = list(dict.fromkeys(k for values in sets.values() for k in values))
     columns = {h: [_text(values.get(k)) for k in names] for h, values in sets.items()}
     return pl.DataFrame({"parameter": names, **columns}) if sets else pl.DataFrame()

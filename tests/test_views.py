@@ -58,6 +58,13 @@ def filled(wh_path: Path):
                 "INSERT INTO original_probs VALUES (?, ?, ?, ?, ?, ?)",
                 [m, i, p, top1, _entropy(p), run],
             )
+            # the explanation the signals come from (no masks: only its parameter set counts)
+            con.execute(
+                "INSERT INTO explanations (model, clip_id, params_hash, run_id, n_bins,"
+                " orig_class, orig_conf, responsibility, queries)"
+                " VALUES (?, ?, 'h', ?, 8001, ?, ?, ''::BLOB, 0)",
+                [m, i, run, top1, p[top1]],
+            )
             for kind in ("sufficient", "complete", "inverse"):
                 if kind == "complete" and rng.random() < 0.3:
                     continue  # some clips have no complete mask

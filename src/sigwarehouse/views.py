@@ -20,6 +20,7 @@ import duckdb
 
 from sigwarehouse.errors import WarehouseError
 
+_COMMENT = re.compile(r"--[^\n]*")
 _CREATE = re.compile(
     r"^((?:\s*--[^\n]*\n)*\s*)CREATE\s+(?:OR\s+REPLACE\s+)?(VIEW|MACRO)\s+(\w+)", re.IGNORECASE
 )
@@ -47,6 +48,9 @@ def ordered() -> list[tuple[str, str]]:
                 "per file, named after it)"
             )
         texts[path.stem] = text
+    # What a statement uses is read from its SQL without comments, so a comment may name
+    # the views built on top of it (the rule a view states often does).
+    code = {name: _COMMENT.sub("", text) for name, text in texts.items()}
     order: list[str] = []
 
     def visit(name: str, trail: tuple[str, ...]) -> None:
@@ -55,7 +59,7 @@ def ordered() -> list[tuple[str, str]]:
         if name in trail:
             raise WarehouseError(f"views refer to each other in a cycle: {' -> '.join(trail)}")
         for other in texts:
-            if other != name and re.search(rf"\b{other}\b", texts[name]):
+            if other != name and re.search(rf"\b{other}\b", code[name]):
                 visit(other, (*trail, name))
         order.append(name)
 
