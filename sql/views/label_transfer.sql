@@ -1,6 +1,8 @@
 -- Label transfer (the paper's section 5.3): a class composite's mask ("from", e.g. fake)
--- applied to the clips the model gives another class ("to", e.g. real); share_flipped is
--- the share the model then gives the composite's class.
+-- applied to the clips the model gives another class ("to", e.g. real): "fake's mask
+-- applied to clips called real"; share_flipped is the share the model then gives the
+-- composite's class. The job also stores the clips the model already gives the "from"
+-- class (controls, so a rerun knows they were checked); they are left out here.
 CREATE OR REPLACE VIEW label_transfer AS
 SELECT
     m.task,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,22 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
             say(asr.run_asr(path, plan, device="cpu").describe())
 
 
+def _prepare(path: Path) -> None:
+    """Create the warehouse, or migrate it and store this sigwarehouse's views in it; a
+    file that is current in both is left as it is (migrating rewrites the views, and so
+    the file, which would make the report look changed)."""
+    from sigwarehouse import views
+
+    if path.exists():
+        with warehouse.opened(path, read_only=True) as con:
+            applied = warehouse.applied_versions(con)
+            pending = {m.version for m in warehouse.migrations()} - set(applied)
+            stale = [d for d in views.differences(con, applied) if d.status != "extra"]
+        if not pending and not stale:
+            return
+    warehouse.init(path)
+
+
 def run_demo(
     path: Path,
     catalog_dir: Path,
@@ -78,11 +95,15 @@ def run_demo(
     device: str = "cpu",
     per_label: int | None = DEMO_PER_LABEL,
     say: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> DemoResult:
     """Build (or complete) the demo warehouse at `path` and write the report to `out_dir`.
 
-    Every model explains the first `per_label` clips of each label (None: every clip).
-    Returns what was done and how long each step took.
+    Every model explains the first `per_label` clips of each label (None: every clip),
+    with the progress bar of `sigwh ingest` on stderr unless `progress` is False. On a
+    finished warehouse nothing is computed or stored, and the report is rebuilt only if
+    the warehouse or the analysis code changed. Returns what was done and how long each
+    step took.
     """
     from sigwarehouse import catalog, clips
     from sigwarehouse.jobs import ingest
@@ -96,7 +117,7 @@ def run_demo(
         result.seconds[name] = now - clock
         clock = now
 
-    warehouse.init(path)
+    _prepare(path)
     with warehouse.opened(path) as con:
         for line in catalog.sync(con, catalog_dir).lines():
             say(line)
@@ -107,21 +128,25 @@ def run_demo(
             m for (m,) in con.execute("SELECT model FROM models ORDER BY task, model").fetchall()
         ]
     step("catalog and clips")
+    stored = []
     for model in models:
         with warehouse.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, params, per_label=per_label)
         if plan.is_empty():
-            say(f"{model}: everything is stored")
+            stored.append(model)
             continue
         say(f"{model}: explaining {len(plan.clip_ids)} clip(s)")
-        summary = ingest.run_ingest(path, plan, device=device)
+        with ingest.progress_bar(plan) if progress else nullcontext() as bar:
+            summary = ingest.run_ingest(path, plan, device=device, progress=bar)
         say(summary.describe())
+    if stored:
+        say(f"ingest: everything is stored for {', '.join(stored)}")
     step("ingest")
     _deepfake_jobs(path, device, say)
     step("deepfake jobs")
     from sigwarehouse.report import build_report
 
-    say(build_report(path, out_dir).message)
+    say(build_report(path, out_dir, if_changed=True).message)
     result.report = out_dir / "index.html"
     step("report")
     return result

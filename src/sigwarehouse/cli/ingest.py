@@ -103,28 +103,17 @@ def ingest(
         typer.echo("nothing to do: everything is stored")
         return
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(plan.clip_ids), unit="clip", desc=f"ingest {model}", dynamic_ncols=True)
-
-    def progress(done: int, counters) -> None:
-        bar.update(done)
-        bar.set_postfix(
-            queries_s=f"{job.queries_per_second(counters):.0f}", errors=counters.n_errors
-        )
-
     device = device_or_default(device)
     try:
-        summary = job.run_ingest(
-            path,
-            plan,
-            device=device,
-            clips_per_batch=clips_per_batch or (32 if device.startswith("cuda") else 8),
-            progress=progress,
-        )
+        with job.progress_bar(plan) as progress:
+            summary = job.run_ingest(
+                path,
+                plan,
+                device=device,
+                clips_per_batch=clips_per_batch or (32 if device.startswith("cuda") else 8),
+                progress=progress,
+            )
     except KeyboardInterrupt:
-        bar.close()
         typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
         raise typer.Exit(130) from None
-    bar.close()
     typer.echo(summary.describe())

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ class IngestPlan:
     cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
     est_queries_per_clip: int = 0
     probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
+    shown_params: tuple[str, int] | None = None  # (hash, explanations) the task's views show
 
     def is_empty(self) -> bool:
         """True when the job would store nothing: no clip, no signal and no probe is missing."""
@@ -83,6 +85,14 @@ class IngestPlan:
             f"  probes of {self.model} ({', '.join(probes.PROBES)}) to store: {at}",
             f"  estimated model queries: ~{self.estimated_queries():,}",
         ]
+        ph = self.params.hash()
+        if self.shown_params is not None and self.shown_params[0] != ph:
+            shown, n = self.shown_params
+            lines.append(
+                f"  note: the views show task {self.task}'s parameter set {shown} ({n:,} "
+                f"explanations); these parameters' results stay apart, reachable with "
+                f"alpha_transferability_for('{ph}') and the other _for macros"
+            )
         return "\n".join(lines)
 
     def estimated_queries(self) -> int:
@@ -183,6 +193,9 @@ def plan_ingest(
         "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
         [model, params.hash()],
     ).fetchone()[0]
+    shown = con.execute(
+        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ? AND shown", [task]
+    ).fetchone()
     return IngestPlan(
         model=model,
         task=task,
@@ -194,6 +207,7 @@ def plan_ingest(
         cross_fill=[(m, c) for m, c in cross],
         est_queries_per_clip=int(past) if past else 600,
         probe_samples=probes.pending_length(con, model, task),
+        shown_params=None if shown is None else (shown[0], int(shown[1])),
     )
 
 
@@ -448,6 +462,27 @@ def run_ingest(
             _cross_fill_batch(path, plan, pairs, target, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started
     return summary
+
+
+@contextmanager
+def progress_bar(plan: IngestPlan) -> Iterator[Callable[[int, runs.RunCounters], None]]:
+    """A progress bar (tqdm, on stderr) over the plan's clips, showing model queries per
+    second and errors; yields the `progress` callback that run_ingest takes. What `sigwh
+    ingest` and `sigwh demo` show while a model explains its clips."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(plan.clip_ids), unit="clip", desc=f"ingest {plan.model}", dynamic_ncols=True
+    )
+
+    def progress(done: int, counters: runs.RunCounters) -> None:
+        bar.update(done)
+        bar.set_postfix(queries_s=f"{queries_per_second(counters):.0f}", errors=counters.n_errors)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def queries_per_second(counters: runs.RunCounters) -> float:

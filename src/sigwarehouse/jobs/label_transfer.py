@@ -10,10 +10,12 @@ per clip stores M's class before and after; the `label_transfer` view gives the 
 that M now gives the `from` class.
 
 M's class of each clip is computed afresh (one forward pass per clip), so every clip of
-the dataset is considered, explained or not. Resumable: clips already stored for the
-same composite, direction and mask are skipped, and so are clips whose stored original
-class (`original_probs`, from ingest) is not a `to` class; other clips M gives another
-class are not stored, and a rerun checks them again (one forward pass each).
+the dataset is considered, explained or not. A clip M gives the `from` class is stored
+too (the mask applied to it, as a control): the view leaves it out, and a rerun knows it
+has been checked. Resumable: clips already stored for the same composite and mask are
+skipped, and so are clips whose stored original class (`original_probs`, from ingest) is
+not a `to` class; only a clip M gives a class that is neither `from` nor `to` (a task of
+three or more classes, with `--to`) is not stored, and a rerun checks it again.
 """
 
 from __future__ import annotations
@@ -158,12 +160,14 @@ class TransferSummary:
     status: str = "running"
 
     def describe(self) -> str:
-        share = self.flipped / self.applied if self.applied else float("nan")
-        return (
-            f"run {self.run_id} {self.status}: mask applied to {self.applied} clip(s); "
-            f"{self.flipped} ({share:.0%}) now {self.plan.labels[self.plan.from_class]} "
-            f"on {self.plan.model.model}; {self.counters.queries:,} model queries"
-        )
+        src = self.plan.labels[self.plan.from_class]
+        to = " or ".join(self.plan.labels[c] for c in self.plan.to_classes)
+        head = f"run {self.run_id} {self.status}: {src}'s mask applied to {self.applied} clip(s)"
+        if self.applied:
+            head += f" called {to}; {self.flipped} ({self.flipped / self.applied:.0%}) now {src}"
+        else:
+            head += f" (none of the clips checked is called {to})"
+        return f"{head} on {self.plan.model.model}; {self.counters.queries:,} model queries"
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -219,8 +223,10 @@ def run_transfer(
                          error=f"model {plan.model.model} returned non-finite probabilities")
                     for i in np.flatnonzero(~finite)
                 ]  # fmt: skip
+                # the `to` clips, and the `from` clips as controls (the view leaves them out)
+                kept_classes = {*plan.to_classes, plan.from_class}
                 chosen = [
-                    i for i in np.flatnonzero(finite) if int(before[i].argmax()) in plan.to_classes
+                    i for i in np.flatnonzero(finite) if int(before[i].argmax()) in kept_classes
                 ]
                 changed = [transferred_signal(samples[i], sig.mask, sig.n_samples) for i in chosen]
                 after = evaluate(clf, [torch.from_numpy(x).to(device) for x in changed], batch_size)
@@ -239,8 +245,9 @@ def run_transfer(
                          plan.mask_kind, run_id, n_bins, kept, before[i].tolist(),
                          int(before[i].argmax()), p.tolist(), int(p.argmax()))
                     )  # fmt: skip
-                    summary.flipped += int(p.argmax()) == plan.from_class
-                summary.applied += len(rows)
+                    if int(before[i].argmax()) in plan.to_classes:
+                        summary.applied += 1
+                        summary.flipped += int(p.argmax()) == plan.from_class
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
                 counters.total_seconds = time.perf_counter() - started

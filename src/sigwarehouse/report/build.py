@@ -65,14 +65,17 @@ def fingerprint(con, path: Path) -> dict:
 
 
 def _code_digest() -> str:
-    """A hash of the analyses' and the report's source, so that upgrading either makes
-    --if-changed rebuild even when the warehouse did not change."""
+    """A hash of the analyses', the report's and the views' source, so that upgrading any
+    of them makes --if-changed rebuild even when the warehouse did not change."""
     import analyses
+    from sigwarehouse import views
 
     digest = hashlib.sha256()
     for folder in (Path(analyses.__file__).parent, Path(__file__).parent):
         for source in sorted(folder.glob("*.py")):
             digest.update(source.name.encode() + source.read_bytes())
+    for source in views.files():  # the report reads through the package's views
+        digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
 

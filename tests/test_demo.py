@@ -1,0 +1,167 @@
+"""`sigwh demo` on a small catalog: the shipped spoof clips (three of each label; the
+demo explains a sample, here one of each) and one zoo model, with the light freqrex
+parameters of test_ingest (the demo's own, `sigwh ingest`'s defaults, take minutes per
+model on two cores).
+
+Properties: the demo shows ingest's progress bar; `sigwh ingest` with the parameters the
+demo used finds nothing to do, and its defaults are the demo's; a second demo stores
+nothing (no runs rows, every table as it was) and says so without "nan"; label transfer
+stores every clip it checked, so a rerun has none left to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from sigwarehouse import warehouse
+from sigwarehouse.cli import app
+from sigwarehouse.demo import DEMO_PARAMS, run_demo
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.jobs import label_transfer
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "sp1"
+PARAMS = FreqrexParams(iterations=1, max_depth=4, min_band_bins=64, batch_size=128)
+SAME = ["--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64"]
+CLIPS_PER_LABEL = 3
+
+
+def _catalog(root: Path) -> Path:
+    """A catalog of the spoof task, a copy of three clips of each label, and MODEL."""
+    cat = root / "catalog"
+    (cat / "datasets").mkdir(parents=True)
+    (cat / "models").mkdir()
+    for label in ("real", "fake"):
+        (root / "audio" / label).mkdir(parents=True)
+        files = sorted((REPO / "data/corpus/spoof/eval" / label).glob("*.flac"))
+        for f in files[:CLIPS_PER_LABEL]:
+            shutil.copy(f, root / "audio" / label / f.name)
+    (cat / "tasks.toml").write_text('[spoof]\nlabels = ["real", "fake"]\nsample_rate = 16000\n')
+    (cat / "datasets" / "spoof-eval.toml").write_text(
+        f'name = "spoof-eval"\ntask = "spoof"\nroot = "{root / "audio"}"\n'
+    )
+    (cat / "models" / "spoof.toml").write_text(
+        f'[[model]]\nid = "{MODEL}"\ntask = "spoof"\nkind = "zoo"\n'
+        f'ref = "{REPO / "data/zoo/spoof" / MODEL}.safetensors"\nlabels = ["real", "fake"]\n'
+    )
+    return cat
+
+
+def _demo(root: Path) -> tuple[list[str], str]:
+    """Run the demo into root; its lines, and what it wrote on stderr."""
+    lines: list[str] = []
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        run_demo(
+            root / "warehouse.duckdb",
+            root / "catalog",
+            root / "report",
+            params=PARAMS,
+            per_label=1,
+            say=lines.append,
+        )
+    return lines, err.getvalue()
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table (a second demo must leave each as it was)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [n for (n,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        return {n: con.execute(f"SELECT * FROM {n} ORDER BY ALL").fetchall() for n in names}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("demo")
+    _catalog(root)
+    lines, err = _demo(root)
+    return root, root / "warehouse.duckdb", lines, err
+
+
+def _sigwh(path: Path, *args: str) -> str:
+    result = CliRunner().invoke(app, ["--warehouse", str(path), *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_demo_shows_the_progress_of_each_ingest(demo) -> None:
+    _root, _path, lines, err = demo
+    assert f"{MODEL}: explaining 2 clip(s)" in lines
+    assert f"ingest {MODEL}: 100%" in err and "2/2" in err and "queries_s=" in err
+
+
+def test_ingest_with_the_demo_parameters_has_nothing_to_do(demo) -> None:
+    _root, path, _lines, _err = demo
+    out = _sigwh(path, "ingest", "--model", MODEL, "--per-label", "1", *SAME)
+    assert "nothing to do: everything is stored" in out
+    assert "note:" not in out
+    # without the demo's sample, the other clips are left, in the same parameter set
+    out = _sigwh(path, "ingest", "--model", MODEL, *SAME, "--dry-run")
+    assert f"parameters {PARAMS.hash()}:" in out and "clips to explain: 4" in out
+    assert "note:" not in out
+
+
+def test_ingest_defaults_are_the_demo_parameters(demo) -> None:
+    """Without options, `sigwh ingest` plans with the demo's parameter set; here the demo
+    ran lighter ones, so the plan names the set the views show and how to reach its own."""
+    _root, path, _lines, _err = demo
+    out = _sigwh(path, "ingest", "--model", MODEL, "--per-label", "1", "--dry-run")
+    assert f"parameters {DEMO_PARAMS.hash()}:" in out and "clips to explain: 2" in out
+    assert f"note: the views show task spoof's parameter set {PARAMS.hash()} (2 " in out
+    assert f"alpha_transferability_for('{DEMO_PARAMS.hash()}')" in out
+
+
+def test_label_transfer_stores_every_clip_it_checked(demo) -> None:
+    """Every clip of the dataset gets a row for each applied composite, except the
+    explained clips whose stored class is the composite's own (the plan skips those);
+    the view counts only the clips of another class."""
+    _root, path, _lines, _err = demo
+    con = warehouse.connect(path, read_only=True)
+    try:
+        stored = dict(
+            con.execute(
+                "SELECT signature_class, count(*) FROM label_transfers GROUP BY 1"
+            ).fetchall()
+        )
+        n_clips = con.execute("SELECT count(*) FROM clips").fetchone()[0]
+        own_class_explained = dict(
+            con.execute(
+                "SELECT top1, count(*) FROM original_probs WHERE model = ? GROUP BY 1", [MODEL]
+            ).fetchall()
+        )
+        other_class = con.execute(
+            "SELECT count(*) FROM label_transfers WHERE orig_top1 <> signature_class"
+        ).fetchone()[0]
+        in_view = con.execute("SELECT sum(n_clips) FROM label_transfer").fetchone()[0]
+        labels = con.execute("SELECT labels FROM tasks WHERE task = 'spoof'").fetchone()[0]
+        plans = [label_transfer.plan_transfer(con, MODEL, from_label=labels[c]) for c in stored]
+    finally:
+        con.close()
+    assert stored, "the demo applied no composite"
+    assert stored == {c: n_clips - own_class_explained.get(c, 0) for c in stored}
+    assert in_view == other_class < sum(stored.values())
+    assert all(not s.clip_ids for plan in plans for s in plan.signatures)
+
+
+def test_a_second_demo_stores_nothing_and_says_so(demo) -> None:
+    root, path, _lines, _err = demo
+    before = _tables(path)
+    report_written = (root / "report" / "index.html").stat().st_mtime_ns
+    lines, err = _demo(root)
+    assert _tables(path) == before
+    assert (root / "report" / "index.html").stat().st_mtime_ns == report_written
+    text = "\n".join(lines)
+    assert "nan" not in text and "run " not in text, text
+    assert f"ingest: everything is stored for {MODEL}" in lines
+    assert any("unchanged since the last build" in line for line in lines)
+    assert "ingest " not in err  # no progress bar: nothing to explain
