@@ -13,12 +13,14 @@ from pathlib import Path
 import typer
 
 from sigwarehouse import __version__
+from sigwarehouse.cli import help as help_layout
 from sigwarehouse.cli.common import (
     friendly_errors,
     set_model_trust,
     set_warehouse,
     warehouse_path,
 )
+from sigwarehouse.demo import DEMO_PER_LABEL
 
 app = typer.Typer(
     name="sigwh",
@@ -29,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: paragraphs reflowed, no <bool> after flags (cli/help.py)
 )
 
 
@@ -145,6 +148,7 @@ def sql(
         True,
         "--read-only/--write",
         help="Open without write access (default), so a shared file cannot change.",
+        show_default=False,  # the help says it (click would break "read-only" at the hyphen)
     ),
     yes: bool = typer.Option(
         False,
@@ -249,10 +253,12 @@ def export(
 def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
     catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
-    per_label: int | None = typer.Option(
-        None, help="Clips of each label that every model explains [default: 5]."
+    per_label: int = typer.Option(
+        DEMO_PER_LABEL, help="Clips of each label that every model explains."
     ),
-    all_clips: bool = typer.Option(False, "--all-clips", help="Explain every evaluation clip."),
+    all_clips: bool = typer.Option(
+        False, "--all-clips", help="Explain every evaluation clip (instead of --per-label)."
+    ),
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
@@ -260,10 +266,8 @@ def demo(
     """
     from sigwarehouse.demo import run_demo
 
-    sample = (
-        {"per_label": None} if all_clips else {} if per_label is None else {"per_label": per_label}
-    )
-    result = run_demo(warehouse_path(), catalog, out, say=typer.echo, **sample)
+    sample = None if all_clips else per_label
+    result = run_demo(warehouse_path(), catalog, out, say=typer.echo, per_label=sample)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     typer.echo(f"done ({steps}); warehouse: {result.warehouse}")
     typer.echo(f"report: {result.report}")
@@ -292,6 +296,7 @@ def _register() -> None:
 
 
 _register()
+help_layout.apply(app)
 
 
 def main() -> None:

@@ -24,7 +24,10 @@ def build(
         None, "--eval-per-class", help="Eval clips per class (default per task; 0 skips)."
     ),
     task: list[str] | None = typer.Option(
-        None, "--task", help="Task to build: emotion, genre or spoof (repeatable; default all)."
+        None,
+        "--task",
+        metavar="TASK",
+        help="Task to build: emotion, genre or spoof (repeatable; default all).",
     ),
     install_missing: bool = typer.Option(
         False, "--install-missing", help="apt-get install missing Debian packages first."

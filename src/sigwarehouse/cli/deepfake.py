@@ -20,7 +20,9 @@ def compose(
     ),
     seed: int = typer.Option(0, help="Seeds the order in which candidates are tried."),
     params_hash: str | None = typer.Option(
-        None, help="The explanations' parameter set (needed when MODEL has several)."
+        None,
+        help="The explanations' parameter set (default: MODEL's only one; needed when it has "
+        "several).",
     ),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
@@ -58,6 +60,7 @@ def transfer_label(
     to_label: list[str] = typer.Option(
         [],
         "--to",
+        metavar="CLASS",
         help="Apply it to the clips MODEL gives this class (repeatable; "
         "default: every other class).",
     ),
@@ -69,7 +72,9 @@ def transfer_label(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
     seed: int = typer.Option(0, help="The composite's seed (as given to `sigwh compose`)."),
     params_hash: str | None = typer.Option(
-        None, help="The explanations' parameter set (needed when MODEL has several)."
+        None,
+        help="The explanations' parameter set (default: MODEL's only one; needed when it has "
+        "several).",
     ),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
@@ -112,7 +117,9 @@ def asr(
         None, "--model", "-m", help="Only this source model's explanations."
     ),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
-    limit: int | None = typer.Option(None, help="Only the first N explained clips (by id)."),
+    limit: int | None = typer.Option(
+        None, help="Only the first N explained clips, by id (default: every clip)."
+    ),
     device: str | None = typer.Option(
         None, help="cuda or cpu, for Whisper (default: cuda when available)."
     ),

@@ -7,18 +7,16 @@ import json
 import typer
 
 from sigwarehouse.cli.common import device_or_default, fail, friendly_errors, warehouse_path
+from sigwarehouse.freqrex.params import FreqrexParams
+
+# The defaults shown in --help are the parameters' own (also the demo's: sigwarehouse.demo).
+DEFAULTS = FreqrexParams()
 
 
-def _parse_params(
-    seed: int, iterations: int | None, delta: float | None, batch_size: int, extra: list[str]
-):
-    from sigwarehouse.freqrex.params import FreqrexParams
-
-    values: dict = {"seed": seed, "batch_size": batch_size}
-    if iterations is not None:
-        values["iterations"] = iterations
-    if delta is not None:
-        values["delta"] = delta
+def _parse_params(seed: int, iterations: int, delta: float, batch_size: int, extra: list[str]):
+    values: dict = {
+        "seed": seed, "batch_size": batch_size, "iterations": iterations, "delta": delta
+    }  # fmt: skip
     for item in extra:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -52,24 +50,34 @@ def ingest(
         None, "--dataset", "-d", help="Only this dataset (default: every dataset of the task)."
     ),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
-    limit: int | None = typer.Option(None, help="Explain at most N clips in this run."),
-    per_label: int | None = typer.Option(
-        None, help="Only the first N clips of each label (a balanced sample)."
+    limit: int | None = typer.Option(
+        None, help="Explain at most N clips in this run (default: no limit)."
     ),
-    batch_size: int = typer.Option(64, help="Mutants per model forward pass."),
+    per_label: int | None = typer.Option(
+        None, help="Only the first N clips of each label, a balanced sample (default: every clip)."
+    ),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Mutants per model forward pass."),
     clips_per_batch: int | None = typer.Option(
         None,
         help="Clips explained together and stored in one transaction "
         "(default: 32 on cuda, where more clips fill the batches better; 8 on cpu).",
     ),
     shard: str | None = typer.Option(
-        None, help="i/n: only clips whose id % n == i, to split a job across processes."
+        None,
+        help="i/n: only clips whose id % n == i, to split a job across processes "
+        "(default: every clip).",
     ),
     seed: int = typer.Option(0, help="Seed of the freqrex search (stored with every row)."),
-    iterations: int | None = typer.Option(None, help="freqrex responsibility iterations."),
-    delta: float | None = typer.Option(None, help="δ of δ-completeness (default 0.5)."),
+    iterations: int = typer.Option(
+        DEFAULTS.iterations, help="freqrex responsibility iterations (random refinement trees)."
+    ),
+    delta: float = typer.Option(DEFAULTS.delta, help="δ of δ-completeness."),
     param: list[str] = typer.Option(
-        [], "--param", help="Any other freqrex parameter as KEY=VALUE (repeatable)."
+        [],
+        "--param",
+        metavar="KEY=VALUE",
+        help="Any other freqrex parameter (repeatable), e.g. --param min_band_bins=32; "
+        "every parameter and its default is in sigwarehouse.freqrex.params.FreqrexParams.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
 ) -> None:
