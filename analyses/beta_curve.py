@@ -96,20 +96,35 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         Table("beta_curve_full", "Every ε of the grid (CSV only).", frame, in_page=False)
     )
     for task, dataset, params_hash, label, rows in groups(frame):
-        lines = (
-            alt.Chart(rows)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("eps:Q", title="ε", scale=alt.Scale(domain=[0, 1])),
-                y=alt.Y("beta:Q", title="mean β over other models", scale=alt.Scale(domain=[0, 1])),
-                color=alt.Color("model:N"),
-                strokeDash=alt.StrokeDash(
-                    "kind:N", sort=list(KINDS), legend=alt.Legend(symbolType="stroke")
+        x = alt.X("eps:Q", title="ε", scale=alt.Scale(domain=[0, 1]))
+        y = alt.Y("beta:Q", title="mean β over other models", scale=alt.Scale(domain=[0, 1]))
+        # Lines and points are two layers: with the points drawn by the line mark itself
+        # (point=True) Vega draws the kind legend's sample lines without a stroke, so the
+        # legend showed the kinds' names but not their dashes.
+        dashes = alt.Chart(rows).mark_line().encode(
+            x=x,
+            y=y,
+            color=alt.Color("model:N"),
+            strokeDash=alt.StrokeDash(
+                "kind:N",
+                sort=list(KINDS),
+                legend=alt.Legend(
+                    symbolType="stroke", symbolStrokeColor="#444", symbolStrokeWidth=2,
+                    symbolSize=400,
                 ),
+            ),
+        )  # fmt: skip
+        points = (
+            alt.Chart(rows)
+            .mark_point(filled=True, size=25)
+            .encode(
+                x=x,
+                y=y,
+                color=alt.Color("model:N"),
                 tooltip=["model", "kind", "eps", alt.Tooltip("beta:Q", format=".3f")],
             )
-            .properties(width=360, height=220, title=label)
         )
+        lines = alt.layer(dashes, points).properties(width=360, height=220, title=label)
         section.charts.append(
             Chart(
                 slug("beta", task, dataset, params_hash), f"{label}: β as a function of ε.", lines

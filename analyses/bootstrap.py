@@ -34,6 +34,9 @@ TITLE = "Bootstrap confidence intervals on α"
 SEED = 20240601
 N_BOOT = 1000
 LEVEL = 0.95
+PAGE_WIDTH = 1050  # px the panels of a chart may take in the report (legend aside)
+PANEL_EXTRA = 70  # px a panel takes beyond its plot: axis, labels, spacing
+STEPS = (6, 18)  # px per (target, kind): the narrowest readable, the widest useful
 INTRO = (
     f"A {LEVEL:.0%} percentile bootstrap interval for each off-diagonal α cell: the source "
     f"model's signals (one per clip) are resampled with replacement {N_BOOT} times (seed "
@@ -101,6 +104,17 @@ def intervals(
     return pl.DataFrame(out, schema=schema, orient="row")
 
 
+def panel_layout(n_panels: int, n_targets: int) -> tuple[int, int]:
+    """(panels per row, px per target and kind) so that a row of panels, one per source
+    model, fits PAGE_WIDTH: one row when the panels fit at the narrowest step, else as
+    many per row as fit."""
+    per_target = n_targets * len(KINDS)
+    widest = STEPS[0] * per_target + PANEL_EXTRA
+    columns = max(1, min(n_panels, PAGE_WIDTH // widest))
+    step = (PAGE_WIDTH // columns - PANEL_EXTRA) // per_target
+    return columns, max(STEPS[0], min(STEPS[1], step))
+
+
 def run(con: duckdb.DuckDBPyConnection) -> Section:
     """The intervals as a table (sufficient and complete side by side) and a chart per group."""
     section = Section("bootstrap", TITLE, INTRO)
@@ -131,10 +145,20 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             y="alpha:Q",
             tooltip=["source_model", "target_model", "kind", "n_signals", "alpha", "lo", "hi"],
         )
-        chart = (
+        columns, step = panel_layout(
+            rows["source_model"].n_unique(), rows["target_model"].n_unique()
+        )
+        # One panel per source model, each with its own target axis (a concatenation, not
+        # a facet: Vega cannot size faceted layers with independent scales)
+        panels = [
             alt.layer(bars, points)
-            .properties(width=alt.Step(18), height=160)
-            .facet(column=alt.Column("source_model:N", title="source model"))
+            .transform_filter(alt.datum.source_model == source)
+            .properties(width=alt.Step(step), height=160, title=f"source {source}")
+            for source in sorted(rows["source_model"].unique())
+        ]
+        chart = (
+            alt.concat(*panels, columns=columns)
+            .resolve_scale(x="independent", xOffset="independent", color="shared")
             .properties(title=label)
         )
         section.charts.append(

@@ -1,8 +1,8 @@
 """Label transfer (the paper's section 5.3): does a class's global signature carry its label?
 
 From the `label_transfer` view: the mask of a model's `from` composite (e.g. fake) applied
-to the clips the model gives another class (e.g. real); `share_flipped` is the share that
-the model then gives the composite's class.
+to the clips the model gives another class (e.g. real), "fake's mask applied to clips
+called real"; `share_flipped` is the share that the model then gives the composite's class.
 """
 
 from __future__ import annotations
@@ -32,12 +32,20 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             "`sigwh transfer-label --model M --from fake --to real`."
         )
         return section
-    frame = query(con, "SELECT * FROM label_transfer ORDER BY ALL")
+    # "fake's mask applied to clips called real": the composite's class first, then the
+    # class of the clips it is applied to (from_class / to_class read backwards).
+    frame = query(
+        con,
+        "SELECT from_class || '''s mask applied to clips called ' || to_class AS transfer, *"
+        " FROM label_transfer ORDER BY task, dataset, params_hash, model, from_class,"
+        " to_class, mask",
+    )
     for task, dataset, ph, label, rows in groups(frame):
         section.tables.append(
             Table(
                 slug("label_transfer", task, dataset, ph),
-                "Share of clips whose class flips to the composite's class.",
+                "Each composite's mask applied to the clips the model gives another class: "
+                "the share whose class flips to the composite's.",
                 rows.drop("task", "dataset", "params_hash"),
                 group=label,
             )
@@ -50,7 +58,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
                 y=alt.Y("share_flipped:Q", title="share flipped", scale=alt.Scale(domain=[0, 1])),
                 color=alt.Color("mask:N"),
                 xOffset="mask:N",
-                column=alt.Column("direction:N", title=None),
+                column=alt.Column("transfer:N", title=None),
                 tooltip=[
                     "model",
                     "from_class",
@@ -61,13 +69,13 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
                     "share_flipped",
                 ],
             )  # fmt: skip
-            .transform_calculate(direction="datum.from_class + ' onto ' + datum.to_class")
             .properties(width=alt.Step(24), height=160)
         )
         section.charts.append(
             Chart(
                 slug("label_transfer", task, dataset, ph),
-                "Share of clips each model re-labels when given the other class's signature.",
+                "Share of the clips each model re-labels when they keep only the frequencies "
+                "of the other class's composite (e.g. fake's mask applied to clips called real).",
                 bars,
                 group=label,
             )

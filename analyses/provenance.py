@@ -68,7 +68,24 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         FROM runs ORDER BY started_at
         """,
     )
-    section.tables.append(Table("runs", "Jobs, oldest first.", runs))
+    # The page shows what fits its width: a run by the first 8 digits of its id, without
+    # host, dataset, seed or end time (started_at + total_s), and the runs' messages in a
+    # table of their own; the CSV of `runs` has every column.
+    short = runs.with_columns(pl.col("run_id").str.slice(0, 8).alias("run"))
+    left_out = ("run_id", "host", "dataset", "seed", "ended_at", "message")
+    section.tables.append(
+        Table(
+            "runs_in_page",
+            "Jobs, oldest first (every column, with the whole run id, in the CSV of `runs`).",
+            short.select("run", *[c for c in runs.columns if c not in left_out]),
+        )
+    )
+    messages = short.filter(pl.col("message").is_not_null()).select("run", "status", "message")
+    if not messages.is_empty():
+        section.tables.append(
+            Table("runs_messages", "What the jobs that left a message said.", messages)
+        )
+    section.tables.append(Table("runs", "Every job, every column.", runs, in_page=False))
     params = parameter_sets(con)
     if not params.is_empty():
         section.tables.append(Table("freqrex_params", "freqrex parameter sets.", params))

@@ -98,11 +98,13 @@ def _masks(rng: random.Random) -> tuple[np.ndarray, np.ndarray | None]:
     return suff, comp
 
 
-def fill(path: Path, seed: int = 7, n_clips: int = 10) -> Filled:
-    """Insert the seeded rows into the initialised warehouse at `path`; returns them."""
+def fill(path: Path, seed: int = 7, n_clips: int = 10, tasks: dict | None = None) -> Filled:
+    """Insert the seeded rows into the initialised warehouse at `path`; returns them.
+    `tasks` replaces TASKS (e.g. more models, for a report's layout)."""
+    tasks = tasks or TASKS
     rng = random.Random(seed)
     run = str(uuid.uuid4())
-    out = Filled(labels={t: spec["labels"] for t, spec in TASKS.items()})
+    out = Filled(labels={t: spec["labels"] for t, spec in tasks.items()})
     rows: dict[str, list[dict]] = {"original_probs": [], "explanations": [], "signal_probs": []}
     con = duckdb.connect(str(path))
     try:
@@ -114,7 +116,7 @@ def fill(path: Path, seed: int = 7, n_clips: int = 10) -> Filled:
         )
         con.execute("INSERT INTO freqrex_params VALUES (?, ?)", [PARAMS_HASH, json.dumps(PARAMS)])
         clip_id = 0
-        for task, spec in TASKS.items():
+        for task, spec in tasks.items():
             labels, models = spec["labels"], spec["models"]
             con.execute("INSERT INTO tasks VALUES (?, ?, ?, 0.5, NULL)", [task, labels, RATE])
             con.execute(

@@ -302,11 +302,13 @@ def test_every_section_has_charts_that_validate(filled) -> None:
         assert (section.missing is None) == (section.key not in NEEDS_DEEPFAKE_JOBS), section.key
         for chart in section.charts:
             chart.chart.to_dict()  # validates against the Vega-Lite schema
-    params = next(s for s in sections if s.key == "provenance").tables[1].frame
+    provenance = {t.name: t for t in next(s for s in sections if s.key == "provenance").tables}
+    params = provenance["freqrex_params"].frame
     assert params.columns == ["parameter", PARAMS_HASH]
     stored = dict(params.iter_rows())
     assert stored == {
         "explanations": str(len(rows.masks)),
+        "shown for tasks": "t, u",
         "seed": "0",
         "space": "fft",
         "delta": "0.5",

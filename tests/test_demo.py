@@ -165,3 +165,22 @@ def test_a_second_demo_stores_nothing_and_says_so(demo) -> None:
     assert f"ingest: everything is stored for {MODEL}" in lines
     assert any("unchanged since the last build" in line for line in lines)
     assert "ingest " not in err  # no progress bar: nothing to explain
+
+
+def test_label_transfer_reads_as_the_mask_of_one_class_applied_to_the_other(demo) -> None:
+    from analyses import label_transfer as analysis
+
+    _root, path, _lines, _err = demo
+    con = warehouse.connect(path, read_only=True)
+    try:
+        section = analysis.run(con)
+        directions = con.execute("SELECT from_class, to_class FROM label_transfer").fetchall()
+    finally:
+        con.close()
+    assert section.missing is None and directions
+    frame = section.tables[0].frame
+    assert frame.columns[0] == "transfer"
+    assert sorted(frame["transfer"]) == sorted(
+        f"{f}'s mask applied to clips called {t}" for f, t in directions
+    )
+    assert "fake's mask applied to clips called real" in frame["transfer"].to_list()

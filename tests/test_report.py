@@ -228,3 +228,96 @@ def test_examples_cover_every_explanation_and_say_when_a_mask_is_missing(built) 
             assert kinds["inverse"].kept == f"{N_BINS - n_kept} of {N_BINS} bins"
             # every model of the task gave a class to the inverse signal
             assert set(kinds["inverse"].verdicts) == set(e.targets)
+
+
+# --- layout at 1400 px, as a reader sees it in Chromium (issue 12, point 7) ---
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A report of a task with seven models (the demo has five per task) and runs rows as
+    real jobs write them, opened in headless Chromium 1400 px wide; what the page measures."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    root = tmp_path_factory.mktemp("wide")
+    path, _ = warehouse.init(root / "warehouse.duckdb")
+    tasks = {**TASKS, "t": {**TASKS["t"], "models": [f"m{i}" for i in range(1, 8)]}}
+    fill(path, tasks=tasks)
+    con = duckdb.connect(str(path))
+    for _ in range(3):
+        con.execute(
+            "INSERT INTO runs (run_id, job, model, task, dataset, params, params_hash, seed,"
+            " code_version, device, host, pid, started_at, ended_at, status, clips_done, queries,"
+            " model_seconds, total_seconds, n_errors, message) VALUES (?, 'transfer-label', 'm1',"
+            " 't', 'd-eval', '{}', 'feedfacecafebeef', 0, '0.1.0+g0123456789ab-dirty', 'cpu',"
+            " 'a-rather-long-host-name.example.org', 4242, TIMESTAMP '2024-01-02 10:00:00',"
+            " TIMESTAMP '2024-01-02 10:05:00', 'failed', 3, 1234, 1.5, 2.5, 1, ?)",
+            [str(uuid.uuid4()), "RuntimeError('the model returned NaN on every clip of the"
+             " batch, so nothing of it was stored; rerun the same command to go on')"],
+        )  # fmt: skip
+    con.close()
+    result = build_report(path, root / "out")
+    profile = tempfile.mkdtemp(prefix="sigwh-chromium-")
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                profile, executable_path=str(CHROMIUM), headless=True,
+                args=["--no-sandbox", "--disable-gpu"], viewport={"width": 1400, "height": 900},
+            )  # fmt: skip
+            page = browser.new_page()
+            page.goto(result.index.resolve().as_uri())
+            page.wait_for_function(
+                "[...document.querySelectorAll('div.chart')].every(e => e.dataset.rendered)",
+                timeout=60_000,
+            )
+            measured = page.evaluate(
+                """() => {
+                  const column = document.querySelector('section').getBoundingClientRect();
+                  const charts = [...document.querySelectorAll('div.chart')].map(e => ({
+                    name: e.dataset.name,
+                    right: e.querySelector('svg').getBoundingClientRect().right}));
+                  const tables = [...document.querySelectorAll('div.wide')].map(e => ({
+                    caption: e.querySelector('caption').textContent,
+                    client: e.clientWidth, scroll: e.scrollWidth}));
+                  const beta = [...document.querySelectorAll('div.chart')]
+                    .find(e => e.dataset.name.startsWith('beta'));
+                  const legend = [...beta.querySelectorAll('g.role-legend-symbol path')]
+                    .filter(p => (p.getAttribute('d') || '').startsWith('M-10,0L10,0'))
+                    .map(p => ({stroke: p.getAttribute('stroke'),
+                                dash: p.getAttribute('stroke-dasharray')}));
+                  const headings = id => [...document.querySelectorAll(`#${id} h3`)]
+                    .map(h => h.textContent);
+                  return {right: column.right, charts, tables, legend,
+                          examples: headings('examples'), tasks: headings('transferability')};
+                }"""
+            )
+            browser.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return measured
+
+
+def test_every_chart_fits_the_page_column(wide) -> None:
+    assert wide["charts"]
+    too_wide = [c["name"] for c in wide["charts"] if c["right"] > wide["right"] + 1]
+    assert too_wide == []
+
+
+def test_every_table_fits_without_scrolling(wide) -> None:
+    assert any(t["caption"].startswith("Jobs, oldest first") for t in wide["tables"])
+    cut = [t["caption"] for t in wide["tables"] if t["scroll"] > t["client"]]
+    assert cut == []
+
+
+def test_beta_legend_draws_each_kind_as_a_dashed_line(wide) -> None:
+    legend = wide["legend"]
+    assert len(legend) == 2, legend  # sufficient, complete
+    assert all(s["stroke"] not in (None, "transparent", "none") for s in legend), legend
+    assert legend[0]["dash"] != legend[1]["dash"]
+
+
+def test_examples_follow_the_order_of_the_tasks_on_the_page(wide) -> None:
+    tasks = list(dict.fromkeys(h.split(" / ")[0] for h in wide["tasks"]))
+    assert tasks == sorted(TASKS)
+    assert wide["examples"] == tasks

@@ -68,8 +68,10 @@ FROM explanations AS e
 JOIN clips AS c USING (clip_id)
 JOIN models AS m ON m.model = e.model
 JOIN tasks AS t ON t.task = m.task
-LEFT JOIN freqrex_params AS p USING (params_hash)
-ORDER BY e.model, nth_of_class, e.sufficient_mask IS NULL, e.complete_mask IS NULL, e.clip_id
+JOIN parameter_sets AS ps ON ps.task = m.task AND ps.params_hash = e.params_hash AND ps.shown
+LEFT JOIN freqrex_params AS p ON p.params_hash = e.params_hash
+ORDER BY m.task, e.model, nth_of_class, e.sufficient_mask IS NULL, e.complete_mask IS NULL,
+         e.clip_id
 """
 
 
@@ -83,9 +85,11 @@ def _verdicts(rows: list[tuple], labels: list[str], source_class: int) -> dict[s
 def collect(con: duckdb.DuckDBPyConnection, per_model: int = 2) -> tuple[list[Example], list[str]]:
     """Up to `per_model` examples per explained model, and notes on clips that were skipped.
 
-    Clips with a complete mask come first, one per class of the model before a second of
-    any class, lowest clip id first, so the choice is stable. A clip whose audio cannot be
-    loaded (file moved, no blob) is skipped with a note.
+    Examples come in the page's order, by task and then model, from the parameter set the
+    task's views show (view `parameter_sets`). Clips with a complete mask come first, one
+    per class of the model before a second of any class, lowest clip id first, so the
+    choice is stable. A clip whose audio cannot be loaded (file moved, no blob) is
+    skipped with a note.
     """
     chosen: dict[str, list[tuple]] = {}
     for row in con.execute(_CHOICE_SQL).fetchall():

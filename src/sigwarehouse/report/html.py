@@ -19,6 +19,7 @@ from analyses.common import Section, Table
 from sigwarehouse.report.examples import Example
 
 MAX_ROWS = 200  # rows of a table shown in the page; all are in its CSV
+LONG_TEXT = 40  # characters: a longer text cell (a message, an example error) wraps
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -27,7 +28,9 @@ h1 { margin-bottom: .2em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 12px; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; } td.text { text-align: left; }
+th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
+td.text { text-align: left; }
+td.long { white-space: normal; min-width: 16em; text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0; }
 .missing { background: #fff4e0; border-left: 4px solid #f0a020; padding: .5em 1em; }
 .note { color: #555; } .meta { color: #555; font-size: 12px; }
@@ -36,6 +39,9 @@ figure { margin: 1em 0; } figcaption { color: #444; font-size: 12px; }
 td.yes { background: #e3f4e3; } td.no { background: #fbe4e4; }
 audio { height: 32px; width: 260px; }
 .wide { overflow-x: auto; }
+.wide::-webkit-scrollbar { height: 10px; }  /* a table wider than the page shows it scrolls */
+.wide::-webkit-scrollbar-thumb { background: #bbb; border-radius: 5px; }
+.wide::-webkit-scrollbar-track { background: #f3f3f3; }
 """
 
 _RENDER_JS = """
@@ -78,13 +84,16 @@ def _cell(value: object) -> tuple[str, str]:
         return str(value), ""
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S"), "text"
-    return str(value), "text"
+    text = str(value)
+    return text, "text long" if len(text) > LONG_TEXT else "text"
 
 
 def table_html(table: Table, csv_path: str | None) -> str:
     """One table as HTML, at most MAX_ROWS rows, linking to its CSV."""
     frame: pl.DataFrame = table.frame
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    # Headers may wrap at spaces and after underscores (avg_out_<wbr>nonempty), so a wide
+    # table's columns are as wide as their values rather than their names.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in frame.columns)
     body = []
     for row in frame.head(MAX_ROWS).iter_rows():
         cells = (_cell(v) for v in row)
@@ -215,7 +224,12 @@ def examples_html(examples: list[Example], notes: list[str], missing: str | None
     if missing:
         parts.append(f'<p class="missing">{html.escape(missing)}</p>')
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
-    parts += [example_html(e) for e in examples]
+    task = None
+    for e in examples:  # in the page's order: by task, then model
+        if e.task != task:
+            task = e.task
+            parts.append(f"<h3>{html.escape(task)}</h3>")
+        parts.append(example_html(e))
     parts.append("</section>")
     return "\n".join(parts)
 
