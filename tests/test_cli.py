@@ -18,9 +18,9 @@ from sigwarehouse.cli import app
 
 def _all_commands(group: click.Command, prefix: tuple[str, ...] = ()):
     yield prefix, group
-    if isinstance(group, click.Group):
-        for name, sub in group.commands.items():
-            yield from _all_commands(sub, (*prefix, name))
+    # Typer's groups are not click.Group instances (typer vendors click): walk `commands`
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from _all_commands(sub, (*prefix, name))
 
 
 def test_every_command_has_help_text() -> None:
