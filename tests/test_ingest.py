@@ -215,7 +215,8 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(tmp_path: Path)
     with warehouse.opened(killed, read_only=True) as con:
         status = con.execute("SELECT status FROM runs").fetchall()
     assert status == [("running",)]
-    subprocess.run(_sigwh(killed, *args, *EXTRA), check=True, capture_output=True)
+    rerun = subprocess.run(_sigwh(killed, *args, *EXTRA), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert _rows(killed) == _rows(whole)
     with warehouse.opened(killed, read_only=True) as con:
         statuses = sorted(s for (s,) in con.execute("SELECT status FROM runs").fetchall())

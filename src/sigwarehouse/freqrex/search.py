@@ -337,6 +337,9 @@ def _shrink(
     return share
 
 
+SPECULATE_MAX = 64  # the most single removals one clip tests ahead in one request batch
+
+
 def _one_by_one(
     ctx: Context,
     prop: Property,
@@ -348,28 +351,45 @@ def _one_by_one(
 ) -> Search:
     """Make masks[sel] 1-minimal per variable (changed in place).
 
-    Sequential elimination: each kept variable in ascending responsibility is dropped if
-    the mask without it still holds (one variable per clip per request batch). Since the
-    property need not be monotone, a certification round then tests every single
-    removal of the final mask at once; what it finds removable is eliminated again, up
-    to `certify_rounds` certifications in all. Returns per entry of sel the share of kept variables
-    the last certification found removable (0.0: 1-minimal)."""
+    Sequential elimination: each kept variable, in ascending responsibility, is dropped
+    if the mask without it still holds. To need fewer round trips it speculates: a clip
+    tests its next `ahead` variables' removals against its current mask at once, keeps
+    those before the first that holds, drops that one, and forgets the rest (they are
+    tested again against the smaller mask); `ahead` doubles after a batch with no
+    removal, and after a removal becomes the length of the failing run before it. The
+    result is exactly that of testing one variable at a time. Since the property need
+    not be monotone, a certification round then tests every single removal of the
+    final mask at once; what it finds removable is eliminated again, up to
+    `certify_rounds` certifications in all. Returns per entry of sel the share of kept
+    variables the last certification found removable (0.0: 1-minimal)."""
     inverse_first = prop.needs_inverse  # near minimality the complement fails more often
     share = np.zeros(len(sel))
-    queue = {}
+    queue, ahead = {}, {}
     for k in range(len(sel)):
         kept = np.flatnonzero(masks[sel[k]])
         queue[k] = list(kept[np.argsort(responsibility[clips[sel[k]], kept], kind="stable")])
+        ahead[k] = 1
     for _ in range(ctx.params.certify_rounds):
         while waiting := [k for k in queue if queue[k]]:
-            bins = [queue[k].pop(0) for k in waiting]
+            tried = {k: queue[k][: ahead[k]] for k in waiting}
+            owner = np.asarray([k for k in waiting for _ in tried[k]], dtype=np.int64)
             rows = sel[np.asarray(waiting)]
             ok = yield from ctx.holds(
-                prop, clips[rows], phase, inverse_first, base=_base(ctx, clips[rows], masks[rows]),
-                drop=Intervals.from_lists([[(int(b), int(b) + 1)] for b in bins]),
+                prop, clips[sel[owner]], phase, inverse_first,
+                base=_base(ctx, clips[rows], masks[rows]),
+                drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in waiting
+                                           for b in tried[k]]),
             )  # fmt: skip
-            for row, b, removable in zip(rows, bins, ok, strict=True):
-                masks[row, b] = masks[row, b] and not removable
+            for k in waiting:
+                passed = np.flatnonzero(ok[owner == k])
+                if passed.size:
+                    j = int(passed[0])
+                    masks[sel[k], tried[k][j]] = False
+                    del queue[k][: j + 1]
+                    ahead[k] = max(1, j)  # about the failing run just seen
+                else:
+                    del queue[k][: len(tried[k])]
+                    ahead[k] = min(2 * ahead[k], SPECULATE_MAX)
         ks = [k for k in range(len(sel)) if masks[sel[k]].any()]
         if not ks:
             break
@@ -385,6 +405,7 @@ def _one_by_one(
             found = ok[owner == k]
             share[k] = found.mean()
             queue[k] = list(units[k][found])
+            ahead[k] = 1
         if not any(queue.values()):
             break
     return share
