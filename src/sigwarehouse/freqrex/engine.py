@@ -194,17 +194,27 @@ def explain(
     magnitude = oracle.magnitude()
     rank = rank_positions(resp, magnitude, allowed=own)
 
-    def search(prop, clips_, rank_t, limit, phase):
-        size = yield from grow(ctx, prop, clips_, rank_t, limit, f"{phase}-grow")
-        found = clips_[size >= 0]
-        sel = torch.as_tensor(found, device=dev)
-        sizes = torch.as_tensor(size[size >= 0], device=dev)[:, None]
-        masks = (rank_t[sel] < sizes).cpu().numpy()
-        shrunk = yield from minimise(ctx, prop, found, masks, resp, f"{phase}-minimise")
-        return (found, *shrunk)
+    def search(prop, clips_, rankings, limit, phase):
+        """Grow prefixes along each (name, ranking) in turn, the clips that found nothing
+        trying the next; then minimise. limit[row]: the most variables row may keep."""
+        left, found, masks = clips_, [], []
+        for name, rank_t in rankings:
+            size = yield from grow(ctx, prop, left, rank_t, limit[left], f"{phase}-grow{name}")
+            hit = size >= 0
+            sizes = torch.as_tensor(size[hit], device=dev)[:, None]
+            masks.append((rank_t[torch.as_tensor(left[hit], device=dev)] < sizes).cpu().numpy())
+            found.append(left[hit])
+            left = left[~hit]
+            if left.size == 0:
+                break
+        found_arr = np.concatenate(found)
+        order = np.argsort(found_arr, kind="stable")  # oracle row order, whichever ranking
+        found_arr, mask_arr = found_arr[order], np.concatenate(masks)[order]
+        shrunk = yield from minimise(ctx, prop, found_arr, mask_arr, resp, f"{phase}-minimise")
+        return (found_arr, *shrunk)
 
     def sufficient_then_extras():
-        s_res = yield from search(suff, active, rank, oracle.n_vars[active], "sufficient")
+        s_res = yield from search(suff, active, [("", rank)], oracle.n_vars, "sufficient")
         extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
         used = ~own
         used[s_res[0]] |= s_res[1]
@@ -212,40 +222,26 @@ def explain(
             cand = np.asarray([i for i in s_res[0] if (~used[i]).any()], dtype=np.int64)
             if cand.size == 0:
                 break
-            rank_x = rank_positions(resp, magnitude, allowed=~used)
-            limit = (~used[cand]).sum(axis=1)
+            rank_x = [("", rank_positions(resp, magnitude, allowed=~used))]
+            limit = (~used).sum(axis=1)
             found, masks, _, _ = yield from search(suff, cand, rank_x, limit, f"extra{round_}")
             for i, m in zip(found, masks, strict=True):
                 extra[int(i)].append(m)
                 used[i] |= m
         return s_res, extra
 
-    def complete_search():
-        """Grow along responsibility, then (where that found nothing) low- and high-pass."""
-        rankings = [("", rank), ("-lowpass", _band_order(oracle, dev, low_first=True)),
-                    ("-highpass", _band_order(oracle, dev, low_first=False))]  # fmt: skip
-        left, found, masks = rows, [], []
-        for suffix, rank_t in rankings:
-            size = yield from grow(
-                ctx, comp, left, rank_t, oracle.n_vars[left], f"complete-grow{suffix}"
-            )
-            hit = size >= 0
-            sel = torch.as_tensor(left[hit], device=dev)
-            masks.append(
-                (rank_t[sel] < torch.as_tensor(size[hit], device=dev)[:, None]).cpu().numpy()
-            )
-            found.append(left[hit])
-            left = left[~hit]
-            if left.size == 0:
-                break
-        found_arr = np.concatenate(found)
-        order = np.argsort(found_arr, kind="stable")
-        found_arr, mask_arr = found_arr[order], np.concatenate(masks)[order]
-        shrunk = yield from minimise(ctx, comp, found_arr, mask_arr, resp, "complete-minimise")
-        return (found_arr, *shrunk)
+    # Every clip gets a complete search, silence-class ones too (their map is all zero,
+    # so their first ranking is by magnitude); where the first ranking finds nothing, a
+    # low-pass and then a high-pass band are tried.
+    complete_rankings = [
+        ("", rank),
+        ("-lowpass", _band_order(oracle, dev, low_first=True)),
+        ("-highpass", _band_order(oracle, dev, low_first=False)),
+    ]
+    complete_search = search(comp, rows, complete_rankings, oracle.n_vars, "complete")
 
     # the sufficient and the complete search are independent: run them side by side
-    (s_res, extra), c_res = drive(oracle, [sufficient_then_extras(), complete_search()])
+    (s_res, extra), c_res = drive(oracle, [sufficient_then_extras(), complete_search])
 
     out = _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
     if stats is not None:
