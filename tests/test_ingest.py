@@ -10,6 +10,7 @@ models fail clearly.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -372,3 +373,33 @@ def test_views_on_real_rows_beta_at_one_is_alpha_and_silence_is_counted(ingested
         assert n_empty == sum(e for _, e in cell)
         assert alpha_nonempty == (pytest.approx(np.mean(kept)) if kept else None)
     assert sorted(probes) == [(m, 2) for m in _models(ingested)]
+
+
+def test_threads_option_sets_torchs_cpu_threads(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sigwarehouse.cli import app
+
+    runner = CliRunner()
+    path = _build(tmp_path / "threads.duckdb")
+    model = _models(path)[0]
+    before = torch.get_num_threads()
+    try:
+        for wanted in (1, 3):
+            args = ["--warehouse", str(path), "ingest", "--model", model, "--dry-run"]
+            result = runner.invoke(app, [*args, "--threads", str(wanted)])
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == wanted
+        result = runner.invoke(app, [*args, "--threads", "0"])
+        assert result.exit_code != 0 and "--threads" in result.output
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_threads_wait_passively_unless_the_user_says_otherwise() -> None:
+    code = "import os, sigwarehouse; print(os.environ['OMP_WAIT_POLICY'])"
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert quiet.stdout.strip() == "PASSIVE"
+    env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
+    own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert own.stdout.strip() == "ACTIVE"

@@ -79,6 +79,13 @@ def ingest(
         help="Any other freqrex parameter (repeatable), e.g. --param min_band_bins=32; "
         "every parameter and its default is in sigwarehouse.freqrex.params.FreqrexParams.",
     ),
+    threads: int | None = typer.Option(
+        None,
+        min=1,
+        help="CPU threads torch may use (default: torch's own, one per core; its threads "
+        "wait passively, so other busy processes slow a job down only by the cores they "
+        "take).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
 ) -> None:
     """Explain every clip of MODEL's task not yet done and store the results.
@@ -92,6 +99,10 @@ def ingest(
     from sigwarehouse.jobs import ingest as job
 
     params = _parse_params(seed, iterations, delta, batch_size, param)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     path = warehouse_path()
     with warehouse.opened(path, read_only=True) as con:
         warehouse.require_current(con, path)
