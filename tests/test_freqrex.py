@@ -94,6 +94,10 @@ def check_definitions(model, waves, explanations, params, to_signal=_fft_signal)
             assert p[c] >= params.sufficient_confidence * sigma
             np.testing.assert_allclose(p, exp.sufficient_probs, atol=1e-4)
             n_kept = int(exp.sufficient_mask.sum())
+            # the figure is over every kept bin, or a sample of 64 above the limit
+            assert exp.sufficient_checked == n_kept or (
+                n_kept > params.per_bin_limit and exp.sufficient_checked == 64
+            )
             if n_kept and exp.sufficient_checked == n_kept:
                 share = removable_alone(
                     model, wave, exp.sufficient_mask, c, sigma, params, False, to_signal
@@ -116,6 +120,9 @@ def check_definitions(model, waves, explanations, params, to_signal=_fft_signal)
             assert exp.inverse_label_index == int(inv.argmax())
             np.testing.assert_allclose(inv, exp.inverse_probs, atol=1e-4)
             n_kept = int(exp.complete_mask.sum())
+            assert exp.complete_checked == n_kept or (
+                n_kept > params.per_bin_limit and exp.complete_checked == 64
+            )
             if exp.complete_checked == n_kept:
                 share = removable_alone(
                     model, wave, exp.complete_mask, c, sigma, params, True, to_signal

@@ -253,9 +253,9 @@ def minimise(
         yield from _shrink(ctx, prop, clips, masks, responsibility, coarse, n_units, phase)
     sizes = masks.sum(axis=1)
     removable = np.zeros(len(clips))
-    checked = sizes.copy()
     small = np.flatnonzero(sizes <= p.per_bin_limit)
     removable[small] = yield from _one_by_one(ctx, prop, clips, masks, responsibility, small, phase)
+    checked = masks.sum(axis=1)  # every kept bin of the final mask was tested alone
     large = np.flatnonzero(sizes > p.per_bin_limit)
     if large.size:
         drops = []
