@@ -48,3 +48,12 @@ def test_readme_queries_fix_their_row_order() -> None:
     assert len(queries) >= 4
     unordered = [q for q in queries if "ORDER BY" not in q.upper()]
     assert unordered == []
+
+
+def test_the_readme_names_the_parameter_set_that_ingest_iterations_2_makes() -> None:
+    from sigwarehouse.freqrex.params import FreqrexParams
+
+    readme = (REPO / "README.md").read_text()
+    named = set(re.findall(r"_for\((?:0\.5, )?'([0-9a-f]{16})'\)", readme))
+    assert named == {FreqrexParams(iterations=2).hash()}
+    assert "the set `sigwh ingest --iterations 2` makes" in readme
