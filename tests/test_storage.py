@@ -202,3 +202,26 @@ def test_export_round_trips_through_import_database(filled: Path, tmp_path: Path
     assert got_tables == tables_expected
     assert got_views == views_expected
     assert all(views_expected[n] for n in ("model_accuracy", "alpha_transferability"))
+
+
+def test_checks_on_a_file_this_process_holds_keep_duckdbs_lock(wh_path: Path) -> None:
+    """POSIX locks drop when a process closes any descriptor of the file: the header
+    checks must not open the file while a connection holds it, or another process could
+    write it at the same time (two ingest jobs lost a run that way)."""
+    probe = (
+        "import duckdb, sys\n"
+        "try:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\n"
+        "except duckdb.IOException as e:\n    print('locked' if 'lock' in str(e) else e)\n"
+    )
+    con = warehouse.connect(wh_path)
+    try:
+        storage.check_magic(wh_path)
+        assert storage.read_header(wh_path) is None  # not read while held here
+        with warehouse.opened(wh_path) as again:  # a second connection in this process
+            again.execute("SELECT 1").fetchall()
+        out = subprocess.run([sys.executable, "-c", probe, str(wh_path)], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert out.stdout.strip() == "locked", out.stdout + out.stderr
+    finally:
+        con.close()
+    assert storage.read_header(wh_path) is not None  # free again: read as usual

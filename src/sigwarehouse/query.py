@@ -237,13 +237,14 @@ def summary(path: Path) -> str:
     """A few lines a person reads first: schema, tasks, datasets, models, rows per table."""
     from sigwarehouse import storage
 
+    header = storage.read_header(path) if path.exists() else None  # before DuckDB holds it
     con = warehouse.connect(path, read_only=True)
     try:
         applied = warehouse.applied_versions(con)
         lines = [
             f"warehouse {path} ({path.stat().st_size / 1e6:.1f} MB), schema "
             f"{max(applied, default=0)} of {warehouse.code_schema_version()}, "
-            f"{storage.read_header(path).describe()}"
+            f"{header.describe() if header else 'storage: not read (file in use here)'}"
         ]
         if warehouse.pending(con):
             lines.append("  migrations pending: run `sigwh migrate`")

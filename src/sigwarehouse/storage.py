@@ -57,11 +57,38 @@ class FileHeader:
         return f"storage {self.storage_number} (DuckDB {reader} or newer reads it)"
 
 
+def held_in_this_process(path: Path) -> bool:
+    """Whether this process already has the file open (as DuckDB does while a connection
+    holds it), in which case Python must not open it.
+
+    DuckDB locks the file with POSIX record locks, which belong to the process and are
+    all dropped when the process closes *any* descriptor of the file: reading the file
+    with open()/close() beside a live connection silently releases DuckDB's lock, and
+    another process can then write the file at the same time (two ingest jobs lost a
+    run that way). Where /proc is not there to ask, it answers True: skip the read.
+    """
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return True
+    target = os.path.realpath(path)
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def check_magic(path: Path) -> None:
     """Refuse a file that is not a DuckDB database (raises WarehouseError naming it).
 
-    Reads only the first bytes, so it is safe on any file.
+    Reads only the first bytes, so it is safe on any file; does nothing while this
+    process holds the file (see held_in_this_process): it was checked when first opened.
     """
+    if held_in_this_process(path):
+        return
     try:
         with open(path, "rb") as f:
             head = f.read(_HEADER)
@@ -77,9 +104,12 @@ def check_magic(path: Path) -> None:
         raise WarehouseError(truncated_message(path, len(head), None))
 
 
-def read_header(path: Path) -> FileHeader:
+def read_header(path: Path) -> FileHeader | None:
     """The header of the DuckDB file at `path`; raises WarehouseError when it is not one
-    or is cut off inside its headers."""
+    or is cut off inside its headers. None while this process holds the file (reading it
+    then would drop DuckDB's lock: see held_in_this_process)."""
+    if held_in_this_process(path):
+        return None
     check_magic(path)
     with open(path, "rb") as f:
         head = f.read(_FIRST_BLOCK)

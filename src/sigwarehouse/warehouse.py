@@ -140,8 +140,8 @@ def connect(
     exists = path.exists()
     if must_exist and not exists:
         raise WarehouseError(f"no warehouse at {path}; create one with `sigwh init`")
-    if exists:
-        storage.check_magic(path)
+    if exists:  # read before DuckDB holds the file: see storage.held_in_this_process
+        storage.read_header(path)
     config: dict[str, object] = {}
     if not (not read_only if external_access is None else external_access):
         config["enable_external_access"] = False
@@ -149,8 +149,7 @@ def connect(
         config["storage_compatibility_version"] = storage.STORAGE_VERSION
     con = _open(path, read_only, config, wait_s)
     try:
-        if exists:  # now that the file is held, its length is final
-            storage.read_header(path)
+        if exists:  # now that the file is held, its length is final (stat: no descriptor)
             storage.check_length(con, path)
         applied = integrity.check_file(con, path, read_only)
         _check_not_newer(applied, path)
