@@ -9,6 +9,9 @@
 -- over non-empty signals only (silence is not evidence: see alpha_nonempty): n_empty of
 -- the model's n_signals are empty, and gap_out_nonempty / gap_in_nonempty compare
 -- avg_out_nonempty / avg_in_nonempty with the mean of the other models' that have one.
+-- Gaps are rounded to 12 decimals before the call: DuckDB may add a window's floats in
+-- any order, and a gap that is 0 exactly (a tie at margin 0) must not come out as
+-- ±1e-17 and flip the call from one query to the next.
 CREATE OR REPLACE MACRO flat_earthers_for(margin, hash) AS TABLE
 WITH peers AS (
     SELECT
@@ -26,14 +29,14 @@ WITH peers AS (
 )
 SELECT
     task, dataset, kind, model, avg_out, avg_in, peers_out, peers_in,
-    avg_out - peers_out AS gap_out,
-    avg_in - peers_in AS gap_in,
-    coalesce(avg_out < peers_out - margin AND avg_in < peers_in - margin, false) AS flat_earther,
+    round(avg_out - peers_out, 12) AS gap_out,
+    round(avg_in - peers_in, 12) AS gap_in,
+    coalesce(gap_out < -margin AND gap_in < -margin, false) AS flat_earther,
     n_signals,
     n_empty,
     avg_out_nonempty,
     avg_in_nonempty,
-    avg_out_nonempty - peers_out_nonempty AS gap_out_nonempty,
-    avg_in_nonempty - peers_in_nonempty AS gap_in_nonempty,
+    round(avg_out_nonempty - peers_out_nonempty, 12) AS gap_out_nonempty,
+    round(avg_in_nonempty - peers_in_nonempty, 12) AS gap_in_nonempty,
     params_hash
 FROM peers;
