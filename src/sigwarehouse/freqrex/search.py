@@ -206,13 +206,10 @@ def grow(
 PER_BIN_SAMPLE = 64  # kept variables tested alone on a mask above per_bin_limit
 
 
-def _units(mask: np.ndarray, n_units: int | None) -> list[tuple[int, int]]:
+def _units(mask: np.ndarray, n_units: int) -> list[tuple[int, int]]:
     """Cut the kept variables of a 1-D mask into <= n_units groups of consecutive kept
-    variables (None: one group per variable); each as the [first, last + 1) interval
-    that spans it."""
+    variables; each as the [first, last + 1) interval that spans it."""
     kept = np.flatnonzero(mask)
-    if n_units is None:
-        return [(int(v), int(v) + 1) for v in kept]
     if kept.size == 0:
         return []
     groups = np.array_split(kept, min(n_units, kept.size))
@@ -280,7 +277,7 @@ def _shrink(
     masks: np.ndarray,
     responsibility: np.ndarray,
     sel: np.ndarray,
-    n_units: int | None,
+    n_units: int,
     phase: str,
 ) -> Search:
     """Group-testing rounds at one granularity on masks[sel] (changed in place).
