@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.loader import LabelMappingError, model_labels, resolve_label_map
+from sigwarehouse.warehouse import transaction
 
 
 class CatalogError(SigwhError):
@@ -415,8 +416,7 @@ def sync(con: duckdb.DuckDBPyConnection, catalog_dir: str | Path) -> SyncSummary
     old = {kind: _existing(con, kind) for kind in _TABLES}
     _refuse_breaking_changes(con, cat, old)
     summary = SyncSummary()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for kind, (table, _key, cols) in _TABLES.items():
             marks = ", ".join("?" for _ in cols)
             for name, row in new[kind].items():
@@ -432,10 +432,6 @@ def sync(con: duckdb.DuckDBPyConnection, catalog_dir: str | Path) -> SyncSummary
                     f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})", row
                 )
             summary.stale[kind] = sorted(set(old[kind]) - set(new[kind]))
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return summary
 
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from sigwarehouse import audio
 from sigwarehouse.audio import Rejected
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.warehouse import transaction
 
 
 class DatasetError(SigwhError):
@@ -313,8 +314,7 @@ def _examine(
 
 
 def _write(con: duckdb.DuckDBPyConnection, name: str, batch: _Batch) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if batch.delete_ids:
             con.execute(
                 "DELETE FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))",
@@ -340,10 +340,6 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, batch: _Batch) -> None:
                 "INSERT INTO rejected_clips (dataset, path, reason) VALUES (?, ?, ?)",
                 batch.rejects,
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 @dataclass

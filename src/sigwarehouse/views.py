@@ -71,16 +71,19 @@ def ordered() -> list[tuple[str, str]]:
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re-)create every view and macro in the connection's current database, in one
     transaction; returns their names in creation order."""
+    from sigwarehouse.warehouse import transaction
+
     done = []
-    con.execute("BEGIN TRANSACTION")
+    todo = ordered()
     try:
-        for name, text in ordered():
-            con.execute(text)
-            done.append(name)
-        con.execute("COMMIT")
+        with transaction(con):
+            for name, text in todo:
+                con.execute(text)
+                done.append(name)
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
-        failed = ordered()[len(done)][0]
+        if len(done) == len(todo):  # every statement ran: the COMMIT failed
+            raise WarehouseError(f"creating the views failed: {exc}") from exc
+        failed = todo[len(done)][0]
         raise WarehouseError(f"creating view {failed!r} failed: {exc}") from exc
     return done
 

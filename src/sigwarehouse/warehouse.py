@@ -228,6 +228,22 @@ def opened(
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT around the block; ROLLBACK and re-raise if it raises, so a failure
+    leaves none of the block's writes behind (every multi-statement write goes through
+    here, so that rule lives in one place)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:  # KeyboardInterrupt too: roll back now, not when the file closes
+        con.execute("ROLLBACK")
+        raise
+    # Outside the try: a COMMIT that fails has already been rolled back by DuckDB, and a
+    # ROLLBACK then would only raise "no transaction is active" over the real error.
+    con.execute("COMMIT")
+
+
 def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     done = set(applied_versions(con))
     return [m for m in migrations() if m.version not in done]
@@ -258,16 +274,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     _check_not_newer(applied_versions(con), Path("this warehouse"))
     applied = []
     for migration in pending(con):
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(migration.path.read_text())
-            con.execute(
-                f"INSERT INTO {MIGRATIONS_TABLE} (version, name, code_version) VALUES (?, ?, ?)",
-                [migration.version, migration.name, __version__],
-            )
-            con.execute("COMMIT")
+            with transaction(con):
+                con.execute(migration.path.read_text())
+                con.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, code_version)"
+                    " VALUES (?, ?, ?)",
+                    [migration.version, migration.name, __version__],
+                )
         except Exception as exc:
-            con.execute("ROLLBACK")
             raise WarehouseError(
                 f"migration {migration.path.name} failed and was rolled back: {exc}"
             ) from exc
@@ -311,4 +326,5 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
             "WHERE table_type = 'BASE TABLE' ORDER BY table_name"
         ).fetchall()
     ]
-    return [(n, con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names]
+    # fetchall(), not fetchone(): DuckDB 2 refuses relation queries after a half-read result.
+    return [(n, con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0]) for n in names]

@@ -51,7 +51,7 @@ def fingerprint(con, path: Path) -> dict:
         if p.exists():
             st = p.stat()
             stats[p.name] = [st.st_size, st.st_mtime_ns]
-    counts = _table_counts(con)
+    counts = dict(warehouse.table_counts(con))
     last_run = None
     if "runs" in counts:
         sql = "SELECT max(coalesce(ended_at, started_at))::VARCHAR FROM runs"
@@ -77,16 +77,6 @@ def _code_digest() -> str:
     for source in views.files():  # the report reads through the package's views
         digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def _table_counts(con) -> dict[str, int]:
-    # fetchall() throughout: DuckDB 2 refuses relation queries after a half-read result.
-    names = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-    ).fetchall()
-    return {
-        n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for (n,) in sorted(names)
-    }
 
 
 def _digest(fp: dict) -> str:
@@ -236,7 +226,7 @@ def _render(con, path: Path, out: Path, examples_per_model: int, chart_files: bo
         f"warehouse {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)",
         f"built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z} "
         f"by sigwarehouse {__version__}",
-        "; ".join(f"{n} {t}" for t, n in _table_counts(con).items() if t != "schema_migrations"),
+        "; ".join(f"{n} {t}" for t, n in warehouse.table_counts(con) if t != "schema_migrations"),
     ]
     page = html.page(
         title="sigwarehouse report",
