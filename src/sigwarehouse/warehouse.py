@@ -212,14 +212,19 @@ def _first_line(exc: Exception) -> str:
 
 @contextmanager
 def opened(
-    path: str | Path | None = None, *, read_only: bool = False, wait_s: float = 60.0
+    path: str | Path | None = None,
+    *,
+    read_only: bool = False,
+    wait_s: float = 60.0,
+    package_views: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """connect() as a context manager that closes the file (and releases its lock) on exit.
 
     A writer also requires the schema to be current, so nothing is written into a
-    half-migrated layout.
+    half-migrated layout. `package_views` as in connect(): a caller that reads no view
+    (a job writing a batch) saves creating them, about a quarter of a batch's write.
     """
-    con = connect(path, read_only=read_only, wait_s=wait_s)
+    con = connect(path, read_only=read_only, wait_s=wait_s, package_views=package_views)
     try:
         if not read_only:
             require_current(con, path)

@@ -284,6 +284,13 @@ class AsrSummary:
         )
 
 
+# The columns of run_asr's rows, in the order it builds them.
+TRANSCRIPT_COLUMNS = (
+    "asr", "clip_id", "source_model", "params_hash", "kind", "text", "seconds", "run_id",
+)  # fmt: skip
+STOI_COLUMNS = ("source_model", "clip_id", "params_hash", "kind", "stoi", "run_id")
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -328,8 +335,6 @@ def run_asr(
     originals = set(plan.original_clips)
     clips = sorted(originals | set(by_clip))
     started = time.perf_counter()
-    text_sql = f"INSERT OR IGNORE INTO transcripts VALUES ({', '.join('?' * 8)})"
-    stoi_sql = "INSERT OR IGNORE INTO signal_stoi VALUES (?, ?, ?, ?, ?, ?)"
     with runs.recorded(path, run_id, counters, summary, started):
         for batch in _chunks(clips, clips_per_batch):
             with warehouse.opened(path, read_only=True) as con:
@@ -362,7 +367,11 @@ def run_asr(
             counters.queries += len(waves)
             counters.model_seconds += time.perf_counter() - start
             counters.total_seconds = time.perf_counter() - started
-            runs.write_batch(path, [(text_sql, text_rows), (stoi_sql, stoi_rows)], run_id, counters)
+            batches = [
+                runs.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
+                runs.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
+            ]
+            runs.write_batch(path, batches, run_id, counters)
             if progress:
                 progress(len(batch))
     return summary

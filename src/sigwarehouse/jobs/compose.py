@@ -331,10 +331,6 @@ _COLUMNS = (
     "members_mask", "members_mask_size", "sufficient_mask", "sufficient_size",
     "sufficient_reason", "queries", "seconds", "reason",
 )  # fmt: skip
-_INSERT = (
-    f"INSERT OR IGNORE INTO composites ({', '.join(_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(_COLUMNS))})"
-)
 
 
 def _compose_item(
@@ -427,7 +423,8 @@ def run_compose(
             row = _compose_item(path, plan, item, clf, run_id)
             counters.clips_done += row["n_composed"]
             counters.total_seconds = time.perf_counter() - started
-            runs.write_batch(path, [(_INSERT, [tuple(row[c] for c in _COLUMNS)])], run_id, counters)
+            table = runs.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])
+            runs.write_batch(path, [table], run_id, counters)
             label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
             summary.made.append((item.dataset, label, kept, tried))
             if progress:

@@ -213,18 +213,18 @@ def plan_ingest(
 
 # --- writing ----------------------------------------------------------------------------
 
-_EXPLANATION_COLUMNS = (
-    "model, clip_id, params_hash, run_id, n_bins, orig_class, orig_conf, responsibility,"
-    " sufficient_mask, sufficient_size, sufficient_reason, complete_mask, complete_size,"
-    " complete_reason, queries, minimality, seconds"
-)
-
-
-_INSERT_EXPLANATIONS = (
-    f"INSERT OR IGNORE INTO explanations ({_EXPLANATION_COLUMNS}) VALUES ({', '.join('?' * 17)})"
-)
-_INSERT_ORIGINALS = "INSERT OR IGNORE INTO original_probs VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_SIGNALS = "INSERT OR IGNORE INTO signal_probs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The columns of each table's rows, in the order _explain_batch and evaluate_signals
+# build them.
+EXPLANATION_COLUMNS = (
+    "model", "clip_id", "params_hash", "run_id", "n_bins", "orig_class", "orig_conf",
+    "responsibility", "sufficient_mask", "sufficient_size", "sufficient_reason", "complete_mask",
+    "complete_size", "complete_reason", "queries", "minimality", "seconds",
+)  # fmt: skip
+ORIGINAL_COLUMNS = ("model", "clip_id", "probs", "top1", "entropy_bits", "run_id")
+SIGNAL_COLUMNS = (
+    "source_model", "clip_id", "params_hash", "kind", "target_model", "source_class", "probs",
+    "top1", "entropy_bits", "run_id",
+)  # fmt: skip
 
 
 def _write_batch(
@@ -237,12 +237,12 @@ def _write_batch(
     errors: list[dict],
 ) -> None:
     """Store one batch of results in one transaction (all of it, or none of it)."""
-    inserts = [
-        (_INSERT_EXPLANATIONS, explanations),
-        (_INSERT_ORIGINALS, originals),
-        (_INSERT_SIGNALS, signal_rows),
+    batches = [
+        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
+        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
+        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
     ]
-    runs.write_batch(path, inserts, run_id, counters, errors)
+    runs.write_batch(path, batches, run_id, counters, errors)
 
 
 class BatchWriter:
@@ -429,7 +429,7 @@ def run_ingest(
     models = {name: timed(clf, counters) for name, clf in loaded.items()}
     with warehouse.opened(path) as con:
         con.execute(
-            "INSERT OR IGNORE INTO freqrex_params VALUES (?, ?)",
+            "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
             [plan.params.hash(), json.dumps(plan.params.to_dict(), sort_keys=True)],
         )
         run_id = runs.start_run(
@@ -451,7 +451,7 @@ def run_ingest(
     ):
         if plan.probe_samples is not None:  # before any batch: no write is in flight yet
             rows = probes.probe_rows(models[plan.model], plan.model, plan.probe_samples, run_id)
-            runs.write_batch(path, [(probes.INSERT_PROBES, rows)], run_id, counters)
+            runs.write_batch(path, [probes.probe_table(rows)], run_id, counters)
         for batch in _chunks(plan.clip_ids, clips_per_batch):
             _explain_batch(path, plan, batch, models, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started

@@ -170,6 +170,13 @@ class TransferSummary:
         return f"{head} on {self.plan.model.model}; {self.counters.queries:,} model queries"
 
 
+# The columns of run_transfer's rows, in the order it builds them.
+TRANSFER_COLUMNS = (
+    "model", "clip_id", "params_hash", "seed", "signature_class", "mask", "run_id", "n_bins",
+    "kept_bins", "orig_probs", "orig_top1", "probs", "top1",
+)  # fmt: skip
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -209,7 +216,6 @@ def run_transfer(
         )  # fmt: skip
     summary = TransferSummary(run_id, plan, counters)
     started = time.perf_counter()
-    insert = f"INSERT OR IGNORE INTO label_transfers VALUES ({', '.join('?' * 13)})"
     with runs.recorded(path, run_id, counters, summary, started):
         for sig in plan.signatures:
             for batch in _chunks(sig.clip_ids, clips_per_batch):
@@ -251,7 +257,8 @@ def run_transfer(
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
                 counters.total_seconds = time.perf_counter() - started
-                runs.write_batch(path, [(insert, rows)], run_id, counters, errors)
+                table = runs.Rows("label_transfers", TRANSFER_COLUMNS, rows)
+                runs.write_batch(path, [table], run_id, counters, errors)
                 if progress:
                     progress(len(batch))
     return summary

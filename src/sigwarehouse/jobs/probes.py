@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sigwarehouse.jobs.models import entropy_bits, evaluate
+from sigwarehouse.jobs.runs import Rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 PROBES = ("silence", "noise-60dbfs")
 NOISE_DBFS = -60.0
 NOISE_SEED = 0
-INSERT_PROBES = "INSERT OR IGNORE INTO model_probes VALUES (?, ?, ?, ?, ?, ?, ?)"
+PROBE_COLUMNS = ("model", "probe", "n_samples", "probs", "top1", "entropy_bits", "run_id")
 
 
 def probe_wave(probe: str, n_samples: int) -> np.ndarray:
@@ -79,10 +80,15 @@ def probe_rows(clf: AudioClassifier, model: str, n_samples: int, run_id: str) ->
 
     waves = [torch.from_numpy(probe_wave(p, n_samples)).to(clf.device) for p in PROBES]
     probs = evaluate(clf, waves, batch_size=len(PROBES))
-    rows = []
+    rows = []  # in PROBE_COLUMNS order
     for probe, p in zip(PROBES, probs, strict=True):
         finite = bool(np.isfinite(p).all())
         top1 = int(p.argmax()) if finite else None
         bits = float(entropy_bits(p[None])[0]) if finite else None
         rows.append((model, probe, n_samples, p.tolist(), top1, bits, run_id))
     return rows
+
+
+def probe_table(rows: list[tuple]) -> Rows:
+    """probe_rows' rows, for runs.write_batch."""
+    return Rows("model_probes", PROBE_COLUMNS, rows)

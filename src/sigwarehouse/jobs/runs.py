@@ -149,30 +149,88 @@ def recorded(
             update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Rows for one table: each a tuple of `columns`, in that order. The INSERT names the
+    columns (it never relies on the table's order), so a migration that adds or reorders
+    columns cannot shift values into the wrong one."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple]
+
+
 def write_batch(
     path: Path,
-    inserts: list[tuple[str, list[tuple]]],
+    batches: list[Rows],
     run_id: str,
     counters: RunCounters,
     errors: list[dict] | None = None,
 ) -> None:
-    """Run each (INSERT statement, rows), record `errors` (record_error keywords) and
+    """Insert each Rows (see insert_rows), record `errors` (record_error keywords) and
     update the run's counters, all in one transaction: a batch is stored whole or not."""
     from sigwarehouse import warehouse
 
-    with warehouse.opened(path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for sql, rows in inserts:
-                if rows:
-                    con.executemany(sql, rows)
-            for e in errors or []:
-                record_error(con, run_id, **e)
-            update_run(con, run_id, counters)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+    # Only tables are touched: the package's views are not installed (see opened).
+    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+        insert_rows(con, batches)
+        for e in errors or []:
+            record_error(con, run_id, **e)
+        update_run(con, run_id, counters)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
+    """INSERT OR IGNORE each Rows into its table, in one statement per table.
+
+    The rows go in as one Arrow table that DuckDB scans: executemany binds and runs one
+    statement per row, which took ~3.7 s for a 32-clip ingest batch against ~30 ms this
+    way (bench/bench_write.py). The semantics are executemany's: a row whose key is
+    stored already is skipped, and of rows sharing a key the first offered wins (chosen
+    here, as DuckDB does not promise which one a single INSERT keeps). DuckDB converts
+    the values to the columns' types, as it does bound parameters. A table without a
+    primary key gets a plain INSERT (DuckDB refuses OR IGNORE there).
+    """
+    import pyarrow as pa
+
+    keys = _primary_keys(con)
+    for rows in batches:
+        if not rows.rows:
+            continue
+        width = len(rows.columns)
+        if any(len(r) != width for r in rows.rows):
+            raise ValueError(f"{rows.table}: every row must have {width} values {rows.columns}")
+        key = keys.get(rows.table, [])
+        offered = rows.rows
+        if key and all(k in rows.columns for k in key):
+            at = [rows.columns.index(k) for k in key]
+            seen: set[tuple] = set()
+            offered = []
+            for r in rows.rows:
+                k = tuple(r[i] for i in at)
+                if k not in seen:
+                    seen.add(k)
+                    offered.append(r)
+        # one Arrow array per column: Arrow infers its type, DuckDB casts it on insert
+        arrays = [pa.array(c) for c in zip(*offered, strict=True)]
+        name = f"_sigwh_rows_{rows.table}"
+        cols = ", ".join(f'"{c}"' for c in rows.columns)
+        verb = "INSERT OR IGNORE" if key else "INSERT"
+        con.register(name, pa.table(arrays, names=list(rows.columns)))
+        con.execute(f'{verb} INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}"')
+        # Not in a `finally`: after a failed INSERT the transaction is aborted and
+        # unregister would raise over the real error; a later register replaces the name.
+        con.unregister(name)
+
+
+def _primary_keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The primary-key columns of each table of the warehouse that has one (one query for
+    all tables: a batch writes several)."""
+    found = con.execute(
+        "SELECT table_name, constraint_column_names FROM duckdb_constraints()"
+        " WHERE database_name = current_database() AND schema_name = 'main'"
+        " AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    return {table: list(cols) for table, cols in found}
 
 
 def _alive(pid: int) -> bool:
