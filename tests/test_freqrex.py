@@ -312,10 +312,11 @@ def test_params_are_stored_hashed_and_validated():
     assert FreqrexParams(batch_size=7).hash() == p.hash()  # runtime only
     assert FreqrexParams(seed=1).hash() != p.hash()
     # the engine version is in the hash: rows of an earlier engine stay apart
-    assert p.to_dict()["algorithm"] == 2
-    assert FreqrexParams(algorithm=1).hash() != p.hash()
-    with pytest.raises(ValueError, match="engine version 1"):
-        explain(None, torch.zeros(1, 100), FreqrexParams(algorithm=1))
+    assert p.to_dict()["algorithm"] == 3
+    for old in (1, 2):
+        assert FreqrexParams(algorithm=old).hash() != p.hash()
+        with pytest.raises(ValueError, match=f"engine version {old}"):
+            explain(None, torch.zeros(1, 100), FreqrexParams(algorithm=old))
     for bad in ({"delta": 0.0}, {"delta": 1.5}, {"iterations": 0}, {"space": "mel"}):
         with pytest.raises(ValueError):
             FreqrexParams(**bad)

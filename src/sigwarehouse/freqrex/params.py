@@ -18,8 +18,11 @@ RUNTIME_FIELDS = frozenset({"batch_size"})
 # The version of the search itself, part of every parameter hash, so rows made by an
 # earlier engine never mix with this one's. 1: until 2026-12 (batch-dependent seeds, no
 # complete search where the empty signal keeps the class, minimality over 8 groups of
-# bins). 2: batch-independent, complete search on every clip, 1-minimal per bin.
-ALGORITHM_VERSION = 2
+# bins). 2: batch-independent, complete search on every clip, 1-minimal per bin up to
+# 512 bins after two certifications. 3: group testing at every granularity down to a
+# few bins per unit, guided by the slack each removal leaves; certification repeated
+# until none removable (up to 8 rounds); 1-minimal per bin up to 2048 bins.
+ALGORITHM_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -52,19 +55,19 @@ class FreqrexParams:
         (round one geometric over all bins, later rounds linear inside the bracket).
       grid_rounds: search rounds before minimisation.
       minimise_units: minimisation first cuts the mask's kept bins into this many groups
-        of consecutive kept bins ("units"), then into four times as many, then into
-        single bins (group testing, coarse to fine).
-      minimise_rounds: the most rounds per granularity of (test every single-unit
-        removal, then remove as many removable units together as still hold, in
-        ascending responsibility). The last single-bin test is the stored figure: the
-        share of kept bins removable alone (0 = 1-minimal per bin).
-      certify_rounds: the last level drops kept bins one at a time, then tests every
-        single-bin removal of the result at once (the certification); what that finds
+        of consecutive kept bins ("units"), then into four times as many, and so on while
+        a unit holds more than 4 bins (group testing, coarse to fine); then bin by bin.
+      minimise_rounds: the most rounds per unit granularity. A round tests every
+        single-unit removal in one batch, then removes together as many of the
+        removable units as still hold (those whose removal leaves the most slack first).
+      certify_rounds: the bin level drops kept bins one at a time, then tests every
+        single-bin removal of the result at once (a certification); what that finds
         removable (the property is not monotone) is dropped again, up to this many
-        certifications. The last one is the stored figure.
-      per_bin_limit: masks with more kept bins than this are not minimised bin by bin
-        (the cost grows with the mask); their removable share is measured on a seeded
-        sample of 64 kept bins instead.
+        certifications. The last one is the stored figure: the share of kept bins
+        removable alone (0 = 1-minimal per bin).
+      per_bin_limit: masks with more kept bins than this after the unit levels are not
+        minimised bin by bin (the cost grows with the mask); their removable share is
+        measured on a seeded sample of 64 kept bins instead.
       decision_margin: a mask keeps class c only if p[c] beats every other class by at
         least this much (and likewise for "does not keep c", and for the delta
         threshold), so a result cannot flip under float noise of a different batch.
@@ -99,8 +102,8 @@ class FreqrexParams:
     grid_rounds: int = 2
     minimise_units: int = 8
     minimise_rounds: int = 4
-    certify_rounds: int = 2
-    per_bin_limit: int = 512
+    certify_rounds: int = 8
+    per_bin_limit: int = 2048
     decision_margin: float = 1e-4
     n_sufficient: int = 1
     space: str = "fft"

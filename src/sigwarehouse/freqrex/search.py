@@ -8,15 +8,19 @@ smallest passing size found so far. The result is the smallest passing size seen
 
 *Minimisation.* Group testing from coarse to fine: the mask's kept variables are cut
 into `minimise_units` groups of consecutive kept variables ("units"), then into four
-times as many, then into single variables (bins). At each level a round tests every
-single-unit removal in one batch; then, in ascending responsibility, it removes as many
-of the removable units together as still hold (prefixes of halving length, all in one
-batch); rounds repeat until no single unit can be removed. The last level makes the mask
-*1-minimal per bin*: no kept variable can be dropped alone with the property holding.
-The reported figure is the share of kept variables that the final single-variable test
-found removable (0.0 for a 1-minimal mask; more only if `minimise_rounds` ran out). A
-mask of more than `per_bin_limit` variables skips the per-variable level; its figure is
-measured on a seeded sample of `PER_BIN_SAMPLE` of its variables instead.
+times as many, and so on while a unit holds more than four variables. At each level a
+round tests every single-unit removal in one batch, then removes as many of the
+removable units together as still hold: ordered by the slack their single removal
+leaves (most first; `verdict.slack`), with the slacks' drop summed to predict how
+long a prefix may go, prefixes around that length are tried in one batch and the
+longest that holds is taken. Then single variables (bins): sequential elimination in
+ascending responsibility, and certification rounds that test every single removal of
+the result until none holds (`certify_rounds` at most). This makes the mask *1-minimal
+per bin*: no kept variable can be dropped alone with the property holding. The
+reported figure is the share of kept variables that the last certification found
+removable (0.0 for a 1-minimal mask; more only if the rounds ran out). A mask of more
+than `per_bin_limit` variables skips the per-variable level; its figure is measured
+on a seeded sample of `PER_BIN_SAMPLE` of its variables instead.
 
 Every search is a generator (`Search`): it yields `(MaskRequests, phase)` and is sent
 the probabilities back, so `drive` can run independent searches (the sufficient and the
@@ -38,7 +42,7 @@ import torch
 
 from sigwarehouse.freqrex.oracle import Intervals, MaskRequests, Oracle
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.freqrex.verdict import keeps, rejects
+from sigwarehouse.freqrex.verdict import keeps, rejects, slack
 
 # a search step: yields (requests, phase), is sent their probabilities, returns a result
 Search = Generator[tuple[MaskRequests, str], torch.Tensor, Any]
@@ -95,35 +99,41 @@ class Context:
 
     def holds(
         self, prop: Property, clip: np.ndarray, phase: str, inverse_first: bool = False,
-        **mask_spec,
+        with_slack: bool = False, **mask_spec,
     ) -> Search:  # fmt: skip
         """Search step returning a bool per request: does the mask satisfy prop?
 
         For delta-completeness the second half is queried only for masks that pass the
         first (by default the mask itself; `inverse_first` asks the complement first,
-        which fails more often when a bin is taken from a nearly minimal mask)."""
-        margin = self.params.decision_margin
+        which fails more often when a bin is taken from a nearly minimal mask). With
+        `with_slack` it returns (ok, slack): slack is the smallest margin of the halves
+        queried (see verdict.slack), for ordering candidates."""
+        margin, ratio = self.params.decision_margin, prop.min_ratio
         target, sigma = self.target, self.sigma
 
-        def mask_ok(probs, rows):
-            return keeps(probs, target[rows], sigma[rows], margin, prop.min_ratio)
+        def mask_half(probs, rows):
+            ok = keeps(probs, target[rows], sigma[rows], margin, ratio)
+            return ok, slack(probs, target[rows], sigma[rows], margin, ratio)
 
-        def inverse_ok(probs, rows):
-            return rejects(probs, target[rows], margin)
+        def inverse_half(probs, rows):
+            ok = rejects(probs, target[rows], margin)
+            return ok, slack(probs, target[rows], sigma[rows], margin, reject=True)
 
-        halves = [(False, mask_ok), (True, inverse_ok)] if prop.needs_inverse else [
-            (False, mask_ok)]  # fmt: skip
+        halves = [(False, mask_half), (True, inverse_half)] if prop.needs_inverse else [
+            (False, mask_half)]  # fmt: skip
         if inverse_first:
             halves.reverse()
         ok = np.ones(len(clip), dtype=bool)
+        room = np.full(len(clip), np.inf)
         for invert, test in halves:
             idx = np.flatnonzero(ok)
             if idx.size == 0:
                 break
             sub = {k: _take(v, idx) for k, v in mask_spec.items()}
             probs = yield MaskRequests(clip[idx], invert=np.full(len(idx), invert), **sub), phase
-            ok[idx] = test(probs, clip[idx])
-        return ok
+            ok[idx], half_room = test(probs, clip[idx])
+            room[idx] = np.minimum(room[idx], half_room)
+        return (ok, room) if with_slack else ok
 
 
 def _take(value, idx: np.ndarray):
@@ -206,24 +216,17 @@ def grow(
 PER_BIN_SAMPLE = 64  # kept variables tested alone on a mask above per_bin_limit
 
 
-def _units(mask: np.ndarray, n_units: int) -> list[tuple[int, int]]:
+def _units(mask: np.ndarray, n_units: int | None) -> list[tuple[int, int]]:
     """Cut the kept variables of a 1-D mask into <= n_units groups of consecutive kept
-    variables; each as the [first, last + 1) interval that spans it."""
+    variables (None: one group per kept variable); each as the [first, last + 1)
+    interval that spans it."""
     kept = np.flatnonzero(mask)
+    if n_units is None:
+        return [(int(v), int(v) + 1) for v in kept]
     if kept.size == 0:
         return []
     groups = np.array_split(kept, min(n_units, kept.size))
     return [(int(gr[0]), int(gr[-1]) + 1) for gr in groups]
-
-
-def _halvings(n: int) -> list[int]:
-    """n, n/2, n/4, ... down to 2 (distinct, descending): prefix lengths to try."""
-    out = []
-    while n >= 2:
-        if not out or n < out[-1]:
-            out.append(n)
-        n //= 2
-    return out
 
 
 def minimise(
@@ -236,23 +239,23 @@ def minimise(
 ) -> Search:
     """Search that shrinks masks (len(clips), n_vars) bool while prop holds.
 
-    `responsibility` is indexed by oracle row. Returns (masks, removable, checked):
-    removable[k] is the share of the final mask's kept variables whose single removal
-    keeps prop (0.0: 1-minimal per variable), measured over checked[k] variables (all
-    of them, or a sample above per_bin_limit). Every returned mask passed prop when
-    last evaluated (the input masks must pass it too).
+    Returns (masks, removable, checked): removable[k] is the share of the final mask's
+    kept variables whose single removal keeps prop (0.0: 1-minimal per variable),
+    measured over checked[k] variables (all of them, or a sample above per_bin_limit).
+    Every returned mask passed prop when last evaluated (the input masks must pass it).
     """
     p = ctx.params
     masks = masks.copy()
-    for n_units in (p.minimise_units, 4 * p.minimise_units):
-        # a level pays when its units hold several variables; else per-variable is cheaper
-        coarse = np.flatnonzero(masks.sum(axis=1) > 4 * n_units)
-        yield from _shrink(ctx, prop, clips, masks, responsibility, coarse, n_units, phase)
+    n_units = p.minimise_units
+    # a level pays while its units hold several variables; below, per-variable is cheaper
+    while (coarse := np.flatnonzero(masks.sum(axis=1) > 4 * n_units)).size:
+        yield from _shrink(ctx, prop, clips, masks, coarse, n_units, p.minimise_rounds, phase)
+        n_units *= 4
     sizes = masks.sum(axis=1)
     removable = np.zeros(len(clips))
     small = np.flatnonzero(sizes <= p.per_bin_limit)
     removable[small] = yield from _one_by_one(ctx, prop, clips, masks, responsibility, small, phase)
-    checked = masks.sum(axis=1)  # every kept bin of the final mask was tested alone
+    checked = masks.sum(axis=1)  # the last round tested every kept variable alone
     large = np.flatnonzero(sizes > p.per_bin_limit)
     if large.size:
         drops = []
@@ -270,50 +273,61 @@ def minimise(
     return masks, removable, checked
 
 
+# tried prefix lengths, as multiples of the length the slacks predict (at least 2)
+PREFIX_FACTORS = (0.25, 0.5, 0.7, 1.0, 1.4, 2.0, 4.0)
+
+
 def _shrink(
     ctx: Context,
     prop: Property,
     clips: np.ndarray,
     masks: np.ndarray,
-    responsibility: np.ndarray,
     sel: np.ndarray,
-    n_units: int,
+    n_units: int | None,
+    rounds: int,
     phase: str,
 ) -> Search:
-    """Group-testing rounds at one granularity on masks[sel] (changed in place).
+    """Group-testing rounds at one granularity on masks[sel] (changed in place);
+    n_units=None: single variables.
 
-    Returns per entry of sel the share of units the last single-unit test found
-    removable (0.0 when a round found none, which ends that mask's rounds)."""
+    A round tests every single-unit removal in one batch, together with the mask itself
+    (for its slack; already known to the oracle, so free). If some units are removable
+    alone, the round ends by removing as many of them together as still hold: they are
+    ordered by the slack their single removal leaves (most first), the slacks' drop is
+    summed to predict how long a prefix can go, and prefixes around that length (and
+    all of them) are tried in one batch; the longest that holds is removed (at least
+    the first unit, known to hold alone). Rounds repeat until a round finds nothing
+    removable (at single variables: the mask is 1-minimal) or `rounds` ran out, the
+    last round only testing. Returns per entry of sel the share of units the last test
+    found removable."""
+    inverse_first = prop.needs_inverse  # near minimality the complement fails more often
     share = np.zeros(len(sel))
     todo = np.arange(len(sel))
-    last = ctx.params.minimise_rounds - 1
-    for rnd in range(ctx.params.minimise_rounds):
+    for rnd in range(rounds):
         units = {int(k): _units(masks[sel[k]], n_units) for k in todo}
         todo = np.asarray([k for k in todo if units[int(k)]], dtype=np.int64)
         if todo.size == 0:
             break
-        owner = np.concatenate([[k] * len(units[int(k)]) for k in todo]).astype(np.int64)
-        drops = [[u] for k in todo for u in units[int(k)]]
+        owner = np.concatenate([[k] * (len(units[int(k)]) + 1) for k in todo]).astype(np.int64)
+        drops = [d for k in todo for d in [[]] + [[u] for u in units[int(k)]]]
         rows = sel[todo]
-        ok = yield from ctx.holds(
-            prop, clips[sel[owner]], phase, base=_base(ctx, clips[rows], masks[rows]),
-            drop=Intervals.from_lists(drops),
+        ok, room = yield from ctx.holds(
+            prop, clips[sel[owner]], phase, inverse_first, with_slack=True,
+            base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(drops),
         )  # fmt: skip
         next_todo, cum_owner, cum_drops = [], [], []
         for k in todo:
             row, its_units = sel[k], units[int(k)]
-            removable_here = ok[owner == k]
-            share[k] = removable_here.mean()
-            if not removable_here.any() or rnd == last:
+            mine = np.flatnonzero(owner == k)
+            own_room, alone_ok, alone_room = room[mine[0]], ok[mine[1:]], room[mine[1:]]
+            share[k] = alone_ok.mean()
+            if not alone_ok.any() or rnd == rounds - 1:
                 continue
-            idx = np.flatnonzero(removable_here)
-            clip_resp = responsibility[clips[row]]
-            unit_resp = [clip_resp[a:b][masks[row, a:b]].mean() for a, b in its_units]
-            idx = idx[np.argsort([unit_resp[i] for i in idx], kind="stable")]
-            # the first removal alone is known to hold; try longer prefixes, halving
-            a, b = its_units[idx[0]]
+            idx = np.flatnonzero(alone_ok)
+            idx = idx[np.argsort(-alone_room[idx], kind="stable")]
+            a, b = its_units[idx[0]]  # known to hold alone
             masks[row, a:b] = False
-            for j in _halvings(len(idx)):
+            for j in _prefix_lengths(own_room - alone_room[idx], own_room):
                 cum_owner.append(k)
                 cum_drops.append([its_units[i] for i in idx[:j]])
             next_todo.append(k)
@@ -321,7 +335,7 @@ def _shrink(
             cum_owner_arr = np.asarray(cum_owner, dtype=np.int64)
             rows = sel[np.asarray(next_todo, dtype=np.int64)]
             ok = yield from ctx.holds(
-                prop, clips[sel[cum_owner_arr]], phase,
+                prop, clips[sel[cum_owner_arr]], phase, inverse_first,
                 base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(cum_drops),
             )  # fmt: skip
             for k in np.unique(cum_owner_arr):
@@ -332,6 +346,17 @@ def _shrink(
                         masks[sel[k], a:b] = False
         todo = np.asarray(next_todo, dtype=np.int64)
     return share
+
+
+def _prefix_lengths(cost: np.ndarray, room: float) -> list[int]:
+    """Prefix lengths (descending, each >= 2) to try removing together, given each
+    removable unit's slack cost alone (in removal order) and the mask's slack: around
+    the longest prefix whose summed costs fit in the slack, and all of them."""
+    n = len(cost)
+    fits = np.flatnonzero(np.cumsum(cost) <= room)
+    predicted = int(fits[-1]) + 1 if fits.size else 1
+    lengths = {n} | {int(round(predicted * f)) for f in PREFIX_FACTORS}
+    return sorted((j for j in lengths if 2 <= j <= n), reverse=True)
 
 
 SPECULATE_MAX = 64  # the most single removals one clip tests ahead in one request batch

@@ -43,3 +43,24 @@ def rejects(probs: torch.Tensor, target: np.ndarray, margin: float) -> np.ndarra
     """Bool per row: some class other than target beats it by at least margin."""
     p_target, best_other = _target_and_best_other(probs, target)
     return best_other - p_target >= margin
+
+
+def slack(
+    probs: torch.Tensor,
+    target: np.ndarray,
+    sigma: np.ndarray,
+    margin: float,
+    min_ratio: float = 0.0,
+    reject: bool = False,
+) -> np.ndarray:
+    """Float per row: how far the row is inside its test (`keeps`, or `rejects` when
+    `reject`), the smallest of the test's conditions; negative outside. Used to *order*
+    candidate removals (the one leaving most slack first); decisions stay with the
+    exact tests above."""
+    p_target, best_other = _target_and_best_other(probs, target)
+    if reject:
+        return (best_other - p_target - margin).astype(np.float64)
+    out = p_target - best_other - margin
+    if min_ratio > 0:
+        out = np.minimum(out, p_target - min_ratio * np.asarray(sigma) - margin)
+    return out.astype(np.float64)
