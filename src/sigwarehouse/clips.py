@@ -146,6 +146,7 @@ class AddSummary:
     blobs_added: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # reason kind -> files
     missing: list[str] = field(default_factory=list)  # registered, no longer on disk
+    sampled: int | None = None  # files of each label examined (None: every file)
 
     def line(self) -> str:
         """The one-line summary."""
@@ -154,6 +155,8 @@ class AddSummary:
             f"{self.dataset}: {self.files} files, {registered} registered "
             f"({self.added} new, {self.unchanged} unchanged)"
         )
+        if self.sampled is not None:
+            text += f" of a sample of {self.sampled} per label"
         if self.rejected:
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.rejected.items()))
             text += f", {sum(self.rejected.values())} rejected ({kinds})"
@@ -205,8 +208,13 @@ def add_dataset(
     store_audio: bool = False,
     progress: bool = True,
     batch_size: int = 200,
+    per_label: int | None = None,
 ) -> AddSummary:
     """Scan dataset `name`'s root and register its clips; see the module docstring.
+
+    `per_label` examines only the first N files of each label (in path order), a
+    balanced sample (the demo's); the other files are neither registered nor rejected,
+    and a later call without it registers them.
 
     With store_audio, each clip's audio is also stored as a FLAC blob (at the task's
     rate), so the warehouse no longer needs the files. Returns an AddSummary. Raises
@@ -221,6 +229,7 @@ def add_dataset(
         )
     label_of = _labeler(ds)
     files = scan(ds.root)
+    examined = files if per_label is None else _first_of_each_label(files, label_of, per_label)
     known = {
         path: (clip_id, digest, label, has_audio)
         for clip_id, path, digest, label, has_audio in con.execute(
@@ -228,12 +237,12 @@ def add_dataset(
             [name],
         ).fetchall()
     }
-    summary = AddSummary(name, files=len(files))
-    bar = tqdm(total=len(files), desc=name, unit="file", disable=None if progress else True)
+    summary = AddSummary(name, files=len(files), sampled=per_label)
+    bar = tqdm(total=len(examined), desc=name, unit="file", disable=None if progress else True)
     try:
-        for start in range(0, len(files), batch_size):
+        for start in range(0, len(examined), batch_size):
             batch = _Batch()
-            for rel in files[start : start + batch_size]:
+            for rel in examined[start : start + batch_size]:
                 _examine(ds, rel, label_of, known.get(rel), store_audio, batch, summary)
             _write(con, name, batch)
             bar.update(len(batch.paths))
@@ -247,6 +256,21 @@ def add_dataset(
         [name, files],
     )
     return summary
+
+
+def _first_of_each_label(files: list[str], label_of: Callable[[str], str], n: int) -> list[str]:
+    """The first n files of each label, in the order given (unlabelled files left out)."""
+    taken: Counter[str] = Counter()
+    out = []
+    for rel in files:
+        try:
+            label = label_of(rel)
+        except Rejected:
+            continue
+        if taken[label] < n:
+            taken[label] += 1
+            out.append(rel)
+    return out
 
 
 def _examine(

@@ -99,8 +99,10 @@ def run_demo(
 ) -> DemoResult:
     """Build (or complete) the demo warehouse at `path` and write the report to `out_dir`.
 
-    Every model explains the first `per_label` clips of each label (None: every clip),
-    with the progress bar of `sigwh ingest` on stderr unless `progress` is False. On a
+    The warehouse registers the first `per_label` clips of each label (None: every
+    clip), and every model explains them, so `sigwh ingest` on the demo's warehouse finds
+    nothing to do until `sigwh dataset add` registers the rest. Ingest shows the
+    progress bar of `sigwh ingest` on stderr unless `progress` is False. On a
     finished warehouse nothing is computed or stored, and the report is rebuilt only if
     the warehouse or the analysis code changed. Returns what was done and how long each
     step took.
@@ -122,7 +124,10 @@ def run_demo(
         for line in catalog.sync(con, catalog_dir).lines():
             say(line)
         for name in clips.dataset_names(con):
-            for line in clips.add_dataset(con, name, store_audio=True, progress=False).lines():
+            added = clips.add_dataset(
+                con, name, store_audio=True, progress=False, per_label=per_label
+            )
+            for line in added.lines():
                 say(line)
         models = [
             m for (m,) in con.execute("SELECT model FROM models ORDER BY task, model").fetchall()

@@ -254,7 +254,9 @@ def demo(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for the HTML report."),
     catalog: Path = typer.Option(Path("ingest"), help="The catalog folder (the shipped one)."),
     per_label: int = typer.Option(
-        DEMO_PER_LABEL, help="Clips of each label that every model explains."
+        DEMO_PER_LABEL,
+        help="Clips of each label the warehouse registers and every model explains "
+        "(`sigwh dataset add NAME` registers the rest later).",
     ),
     all_clips: bool = typer.Option(
         False, "--all-clips", help="Explain every evaluation clip (instead of --per-label)."
@@ -262,7 +264,8 @@ def demo(
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
-    Runs on the CPU in a few minutes; a second run only does what is missing.
+    Runs on the CPU: about half an hour on two cores. A second run only does what is
+    missing.
     """
     from sigwarehouse.demo import run_demo
 
