@@ -165,6 +165,40 @@ def test_tone_explanations_are_small_minimal_and_point_at_the_tone(
         assert exp.queries == sum(exp.queries_by_phase.values())
 
 
+def test_complete_masks_are_one_minimal_per_bin(tone_model, tone_waves, explained):
+    """Every complete mask, silence-class clips' hundreds of bins included, is 1-minimal:
+    no kept bin can be dropped alone (plain FFTs, a direct model call per bin)."""
+    waves, _ = tone_waves
+    params, explanations = explained
+    sizes = []
+    for exp, wave in zip(explanations, waves, strict=True):
+        if exp.complete_mask is None:
+            continue
+        sizes.append(int(exp.complete_mask.sum()))
+        assert removable_alone(tone_model, wave, exp.complete_mask, exp.label_index,
+                               exp.confidence, params, complete=True) == 0.0  # fmt: skip
+    assert len(sizes) >= 6 and max(sizes) > 100  # large masks were among them
+
+
+def test_a_sampled_minimality_figure_estimates_the_whole_mask(tone_model, tone_waves):
+    """Above per_bin_limit a mask is not minimised bin by bin and its figure is measured
+    on 64 of its bins: a share in steps of 1/64, within sampling error of the share over
+    every kept bin."""
+    waves, _ = tone_waves
+    params = FreqrexParams(seed=3, per_bin_limit=64)
+    sampled = 0
+    for exp, wave in zip(explain(tone_model, waves, params), waves, strict=True):
+        if exp.complete_mask is None or exp.complete_mask.sum() <= 64:
+            continue
+        sampled += 1
+        assert exp.complete_checked == 64
+        assert exp.complete_removable * 64 == pytest.approx(round(exp.complete_removable * 64))
+        whole = removable_alone(tone_model, wave, exp.complete_mask, exp.label_index,
+                                exp.confidence, params, complete=True)  # fmt: skip
+        assert abs(whole - exp.complete_removable) <= 0.2  # ~4 standard errors at 64 bins
+    assert sampled >= 1
+
+
 def test_empty_signal_clips_are_searched_for_a_complete_mask(tone_model, tone_waves, explained):
     waves, _ = tone_waves
     params, explanations = explained
@@ -375,3 +409,30 @@ def test_oracle_packs_request_sets_into_shared_batches(tone_model, tone_waves):
                 mask[start:end] = True
             want = _probs(tone_model, _fft_signal(clips[clip], mask))
             np.testing.assert_allclose(probs[r].numpy(), want, atol=1e-5)
+
+
+def test_slack_orders_by_the_same_tests_that_decide():
+    """verdict.slack is >= 0 exactly where keeps / rejects say yes (away from float ties),
+    and larger the further a row is inside; the prefix lengths tried around the
+    predicted one are distinct, descending, >= 2, and include all of them."""
+    from sigwarehouse.freqrex.search import _prefix_lengths
+    from sigwarehouse.freqrex.verdict import keeps, rejects, slack
+
+    rng = np.random.default_rng(0)
+    probs = torch.from_numpy(rng.dirichlet(np.ones(4), size=500).astype(np.float32))
+    target = rng.integers(0, 4, size=500)
+    sigma = rng.uniform(0.3, 1.0, size=500)
+    for ratio in (0.0, 0.5):
+        room = slack(probs, target, sigma, 1e-4, ratio)
+        away = np.abs(room) > 1e-6
+        decided = keeps(probs, target, sigma, 1e-4, ratio)
+        np.testing.assert_array_equal((room >= 0)[away], decided[away])
+    room = slack(probs, target, sigma, 1e-4, reject=True)
+    away = np.abs(room) > 1e-6
+    np.testing.assert_array_equal((room >= 0)[away], rejects(probs, target, 1e-4)[away])
+
+    cost = np.full(40, 0.01)  # each removal costs 0.01 of a slack of 0.1: ten fit
+    lengths = _prefix_lengths(cost, 0.1)
+    assert lengths == sorted(set(lengths), reverse=True) and min(lengths) >= 2
+    assert 40 in lengths and 10 in lengths
+    assert _prefix_lengths(np.full(5, 1.0), 0.1) == [5, 4, 2]  # nothing predicted to fit
