@@ -4,7 +4,7 @@ Where the all-zero signal already gets a clip's class, the clip's sufficient mas
 no bin, and every model that gives the same class to silence "accepts" that empty
 signal. The card shows, per model, the class and probability it gives the all-zero
 signal and white noise at -60 dBFS (table `model_probes`, stored by `sigwh ingest`; see
-`sigwarehouse.jobs.probes`), at the task's clip length, beside how many of its
+`sigwarehouse.probes`), at the task's clip length, beside how many of its
 sufficient masks are empty. Two models with the same silence class accept each other's
 empty signals whatever they listen to.
 """

@@ -54,7 +54,7 @@ def signal_entropies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     kind (original, sufficient, complete), bits (NaN for a silent signal)."""
     from sigwarehouse.audio import ClipLoadError, load_clips
     from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.jobs.signals import masked_signal
+    from sigwarehouse.signals import masked_signal
 
     rows = con.execute(
         """

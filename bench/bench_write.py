@@ -37,7 +37,7 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.freqrex.spectral import pack_mask
 from sigwarehouse.jobs import ingest, runs
-from sigwarehouse.jobs.signals import SIGNAL_KINDS, encode_responsibility
+from sigwarehouse.signals import SIGNAL_KINDS, encode_responsibility
 
 N_BINS = 3 * 16000 // 2 + 1  # rfft bins of a 3 s clip at 16 kHz
 N_LABELS = 8

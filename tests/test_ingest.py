@@ -30,6 +30,7 @@ from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs import ingest
 from sigwarehouse.models.loader import load_classifier
 from sigwarehouse.models.zoo import load_checkpoint, save_checkpoint
+from sigwarehouse.records import task_models
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "spoof"
@@ -58,7 +59,7 @@ def _build(path: Path, catalog_dir: Path = REPO / "ingest", store_audio: bool = 
 
 def _models(path: Path) -> list[str]:
     with warehouse.opened(path, read_only=True) as con:
-        return [m.model for m in ingest.task_models(con, TASK)]
+        return [m.model for m in task_models(con, TASK)]
 
 
 def _ingest(path: Path, model: str) -> ingest.IngestSummary:

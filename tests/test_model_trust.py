@@ -12,8 +12,9 @@ import pytest
 
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs.models import ModelRecord, load_models
+from sigwarehouse.models.loader import load_models
 from sigwarehouse.models.trust import ModelSource, resolve
+from sigwarehouse.records import ModelRecord
 
 LABELS = ["neg", "pos"]
 

@@ -11,10 +11,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from sigwarehouse import warehouse
+from sigwarehouse import probes, warehouse
 from sigwarehouse.freqrex.spectral import pack_mask
-from sigwarehouse.jobs import asr, compose, ingest, label_transfer, probes, runs
-from sigwarehouse.jobs.signals import SIGNAL_KINDS, encode_responsibility
+from sigwarehouse.jobs import asr, compose, ingest, label_transfer, runs
+from sigwarehouse.signals import SIGNAL_KINDS, encode_responsibility
 
 PH = "0123456789abcdef"
 N_BINS = 4001
@@ -189,7 +189,7 @@ def test_of_rows_sharing_a_key_in_one_batch_the_first_is_kept(wh_path: Path) -> 
     run_id = start(wh_path)
     first = ("m0", "silence", 16000, [0.5, 0.5], 0, 1.0, run_id)
     second = ("m0", "silence", 16000, [0.25, 0.75], 1, 0.5, run_id)
-    table = probes.probe_table([first, second, first])
+    table = ingest.probe_table([first, second, first])
     runs.write_batch(wh_path, [table], run_id, runs.RunCounters())
     with warehouse.opened(wh_path, read_only=True) as con:
         assert con.execute("SELECT probs, top1 FROM model_probes").fetchall() == [([0.5, 0.5], 0)]

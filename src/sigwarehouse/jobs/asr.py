@@ -261,7 +261,7 @@ def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
     """The item's sufficient, complete and inverse signals that exist (by kind)."""
     import json
 
-    from sigwarehouse.jobs.signals import stored_signals
+    from sigwarehouse.signals import stored_signals
 
     params = json.loads(item.params) if item.params else None
     return stored_signals(

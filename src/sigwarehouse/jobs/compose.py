@@ -27,7 +27,6 @@ set, seed) are skipped; each composite is written in its own transaction.
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from collections.abc import Callable
@@ -38,10 +37,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sigwarehouse import warehouse
-from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import runs
-from sigwarehouse.jobs.models import ModelRecord, model_record
+from sigwarehouse.records import (
+    ModelRecord,
+    explained_params,
+    model_record,
+    task_datasets,
+    task_labels,
+)
+from sigwarehouse.signals import fit_length, map_mask
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,109 +55,7 @@ if TYPE_CHECKING:
     from sigwarehouse.models.base import AudioClassifier
 
 
-# --- shared helpers (label transfer uses them too) --------------------------------------
-
-
-def explained_params(
-    con: duckdb.DuckDBPyConnection, model: str, params_hash: str | None = None
-) -> tuple[str, FreqrexParams]:
-    """The parameter set of `model`'s explanations: `params_hash`, or the only one stored.
-
-    Refuses a model without explanations, an unknown hash, and several parameter sets
-    when none is named (it lists them).
-    """
-    rows = con.execute(
-        "SELECT e.params_hash, any_value(p.params), count(*) FROM explanations e"
-        " LEFT JOIN freqrex_params p USING (params_hash) WHERE e.model = ?"
-        " GROUP BY 1 ORDER BY 1",
-        [model],
-    ).fetchall()
-    if not rows:
-        raise SigwhError(
-            f"model {model} has no explanations yet: run `sigwh ingest --model {model}`"
-        )
-    if params_hash is None and len(rows) > 1:
-        listed = ", ".join(f"{h} ({n} clips)" for h, _, n in rows)
-        raise SigwhError(
-            f"model {model} has explanations with several parameter sets ({listed}); "
-            "choose one with --params-hash"
-        )
-    chosen = (
-        rows[0] if params_hash is None else next((r for r in rows if r[0] == params_hash), None)
-    )
-    if chosen is None:
-        raise SigwhError(
-            f"model {model} has no explanations with parameters {params_hash!r} "
-            f"(it has {', '.join(h for h, _, _ in rows)})"
-        )
-    if chosen[1] is None:
-        raise SigwhError(f"parameter set {chosen[0]} is not in freqrex_params")
-    return chosen[0], FreqrexParams.from_dict(json.loads(chosen[1]))
-
-
-def task_labels(con: duckdb.DuckDBPyConnection, task: str) -> tuple[list[str], int]:
-    """The task's labels (in order) and sample rate."""
-    labels, rate = con.execute(
-        "SELECT labels, sample_rate FROM tasks WHERE task = ?", [task]
-    ).fetchall()[0]
-    return list(labels), int(rate)
-
-
-def task_datasets(con: duckdb.DuckDBPyConnection, task: str, dataset: str | None) -> list[str]:
-    """The task's datasets, or just `dataset` (refused when it is not one of them)."""
-    names = [
-        d
-        for (d,) in con.execute(
-            "SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task]
-        ).fetchall()
-    ]
-    if dataset is None:
-        return names
-    if dataset not in names:
-        raise SigwhError(
-            f"dataset {dataset!r} is not a dataset of task {task!r} "
-            f"(its datasets: {', '.join(names) or 'none'})"
-        )
-    return [dataset]
-
-
-def class_index(labels: list[str], label: str) -> int:
-    """The index of `label` among the task's labels; refuses an unknown label."""
-    if label not in labels:
-        raise SigwhError(f"{label!r} is not a label of the task (its labels: {', '.join(labels)})")
-    return labels.index(label)
-
-
-def map_mask(mask: np.ndarray, n_from: int, n_to: int) -> np.ndarray:
-    """A mask over the rfft bins of an n_from-sample signal, mapped onto an n_to-sample one.
-
-    Bins are matched by frequency in Hz (bin j of an n-sample signal is j·rate/n). A target
-    bin is kept when any source bin within half a target bin of its frequency is kept;
-    where the target grid is finer than the source's (no source bin that close), the
-    nearest source bin decides. Equal lengths return the mask unchanged.
-    """
-    src = np.asarray(mask, dtype=bool)
-    if src.shape != (n_from // 2 + 1,):
-        raise ValueError(f"a mask of {src.shape} bins is not over {n_from} samples' rfft")
-    if n_from == n_to:
-        return src.copy()
-    ratio = n_from / n_to  # source bins per target bin
-    centre = np.arange(n_to // 2 + 1) * ratio
-    lo = np.clip(np.ceil(centre - ratio / 2), 0, len(src)).astype(int)
-    hi = np.clip(np.ceil(centre + ratio / 2), 0, len(src)).astype(int)
-    kept = np.concatenate(([0], np.cumsum(src)))
-    out = (kept[hi] - kept[lo]) > 0
-    empty = hi <= lo
-    nearest = np.clip(np.rint(centre).astype(int), 0, len(src) - 1)
-    out[empty] = src[nearest[empty]]
-    return out
-
-
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """x cropped at the end, or zero-padded at the end, to n samples."""
-    out = np.zeros(n, dtype=np.float32)
-    out[: min(n, len(x))] = x[:n]
-    return out
+# --- the order of the candidates, and when one is kept -----------------------------------
 
 
 def candidate_order(
@@ -313,7 +216,7 @@ def _member_signals(
     """Each candidate's sufficient signal (at its clip's length) and the common length."""
     from sigwarehouse.audio import load_clips
     from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.jobs.signals import masked_signal
+    from sigwarehouse.signals import masked_signal
 
     with warehouse.opened(path, read_only=True) as con:
         clips = load_clips(con, [c.clip_id for c in item.candidates])
@@ -404,7 +307,8 @@ def run_compose(
     A model that cannot load fails the job before any work; stored composites stay
     stored whatever happens (Ctrl-C ends the run as `interrupted`).
     """
-    from sigwarehouse.jobs.models import load_models, timed
+    from sigwarehouse.jobs.runs import timed
+    from sigwarehouse.models.loader import load_models
 
     counters = runs.RunCounters()
     clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)

@@ -27,19 +27,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigwarehouse import warehouse
-from sigwarehouse.errors import SigwhError
+from sigwarehouse import probes, warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import probes, runs
-from sigwarehouse.jobs.models import (
-    entropy_bits,
-    evaluate,
-    load_models,
-    model_record,
-    task_models,
-    timed,
-)
-from sigwarehouse.jobs.signals import (
+from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.runs import timed
+from sigwarehouse.models.loader import load_models
+from sigwarehouse.models.scoring import entropy_bits, evaluate
+from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
+from sigwarehouse.signals import (
     SIGNAL_KINDS,
     derived_signals,
     encode_responsibility,
@@ -141,22 +136,9 @@ def plan_ingest(
     `shard=(i, n)` keeps the clips whose id % n == i.
     """
     record = model_record(con, model)
-    task, labels = con.execute(
-        "SELECT task, labels FROM tasks WHERE task = ?", [record.task]
-    ).fetchone()
-    datasets = [
-        d
-        for (d,) in con.execute(
-            "SELECT dataset FROM datasets WHERE task = ? ORDER BY 1", [task]
-        ).fetchall()
-    ]
-    if dataset is not None:
-        if dataset not in datasets:
-            raise SigwhError(
-                f"dataset {dataset!r} is not a dataset of task {task!r} "
-                f"(its datasets: {', '.join(datasets) or 'none'})"
-            )
-        datasets = [dataset]
+    task = record.task
+    labels, _rate = task_labels(con, task)
+    datasets = task_datasets(con, task, dataset)
     index, count = shard or (0, 1)
     todo = con.execute(
         """
@@ -199,7 +181,7 @@ def plan_ingest(
     return IngestPlan(
         model=model,
         task=task,
-        task_labels=list(labels),
+        task_labels=labels,
         datasets=datasets,
         params=params,
         targets=[m.model for m in task_models(con, task)],
@@ -243,6 +225,11 @@ def _write_batch(
         runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
     ]
     runs.write_batch(path, batches, run_id, counters, errors)
+
+
+def probe_table(rows: list[tuple]) -> runs.Rows:
+    """probes.probe_rows' rows, for runs.write_batch."""
+    return runs.Rows("model_probes", probes.PROBE_COLUMNS, rows)
 
 
 class BatchWriter:
@@ -451,7 +438,7 @@ def run_ingest(
     ):
         if plan.probe_samples is not None:  # before any batch: no write is in flight yet
             rows = probes.probe_rows(models[plan.model], plan.model, plan.probe_samples, run_id)
-            runs.write_batch(path, [probes.probe_table(rows)], run_id, counters)
+            runs.write_batch(path, [probe_table(rows)], run_id, counters)
         for batch in _chunks(plan.clip_ids, clips_per_batch):
             _explain_batch(path, plan, batch, models, device, run_id, counters, write)
             counters.total_seconds = time.perf_counter() - started

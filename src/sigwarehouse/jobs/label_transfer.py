@@ -5,7 +5,7 @@ composite's rfft bins: by default the composite's own freqrex sufficient mask
 (`--mask sufficient`), or the union of its members' sufficient masks (`--mask members`).
 The mask is applied, with no other change, to every clip of the same dataset that M
 gives the `to` class: the clip keeps the bins whose frequency the mask keeps (mapped by
-frequency in Hz, `compose.map_mask`; the rest are set to 0) and M is asked again. A row
+frequency in Hz, `signals.map_mask`; the rest are set to 0) and M is asked again. A row
 per clip stores M's class before and after; the `label_transfer` view gives the share
 that M now gives the `from` class.
 
@@ -30,14 +30,15 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs import runs
-from sigwarehouse.jobs.compose import (
+from sigwarehouse.records import (
+    ModelRecord,
     class_index,
     explained_params,
-    map_mask,
+    model_record,
     task_datasets,
     task_labels,
 )
-from sigwarehouse.jobs.models import ModelRecord, model_record
+from sigwarehouse.signals import map_mask
 
 MASKS = ("sufficient", "members")
 
@@ -202,7 +203,9 @@ def run_transfer(
     import torch
 
     from sigwarehouse.audio import load_clips
-    from sigwarehouse.jobs.models import evaluate, load_models, timed
+    from sigwarehouse.jobs.runs import timed
+    from sigwarehouse.models.loader import load_models
+    from sigwarehouse.models.scoring import evaluate
 
     counters = runs.RunCounters()
     clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)

@@ -20,11 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from sigwarehouse import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+    from sigwarehouse.models.base import AudioClassifier
 
 
 @functools.cache
@@ -55,6 +60,29 @@ class RunCounters:
     total_seconds: float = 0.0
     n_errors: int = 0
     extra: dict = field(default_factory=dict)
+
+
+def timed(clf: AudioClassifier, counters: RunCounters) -> AudioClassifier:
+    """The same classifier, counting its queries and forward-pass seconds into `counters`."""
+    from sigwarehouse.models.base import AudioClassifier
+
+    class Timed(AudioClassifier):
+        def __init__(self) -> None:
+            super().__init__(clf.labels, clf.sample_rate, clf.device)
+            self.inner = clf
+
+        def forward(self, waves: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            out = self.inner.forward(waves)
+            if out.device.type == "cuda":
+                import torch
+
+                torch.cuda.synchronize(out.device)
+            counters.model_seconds += time.perf_counter() - start
+            counters.queries += waves.shape[0]
+            return out
+
+    return Timed()
 
 
 def start_run(

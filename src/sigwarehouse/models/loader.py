@@ -1,7 +1,8 @@
 """The one factory ingestion calls, and cheap, torch-free label look-ups for the catalog.
 
 `load_classifier(kind, ref, task_labels)` builds an `AudioClassifier` for a zoo
-checkpoint (kind "zoo") or a Hugging Face audio classifier (kind "hf").
+checkpoint (kind "zoo") or a Hugging Face audio classifier (kind "hf"); `load_models`
+builds every model a job needs, from what `models.trust` lets it run.
 `model_labels(kind, ref)` and `resolve_label_map(...)` import neither torch nor
 transformers, so `sigwh catalog sync` can validate label mappings in milliseconds.
 """
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
     from sigwarehouse.models.base import AudioClassifier
+    from sigwarehouse.models.trust import ModelSource
+    from sigwarehouse.records import ModelRecord
 
 KINDS = ("zoo", "hf")
 
@@ -151,3 +154,31 @@ def load_classifier(
             str(ref), task_labels, label_map=label_map, device=device, allow_download=allow_download
         )
     raise SigwhError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+
+
+def load_models(
+    records: list[ModelRecord],
+    task_labels: list[str],
+    device: str,
+    source: ModelSource | None = None,
+) -> dict[str, AudioClassifier]:
+    """Every model of the task on the device; a model that cannot load stops the job here.
+
+    What is loaded for each record is decided by `models.trust.resolve` (the local
+    catalog, or `source`: a trust.ModelSource), not by the kind and ref the warehouse
+    stores.
+    """
+    from sigwarehouse.models import trust
+
+    loaded = {}
+    for r in trust.resolve(records, source):
+        try:
+            loaded[r.model] = load_classifier(
+                r.kind, r.ref, task_labels, label_map=r.label_map, device=device
+            )
+        except Exception as exc:
+            raise SigwhError(
+                f"model {r.model} ({r.kind} {r.ref}) could not be loaded: {exc}. Fix its entry "
+                "in ingest/models/*.toml (ref, labels) and run `sigwh catalog sync`"
+            ) from exc
+    return loaded

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sigwarehouse.errors import SigwhError
 
 if TYPE_CHECKING:
-    from sigwarehouse.jobs.models import ModelRecord
+    from sigwarehouse.records import ModelRecord
 
 SAFE_KINDS = ("zoo",)
 

@@ -16,7 +16,7 @@ import duckdb
 
 from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
 from sigwarehouse.freqrex.spectral import unpack_mask
-from sigwarehouse.jobs.signals import masked_signal
+from sigwarehouse.signals import masked_signal
 
 SIGNALS = ("original", "sufficient", "complete", "inverse")
 

@@ -1,5 +1,11 @@
 """The signals an explanation defines (sufficient, complete, inverse), every model's
-probabilities on them, and the compact storage of responsibility maps.
+probabilities on them, masks carried across clip lengths, and the compact storage of
+responsibility maps.
+
+The jobs build the signals in torch on the model's device (`derived_signals`); the
+analyses and the report rebuild one at a time from stored masks in NumPy
+(`masked_signal`, `stored_signals`). Both follow DESIGN.md: the removed variables are
+set to 0.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs.models import entropy_bits, evaluate
+from sigwarehouse.models.scoring import entropy_bits, evaluate
 
 if TYPE_CHECKING:
     import torch
@@ -138,4 +144,36 @@ def stored_signals(
         mask = unpack_mask(complete, n_bins)
         out["complete"] = masked_signal(samples, mask, params)
         out["inverse"] = masked_signal(samples, ~mask, params)
+    return out
+
+
+def map_mask(mask: np.ndarray, n_from: int, n_to: int) -> np.ndarray:
+    """A mask over the rfft bins of an n_from-sample signal, mapped onto an n_to-sample one.
+
+    Bins are matched by frequency in Hz (bin j of an n-sample signal is j·rate/n). A target
+    bin is kept when any source bin within half a target bin of its frequency is kept;
+    where the target grid is finer than the source's (no source bin that close), the
+    nearest source bin decides. Equal lengths return the mask unchanged.
+    """
+    src = np.asarray(mask, dtype=bool)
+    if src.shape != (n_from // 2 + 1,):
+        raise ValueError(f"a mask of {src.shape} bins is not over {n_from} samples' rfft")
+    if n_from == n_to:
+        return src.copy()
+    ratio = n_from / n_to  # source bins per target bin
+    centre = np.arange(n_to // 2 + 1) * ratio
+    lo = np.clip(np.ceil(centre - ratio / 2), 0, len(src)).astype(int)
+    hi = np.clip(np.ceil(centre + ratio / 2), 0, len(src)).astype(int)
+    kept = np.concatenate(([0], np.cumsum(src)))
+    out = (kept[hi] - kept[lo]) > 0
+    empty = hi <= lo
+    nearest = np.clip(np.rint(centre).astype(int), 0, len(src) - 1)
+    out[empty] = src[nearest[empty]]
+    return out
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """x cropped at the end, or zero-padded at the end, to n samples."""
+    out = np.zeros(n, dtype=np.float32)
+    out[: min(n, len(x))] = x[:n]
     return out

@@ -13,6 +13,8 @@ its task's clip length, and the answers are stored in `model_probes`:
 The task's clip length is the median `n_samples` of the task's registered clips (the
 lower median, so it is a length some clip has): a model's answer to silence can depend
 on the length, and the card should describe the clips the models were explained on.
+
+The ingest job stores a model's answers (`jobs.ingest`); the silence card reads them.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigwarehouse.jobs.models import entropy_bits, evaluate
-from sigwarehouse.jobs.runs import Rows
+from sigwarehouse.models.scoring import entropy_bits, evaluate
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,8 +88,3 @@ def probe_rows(clf: AudioClassifier, model: str, n_samples: int, run_id: str) ->
         bits = float(entropy_bits(p[None])[0]) if finite else None
         rows.append((model, probe, n_samples, p.tolist(), top1, bits, run_id))
     return rows
-
-
-def probe_table(rows: list[tuple]) -> Rows:
-    """probe_rows' rows, for runs.write_batch."""
-    return Rows("model_probes", PROBE_COLUMNS, rows)
