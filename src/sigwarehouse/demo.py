@@ -38,6 +38,11 @@ class DemoResult:
 def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
     """Section 5 of the paper on every real/fake task: composites, label transfer, ASR."""
     from sigwarehouse.jobs import asr, compose, label_transfer
+    from sigwarehouse.jobs.skeleton import carry_out
+
+    def told(summary) -> None:
+        if summary is not None:
+            say(summary.describe())
 
     real_fake = "list_sort(tasks.labels) = ['fake', 'real']"
     with warehouse.opened(path, read_only=True) as con:
@@ -50,8 +55,7 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
     for (model,) in models:
         with warehouse.opened(path, read_only=True) as con:
             plan = compose.plan_compose(con, model)
-        if plan.items:
-            say(compose.run_compose(path, plan, device=device).describe())
+        told(carry_out(plan, lambda p: compose.run_compose(path, p, device=device)))
         # The paper applies the fake composite to real clips; a model that calls silence
         # "fake" has an empty fake composite, and then only the other direction says much.
         for source in ("fake", "real"):
@@ -61,13 +65,11 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
             except SigwhError as exc:
                 say(f"label transfer from {source} on {model}: {exc}")
                 continue
-            if any(s.clip_ids for s in plan.signatures):
-                say(label_transfer.run_transfer(path, plan, device=device).describe())
+            told(carry_out(plan, lambda p: label_transfer.run_transfer(path, p, device=device)))
     for (dataset,) in datasets:
         with warehouse.opened(path, read_only=True) as con:
             plan = asr.plan_asr(con, asr.DEFAULT_ASR, dataset=dataset)
-        if plan.items or plan.original_clips:
-            say(asr.run_asr(path, plan, device="cpu").describe())
+        told(carry_out(plan, lambda p: asr.run_asr(path, p, device="cpu")))
 
 
 def _prepare(path: Path) -> None:
@@ -109,6 +111,7 @@ def run_demo(
     """
     from sigwarehouse import catalog, clips
     from sigwarehouse.jobs import ingest
+    from sigwarehouse.jobs.skeleton import carry_out
 
     result = DemoResult(path, None)
     clock = time.perf_counter()
@@ -133,17 +136,21 @@ def run_demo(
             m for (m,) in con.execute("SELECT model FROM models ORDER BY task, model").fetchall()
         ]
     step("catalog and clips")
+
+    def explain(plan: ingest.IngestPlan) -> ingest.IngestSummary:
+        say(f"{plan.model}: explaining {len(plan.clip_ids)} clip(s)")
+        with ingest.progress_bar(plan) if progress else nullcontext() as bar:
+            return ingest.run_ingest(path, plan, device=device, progress=bar)
+
     stored = []
     for model in models:
         with warehouse.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, params, per_label=per_label)
-        if plan.is_empty():
+        summary = carry_out(plan, explain)
+        if summary is None:
             stored.append(model)
-            continue
-        say(f"{model}: explaining {len(plan.clip_ids)} clip(s)")
-        with ingest.progress_bar(plan) if progress else nullcontext() as bar:
-            summary = ingest.run_ingest(path, plan, device=device, progress=bar)
-        say(summary.describe())
+        else:
+            say(summary.describe())
     if stored:
         say(f"ingest: everything is stored for {', '.join(stored)}")
     step("ingest")

@@ -44,15 +44,6 @@ def catalog_dir(explicit: Path | None = None) -> Path:
     return explicit or Path(os.environ.get("SIGWH_CATALOG", "ingest"))
 
 
-def device_or_default(device: str | None) -> str:
-    """The device the user asked for, else cuda when torch sees a GPU, else cpu."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error for a person and exit with `code`."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)

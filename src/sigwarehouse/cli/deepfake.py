@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sigwarehouse.cli.common import device_or_default, friendly_errors, warehouse_path
+from sigwarehouse.cli.common import friendly_errors, warehouse_path
 
 
 @friendly_errors
@@ -35,20 +35,23 @@ def compose(
     candidates tried, its own sufficient mask); the `compositionality` view gives
     |κ| / candidates. Needs `sigwh ingest --model MODEL` first.
     """
-    from sigwarehouse import warehouse
+    from sigwarehouse import devices, warehouse
     from sigwarehouse.jobs import compose as job
+    from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
     with warehouse.opened(path, read_only=True) as con:
         warehouse.require_current(con, path)
         plan = job.plan_compose(con, model, dataset=dataset, seed=seed, params_hash=params_hash)
-    typer.echo(plan.describe())
-    if dry_run or not plan.items:
-        if not plan.items:
-            typer.echo("nothing to do: every composite is stored")
-        return
-    summary = job.run_compose(path, plan, device=device_or_default(device), progress=typer.echo)
-    typer.echo(summary.describe())
+    carry_out(
+        plan,
+        lambda p: job.run_compose(
+            path, p, device=devices.default_device(device), progress=typer.echo
+        ),
+        dry_run=dry_run,
+        say=typer.echo,
+        nothing="every composite is stored",
+    )
 
 
 @friendly_errors
@@ -85,8 +88,9 @@ def transfer_label(
     bins); nothing else changes. The `label_transfer` view gives the share of clips that
     MODEL then gives the FROM class. Needs `sigwh compose --model MODEL` first.
     """
-    from sigwarehouse import warehouse
+    from sigwarehouse import devices, warehouse
     from sigwarehouse.jobs import label_transfer as job
+    from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
     with warehouse.opened(path, read_only=True) as con:
@@ -95,14 +99,13 @@ def transfer_label(
             con, model, from_label=from_label, to_labels=to_label or None, mask=mask,
             dataset=dataset, seed=seed, params_hash=params_hash,
         )  # fmt: skip
-    typer.echo(plan.describe())
-    if not any(s.clip_ids for s in plan.signatures):
-        typer.echo("nothing to do: every clip is stored")
-        return
-    if dry_run:
-        return
-    summary = job.run_transfer(path, plan, device=device_or_default(device))
-    typer.echo(summary.describe())
+    carry_out(
+        plan,
+        lambda p: job.run_transfer(path, p, device=devices.default_device(device)),
+        dry_run=dry_run,
+        say=typer.echo,
+        nothing="every clip is stored",
+    )
 
 
 @friendly_errors
@@ -131,19 +134,21 @@ def asr(
     its original clip (table `signal_stoi`); the ASR fidelity analysis of `sigwh report`
     compares every transcript with the original's (Levenshtein ratio).
     """
-    from sigwarehouse import warehouse
+    from sigwarehouse import devices, warehouse
     from sigwarehouse.jobs import asr as job
+    from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
     name = job.asr_name(asr_model)
     with warehouse.opened(path, read_only=True) as con:
         warehouse.require_current(con, path)
         plan = job.plan_asr(con, name, model=model, dataset=dataset, limit=limit)
-    typer.echo(plan.describe())
-    if dry_run or not (plan.items or plan.original_clips):
-        if not (plan.items or plan.original_clips):
-            typer.echo("nothing to do: every transcript is stored")
-        return
-    dev = device_or_default(device) if name != job.DEFAULT_ASR else "cpu"
-    summary = job.run_asr(path, plan, device=dev)
-    typer.echo(summary.describe())
+    # pocketsphinx runs on the CPU whatever the machine has
+    on = "cpu" if name == job.DEFAULT_ASR else None
+    carry_out(
+        plan,
+        lambda p: job.run_asr(path, p, device=on or devices.default_device(device)),
+        dry_run=dry_run,
+        say=typer.echo,
+        nothing="every transcript is stored",
+    )

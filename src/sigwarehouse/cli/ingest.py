@@ -6,7 +6,8 @@ import json
 
 import typer
 
-from sigwarehouse.cli.common import device_or_default, fail, friendly_errors, warehouse_path
+from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
+from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
 from sigwarehouse.freqrex.params import FreqrexParams
 
 # The defaults shown in --help are the parameters' own (also the demo's: sigwarehouse.demo).
@@ -60,7 +61,8 @@ def ingest(
     clips_per_batch: int | None = typer.Option(
         None,
         help="Clips explained together and stored in one transaction "
-        "(default: 32 on cuda, where more clips fill the batches better; 8 on cpu).",
+        f"(default: {GPU_CLIPS_PER_BATCH} on cuda, where more clips fill the batches better; "
+        f"{CPU_CLIPS_PER_BATCH} on cpu).",
     ),
     shard: str | None = typer.Option(
         None,
@@ -95,8 +97,9 @@ def ingest(
     complete and inverse signals; then evaluates MODEL on the signals other models have
     stored. Rerunning does only the missing work; a killed job loses one batch at most.
     """
-    from sigwarehouse import warehouse
+    from sigwarehouse import devices, warehouse
     from sigwarehouse.jobs import ingest as job
+    from sigwarehouse.jobs.skeleton import carry_out
 
     params = _parse_params(seed, iterations, delta, batch_size, param)
     if threads is not None:
@@ -115,24 +118,16 @@ def ingest(
             per_label=per_label,
             shard=_parse_shard(shard),
         )
-    typer.echo(plan.describe())
-    if dry_run:
-        return
-    if plan.is_empty():
-        typer.echo("nothing to do: everything is stored")
-        return
 
-    device = device_or_default(device)
-    try:
+    def run(plan: job.IngestPlan) -> job.IngestSummary:
+        on = devices.default_device(device)
         with job.progress_bar(plan) as progress:
-            summary = job.run_ingest(
-                path,
-                plan,
-                device=device,
-                clips_per_batch=clips_per_batch or (32 if device.startswith("cuda") else 8),
-                progress=progress,
+            return job.run_ingest(
+                path, plan, device=on, clips_per_batch=clips_per_batch, progress=progress
             )
+
+    try:
+        carry_out(plan, run, dry_run=dry_run, say=typer.echo)
     except KeyboardInterrupt:
         typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
         raise typer.Exit(130) from None
-    typer.echo(summary.describe())

@@ -8,4 +8,10 @@ then opens the file for one short transaction per batch of results and closes it
 number of `sigwh sql` readers take turns in milliseconds-long slots. Every stored row
 has a natural key and is written with INSERT OR IGNORE, so two jobs that happen to do
 the same work store it once.
+
+Layout: one module per job (ingest, compose, label_transfer, asr), none importing
+another; what they share is `runs` (the run rows and the batch writes) and `skeleton`
+(plan → dry run → run, the recorded run, the chunks). What a job computes with lives
+below the jobs, where the analyses and the report use it too: `sigwarehouse.records`,
+`sigwarehouse.signals`, `sigwarehouse.probes`, `sigwarehouse.models`.
 """

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +34,7 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.skeleton import chunks, job_run
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
 DEFAULT_ASR = "pocketsphinx"
@@ -165,6 +166,10 @@ class AsrPlan:
     items: list[Item]
     task: str | None = None
 
+    def is_empty(self) -> bool:
+        """True when every transcript and STOI is stored."""
+        return not (self.items or self.original_clips)
+
     def describe(self) -> str:
         n = sum(len(i.todo) for i in self.items)
         return (
@@ -291,11 +296,6 @@ TRANSCRIPT_COLUMNS = (
 STOI_COLUMNS = ("source_model", "clip_id", "params_hash", "kind", "stoi", "run_id")
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def run_asr(
     path: Path,
     plan: AsrPlan,
@@ -315,28 +315,27 @@ def run_asr(
     asr = transcriber or load_asr(plan.asr.removeprefix("whisper:"), device)
     if asr.name != plan.asr:
         raise SigwhError(f"the transcriber is {asr.name}, the plan is for {plan.asr}")
-    counters = runs.RunCounters()
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(
-            con, job="asr", model=None, task=None, dataset=None,
-            params={"asr": plan.asr, "normalise": "peak 0.9 before ASR", "stoi": "pystoi"},
-            params_hash=None, seed=None, device=device,
-        )  # fmt: skip
+    with warehouse.opened(path, read_only=True) as con:
         rate_of = dict(
             con.execute(
                 "SELECT c.clip_id, t.sample_rate FROM clips c JOIN datasets d USING (dataset)"
                 " JOIN tasks t ON t.task = d.task"
             ).fetchall()
         )
-    summary = AsrSummary(run_id, plan, counters)
     by_clip: dict[int, list[Item]] = {}
     for it in plan.items:
         by_clip.setdefault(it.clip_id, []).append(it)
     originals = set(plan.original_clips)
     clips = sorted(originals | set(by_clip))
-    started = time.perf_counter()
-    with runs.recorded(path, run_id, counters, summary, started):
-        for batch in _chunks(clips, clips_per_batch):
+    counters = runs.RunCounters()
+    with job_run(
+        path, lambda run_id: AsrSummary(run_id, plan, counters), counters,
+        job="asr", model=None, task=None, dataset=None,
+        params={"asr": plan.asr, "normalise": "peak 0.9 before ASR", "stoi": "pystoi"},
+        params_hash=None, seed=None, device=device,
+    ) as run:  # fmt: skip
+        summary, run_id = run.summary, run.run_id
+        for batch in chunks(clips, clips_per_batch):
             with warehouse.opened(path, read_only=True) as con:
                 samples = dict(zip(batch, load_clips(con, batch), strict=True))
             keys, waves, stoi_rows = [], [], []
@@ -366,12 +365,13 @@ def run_asr(
             counters.clips_done += len(batch)
             counters.queries += len(waves)
             counters.model_seconds += time.perf_counter() - start
-            counters.total_seconds = time.perf_counter() - started
-            batches = [
-                runs.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
-                runs.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
-            ]
-            runs.write_batch(path, batches, run_id, counters)
+            run.clock()
+            run.write(
+                [
+                    runs.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
+                    runs.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
+                ]
+            )
             if progress:
                 progress(len(batch))
     return summary

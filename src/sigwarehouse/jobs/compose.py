@@ -39,6 +39,7 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.skeleton import job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
     explained_params,
@@ -105,6 +106,10 @@ class ComposePlan:
     items: list[ComposeItem]
     stored: int  # composites already stored (skipped)
     stale: list[str] = field(default_factory=list)  # stored, but more clips explained since
+
+    def is_empty(self) -> bool:
+        """True when every composite is stored."""
+        return not self.items
 
     def describe(self) -> str:
         lines = [
@@ -307,30 +312,23 @@ def run_compose(
     A model that cannot load fails the job before any work; stored composites stay
     stored whatever happens (Ctrl-C ends the run as `interrupted`).
     """
-    from sigwarehouse.jobs.runs import timed
-    from sigwarehouse.models.loader import load_models
-
     counters = runs.RunCounters()
-    clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(
-            con, job="compose", model=plan.model.model, task=plan.model.task,
-            dataset=",".join(sorted({i.dataset for i in plan.items})) or None,
-            params={"seed": plan.seed, "explanations": plan.params_hash,
-                    "order": "seeded permutation", "length": "lower median, crop/pad at end"},
-            params_hash=plan.params_hash, seed=plan.seed, device=device,
-        )  # fmt: skip
-    summary = ComposeSummary(run_id, plan, counters=counters)
-    started = time.perf_counter()
-    with runs.recorded(path, run_id, counters, summary, started):
+    clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
+    with job_run(
+        path, lambda run_id: ComposeSummary(run_id, plan, counters=counters), counters,
+        job="compose", model=plan.model.model, task=plan.model.task,
+        dataset=",".join(sorted({i.dataset for i in plan.items})) or None,
+        params={"seed": plan.seed, "explanations": plan.params_hash,
+                "order": "seeded permutation", "length": "lower median, crop/pad at end"},
+        params_hash=plan.params_hash, seed=plan.seed, device=device,
+    ) as run:  # fmt: skip
         for item in plan.items:
-            row = _compose_item(path, plan, item, clf, run_id)
+            row = _compose_item(path, plan, item, clf, run.run_id)
             counters.clips_done += row["n_composed"]
-            counters.total_seconds = time.perf_counter() - started
-            table = runs.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])
-            runs.write_batch(path, [table], run_id, counters)
+            run.clock()
+            run.write([runs.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])])
             label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
-            summary.made.append((item.dataset, label, kept, tried))
+            run.summary.made.append((item.dataset, label, kept, tried))
             if progress:
                 progress(f"{item.dataset}/{label}: kept {kept} of {tried} candidates")
-    return summary
+    return run.summary

@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigwarehouse import probes, warehouse
+from sigwarehouse import devices, probes, warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import runs
-from sigwarehouse.jobs.runs import timed
-from sigwarehouse.models.loader import load_models
+from sigwarehouse.jobs.skeleton import JobRun, chunks, job_run, timed_models
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
 from sigwarehouse.signals import (
@@ -268,11 +267,6 @@ class BatchWriter:
             self.pool.shutdown(wait=True)
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tensor]:
     import torch
 
@@ -284,21 +278,20 @@ def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tens
 
 
 def _explain_batch(
-    path: Path,
+    run: JobRun,
     plan: IngestPlan,
     clip_ids: list[int],
     models: dict[str, AudioClassifier],
     device: str,
-    run_id: str,
-    counters: runs.RunCounters,
     write: BatchWriter,
 ) -> None:
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
     from sigwarehouse.freqrex import explain
     from sigwarehouse.freqrex.spectral import pack_mask
 
+    run_id, counters = run.run_id, run.counters
     params, ph = plan.params, plan.params.hash()
-    waves = _load_waves(path, clip_ids, device)
+    waves = _load_waves(run.path, clip_ids, device)
     explainer = models[plan.model]
     errors: list[dict] = []
     # A clip on which the model gives NaN cannot be explained: record it, keep the rest.
@@ -357,18 +350,17 @@ def _explain_batch(
 
 
 def _cross_fill_batch(
-    path: Path,
+    run: JobRun,
     plan: IngestPlan,
     pairs: list[tuple[str, int]],
     target: AudioClassifier,
     device: str,
-    run_id: str,
-    counters: runs.RunCounters,
     write: BatchWriter,
 ) -> None:
     """Evaluate other models' stored signals on plan.model and store the rows."""
     from sigwarehouse.freqrex.spectral import unpack_mask
 
+    path, run_id, counters = run.path, run.run_id, run.counters
     ph = plan.params.hash()
     with warehouse.opened(path) as con:
         stored = con.execute(
@@ -401,54 +393,47 @@ def run_ingest(
     plan: IngestPlan,
     *,
     device: str = "cpu",
-    clips_per_batch: int = 8,
+    clips_per_batch: int | None = None,
     progress: Callable[[int, runs.RunCounters], None] | None = None,
 ) -> IngestSummary:
     """Carry out a plan; returns the summary. Ctrl-C ends the run as `interrupted`.
 
     Stored batches stay stored whatever happens; a model that cannot load fails the job
-    before any work. `progress(clips_just_done, counters)` is called after each batch.
+    before any work. `clips_per_batch` defaults to the device's (devices.clips_per_batch).
+    `progress(clips_just_done, counters)` is called after each batch.
     """
+    per_batch = clips_per_batch or devices.clips_per_batch(device)
     with warehouse.opened(path, read_only=True) as con:
         records = task_models(con, plan.task)
     counters = runs.RunCounters()
-    loaded = load_models(records, plan.task_labels, device)
-    models = {name: timed(clf, counters) for name, clf in loaded.items()}
+    models = timed_models(records, plan.task_labels, device, counters)
     with warehouse.opened(path) as con:
         con.execute(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
             [plan.params.hash(), json.dumps(plan.params.to_dict(), sort_keys=True)],
         )
-        run_id = runs.start_run(
-            con,
-            job="ingest",
-            model=plan.model,
-            task=plan.task,
-            dataset=",".join(plan.datasets),
-            params=plan.params.to_dict(),
-            params_hash=plan.params.hash(),
-            seed=plan.params.seed,
-            device=device,
-        )
-    summary = IngestSummary(run_id, plan, counters)
-    started = time.perf_counter()
     with (
-        runs.recorded(path, run_id, counters, summary, started),
-        BatchWriter(path, run_id, counters) as write,
-    ):
+        job_run(
+            path, lambda run_id: IngestSummary(run_id, plan, counters), counters,
+            job="ingest", model=plan.model, task=plan.task, dataset=",".join(plan.datasets),
+            params=plan.params.to_dict(), params_hash=plan.params.hash(),
+            seed=plan.params.seed, device=device,
+        ) as run,
+        BatchWriter(path, run.run_id, counters) as write,
+    ):  # fmt: skip
         if plan.probe_samples is not None:  # before any batch: no write is in flight yet
-            rows = probes.probe_rows(models[plan.model], plan.model, plan.probe_samples, run_id)
-            runs.write_batch(path, [probe_table(rows)], run_id, counters)
-        for batch in _chunks(plan.clip_ids, clips_per_batch):
-            _explain_batch(path, plan, batch, models, device, run_id, counters, write)
-            counters.total_seconds = time.perf_counter() - started
+            model = models[plan.model]
+            rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
+            run.write([probe_table(rows)])
+        for batch in chunks(plan.clip_ids, per_batch):
+            _explain_batch(run, plan, batch, models, device, write)
+            run.clock()
             if progress:
                 progress(len(batch), counters)
-        for pairs in _chunks(plan.cross_fill, clips_per_batch * 4):
-            target = models[plan.model]
-            _cross_fill_batch(path, plan, pairs, target, device, run_id, counters, write)
-            counters.total_seconds = time.perf_counter() - started
-    return summary
+        for pairs in chunks(plan.cross_fill, per_batch * 4):
+            _cross_fill_batch(run, plan, pairs, models[plan.model], device, write)
+            run.clock()
+    return run.summary
 
 
 @contextmanager

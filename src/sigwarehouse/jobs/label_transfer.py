@@ -20,8 +20,7 @@ three or more classes, with `--to`) is not stored, and a rerun checks it again.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from sigwarehouse import warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.skeleton import chunks, job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
     class_index,
@@ -65,6 +65,10 @@ class TransferPlan:
     mask_kind: str
     signatures: list[Signature]
     skipped: list[str]  # datasets without a usable composite, with the reason
+
+    def is_empty(self) -> bool:
+        """True when every clip of every usable composite's dataset is stored."""
+        return not any(s.clip_ids for s in self.signatures)
 
     def describe(self) -> str:
         to = ", ".join(self.labels[c] for c in self.to_classes)
@@ -178,11 +182,6 @@ TRANSFER_COLUMNS = (
 )  # fmt: skip
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def transferred_signal(samples: np.ndarray, mask: np.ndarray, mask_samples: int) -> np.ndarray:
     """The clip keeping only the bins whose frequency the mask (over mask_samples) keeps."""
     kept = map_mask(mask, mask_samples, len(samples))
@@ -203,25 +202,21 @@ def run_transfer(
     import torch
 
     from sigwarehouse.audio import load_clips
-    from sigwarehouse.jobs.runs import timed
-    from sigwarehouse.models.loader import load_models
     from sigwarehouse.models.scoring import evaluate
 
     counters = runs.RunCounters()
-    clf = timed(load_models([plan.model], plan.labels, device)[plan.model.model], counters)
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(
-            con, job="transfer-label", model=plan.model.model, task=plan.model.task,
-            dataset=",".join(s.dataset for s in plan.signatures),
-            params={"from": plan.labels[plan.from_class], "mask": plan.mask_kind,
-                    "to": [plan.labels[c] for c in plan.to_classes], "composite_seed": plan.seed},
-            params_hash=plan.params_hash, seed=plan.seed, device=device,
-        )  # fmt: skip
-    summary = TransferSummary(run_id, plan, counters)
-    started = time.perf_counter()
-    with runs.recorded(path, run_id, counters, summary, started):
+    clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
+    with job_run(
+        path, lambda run_id: TransferSummary(run_id, plan, counters), counters,
+        job="transfer-label", model=plan.model.model, task=plan.model.task,
+        dataset=",".join(s.dataset for s in plan.signatures),
+        params={"from": plan.labels[plan.from_class], "mask": plan.mask_kind,
+                "to": [plan.labels[c] for c in plan.to_classes], "composite_seed": plan.seed},
+        params_hash=plan.params_hash, seed=plan.seed, device=device,
+    ) as run:  # fmt: skip
+        summary, run_id = run.summary, run.run_id
         for sig in plan.signatures:
-            for batch in _chunks(sig.clip_ids, clips_per_batch):
+            for batch in chunks(sig.clip_ids, clips_per_batch):
                 with warehouse.opened(path, read_only=True) as con:
                     samples = load_clips(con, batch)
                 as_tensor = [torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in samples]
@@ -259,9 +254,8 @@ def run_transfer(
                         summary.flipped += int(p.argmax()) == plan.from_class
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
-                counters.total_seconds = time.perf_counter() - started
-                table = runs.Rows("label_transfers", TRANSFER_COLUMNS, rows)
-                runs.write_batch(path, [table], run_id, counters, errors)
+                run.clock()
+                run.write([runs.Rows("label_transfers", TRANSFER_COLUMNS, rows)], errors)
                 if progress:
                     progress(len(batch))
     return summary

@@ -1,0 +1,121 @@
+"""What every job does around its own work: plan → dry run → run, a recorded run, and
+the chunks it computes and stores one at a time (see `sigwarehouse.jobs`).
+
+A job module supplies a plan (`describe`, `is_empty`) and a function that carries it
+out inside `job_run`; the commands and the demo call `carry_out`, so each says "nothing
+to do" the same way and a plan with nothing missing starts no run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from sigwarehouse import warehouse
+from sigwarehouse.jobs import runs
+
+if TYPE_CHECKING:
+    from sigwarehouse.models.base import AudioClassifier
+    from sigwarehouse.records import ModelRecord
+
+T = TypeVar("T")
+
+
+class Plan(Protocol):
+    def describe(self) -> str: ...
+
+    def is_empty(self) -> bool: ...
+
+
+class Summary(Protocol):
+    status: str
+
+    def describe(self) -> str: ...
+
+
+P = TypeVar("P", bound=Plan)
+S = TypeVar("S", bound=Summary)
+
+
+def carry_out(
+    plan: P,
+    run: Callable[[P], S],
+    *,
+    dry_run: bool = False,
+    say: Callable[[str], None] | None = None,
+    nothing: str = "everything is stored",
+) -> S | None:
+    """Show the plan, and run it unless it is empty or a dry run; the run's summary, or
+    None when nothing ran. `say` (None: silent) gets the plan, "nothing to do: <nothing>"
+    and the summary; a caller that says nothing reports the summary itself."""
+    if say:
+        say(plan.describe())
+    if plan.is_empty():
+        if say:
+            say(f"nothing to do: {nothing}")
+        return None
+    if dry_run:
+        return None
+    summary = run(plan)
+    if say:
+        say(summary.describe())
+    return summary
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`: a job's batches, each computed
+    with the warehouse closed and stored in one transaction."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class JobRun(Generic[S]):
+    """A started run: the batches a job writes go through it, tagged with its run id."""
+
+    path: Path
+    run_id: str
+    counters: runs.RunCounters
+    summary: S
+    started: float
+
+    def clock(self) -> None:
+        """Count the seconds since the run started into its counters."""
+        self.counters.total_seconds = time.perf_counter() - self.started
+
+    def write(self, tables: list[runs.Rows], errors: list[dict] | None = None) -> None:
+        """Store one batch and the counters in one transaction (runs.write_batch)."""
+        runs.write_batch(self.path, tables, self.run_id, self.counters, errors)
+
+
+@contextmanager
+def job_run(
+    path: Path,
+    summary: Callable[[str], S],
+    counters: runs.RunCounters,
+    **start: Any,
+) -> Iterator[JobRun[S]]:
+    """Open a `runs` row (`start` are runs.start_run's keywords), make the job's summary
+    from its run id, and record how the body ended (runs.recorded: `done`, `interrupted`
+    or `failed`, re-raising what the body raised)."""
+    with warehouse.opened(path) as con:
+        run_id = runs.start_run(con, **start)
+    run = JobRun(path, run_id, counters, summary(run_id), time.perf_counter())
+    with runs.recorded(path, run_id, counters, run.summary, run.started):
+        yield run
+
+
+def timed_models(
+    records: list[ModelRecord], labels: list[str], device: str, counters: runs.RunCounters
+) -> dict[str, AudioClassifier]:
+    """The records' models on the device, counting their queries and forward-pass seconds
+    into `counters`. Loaded before the run starts: a model that cannot load fails the job
+    without a run row."""
+    from sigwarehouse.models.loader import load_models
+
+    loaded = load_models(records, labels, device)
+    return {name: runs.timed(clf, counters) for name, clf in loaded.items()}
