@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 from small_warehouse import PARAMS_HASH, TASKS, entropy, fill
 
-import analyses
-from analyses import (
+from sigwarehouse import analyses, warehouse
+from sigwarehouse.analyses import (
     accuracy,
     beta_curve,
     bootstrap,
@@ -22,8 +22,7 @@ from analyses import (
     silence,
     sufficient_vs_complete,
 )
-from analyses import transferability as tr
-from sigwarehouse import warehouse
+from sigwarehouse.analyses import transferability as tr
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from analyses import asr_fidelity, composition, label_transfer, spectral_entropy
 from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse.analyses import asr_fidelity, composition, label_transfer, spectral_entropy
 from sigwarehouse.audio import decode_flac, load_clip
 from sigwarehouse.cli import deepfake
 from sigwarehouse.cli.common import set_warehouse

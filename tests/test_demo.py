@@ -181,7 +181,7 @@ def test_a_second_demo_stores_nothing_and_says_so(demo) -> None:
 
 
 def test_label_transfer_reads_as_the_mask_of_one_class_applied_to_the_other(demo) -> None:
-    from analyses import label_transfer as analysis
+    from sigwarehouse.analyses import label_transfer as analysis
 
     _root, path, _lines, _err = demo
     con = warehouse.connect(path, read_only=True)

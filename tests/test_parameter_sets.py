@@ -169,7 +169,7 @@ def test_every_view_has_one_row_per_cell_whatever_the_sets(path: Path) -> None:
 
 
 def test_report_analyses_show_the_shown_set_and_name_every_set(path: Path) -> None:
-    from analyses import beta_curve, bootstrap, provenance, transferability
+    from sigwarehouse.analyses import beta_curve, bootstrap, provenance, transferability
 
     add_set(path, B, ["m1", "m2"], "2030-01-01")
     con = warehouse.connect(path, read_only=True)

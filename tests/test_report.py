@@ -18,8 +18,8 @@ from small_warehouse import N_BINS, TASKS, fill
 from typer.testing import CliRunner
 
 from sigwarehouse import warehouse
+from sigwarehouse.analyses import build_report
 from sigwarehouse.cli import app
-from sigwarehouse.report import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 AUDIO = re.compile(r'<audio controls preload="auto" src="data:audio/wav;base64,([^"]+)"')
@@ -206,7 +206,7 @@ def page_chart_count(result) -> int:
 def test_examples_cover_every_explanation_and_say_when_a_mask_is_missing(built) -> None:
     from small_warehouse import NO_MASK
 
-    from sigwarehouse.report.examples import collect
+    from sigwarehouse.analyses.examples import collect
 
     path, rows, _ = built
     con = duckdb.connect(str(path), read_only=True)

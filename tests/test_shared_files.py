@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 from sharing import build_filled, copy_of, digest, rounded, sigwh, view_queries
 
 from sigwarehouse import views, warehouse
-from sigwarehouse.report import build_report
+from sigwarehouse.analyses import build_report
 
 SECRET = "s3cr3t-on-the-readers-machine"
 

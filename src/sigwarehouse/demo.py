@@ -156,7 +156,7 @@ def run_demo(
     step("ingest")
     _deepfake_jobs(path, device, say)
     step("deepfake jobs")
-    from sigwarehouse.report import build_report
+    from sigwarehouse.analyses import build_report
 
     say(build_report(path, out_dir, if_changed=True).message)
     result.report = out_dir / "index.html"

@@ -1,8 +1,9 @@
-"""`sigwh report`: one self-contained HTML page with every analysis the warehouse supports.
+"""`sigwh report`: one self-contained HTML page of the sections it is handed.
 
-See `build.build_report`. The analyses themselves live in the top-level `analyses`
-package; this package runs them, renders charts (vl-convert), rebuilds listenable
-signals from stored audio and masks, and writes the page.
+See `build.build_report`. The report renders `sections.Section`s (tables, charts, audio,
+listenable examples) and does not choose them: `sigwarehouse.analyses.build_report`
+hands it every analysis, in page order. It renders charts (vl-convert) and writes the
+page.
 """
 
 from sigwarehouse.report.build import ReportResult, build_report

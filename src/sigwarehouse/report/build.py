@@ -1,4 +1,5 @@
-"""Build the report: run every analysis on a read-only warehouse and write one HTML page.
+"""Build the report: run the analyses it is handed on a read-only warehouse and write one
+HTML page, a section per analysis, in the order given.
 
 Output folder layout:
     index.html          the self-contained page (open it in any browser, offline)
@@ -14,11 +15,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sigwarehouse import __version__, warehouse
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.report.sections import Analysis
 
 REPORT_FORMAT = 1  # bump when the page changes, so --if-changed rebuilds old reports
 FINGERPRINT_FILE = ".fingerprint.json"
@@ -39,9 +42,10 @@ class ReportResult:
     seconds: float = 0.0
 
 
-def fingerprint(con, path: Path) -> dict:
+def fingerprint(con, path: Path, analyses: Sequence[Analysis]) -> dict:
     """What identifies the warehouse's content: row counts, the latest run end, and the
-    size and modification time of the file and its write-ahead log; and the report code.
+    size and modification time of the file and its write-ahead log; and the code of the
+    report and of its analyses.
 
     Any write changes at least one of them; a change that is not a write (e.g. a
     checkpoint) may too, which costs only an unneeded rebuild.
@@ -60,18 +64,22 @@ def fingerprint(con, path: Path) -> dict:
         "files": stats,
         "counts": counts,
         "last_run": last_run,
-        "code": [__version__, REPORT_FORMAT, _code_digest()],
+        "code": [__version__, REPORT_FORMAT, _code_digest(analyses)],
     }
 
 
-def _code_digest() -> str:
+def _code_digest(analyses: Sequence[Analysis]) -> str:
     """A hash of the analyses', the report's and the views' source, so that upgrading any
-    of them makes --if-changed rebuild even when the warehouse did not change."""
-    import analyses
+    of them makes --if-changed rebuild even when the warehouse did not change. An
+    analysis counts with every module beside it (the helpers it shares with the others)."""
+    import inspect
+
     from sigwarehouse import views
 
+    sources = [inspect.getfile(a if inspect.ismodule(a) else type(a)) for a in analyses]
+    folders = {Path(source).parent for source in sources}
     digest = hashlib.sha256()
-    for folder in (Path(analyses.__file__).parent, Path(__file__).parent):
+    for folder in [*sorted(folders), Path(__file__).parent]:
         for source in sorted(folder.glob("*.py")):
             digest.update(source.name.encode() + source.read_bytes())
     for source in views.files():  # the report reads through the package's views
@@ -111,11 +119,12 @@ def _write_atomic(path: Path, data: str | bytes) -> None:
 def build_report(
     warehouse_path: str | Path,
     out_dir: str | Path,
+    analyses: Sequence[Analysis],
     if_changed: bool = False,
-    examples_per_model: int = 2,
     chart_files: bool = True,
 ) -> ReportResult:
-    """Write the report of the warehouse into out_dir (created if needed).
+    """Write the report of the warehouse into out_dir (created if needed): a section per
+    analysis, in the order given (`sigwarehouse.analyses.REPORT` is the whole page).
 
     Opens the warehouse read-only. With if_changed, returns without writing (built False)
     when the warehouse looks as it did at the last build into out_dir. Sections without
@@ -129,7 +138,7 @@ def build_report(
     con = warehouse.connect(path, read_only=True)
     try:
         _require_views(con, path)
-        fp = fingerprint(con, path)
+        fp = fingerprint(con, path, analyses)
         digest = _digest(fp)
         if if_changed and index.exists() and _previous_digest(out) == digest:
             return ReportResult(
@@ -137,7 +146,7 @@ def build_report(
             )
         try:
             out.mkdir(parents=True, exist_ok=True)
-            result = _render(con, path, out, examples_per_model, chart_files)
+            result = _render(con, path, out, analyses, chart_files)
         except OSError as exc:
             raise SigwhError(f"cannot write the report to {out}: {exc}") from exc
     finally:
@@ -166,16 +175,15 @@ def _require_views(con, path: Path) -> None:
         )
 
 
-def _render(con, path: Path, out: Path, examples_per_model: int, chart_files: bool) -> ReportResult:
+def _render(
+    con, path: Path, out: Path, analyses: Sequence[Analysis], chart_files: bool
+) -> ReportResult:
     import vl_convert as vlc
 
-    import analyses
-    from analyses.common import count, has_relations
-    from sigwarehouse.report import examples as ex
     from sigwarehouse.report import html
 
     vl_version = _vl_version()
-    sections = analyses.run_all(con)
+    sections = [analysis.run(con) for analysis in analyses]
     result = ReportResult(out, out / "index.html", True, "")
     (out / "charts").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
@@ -203,25 +211,11 @@ def _render(con, path: Path, out: Path, examples_per_model: int, chart_files: bo
                 (n_chart, html.RenderedChart(chart.name, chart.caption, spec, files, chart.group))
             )
         body.append(html.section_html(section, rendered, csv_paths))
-        toc.append((section.key, section.title))
+        toc.append((section.key, section.short_title or section.title))
         result.sections.append(section.key)
         if section.missing:
             result.missing.append(section.key)
-    # The listenable examples go after the results they illustrate, before the provenance.
-    missing = None
-    examples, notes = [], []
-    if not has_relations(con, "explanations") or count(con, "explanations") == 0:
-        missing = "No explanations are stored yet: run `sigwh ingest --model M`."
-    else:
-        examples, notes = ex.collect(con, examples_per_model)
-        if not examples:
-            missing = "No stored clip audio could be loaded for the explained clips."
-    body.insert(len(body) - 1, html.examples_html(examples, notes, missing))
-    toc.insert(len(toc) - 1, ("examples", "Listen"))
-    result.sections.insert(len(result.sections) - 1, "examples")
-    if missing:
-        result.missing.append("examples")
-    result.n_examples = len(examples)
+        result.n_examples += len(section.examples)
     meta = [
         f"warehouse {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)",
         f"built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z} "

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analyses.common import Section, Table
-from sigwarehouse.report.examples import Example
+from sigwarehouse.report.sections import Example, Section, Table
 
 MAX_ROWS = 200  # rows of a table shown in the page; all are in its CSV
 LONG_TEXT = 40  # characters: a longer text cell (a message, an example error) wraps
@@ -184,7 +183,7 @@ def section_html(
         parts.append(f'<p class="missing">{html.escape(section.missing)}</p>')
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
     # Items without a group first, then each group under its own heading, charts first.
-    items = [*section.charts, *section.tables, *section.audio]
+    items = [*section.charts, *section.tables, *section.audio, *section.examples]
     order = [None] + list(dict.fromkeys(x.group for x in items))
     for group in dict.fromkeys(order):
         if group is not None:
@@ -200,36 +199,12 @@ def section_html(
             for a in section.audio
             if a.group == group
         ]
+        parts += [example_html(e) for e in section.examples if e.group == group]
     offpage = [t for t in section.tables if not t.in_page and t.name in csv_paths]
     parts += [
         f'<p class="note">{html.escape(t.caption)} <a href="{csv_paths[t.name]}">CSV</a></p>'
         for t in offpage
     ]
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def examples_html(examples: list[Example], notes: list[str], missing: str | None) -> str:
-    parts = [
-        '<section id="examples">',
-        "<h2>Listen: original, sufficient, complete and inverse signals</h2>",
-        "<p>For a few clips per model: the clip, the signal that keeps only the model's "
-        "sufficient frequency bins, the one that keeps its complete bins, and the inverse "
-        "(the complete bins removed), rebuilt from the stored audio and masks. Each model "
-        "column gives that model's top-1 class and its probability, green when it is the "
-        "explained model's class for the clip (on the inverse signal, green means the model "
-        "still gives that class without the complete bins). Levels are not normalised: a "
-        "signal that keeps few bins is quiet.</p>",
-    ]
-    if missing:
-        parts.append(f'<p class="missing">{html.escape(missing)}</p>')
-    parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
-    task = None
-    for e in examples:  # in the page's order: by task, then model
-        if e.task != task:
-            task = e.task
-            parts.append(f"<h3>{html.escape(task)}</h3>")
-        parts.append(example_html(e))
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -15,7 +15,8 @@ import duckdb
 import polars as pl
 from scipy import stats
 
-from analyses.common import Chart, Section, Table, groups, no_signals_message, query
+from sigwarehouse.analyses.common import groups, no_signals_message, query
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Sufficient vs complete transferability"
 LEVEL = 0.05

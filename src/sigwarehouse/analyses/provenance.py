@@ -7,7 +7,8 @@ import json
 import duckdb
 import polars as pl
 
-from analyses.common import Section, Table, count, has_relations, query
+from sigwarehouse.analyses.common import count, has_relations, query
+from sigwarehouse.report.sections import Section, Table
 
 TITLE = "Runs and parameters"
 INTRO = (

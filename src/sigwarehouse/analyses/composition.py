@@ -14,17 +14,8 @@ import numpy as np
 import polars as pl
 from scipy.signal import welch
 
-from analyses.common import (
-    Audio,
-    Chart,
-    Section,
-    Table,
-    count,
-    groups,
-    has_relations,
-    query,
-    slug,
-)
+from sigwarehouse.analyses.common import count, groups, has_relations, query, slug
+from sigwarehouse.report.sections import Audio, Chart, Section, Table
 
 TITLE = "Global composition (real vs fake signatures)"
 INTRO = (

@@ -10,7 +10,8 @@ from __future__ import annotations
 import altair as alt
 import duckdb
 
-from analyses.common import Chart, Section, Table, count, groups, has_relations, query, slug
+from sigwarehouse.analyses.common import count, groups, has_relations, query, slug
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Label transfer"
 INTRO = (

@@ -22,7 +22,8 @@ import duckdb
 import polars as pl
 from rapidfuzz.distance import Indel
 
-from analyses.common import Chart, Section, Table, count, has_relations, query, slug
+from sigwarehouse.analyses.common import count, has_relations, query, slug
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "ASR fidelity of sufficient, complete and inverse signals"
 INTRO = (

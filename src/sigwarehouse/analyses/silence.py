@@ -14,7 +14,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from analyses.common import Section, Table, count, has_relations, query
+from sigwarehouse.analyses.common import count, has_relations, query
+from sigwarehouse.report.sections import Section, Table
 
 TITLE = "Silence card"
 INTRO = (

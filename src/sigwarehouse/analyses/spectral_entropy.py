@@ -25,7 +25,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from analyses.common import Chart, Section, Table, count, groups, has_relations, slug
+from sigwarehouse.analyses.common import count, groups, has_relations, slug
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Spectral entropy, real vs fake"
 LEVEL = 0.05

@@ -5,7 +5,8 @@ from __future__ import annotations
 import altair as alt
 import duckdb
 
-from analyses.common import Chart, Section, Table, count, has_relations, query
+from sigwarehouse.analyses.common import count, has_relations, query
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Model accuracy"
 INTRO = (

@@ -17,17 +17,8 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from analyses.common import (
-    KINDS,
-    Chart,
-    Section,
-    Table,
-    groups,
-    model_meta,
-    no_signals_message,
-    query,
-    slug,
-)
+from sigwarehouse.analyses.common import KINDS, groups, model_meta, no_signals_message, query, slug
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Transferability matrices"
 BETA_EPS = 0.5  # the ε of the β tables; beta_curve shows every ε

@@ -15,17 +15,15 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from analyses.common import (
+from sigwarehouse.analyses.common import (
     KINDS,
     NO_CROSS_MODEL,
-    Chart,
-    Section,
-    Table,
     groups,
     no_signals_message,
     query,
     slug,
 )
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "β-transferability as a function of ε"
 EPS_GRID = tuple(round(0.05 * i, 2) for i in range(1, 21))  # 0.05, 0.10, ..., 1.00

@@ -1,4 +1,5 @@
-"""What every analysis shares: the Section it returns, and small query helpers.
+"""What every analysis shares: small query helpers (the Section it returns and its
+tables, charts and audio are the report's types, `sigwarehouse.report.sections`).
 
 An analysis is a module with `run(con) -> Section`. It reads the warehouse through
 DuckDB (views first, raw tables only where a view does not say it), computes with
@@ -9,60 +10,12 @@ what to run to get it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import altair as alt
 import duckdb
 import polars as pl
 
 KINDS = ("sufficient", "complete")
 NO_CROSS_MODEL = "No model has signals evaluated on another model yet."
 GROUP_KEYS = ["task", "dataset", "params_hash"]
-
-
-@dataclass
-class Table:
-    """A named result table; `frame` is what a user would query or export."""
-
-    name: str  # file-safe, unique within the report
-    caption: str
-    frame: pl.DataFrame
-    in_page: bool = True  # False: too long to read, written as CSV only
-    group: str | None = None  # shown under this sub-heading, with the group's charts
-
-
-@dataclass
-class Chart:
-    """A named Altair chart with the sentence that says how to read it."""
-
-    name: str  # file-safe, unique within the report
-    caption: str
-    chart: alt.TopLevelMixin
-    group: str | None = None  # shown under this sub-heading, with the group's tables
-
-
-@dataclass
-class Audio:
-    """A listenable signal (WAV bytes) with the sentence that says what it is."""
-
-    name: str  # file-safe, unique within the report
-    caption: str
-    wav: bytes
-    group: str | None = None  # shown under this sub-heading, with the group's tables
-
-
-@dataclass
-class Section:
-    """One result: what it is, its tables and charts, or why it could not be computed."""
-
-    key: str
-    title: str
-    intro: str
-    tables: list[Table] = field(default_factory=list)
-    charts: list[Chart] = field(default_factory=list)
-    missing: str | None = None  # set when the warehouse lacks the data; tables then empty
-    notes: list[str] = field(default_factory=list)
-    audio: list[Audio] = field(default_factory=list)
 
 
 def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:

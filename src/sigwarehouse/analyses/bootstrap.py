@@ -18,17 +18,15 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from analyses.common import (
+from sigwarehouse.analyses.common import (
     KINDS,
     NO_CROSS_MODEL,
-    Chart,
-    Section,
-    Table,
     groups,
     no_signals_message,
     query,
     slug,
 )
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Bootstrap confidence intervals on α"
 SEED = 20240601

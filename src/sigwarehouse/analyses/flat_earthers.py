@@ -12,16 +12,8 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from analyses.common import (
-    NO_CROSS_MODEL,
-    Chart,
-    Section,
-    Table,
-    groups,
-    no_signals_message,
-    query,
-    slug,
-)
+from sigwarehouse.analyses.common import NO_CROSS_MODEL, groups, no_signals_message, query, slug
+from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Flat-earthers"
 MARGIN = 0.1  # the margin of the `flat_earthers` view, the report's default

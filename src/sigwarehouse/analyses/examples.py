@@ -1,6 +1,7 @@
 """Listenable examples: a clip's original, sufficient, complete and inverse signals.
 
-For a few clips per model, the signals are rebuilt from the stored clip audio and the
+The report's "Listen" section, an analysis like the others (`run(con) -> Section`). For
+a few clips per model, the signals are rebuilt from the stored clip audio and the
 stored masks (signal = irfft(mask · rfft(clip)), the removed bins set to 0, as in
 DESIGN.md), encoded as 16-bit WAV, and shown with the class every model of the task gave
 each one (stored in `original_probs` and `signal_probs`). Levels are not normalised: a
@@ -10,50 +11,39 @@ sufficient signal that keeps a few bins is as quiet as those bins are in the cli
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import duckdb
 
+from sigwarehouse.analyses.common import count, has_relations
 from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
 from sigwarehouse.freqrex.spectral import unpack_mask
+from sigwarehouse.report.sections import Example, ExampleSignal, Section, Verdict
 from sigwarehouse.signals import masked_signal
 
 SIGNALS = ("original", "sufficient", "complete", "inverse")
+PER_MODEL = 2  # examples of each explained model
+TITLE = "Listen: original, sufficient, complete and inverse signals"
+INTRO = (
+    "For a few clips per model: the clip, the signal that keeps only the model's "
+    "sufficient frequency bins, the one that keeps its complete bins, and the inverse "
+    "(the complete bins removed), rebuilt from the stored audio and masks. Each model "
+    "column gives that model's top-1 class and its probability, green when it is the "
+    "explained model's class for the clip (on the inverse signal, green means the model "
+    "still gives that class without the complete bins). Levels are not normalised: a "
+    "signal that keeps few bins is quiet."
+)
 
 
-@dataclass
-class Verdict:
-    """What one model said about one signal."""
-
-    label: str
-    prob: float
-    accepted: bool  # its top-1 class is the explained model's class for the clip
-
-
-@dataclass
-class ExampleSignal:
-    kind: str  # original, sufficient, complete, inverse
-    wav: bytes | None  # None when the signal does not exist (no complete mask)
-    kept: str  # e.g. "812 of 24001 bins"
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
-    note: str | None = None
-
-
-@dataclass
-class Example:
-    """One clip as explained by one model, with its four signals."""
-
-    model: str
-    task: str
-    clip_id: int
-    dataset: str
-    path: str
-    label: str
-    model_class: str
-    model_conf: float
-    params_hash: str
-    targets: list[str]
-    signals: list[ExampleSignal]
+def run(con: duckdb.DuckDBPyConnection, per_model: int = PER_MODEL) -> Section:
+    """The examples of `collect`, shown by task, or why there are none."""
+    section = Section("examples", TITLE, INTRO, short_title="Listen")
+    if not has_relations(con, "explanations") or count(con, "explanations") == 0:
+        section.missing = "No explanations are stored yet: run `sigwh ingest --model M`."
+        return section
+    section.examples, section.notes = collect(con, per_model)
+    if not section.examples:
+        section.missing = "No stored clip audio could be loaded for the explained clips."
+    return section
 
 
 _CHOICE_SQL = """
