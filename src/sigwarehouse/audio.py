@@ -123,11 +123,6 @@ def _sf_message(exc: Exception) -> str:
     return str(getattr(exc, "error_string", None) or exc).strip()
 
 
-def read_file(path: str | Path, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
-    """Read and decode the file at `path` under the clip policy (see decode)."""
-    return decode(Path(path).read_bytes(), sample_rate, min_duration_s)
-
-
 def encode_flac(samples: np.ndarray, sample_rate: int) -> bytes:
     """A mono float clip as FLAC bytes (24-bit; values clipped to [-1, 1])."""
     buf = io.BytesIO()

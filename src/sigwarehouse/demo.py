@@ -32,7 +32,6 @@ class DemoResult:
     warehouse: Path
     report: Path | None
     seconds: dict[str, float] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
 
 
 def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:

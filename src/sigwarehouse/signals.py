@@ -102,11 +102,6 @@ def encode_responsibility(values: np.ndarray) -> bytes:
     return zlib.compress(np.asarray(values, dtype="<f2").tobytes(), 6)
 
 
-def decode_responsibility(blob: bytes) -> np.ndarray:
-    """The float32 responsibility map that encode_responsibility stored."""
-    return np.frombuffer(zlib.decompress(blob), dtype="<f2").astype(np.float32)
-
-
 def masked_signal(samples: np.ndarray, mask: np.ndarray, params: dict | None = None) -> np.ndarray:
     """The signal that keeps the mask's variables, in the explanation's space.
 

@@ -48,10 +48,6 @@ class Intervals:
         idx = np.repeat(self.row_ptr[rows], counts) + within
         return Intervals(row_ptr, self.starts[idx], self.ends[idx])
 
-    def repeated(self, times: int) -> Intervals:
-        """The same requests' intervals, the whole list `times` over."""
-        return self.take(np.tile(np.arange(len(self.row_ptr) - 1), times))
-
 
 class _DeviceIntervals:
     """`Intervals` copied to the device once, sliced per chunk without host traffic."""

@@ -36,8 +36,3 @@ class AudioClassifier(ABC):
                 f"expected waveforms shaped (batch, samples), got {tuple(waves.shape)}"
             )
         return self.forward(waves)
-
-    def predict(self, waves: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Probabilities for any number of waveforms, in chunks of batch_size."""
-        chunks = [self(waves[i : i + batch_size]) for i in range(0, len(waves), batch_size)]
-        return torch.cat(chunks) if chunks else waves.new_zeros((0, self.n_labels))
