@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import small_warehouse
 from typer.testing import CliRunner
 
 from sigwarehouse import warehouse
@@ -18,6 +19,15 @@ def wh_path(tmp_path: Path) -> Path:
     """A freshly initialised warehouse file at the current schema."""
     path, _ = warehouse.init(tmp_path / "warehouse.duckdb")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, small_warehouse.Filled]:
+    """The small hand-made ingest result (tests/small_warehouse.py) and what it inserted,
+    built once for the session. Nothing opens it: each user takes a copy
+    (sharing.copy_of), so no test sees another's writes."""
+    path, _ = warehouse.init(tmp_path_factory.mktemp("small-filled") / "warehouse.duckdb")
+    return path, small_warehouse.fill(path)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Helpers for the tests of shared warehouse files: a filled warehouse built once, fresh
-copies of it, the CLI, and a way to call every view and macro of the package.
+"""Helpers for the tests of shared warehouse files: fresh copies of the filled warehouse
+(conftest's `small_filled`, built once), the CLI, and a way to call every view and macro
+of the package.
 
 The list of views is read from the package's sql/views folder (not written out here),
 so the tests follow the views as they change.
@@ -14,17 +15,8 @@ from pathlib import Path
 import duckdb
 from typer.testing import CliRunner
 
-from sigwarehouse import views, warehouse
+from sigwarehouse import views
 from sigwarehouse.cli import app
-
-
-def build_filled(path: Path) -> Path:
-    """A warehouse at the current schema holding the small hand-made ingest result."""
-    import small_warehouse
-
-    warehouse.init(path)
-    small_warehouse.fill(path)
-    return path
 
 
 def copy_of(source: Path, directory: Path, name: str = "warehouse.duckdb") -> Path:

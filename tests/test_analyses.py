@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
-from small_warehouse import PARAMS_HASH, TASKS, entropy, fill
+from sharing import copy_of
+from small_warehouse import PARAMS_HASH, TASKS, entropy
 
-from sigwarehouse import analyses, warehouse
+from sigwarehouse import analyses
 from sigwarehouse.analyses import (
     accuracy,
     beta_curve,
@@ -26,9 +27,9 @@ from sigwarehouse.analyses import transferability as tr
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory):
-    path, _ = warehouse.init(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
-    rows = fill(path)
+def filled(small_filled, tmp_path_factory):
+    path = copy_of(small_filled[0], tmp_path_factory.mktemp("wh"))
+    rows = small_filled[1]
     con = duckdb.connect(str(path), read_only=True)
     yield con, rows
     con.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from small_warehouse import PARAMS_HASH, TASKS, fill
+from sharing import copy_of
+from small_warehouse import PARAMS_HASH, TASKS
 
 from sigwarehouse import warehouse
 
@@ -26,10 +27,8 @@ CELL = ["task", "dataset", "kind", "source_model", "target_model"]
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    path, _ = warehouse.init(tmp_path / "warehouse.duckdb")
-    fill(path)
-    return path
+def path(small_filled, tmp_path: Path) -> Path:
+    return copy_of(small_filled[0], tmp_path)
 
 
 def add_set(path: Path, params_hash: str, models: list[str], started_at: str) -> None:

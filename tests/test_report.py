@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
+from sharing import copy_of
 from small_warehouse import N_BINS, TASKS, fill
 from typer.testing import CliRunner
 
@@ -26,11 +27,10 @@ AUDIO = re.compile(r'<audio controls preload="auto" src="data:audio/wav;base64,(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(small_filled, tmp_path_factory):
     """A small filled warehouse and its report, built once for the module."""
     root = tmp_path_factory.mktemp("report")
-    path, _ = warehouse.init(root / "warehouse.duckdb")
-    rows = fill(path)
+    path, rows = copy_of(small_filled[0], root), small_filled[1]
     mtime = path.stat().st_mtime_ns
     result = build_report(path, root / "out")
     assert path.stat().st_mtime_ns == mtime  # opened read-only

@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from sharing import build_filled, copy_of, digest, rounded, sigwh, view_queries
+from sharing import copy_of, digest, rounded, sigwh, view_queries
 
 from sigwarehouse import views, warehouse
 from sigwarehouse.analyses import build_report
@@ -24,8 +24,8 @@ SECRET = "s3cr3t-on-the-readers-machine"
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_filled(tmp_path_factory.mktemp("filled") / "warehouse.duckdb")
+def filled(small_filled, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_of(small_filled[0], tmp_path_factory.mktemp("filled"))
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from sharing import build_filled, copy_of, digest, sigwh
+from sharing import copy_of, digest, sigwh
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_filled(tmp_path_factory.mktemp("filled") / "warehouse.duckdb")
+def filled(small_filled, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_of(small_filled[0], tmp_path_factory.mktemp("filled"))
 
 
 @pytest.fixture

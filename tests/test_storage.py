@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from sharing import build_filled, copy_of, rounded, sigwh, view_queries
+from sharing import copy_of, rounded, sigwh, view_queries
 
 from sigwarehouse import storage, warehouse
 
@@ -23,8 +23,8 @@ CLI_VERSIONS = ["duckdb-cli>=1.4,<1.5", "duckdb-cli>=1.5,<2"]
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_filled(tmp_path_factory.mktemp("filled") / "warehouse.duckdb")
+def filled(small_filled, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_of(small_filled[0], tmp_path_factory.mktemp("filled"))
 
 
 @pytest.fixture(scope="session")

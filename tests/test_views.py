@@ -181,15 +181,12 @@ def test_views_work_in_stock_duckdb_without_sigwarehouse(filled, wh_path: Path) 
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
+def small(small_filled, tmp_path_factory):
     """The small warehouse, and its stored signals as numpy recomputes them from the raw
     tables: one dict per sufficient/complete signal_probs row."""
-    from small_warehouse import fill
+    from sharing import copy_of
 
-    from sigwarehouse import warehouse
-
-    path, _ = warehouse.init(tmp_path_factory.mktemp("small") / "warehouse.duckdb")
-    fill(path)
+    path = copy_of(small_filled[0], tmp_path_factory.mktemp("small"))
     con = duckdb.connect(str(path), read_only=True)
     yield con, _signals_by_numpy(con)
     con.close()
