@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from sigwarehouse.cli.corpus import corpus_app
 from sigwarehouse.corpus import TASKS, build_corpus, debian
-from sigwarehouse.corpus.audio import SR, fit_length, write_flac
 from sigwarehouse.corpus.build import DEFAULT_EVAL, clip_seed, read_manifest
 from sigwarehouse.corpus.speech import EVAL_SENTENCES, TRAIN_SENTENCES
 from sigwarehouse.corpus.spoof import griffin_lim
+from sigwarehouse.corpus.waveform import SR, fit_length, write_flac
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "corpus"

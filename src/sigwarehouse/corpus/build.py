@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from sigwarehouse.corpus import music, speech, spoof
-from sigwarehouse.corpus.audio import write_flac
 from sigwarehouse.corpus.debian import MissingPackagesError, missing_packages
+from sigwarehouse.corpus.waveform import write_flac
 
 TASKS: dict[str, tuple[str, ...]] = {
     "emotion": speech.LABELS,

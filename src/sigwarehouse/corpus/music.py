@@ -16,8 +16,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from sigwarehouse.corpus.audio import SR, load_mono, lowpass, peak_normalise
 from sigwarehouse.corpus.debian import SOUNDFONT
+from sigwarehouse.corpus.waveform import SR, load_mono, lowpass, peak_normalise
 
 LABELS: tuple[str, ...] = ("classical", "rock", "jazz", "electronic", "ambient")
 

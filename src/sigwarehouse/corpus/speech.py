@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-from sigwarehouse.corpus.audio import SR, fit_length, lowpass, peak_normalise, trim_silence
 from sigwarehouse.corpus.tts import PROSODY_VOICES, synthesise
+from sigwarehouse.corpus.waveform import SR, fit_length, lowpass, peak_normalise, trim_silence
 
 LABELS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry")
 

@@ -19,7 +19,9 @@ import numpy as np
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
-from sigwarehouse.corpus.audio import (
+from sigwarehouse.corpus.debian import ALSA_DIR, ASTERISK_DIR, POCKETSPHINX_DIR
+from sigwarehouse.corpus.tts import ESPEAK_VOICES, PROSODY_VOICES, espeak, synthesise
+from sigwarehouse.corpus.waveform import (
     SR,
     fit_length,
     load_mono,
@@ -28,8 +30,6 @@ from sigwarehouse.corpus.audio import (
     telephone,
     trim_silence,
 )
-from sigwarehouse.corpus.debian import ALSA_DIR, ASTERISK_DIR, POCKETSPHINX_DIR
-from sigwarehouse.corpus.tts import ESPEAK_VOICES, PROSODY_VOICES, espeak, synthesise
 
 LABELS: tuple[str, ...] = ("real", "fake")
 ORIGIN_WEIGHTS = {"asterisk": 0.65, "pocketsphinx": 0.25, "alsa": 0.10}

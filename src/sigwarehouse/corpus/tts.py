@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sigwarehouse.corpus.audio import load_mono
+from sigwarehouse.corpus.waveform import load_mono
 
 
 @dataclass(frozen=True)
