@@ -457,9 +457,7 @@ def test_two_jobs_with_the_same_plan_leave_the_rows_of_one(ingested: Path, tmp_p
     path = _build(tmp_path / "overlap.duckdb")
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
-    jobs = [
-        subprocess.Popen(_sigwh(path, *args, *EXTRA), stderr=subprocess.PIPE) for _ in range(2)
-    ]
+    jobs = [subprocess.Popen(_sigwh(path, *args, *EXTRA), stderr=subprocess.PIPE) for _ in range(2)]
     assert [j.wait() for j in jobs] == [0, 0], [j.stderr.read() for j in jobs]
     reference = {
         table: [row for row in rows if row[0] == model] for table, rows in _rows(ingested).items()
