@@ -90,7 +90,7 @@ def test_defaults_are_shown_and_are_the_ones_used() -> None:
     assert f"δ of δ-completeness. [default: {defaults.delta}]" in ingest
     assert f"[default: {defaults.batch_size}]" in ingest
     demo = " ".join(_help(("demo",), 80).split())
-    assert f"every model explains. [default: {DEMO_PER_LABEL}]" in demo
+    assert f"registers the rest later). [default: {DEMO_PER_LABEL}]" in demo
 
 
 def test_every_option_without_a_default_says_what_omitting_it_means() -> None:

@@ -10,6 +10,7 @@ models fail clearly.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -404,3 +405,62 @@ def test_cpu_threads_wait_passively_unless_the_user_says_otherwise() -> None:
     env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
     own = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert own.stdout.strip() == "ACTIVE"
+
+
+def _entropy_bits(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits per row, written out (0 log 0 = 0)."""
+    p = probs.astype(np.float64)
+    logs = np.log2(np.where(p > 0, p, 1.0))
+    return -(p * logs).sum(axis=1)
+
+
+def test_stored_derived_numbers_match_a_direct_computation(ingested: Path) -> None:
+    """Columns derived at write time (top1, entropy_bits, sizes, n_bins, minimality's
+    bin counts) equal what plain numpy computes from the stored probabilities, masks and
+    audio."""
+    con = duckdb.connect(str(ingested), read_only=True)
+    try:
+        for table in ("original_probs", "signal_probs"):
+            rows = con.execute(f"SELECT probs, top1, entropy_bits FROM {table}").fetchall()
+            assert rows
+            probs = np.array([r[0] for r in rows], dtype=np.float32)
+            np.testing.assert_array_equal([r[1] for r in rows], probs.argmax(axis=1))
+            np.testing.assert_allclose(
+                [r[2] for r in rows], _entropy_bits(probs), rtol=1e-5, atol=1e-6
+            )
+        expl = con.execute(
+            "SELECT n_bins, sufficient_mask, sufficient_size, complete_mask, complete_size,"
+            " minimality, clip_id FROM explanations"
+        ).fetchall()
+        lengths = {clip_id: len(load_clip(con, clip_id)) for *_, clip_id in expl}
+    finally:
+        con.close()
+    assert expl
+    for n_bins, s_mask, s_size, c_mask, c_size, minimality, clip_id in expl:
+        assert n_bins == lengths[clip_id] // 2 + 1  # rfft bins of the clip
+        figures = json.loads(minimality)
+        for blob, size, prefix in ((s_mask, s_size, "sufficient"), (c_mask, c_size, "complete")):
+            if blob is None:
+                continue
+            kept = int(unpack_mask(blob, n_bins).sum())
+            assert size == kept
+            checked, removable = figures[f"{prefix}_checked"], figures[f"{prefix}_removable"]
+            assert checked == kept or (kept > PARAMS.per_bin_limit and checked == 64)
+            if kept == 0:  # the empty signal keeps the class: nothing to remove
+                assert removable is None
+            else:
+                assert 0.0 <= removable <= 1.0
+
+
+def test_two_jobs_with_the_same_plan_leave_the_rows_of_one(ingested: Path, tmp_path: Path) -> None:
+    """Overlapping work: two processes run the very same plan at once; every row is
+    offered twice, and the file ends with exactly the rows of one uninterrupted run."""
+    path = _build(tmp_path / "overlap.duckdb")
+    model = _models(path)[0]
+    args = ["ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
+    jobs = [subprocess.Popen(_sigwh(path, *args, *EXTRA), stderr=subprocess.PIPE) for _ in range(2)]
+    assert [j.wait() for j in jobs] == [0, 0], [j.stderr.read() for j in jobs]
+    reference = {
+        table: [row for row in rows if row[0] == model] for table, rows in _rows(ingested).items()
+    }
+    assert _rows(path) == reference

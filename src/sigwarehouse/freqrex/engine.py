@@ -95,23 +95,6 @@ class Explanation:
     def complete_share(self) -> float | None:
         return None if self.complete_mask is None else float(self.complete_mask.mean())
 
-    # Names the ingestion job reads (same values as the fields above).
-    @property
-    def orig_class(self) -> int:
-        return self.label_index
-
-    @property
-    def orig_conf(self) -> float:
-        return self.confidence
-
-    @property
-    def orig_probs(self) -> np.ndarray:
-        return self.probs
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_vars
-
     @property
     def minimality(self) -> dict:
         """The per-bin minimality figures as a JSON-able dict (nan becomes None)."""
@@ -211,24 +194,24 @@ def explain(
         order = np.argsort(found_arr, kind="stable")  # oracle row order, whichever ranking
         found_arr, mask_arr = found_arr[order], np.concatenate(masks)[order]
         shrunk = yield from minimise(ctx, prop, found_arr, mask_arr, resp, f"{phase}-minimise")
-        return (found_arr, *shrunk)
+        return Found(found_arr, *shrunk)
 
     def sufficient_then_extras():
-        s_res = yield from search(suff, active, [("", rank)], oracle.n_vars, "sufficient")
+        first = yield from search(suff, active, [("", rank)], oracle.n_vars, "sufficient")
         extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
         used = ~own
-        used[s_res[0]] |= s_res[1]
+        used[first.rows] |= first.masks
         for round_ in range(1, params.n_sufficient):
-            cand = np.asarray([i for i in s_res[0] if (~used[i]).any()], dtype=np.int64)
+            cand = np.asarray([i for i in first.rows if (~used[i]).any()], dtype=np.int64)
             if cand.size == 0:
                 break
             rank_x = [("", rank_positions(resp, magnitude, allowed=~used))]
             limit = (~used).sum(axis=1)
-            found, masks, _, _ = yield from search(suff, cand, rank_x, limit, f"extra{round_}")
-            for i, m in zip(found, masks, strict=True):
+            more = yield from search(suff, cand, rank_x, limit, f"extra{round_}")
+            for i, m in zip(more.rows, more.masks, strict=True):
                 extra[int(i)].append(m)
                 used[i] |= m
-        return s_res, extra
+        return first, extra
 
     # Every clip gets a complete search, silence-class ones too (their map is all zero,
     # so their first ranking is by magnitude); where the first ranking finds nothing, a
@@ -241,9 +224,13 @@ def explain(
     complete_search = search(comp, rows, complete_rankings, oracle.n_vars, "complete")
 
     # the sufficient and the complete search are independent: run them side by side
-    (s_res, extra), c_res = drive(oracle, [sufficient_then_extras(), complete_search])
+    (sufficient, extra), complete = drive(oracle, [sufficient_then_extras(), complete_search])
 
-    out = _verify_and_collect(ctx, probs, empty_probs, empty_keeps, resp, s_res, c_res, extra)
+    verdicts = _verify(ctx, sufficient, complete, extra)
+    out = [
+        _build(ctx, i, probs[i], empty_probs[i], bool(empty_keeps[i]), resp[i], verdicts)
+        for i in range(oracle.n_clips)
+    ]
     if stats is not None:
         stats.update(
             queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds
@@ -261,114 +248,143 @@ def _band_order(oracle: Oracle, device, low_first: bool) -> torch.Tensor:
     return torch.where(index < n_vars, n_vars - 1 - index, index).to(torch.int32)
 
 
-def _verify_and_collect(
-    ctx, probs, empty_probs, empty_keeps, resp, suff_res, comp_res, extra
-) -> list[Explanation]:
-    """Re-evaluate every mask to be returned in one batch and build the Explanations."""
-    oracle, params, target, sigma = ctx.oracle, ctx.params, ctx.target, ctx.sigma
-    n = oracle.n_clips
-    masks: list[np.ndarray] = []
-    req_clip: list[int] = []
-    invert: list[bool] = []
-    slots: dict[tuple, int] = {}
+@dataclass
+class Found:
+    """What one search returns: the oracle rows it found a mask for, their masks (rows
+    of the shared width), and each mask's per-bin minimality figure (see minimise)."""
 
-    def add(key: tuple, clip: int, mask: np.ndarray, inv: bool = False) -> None:
-        slots[key] = len(masks)
-        masks.append(mask)
-        req_clip.append(clip)
-        invert.append(inv)
+    rows: np.ndarray
+    masks: np.ndarray
+    removable: np.ndarray
+    checked: np.ndarray
 
-    for i, m in zip(suff_res[0], suff_res[1], strict=True):
-        add(("s", int(i)), int(i), m)
-    for i, m in zip(comp_res[0], comp_res[1], strict=True):
-        add(("c", int(i)), int(i), m)
-        add(("inv", int(i)), int(i), m, inv=True)
-    for i, ms in extra.items():
-        for j, m in enumerate(ms):
-            add(("x", i, j), i, m)
 
-    clip_arr = np.asarray(req_clip, dtype=np.int64)
-    check = torch.zeros((0, oracle.classifier.n_labels))
-    keep_ok = keep_delta = rej = np.zeros(0, dtype=bool)
-    if masks:
-        base = torch.as_tensor(np.stack(masks), device=oracle.device)
-        req = MaskRequests(
-            clip_arr,
-            base=base,
-            base_row=np.arange(len(masks)),
-            invert=np.asarray(invert),
-        )
-        check = oracle.run(req, "verify", fresh=True)  # deliberate: re-evaluate every mask
-        t, s, margin = target[clip_arr], sigma[clip_arr], params.decision_margin
-        keep_ok = keeps(check, t, s, margin, params.sufficient_confidence)
-        keep_delta = keeps(check, t, s, margin, params.delta)
-        rej = rejects(check, t, margin)
-    p_np = check.numpy()
+@dataclass
+class Verified:
+    """A mask that passed the final re-evaluation, with its probabilities."""
 
-    s_removable = dict(zip(suff_res[0].tolist(), suff_res[2], strict=True))
-    s_checked = dict(zip(suff_res[0].tolist(), suff_res[3], strict=True))
-    c_removable = dict(zip(comp_res[0].tolist(), comp_res[2], strict=True))
-    c_checked = dict(zip(comp_res[0].tolist(), comp_res[3], strict=True))
-    out = []
-    for i in range(n):
-        space, n_vars = oracle.space_of(i), int(oracle.n_vars[i])
-        s_mask = s_probs = c_mask = c_probs = inv_probs = None
-        if empty_keeps[i]:
-            s_mask, s_reason = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS
-            s_probs = empty_probs[i].numpy()
-        elif ("s", i) not in slots:
-            s_reason = "no-sufficient-prefix"
-        elif keep_ok[slots["s", i]]:
-            s_mask, s_reason, s_probs = masks[slots["s", i]][:n_vars], None, p_np[slots["s", i]]
-        else:
-            s_reason = "verification-failed"
+    mask: np.ndarray
+    probs: np.ndarray
+    removable: float = np.nan
+    checked: int = 0
+    inverse_probs: np.ndarray | None = None
 
-        if ("c", i) not in slots:
-            c_reason = "no-complete-mask-found"
-        elif keep_delta[slots["c", i]] and rej[slots["inv", i]]:
-            c_mask, c_reason = masks[slots["c", i]][:n_vars], None
-            c_probs, inv_probs = p_np[slots["c", i]], p_np[slots["inv", i]]
-        else:
-            c_reason = "verification-failed"
 
-        x_masks, x_probs = [], []
-        for j, m in enumerate(extra[i]):
-            if keep_ok[slots["x", i, j]]:
-                x_masks.append(m[:n_vars])
-                x_probs.append(p_np[slots["x", i, j]])
+@dataclass
+class Verdicts:
+    """Per oracle row: the verified sufficient and complete masks (absent: none found),
+    which rows had a mask that failed verification, and the verified extra masks."""
 
-        out.append(
-            Explanation(
-                clip_index=i,
-                n_samples=space.n_samples,
-                space=space.kind,
-                n_vars=n_vars,
-                label_index=int(target[i]),
-                confidence=float(sigma[i]),
-                probs=probs[i].numpy(),
-                empty_probs=empty_probs[i].numpy(),
-                responsibility=resp[i, :n_vars].copy(),
-                sufficient_mask=s_mask,
-                sufficient_reason=s_reason,
-                sufficient_probs=s_probs,
-                sufficient_removable=float(s_removable.get(i, np.nan))
-                if s_mask is not None
-                else np.nan,
-                sufficient_checked=int(s_checked.get(i, 0)),
-                complete_mask=c_mask,
-                complete_reason=c_reason,
-                complete_probs=c_probs,
-                inverse_probs=inv_probs,
-                inverse_label_index=None if inv_probs is None else int(np.argmax(inv_probs)),
-                complete_removable=float(c_removable.get(i, np.nan))
-                if c_mask is not None
-                else np.nan,
-                complete_checked=int(c_checked.get(i, 0)),
-                queries=int(oracle.queries[i]),
-                queries_by_phase={k: int(v[i]) for k, v in oracle.by_phase.items()},
-                params=params.to_dict(),
-                extra_sufficient_masks=x_masks,
-                extra_sufficient_probs=x_probs,
+    sufficient: dict[int, Verified]
+    complete: dict[int, Verified]
+    failed_sufficient: set[int]
+    failed_complete: set[int]
+    extra: dict[int, list[Verified]]
+
+
+def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Verdicts:
+    """Re-evaluate every mask to be returned, in one batch (deliberately asking the
+    model again), and keep those that still meet their definition."""
+    params, target, sigma = ctx.params, ctx.target, ctx.sigma
+    # one request per mask to check: (kind, row, mask, invert, extra index)
+    checks = []
+    for i, m in zip(sufficient.rows, sufficient.masks, strict=True):
+        checks.append(("s", int(i), m, False, -1))
+    for i, m in zip(complete.rows, complete.masks, strict=True):
+        checks += [("c", int(i), m, False, -1), ("inv", int(i), m, True, -1)]
+    checks += [("x", i, m, False, j) for i, ms in extra.items() for j, m in enumerate(ms)]
+    verdicts = Verdicts({}, {}, set(), set(), {i: [] for i in extra})
+    if not checks:
+        return verdicts
+    clip = np.asarray([c[1] for c in checks], dtype=np.int64)
+    req = MaskRequests(
+        clip,
+        base=torch.as_tensor(np.stack([c[2] for c in checks]), device=ctx.oracle.device),
+        base_row=np.arange(len(checks)),
+        invert=np.asarray([c[3] for c in checks]),
+    )
+    probs = ctx.oracle.run(req, "verify", fresh=True)
+    t, s, margin = target[clip], sigma[clip], params.decision_margin
+    keep_ok = keeps(probs, t, s, margin, params.sufficient_confidence)
+    keep_delta = keeps(probs, t, s, margin, params.delta)
+    rejected = rejects(probs, t, margin)
+    p = probs.numpy()
+    at = {(kind, row, j): n for n, (kind, row, _, _, j) in enumerate(checks)}
+
+    for k, row in enumerate(sufficient.rows.tolist()):
+        n = at["s", row, -1]
+        if keep_ok[n]:
+            verdicts.sufficient[row] = Verified(
+                sufficient.masks[k], p[n], sufficient.removable[k], int(sufficient.checked[k])
             )
-        )
-    return out
+        else:
+            verdicts.failed_sufficient.add(row)
+    for k, row in enumerate(complete.rows.tolist()):
+        n, inv = at["c", row, -1], at["inv", row, -1]
+        if keep_delta[n] and rejected[inv]:
+            verdicts.complete[row] = Verified(
+                complete.masks[k], p[n], complete.removable[k], int(complete.checked[k]), p[inv]
+            )
+        else:
+            verdicts.failed_complete.add(row)
+    for row, masks in extra.items():
+        for j, m in enumerate(masks):
+            if keep_ok[at["x", row, j]]:
+                verdicts.extra[row].append(Verified(m, p[at["x", row, j]]))
+    return verdicts
+
+
+def _build(
+    ctx: Context,
+    i: int,
+    probs: torch.Tensor,
+    empty_probs: torch.Tensor,
+    empty_keeps: bool,
+    responsibility: np.ndarray,
+    verdicts: Verdicts,
+) -> Explanation:
+    """Oracle row i's Explanation from the verdicts (masks cut to the clip's variables)."""
+    oracle = ctx.oracle
+    space, n_vars = oracle.space_of(i), int(oracle.n_vars[i])
+    suff, comp = verdicts.sufficient.get(i), verdicts.complete.get(i)
+    if empty_keeps:
+        s_mask, s_reason, s_probs = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS, empty_probs.numpy()
+    elif suff is not None:
+        s_mask, s_reason, s_probs = suff.mask[:n_vars], None, suff.probs
+    else:
+        failed = i in verdicts.failed_sufficient
+        s_mask, s_probs = None, None
+        s_reason = "verification-failed" if failed else "no-sufficient-prefix"
+    if comp is None:
+        failed = i in verdicts.failed_complete
+        c_reason = "verification-failed" if failed else "no-complete-mask-found"
+    else:
+        c_reason = None
+    return Explanation(
+        clip_index=i,
+        n_samples=space.n_samples,
+        space=space.kind,
+        n_vars=n_vars,
+        label_index=int(ctx.target[i]),
+        confidence=float(ctx.sigma[i]),
+        probs=probs.numpy(),
+        empty_probs=empty_probs.numpy(),
+        responsibility=responsibility[:n_vars].copy(),
+        sufficient_mask=s_mask,
+        sufficient_reason=s_reason,
+        sufficient_probs=s_probs,
+        sufficient_removable=float(suff.removable) if suff is not None else np.nan,
+        sufficient_checked=suff.checked if suff is not None else 0,
+        complete_mask=None if comp is None else comp.mask[:n_vars],
+        complete_reason=c_reason,
+        complete_probs=None if comp is None else comp.probs,
+        inverse_probs=None if comp is None else comp.inverse_probs,
+        inverse_label_index=None if comp is None else int(np.argmax(comp.inverse_probs)),
+        complete_removable=float(comp.removable) if comp is not None else np.nan,
+        complete_checked=comp.checked if comp is not None else 0,
+        queries=int(oracle.queries[i]),
+        queries_by_phase={k: int(v[i]) for k, v in oracle.by_phase.items()},
+        params=ctx.params.to_dict(),
+        extra_sufficient_masks=[x.mask[:n_vars] for x in verdicts.extra[i]],
+        extra_sufficient_probs=[x.probs for x in verdicts.extra[i]],
+    )

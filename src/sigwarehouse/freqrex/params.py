@@ -21,7 +21,7 @@ RUNTIME_FIELDS = frozenset({"batch_size"})
 # bins). 2: batch-independent, complete search on every clip, 1-minimal per bin up to
 # 512 bins after two certifications. 3: group testing at every granularity down to a
 # few bins per unit, guided by the slack each removal leaves; certification repeated
-# until none removable (up to 8 rounds); 1-minimal per bin up to 2048 bins.
+# until none removable (up to 8 rounds); 1-minimal per bin up to 1024 bins.
 ALGORITHM_VERSION = 3
 
 
@@ -66,8 +66,10 @@ class FreqrexParams:
         certifications. The last one is the stored figure: the share of kept bins
         removable alone (0 = 1-minimal per bin).
       per_bin_limit: masks with more kept bins than this after the unit levels are not
-        minimised bin by bin (the cost grows with the mask); their removable share is
-        measured on a seeded sample of 64 kept bins instead.
+        minimised bin by bin: the cost grows with the mask, to about 5-8 queries per
+        kept bin on complete masks, whose certifications each retest every bin (the
+        property is not monotone). Their removable share is measured on a seeded
+        sample of 64 kept bins instead.
       decision_margin: a mask keeps class c only if p[c] beats every other class by at
         least this much (and likewise for "does not keep c", and for the delta
         threshold), so a result cannot flip under float noise of a different batch.
@@ -103,7 +105,7 @@ class FreqrexParams:
     minimise_units: int = 8
     minimise_rounds: int = 4
     certify_rounds: int = 8
-    per_bin_limit: int = 2048
+    per_bin_limit: int = 1024
     decision_margin: float = 1e-4
     n_sufficient: int = 1
     space: str = "fft"

@@ -324,11 +324,11 @@ def _explain_batch(
             continue
         sufficient, complete = ex.sufficient_mask, ex.complete_mask
         signals += derived_signals(
-            plan.model, clip_id, ex.orig_class, wave, sufficient, complete, params
+            plan.model, clip_id, ex.label_index, wave, sufficient, complete, params
         )
         rows_e.append(
             (
-                plan.model, clip_id, ph, run_id, ex.n_vars, ex.orig_class, float(ex.orig_conf),
+                plan.model, clip_id, ph, run_id, ex.n_vars, ex.label_index, float(ex.confidence),
                 encode_responsibility(ex.responsibility),
                 None if sufficient is None else pack_mask(sufficient),
                 None if sufficient is None else int(sufficient.sum()), ex.sufficient_reason,
@@ -337,7 +337,7 @@ def _explain_batch(
                 int(ex.queries), json.dumps(ex.minimality), per_clip_s,
             )
         )  # fmt: skip
-        probs = np.asarray(ex.orig_probs, dtype=np.float32)
+        probs = np.asarray(ex.probs, dtype=np.float32)
         rows_o.append(
             (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
              float(entropy_bits(probs[None])[0]), run_id)
