@@ -64,7 +64,14 @@ def test_zoo_masks_meet_their_definitions(ckpt: Path):
     model = load_classifier("zoo", ckpt, labels)
     waves = _eval_clips(model, ckpt.parent.name, CHECKPOINTS.index(ckpt))
     params = FreqrexParams(
-        seed=1, iterations=1, max_depth=3, grid_size=6, grid_rounds=1, minimise_rounds=1
+        seed=1,
+        iterations=1,
+        max_depth=3,
+        grid_size=6,
+        grid_rounds=1,
+        minimise_rounds=1,
+        certify_rounds=3,
+        per_bin_limit=64,
     )  # light: each host round trip costs a (small-batch) forward pass here
     for wave, exp in zip(waves, explain(model, waves, params), strict=True):
         _check(model, wave, exp, params)
@@ -125,7 +132,16 @@ def test_zoo_explanations_do_not_depend_on_the_batch(ckpt: Path):
         for k, f in enumerate(files)
     ]
     assert len(waves) == 12
-    params = FreqrexParams(seed=4, iterations=1, max_depth=3, grid_size=6, grid_rounds=1)
+    # light, but every stage runs: masks over 64 bins take the sampled-figure path
+    params = FreqrexParams(
+        seed=4,
+        iterations=1,
+        max_depth=3,
+        grid_size=6,
+        grid_rounds=1,
+        certify_rounds=3,
+        per_bin_limit=64,
+    )
     together = explain(model, waves, params)
     in_eights = explain(model, waves[:8], params) + explain(model, waves[8:], params)
     alone = [explain(model, [w], params)[0] for w in waves]
