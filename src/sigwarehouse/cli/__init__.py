@@ -264,7 +264,7 @@ def demo(
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
-    Runs on the CPU: about half an hour on two cores. A second run only does what is
+    Runs on the CPU: about an hour on two cores. A second run only does what is
     missing.
     """
     from sigwarehouse.demo import run_demo
