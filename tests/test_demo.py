@@ -29,8 +29,14 @@ from sigwarehouse.jobs import label_transfer
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "sp1"
-PARAMS = FreqrexParams(iterations=1, max_depth=4, min_band_bins=64, batch_size=128)
-SAME = ["--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64"]
+# Light: one responsibility tree, and 1-minimality certified bin by bin only up to 64 bins
+PARAMS = FreqrexParams(
+    iterations=1, max_depth=4, min_band_bins=64, certify_rounds=3, per_bin_limit=64, batch_size=128
+)
+SAME = [
+    "--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64",
+    "--param", "certify_rounds=3", "--param", "per_bin_limit=64",
+]  # fmt: skip
 CLIPS_PER_LABEL = 3
 
 
