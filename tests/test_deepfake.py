@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import typer
+from light_params import PARAMS
 from typer.testing import CliRunner
 
 from sigwarehouse import catalog, clips, warehouse
@@ -25,7 +26,6 @@ from sigwarehouse.analyses import asr_fidelity, composition, label_transfer, spe
 from sigwarehouse.audio import decode_flac, load_clip
 from sigwarehouse.cli import deepfake
 from sigwarehouse.cli.common import set_warehouse
-from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs import asr, compose, ingest
 from sigwarehouse.models.loader import load_classifier
@@ -33,10 +33,6 @@ from sigwarehouse.signals import map_mask
 
 REPO = Path(__file__).resolve().parents[1]
 TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp2"), 3
-# Light: one responsibility tree, and 1-minimality certified bin by bin only up to 64 bins
-PARAMS = FreqrexParams(
-    iterations=1, max_depth=4, min_band_bins=64, certify_rounds=3, per_bin_limit=64, batch_size=128
-)
 ASR_CLIPS = 2  # clips whose signals pocketsphinx transcribes (about 0.4 s per signal)
 
 

@@ -19,24 +19,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from light_params import ARGS as SAME
+from light_params import PARAMS
 from typer.testing import CliRunner
 
 from sigwarehouse import warehouse
 from sigwarehouse.cli import app
 from sigwarehouse.demo import DEMO_PARAMS, run_demo
-from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import label_transfer
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "sp1"
-# Light: one responsibility tree, and 1-minimality certified bin by bin only up to 64 bins
-PARAMS = FreqrexParams(
-    iterations=1, max_depth=4, min_band_bins=64, certify_rounds=3, per_bin_limit=64, batch_size=128
-)
-SAME = [
-    "--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64",
-    "--param", "certify_rounds=3", "--param", "per_bin_limit=64",
-]  # fmt: skip
 CLIPS_PER_LABEL = 3
 
 

@@ -23,10 +23,11 @@ import duckdb
 import numpy as np
 import pytest
 import torch
+from light_params import ARGS as EXTRA
+from light_params import PARAMS
 
 from sigwarehouse import catalog, clips, warehouse
 from sigwarehouse.audio import load_clip
-from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs import ingest
 from sigwarehouse.models.loader import load_classifier
@@ -36,15 +37,6 @@ from sigwarehouse.records import task_models
 REPO = Path(__file__).resolve().parents[1]
 TASK = "spoof"
 DATASET = "spoof-eval"
-# Light but real: one short responsibility tree, and 1-minimality certified bin by bin
-# only up to 64 bins (a sampled figure above), so a clip costs a few hundred queries.
-PARAMS = FreqrexParams(
-    iterations=1, max_depth=4, min_band_bins=64, certify_rounds=3, per_bin_limit=64, batch_size=128
-)
-EXTRA = [
-    "--iterations", "1", "--param", "max_depth=4", "--param", "min_band_bins=64",
-    "--param", "certify_rounds=3", "--param", "per_bin_limit=64",
-]  # fmt: skip
 PER_LABEL = 1  # clips of each label every model explains
 N_CLIPS = 2 * PER_LABEL  # spoof has two labels
 N_MODELS = 3  # of the task's zoo models, to keep the file quick
