@@ -55,6 +55,13 @@ def _eval_clips(model, task: str, offset: int) -> list[torch.Tensor]:
     return clips or fallback[:1]
 
 
+# Light, but every stage runs (masks over 64 bins take the sampled-figure path): each
+# host round trip costs a small-batch forward pass here.
+LIGHT = dict(
+    iterations=1, max_depth=3, grid_size=6, grid_rounds=1, certify_rounds=3, per_bin_limit=64
+)
+
+
 @pytest.mark.skipif(not CHECKPOINTS, reason=f"no zoo models under {ZOO}")
 @pytest.mark.parametrize("ckpt", CHECKPOINTS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_zoo_masks_meet_their_definitions(ckpt: Path):
@@ -63,16 +70,7 @@ def test_zoo_masks_meet_their_definitions(ckpt: Path):
     labels = model_labels("zoo", ckpt)
     model = load_classifier("zoo", ckpt, labels)
     waves = _eval_clips(model, ckpt.parent.name, CHECKPOINTS.index(ckpt))
-    params = FreqrexParams(
-        seed=1,
-        iterations=1,
-        max_depth=3,
-        grid_size=6,
-        grid_rounds=1,
-        minimise_rounds=1,
-        certify_rounds=3,
-        per_bin_limit=64,
-    )  # light: each host round trip costs a (small-batch) forward pass here
+    params = FreqrexParams(seed=1, minimise_rounds=1, **LIGHT)
     for wave, exp in zip(waves, explain(model, waves, params), strict=True):
         _check(model, wave, exp, params)
 
@@ -132,16 +130,7 @@ def test_zoo_explanations_do_not_depend_on_the_batch(ckpt: Path):
         for k, f in enumerate(files)
     ]
     assert len(waves) == 12
-    # light, but every stage runs: masks over 64 bins take the sampled-figure path
-    params = FreqrexParams(
-        seed=4,
-        iterations=1,
-        max_depth=3,
-        grid_size=6,
-        grid_rounds=1,
-        certify_rounds=3,
-        per_bin_limit=64,
-    )
+    params = FreqrexParams(seed=4, **LIGHT)
     together = explain(model, waves, params)
     in_eights = explain(model, waves[:8], params) + explain(model, waves[8:], params)
     alone = [explain(model, [w], params)[0] for w in waves]

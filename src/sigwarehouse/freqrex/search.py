@@ -216,13 +216,10 @@ def grow(
 PER_BIN_SAMPLE = 64  # kept variables tested alone on a mask above per_bin_limit
 
 
-def _units(mask: np.ndarray, n_units: int | None) -> list[tuple[int, int]]:
+def _units(mask: np.ndarray, n_units: int) -> list[tuple[int, int]]:
     """Cut the kept variables of a 1-D mask into <= n_units groups of consecutive kept
-    variables (None: one group per kept variable); each as the [first, last + 1)
-    interval that spans it."""
+    variables; each as the [first, last + 1) interval that spans it."""
     kept = np.flatnonzero(mask)
-    if n_units is None:
-        return [(int(v), int(v) + 1) for v in kept]
     if kept.size == 0:
         return []
     groups = np.array_split(kept, min(n_units, kept.size))
@@ -283,12 +280,11 @@ def _shrink(
     clips: np.ndarray,
     masks: np.ndarray,
     sel: np.ndarray,
-    n_units: int | None,
+    n_units: int,
     rounds: int,
     phase: str,
 ) -> Search:
-    """Group-testing rounds at one granularity on masks[sel] (changed in place);
-    n_units=None: single variables.
+    """Group-testing rounds at one granularity on masks[sel] (changed in place).
 
     A round tests every single-unit removal in one batch, together with the mask itself
     (for its slack; already known to the oracle, so free). If some units are removable
@@ -297,8 +293,8 @@ def _shrink(
     summed to predict how long a prefix can go, and prefixes around that length (and
     all of them) are tried in one batch; the longest that holds is removed (at least
     the first unit, known to hold alone). Rounds repeat until a round finds nothing
-    removable (at single variables: the mask is 1-minimal) or `rounds` ran out, the
-    last round only testing. Returns per entry of sel the share of units the last test
+    removable or `rounds` ran out, the last round only testing (single variables are
+    left to _one_by_one). Returns per entry of sel the share of units the last test
     found removable."""
     inverse_first = prop.needs_inverse  # near minimality the complement fails more often
     share = np.zeros(len(sel))
