@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: setup demo test lint format clean browser
+.PHONY: setup demo test lint format clean browser mutation
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,15 @@ browser:
 	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
 	      || echo "note: could not install chromium; the browser test will be skipped"; \
 	  else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
+
+# Mutation testing of the core (about an hour on 2 cores; not part of CI): mutmut for the
+# Python code ([tool.mutmut] in pyproject.toml), then our own textual mutations of the SQL
+# views. Each prints its score; tests/mutation/README.md explains the figures.
+mutation: setup
+	$(BIN)/python -m pip install -q "mutmut==3.8.1"
+	$(BIN)/mutmut run --max-children 2 >/dev/null 2>&1 || true
+	$(BIN)/python tests/mutation/python_score.py
+	$(BIN)/python tests/mutation/sql_mutations.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -25,6 +25,8 @@ from sigwarehouse.analyses import (
 )
 from sigwarehouse.analyses import transferability as tr
 
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
 
 @pytest.fixture(scope="module")
 def filled(small_filled, tmp_path_factory):

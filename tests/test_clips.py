@@ -16,6 +16,8 @@ from sigwarehouse import audio, catalog, clips
 from sigwarehouse.cli import main_options
 from sigwarehouse.cli.dataset import dataset_app
 
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
 SR = 16000
 LABELS = ["neutral", "calm", "happy", "sad", "angry"]
 

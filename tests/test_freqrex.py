@@ -21,6 +21,8 @@ from sigwarehouse.freqrex import (
 )
 from sigwarehouse.freqrex.toy import LABELS, tone_set, train_tone_classifier
 
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
 N_SAMPLES = 4000  # 0.25 s at 16 kHz: 2001 rfft bins, keeps the suite fast
 
 

@@ -16,6 +16,8 @@ from sigwarehouse.freqrex.spectral import pack_mask
 from sigwarehouse.jobs import asr, compose, ingest, label_transfer, runs
 from sigwarehouse.signals import SIGNAL_KINDS, encode_responsibility
 
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
 PH = "0123456789abcdef"
 N_BINS = 4001
 

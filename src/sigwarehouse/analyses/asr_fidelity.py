@@ -115,6 +115,8 @@ def table5(means: pl.DataFrame, labels: list[str]) -> pl.DataFrame:
     return wide.select("model", *[c for c in order if c in wide.columns])
 
 
+# The report section below is presentation, outside the mutation scope (`make mutation`).
+# pragma: no mutate block
 def run(con: duckdb.DuckDBPyConnection) -> Section:
     """Table 5 per (ASR model, task, dataset, parameter set), the long summary, a chart."""
     section = Section("asr_fidelity", TITLE, INTRO)

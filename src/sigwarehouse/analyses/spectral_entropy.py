@@ -144,6 +144,8 @@ def tests(frame: pl.DataFrame, labels_of: dict[str, list[str]]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+# The report section below is presentation, outside the mutation scope (`make mutation`).
+# pragma: no mutate block
 def run(con: duckdb.DuckDBPyConnection) -> Section:
     """The entropy of every signal (CSV), the tests per group, and box plots per model."""
     section = Section("spectral_entropy", TITLE, INTRO)

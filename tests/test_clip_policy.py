@@ -1,0 +1,120 @@
+"""The clip policy at its edges: exact boundaries, both kinds of non-finite sample, odd
+lengths, and what each accepted file becomes (checked against plain numpy/scipy/soundfile).
+
+These call `audio.decode` directly: they are fast enough to run for every mutant of
+`make mutation` (tests/test_clips.py covers the same policy through `sigwh dataset add`).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from sigwarehouse import audio
+from sigwarehouse.audio import Rejected
+
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
+SR = 16000
+
+
+def wav(x: np.ndarray, sr: int = SR, subtype: str = "FLOAT", fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def rejection(data: bytes, min_duration_s: float = 0.0, sr: int = SR) -> str:
+    with pytest.raises(Rejected) as info:
+        audio.decode(data, sr, min_duration_s)
+    return str(info.value)
+
+
+def test_a_clip_exactly_min_duration_long_is_accepted_one_frame_less_is_not() -> None:
+    x = np.full(8000, 0.1)  # 0.5 s at 16 kHz
+    assert len(audio.decode(wav(x), SR, 0.5).samples) == 8000
+    reason = rejection(wav(x[:-1]), 0.5)
+    assert reason.startswith("too-short: 0.500 s < 0.5 s")  # 7999 frames = 0.4999375 s
+    # the duration is the file's own, before resampling: 4000 frames at 8 kHz is 0.5 s
+    assert len(audio.decode(wav(x[:4000], 8000), SR, 0.5).samples) == 8000
+    assert rejection(wav(x[:3999], 8000), 0.5).startswith("too-short")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_every_non_finite_sample_is_rejected(bad: float) -> None:
+    x = np.zeros(1000)
+    x[[10, 500]] = bad
+    assert rejection(wav(x)) == "non-finite: 2 NaN or Inf samples"
+
+
+def test_a_file_with_no_samples_is_empty_not_short() -> None:
+    assert rejection(wav(np.zeros(0)), 0.5) == "empty: no samples"
+
+
+def test_unreadable_bytes_are_rejected_with_the_library_message() -> None:
+    assert rejection(b"RIFF....WAVEnot audio at all").startswith("unreadable: ")
+    assert audio.Rejected("too-short: 1 s").kind == "too-short"
+
+
+def test_a_wav_cut_short_is_truncated() -> None:
+    data = wav(np.full(4000, 0.25), subtype="PCM_16")
+    assert rejection(data[: len(data) - 1000]).startswith(
+        "truncated: header says 8000 bytes of audio, the file has 7000"
+    )
+
+
+@pytest.mark.parametrize("n", [7999, 8001, 1])
+def test_odd_lengths_keep_every_sample(n: int) -> None:
+    x = np.sin(np.arange(n) * 0.01) * 0.5
+    clip = audio.decode(wav(x), SR)
+    assert clip.samples.dtype == np.float32 and len(clip.samples) == n
+    np.testing.assert_array_equal(clip.samples, x.astype(np.float32))
+    assert (clip.native_frames, clip.native_sample_rate, clip.native_channels) == (n, SR, 1)
+    assert clip.duration_s == n / SR
+
+
+def test_channels_are_averaged_and_the_result_is_clipped_to_full_scale() -> None:
+    left = np.linspace(-2.0, 2.0, 2001)
+    right = np.linspace(-0.5, 0.5, 2001)
+    clip = audio.decode(wav(np.stack([left, right], axis=1)), SR)
+    stored = [c.astype(np.float32).astype(np.float64) for c in (left, right)]  # FLOAT wav
+    expected = np.clip((stored[0] + stored[1]) / 2, -1.0, 1.0).astype(np.float32)
+    np.testing.assert_array_equal(clip.samples, expected)
+    assert clip.native_channels == 2 and clip.native_subtype == "FLOAT"
+    assert clip.samples.max() == 1.0 and clip.samples.min() == -1.0
+
+
+@pytest.mark.parametrize(("sr_in", "n"), [(8000, 4001), (44100, 22051), (22050, 11025)])
+def test_other_rates_are_resampled_like_resample_poly_with_reduced_factors(
+    sr_in: int, n: int
+) -> None:
+    rng = np.random.default_rng(sr_in)
+    x = rng.uniform(-0.5, 0.5, n)
+    clip = audio.decode(wav(x, sr_in), SR)
+    up, down = SR // np.gcd(SR, sr_in), sr_in // np.gcd(SR, sr_in)
+    expected = np.clip(resample_poly(x, up, down), -1, 1).astype(np.float32)
+    np.testing.assert_allclose(clip.samples, expected, atol=1e-7)
+    assert len(clip.samples) == int(np.ceil(n * up / down))
+    assert clip.sample_rate == SR and clip.native_sample_rate == sr_in
+
+
+def test_integer_formats_are_scaled_by_libsndfile() -> None:
+    pcm = np.array([0, 16384, -32768, 32767, -1], dtype=np.int16)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, SR, format="WAV", subtype="PCM_16")
+    clip = audio.decode(buf.getvalue(), SR)
+    np.testing.assert_array_equal(clip.samples, (pcm / 32768).astype(np.float32))
+    assert clip.native_subtype == "PCM_16"
+
+
+def test_flac_blobs_round_trip_odd_lengths_within_one_24_bit_step() -> None:
+    x = np.linspace(-1.2, 1.2, 3001)
+    back, sr = audio.decode_flac(audio.encode_flac(x, SR))
+    assert sr == SR and back.dtype == np.float32 and len(back) == 3001
+    assert np.abs(back - np.clip(x, -1, 1)).max() <= 2.0**-23
+    pcm, sr2 = sf.read(io.BytesIO(audio.wav_bytes(x, 8000)), dtype="int16")
+    assert sr2 == 8000 and len(pcm) == 3001 and pcm.max() == 32767 and pcm.min() == -32768
