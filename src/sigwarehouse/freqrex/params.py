@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 
 # Fields that change how fast the search runs but not what it finds (up to float noise
@@ -133,7 +134,7 @@ class FreqrexParams:
             (self.minimise_rounds >= 1, "minimise_rounds must be >= 1"),
             (self.certify_rounds >= 1, "certify_rounds must be >= 1"),
             (self.per_bin_limit >= 64, "per_bin_limit must be >= 64"),
-            (self.decision_margin >= 0.0, "decision_margin must be >= 0"),
+            (0.0 <= self.decision_margin < math.inf, "decision_margin must be >= 0 and finite"),
             (self.n_sufficient >= 1, "n_sufficient must be >= 1"),
             (self.space in ("fft", "stft"), "space must be 'fft' or 'stft'"),
             (self.stft_n_fft >= 8 and self.stft_hop >= 1, "bad STFT sizes"),

@@ -1,0 +1,271 @@
+"""The search engine at its edges: decisions exactly on their thresholds, parameters at
+their limits, odd clip lengths, a model that answers Inf or NaN, a model that changes its
+mind before the final verification, and the query count it reports about itself.
+
+Each property is checked independently of the engine: exact dyadic numbers for the
+thresholds, plain FFTs and direct model calls for the masks, a counting wrapper for the
+queries.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sigwarehouse.freqrex import FreqrexParams, explain, signals_for
+from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
+from sigwarehouse.freqrex.verdict import keeps, rejects, slack
+
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
+LIGHT = {"iterations": 2, "certify_rounds": 3, "per_bin_limit": 64}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return train_tone_classifier(n_samples=4000, seed=0)
+
+
+def _rows(*rows: list[float]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+# --- decisions exactly on their thresholds (dyadic numbers: no rounding anywhere) -------
+
+
+def test_keeps_counts_a_row_exactly_on_the_margin_as_kept():
+    probs = _rows([0.625, 0.375], [0.375, 0.625], [0.5, 0.5])
+    target = np.array([0, 0, 0])
+    sigma = np.ones(3)
+    assert keeps(probs, target, sigma, 0.25).tolist() == [True, False, False]
+    assert keeps(probs, target, sigma, 0.0).tolist() == [True, False, True]  # a tie keeps
+    assert keeps(probs, target, sigma, 0.25 + 2**-20).tolist() == [False, False, False]
+
+
+def test_keeps_with_a_ratio_needs_p_at_least_ratio_sigma_plus_margin():
+    probs = _rows([0.625, 0.375], [0.625, 0.375], [0.625, 0.375])
+    target = np.zeros(3, dtype=int)
+    sigma = np.array([1.0, 1.0 + 2**-10, 0.5])
+    # 0.625 >= 0.375 * 1.0 + 0.25 exactly; a hair more sigma fails; half sigma passes
+    assert keeps(probs, target, sigma, 0.25, 0.375).tolist() == [True, False, True]
+    # min_ratio 0 means no confidence test at all, whatever sigma is
+    assert keeps(probs, target, np.full(3, 100.0), 0.25, 0.0).all()
+
+
+def test_rejects_counts_a_row_exactly_on_the_margin_as_rejected():
+    probs = _rows([0.375, 0.625], [0.5, 0.5], [0.625, 0.375], [0.25, 0.25])
+    target = np.array([0, 0, 0, 0])
+    assert rejects(probs, target, 0.25).tolist() == [True, False, False, False]
+    assert rejects(probs, target, 0.0).tolist() == [True, True, False, True]
+
+
+def test_slack_is_the_distance_to_each_threshold():
+    probs = _rows([0.625, 0.25, 0.125], [0.25, 0.5, 0.25])
+    target = np.array([0, 0])
+    sigma = np.array([1.0, 1.0])
+    np.testing.assert_array_equal(slack(probs, target, sigma, 0.125), [0.25, -0.375])
+    # with a ratio: the smaller of the two distances (0.625 - 0.5 - 0.125 = 0)
+    np.testing.assert_array_equal(slack(probs, target, sigma, 0.125, 0.5), [0.0, -0.375])
+    np.testing.assert_array_equal(slack(probs, target, sigma, 0.125, reject=True), [-0.5, 0.125])
+
+
+def test_one_class_models_keep_and_never_reject():
+    probs = _rows([1.0], [0.5])
+    target = np.zeros(2, dtype=int)
+    assert keeps(probs, target, np.ones(2), 0.25).all()
+    assert not rejects(probs, target, 0.0).any()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_row_is_neither_kept_nor_rejected(bad):
+    probs = _rows([bad, 0.25], [0.75, bad], [0.75, 0.25])
+    target = np.zeros(3, dtype=int)
+    sigma = np.ones(3)
+    assert keeps(probs, target, sigma, 0.0).tolist() == [False, False, True]
+    assert keeps(probs, target, sigma, 0.0, 0.5).tolist() == [False, False, True]
+    assert rejects(probs, target, 0.0).tolist() == [False, False, False]
+    room = slack(probs, target, sigma, 0.0)
+    assert room[0] == room[1] == -np.inf and room[2] == 0.5
+
+
+# --- parameters at their limits ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["confidence_filter", "delta", "sufficient_confidence", "decision_margin"],
+)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_parameters_are_refused(field, bad):
+    with pytest.raises(ValueError, match=field):
+        FreqrexParams(**{field: bad})
+
+
+def test_parameters_are_accepted_exactly_at_their_limits():
+    edge = FreqrexParams(
+        iterations=1, n_parts=6, min_band_bins=1, max_depth=1, confidence_filter=1.0,
+        delta=1.0, sufficient_confidence=1.0, per_bin_limit=64, decision_margin=0.0,
+        n_sufficient=1, batch_size=1, certify_rounds=1, minimise_units=1,
+    )  # fmt: skip
+    assert FreqrexParams.from_dict(edge.to_dict()) == edge
+    for field, value in [
+        ("n_parts", 1), ("n_parts", 7), ("delta", 0.0), ("confidence_filter", -2**-20),
+        ("sufficient_confidence", 1 + 2**-20), ("per_bin_limit", 63), ("decision_margin", -1e-9),
+        ("batch_size", 0), ("certify_rounds", 0), ("n_sufficient", 0), ("minimise_units", 0),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=field):
+            FreqrexParams(**{field: value})
+
+
+# --- odd clip lengths -------------------------------------------------------------------
+
+
+def _fft_signal(wave: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    spectrum = torch.fft.rfft(wave.double())
+    return torch.fft.irfft(spectrum * torch.from_numpy(mask), n=wave.shape[0])
+
+
+def test_signals_of_odd_length_clips_keep_their_length_and_match_irfft():
+    rng = np.random.default_rng(0)
+    for n in (3999, 4001, 7):
+        wave = torch.from_numpy(rng.normal(size=(2, n)).astype(np.float32))
+        masks = rng.random((2, n // 2 + 1)) < 0.5
+        got = signals_for(wave, masks)
+        assert got.shape == (2, n)
+        want = torch.stack([_fft_signal(w, m) for w, m in zip(wave, masks, strict=True)])
+        torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=0)
+        # the whole mask gives the clip back, the last sample included
+        torch.testing.assert_close(signals_for(wave, np.ones_like(masks)), wave, atol=1e-5, rtol=0)
+
+
+def test_masks_of_odd_length_clips_meet_their_definitions(model):
+    waves, _ = tone_set(1, 4001, seed=9)  # 4001 and 3999 samples: 2001 and 2000 bins
+    clips = [torch.from_numpy(waves[1]), torch.from_numpy(waves[3][:3999])]
+    params = FreqrexParams(seed=1, **LIGHT)
+    for wave, exp in zip(clips, explain(model, clips, params), strict=True):
+        n = wave.shape[0]
+        assert exp.n_samples == n and exp.n_vars == n // 2 + 1
+        c, sigma = exp.label_index, exp.confidence
+        p = model(_fft_signal(wave, exp.sufficient_mask)[None].float())[0]
+        assert int(p.argmax()) == c
+        np.testing.assert_allclose(p.numpy(), exp.sufficient_probs, atol=1e-5)
+        if exp.complete_mask is not None:
+            kept = model(_fft_signal(wave, exp.complete_mask)[None].float())[0]
+            gone = model(_fft_signal(wave, ~exp.complete_mask)[None].float())[0]
+            assert int(kept.argmax()) == c and kept[c] >= params.delta * sigma
+            assert int(gone.argmax()) != c
+
+
+# --- models that misbehave --------------------------------------------------------------
+
+
+class _Counting:
+    """The model, counting the waveform rows it is asked about."""
+
+    def __init__(self, model):
+        self.model, self.rows, self.calls = model, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, waves):
+        self.rows += waves.shape[0]
+        self.calls += 1
+        return self.model(waves)
+
+
+def test_the_reported_query_count_is_what_the_model_was_asked(model):
+    waves, _ = tone_set(1, 4000, seed=7)
+    counting = _Counting(model)
+    stats = {}
+    out = explain(counting, torch.from_numpy(waves), FreqrexParams(seed=1, **LIGHT), stats)
+    assert counting.rows == sum(e.queries for e in out) == stats["queries"]
+    assert counting.calls >= stats["batches"]
+    for e in out:
+        assert e.queries == sum(e.queries_by_phase.values())
+        assert e.queries_by_phase["original"] == 1
+
+
+class _ChangesItsMind(_Counting):
+    """The model, answering honestly for `honest` calls, then with every row's
+    probabilities shifted one class along: each mask's class changes."""
+
+    def __init__(self, model, honest: int):
+        super().__init__(model)
+        self.honest = honest
+
+    def __call__(self, waves):
+        probs = super().__call__(waves)
+        return probs if self.calls <= self.honest else probs.roll(1, dims=1)
+
+
+def test_masks_that_fail_the_final_verification_are_dropped_with_a_reason(model):
+    """The verification asks the model once more about every returned mask: a model that
+    changes its mind there (as a stochastic or stateful model may) gets no masks."""
+    waves, _ = tone_set(1, 4000, seed=7)
+    clips = torch.from_numpy(waves)
+    params = FreqrexParams(seed=1, **LIGHT)
+    honest = _Counting(model)
+    before = explain(honest, clips, params)
+    verified = sum(e.queries_by_phase["verify"] for e in before)
+    assert verified > 0
+    # the verification is the last request of the run, in full batches of one length
+    last_honest_call = honest.calls - math.ceil(verified / params.batch_size)
+    after = explain(_ChangesItsMind(model, last_honest_call), clips, params)
+    failed = 0
+    for b, a in zip(before, after, strict=True):
+        if b.sufficient_reason is None:  # a mask was found, then failed verification
+            assert a.sufficient_mask is None and a.sufficient_probs is None
+            assert a.sufficient_reason == "verification-failed"
+            assert a.sufficient_checked == 0 and np.isnan(a.sufficient_removable)
+            failed += 1
+        if b.complete_mask is not None:
+            assert a.complete_mask is None and a.complete_probs is None
+            assert a.inverse_probs is None and a.inverse_label_index is None
+            assert a.complete_reason == "verification-failed"
+            assert a.complete_checked == 0 and np.isnan(a.complete_removable)
+            failed += 1
+        else:
+            assert a.complete_reason == b.complete_reason == "no-complete-mask-found"
+    assert failed >= 4
+    # everything before the verification was the same search
+    for b, a in zip(before, after, strict=True):
+        assert a.queries == b.queries
+        np.testing.assert_array_equal(a.responsibility, b.responsibility)
+
+
+class _NonFiniteOnMutants:
+    """The model, answering `bad` for the target class on every signal that is not one of
+    the original clips (a numerically fragile model on quiet or filtered input)."""
+
+    def __init__(self, model, originals: np.ndarray, bad: float):
+        self.model, self.bad = model, bad
+        self.originals = {row.tobytes() for row in originals}
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, waves):
+        probs = self.model(waves).clone()
+        for i, row in enumerate(waves.numpy()):
+            if row.tobytes() not in self.originals:
+                probs[i, probs[i].argmax()] = self.bad
+        return probs
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_non_finite_answers_never_make_a_mask(model, bad):
+    waves, _ = tone_set(1, 4000, seed=7)
+    fragile = _NonFiniteOnMutants(model, waves, bad)
+    out = explain(fragile, torch.from_numpy(waves), FreqrexParams(seed=1, **LIGHT))
+    for e in out:
+        assert np.isfinite(e.probs).all()
+        assert e.sufficient_mask is None and e.complete_mask is None
+        # the search finds nothing, or (for the whole spectrum, which it takes to keep
+        # the class without asking) the verification refuses it
+        assert e.sufficient_reason in ("no-sufficient-prefix", "verification-failed")
+        assert e.complete_reason in ("no-complete-mask-found", "verification-failed")
