@@ -328,3 +328,55 @@ def test_sigwh_ingest_stops_a_broken_factory_before_any_work(
     )
     assert FIX in errors[0] and "Traceback" not in result.output
     assert digest(path.parent) == before
+
+
+# --- ingest/README.md's worked example ---------------------------------------------------------
+
+
+def _readme_blocks() -> dict[str, str]:
+    """The python, toml and error blocks of ingest/README.md's `kind = "python"` section."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "ingest" / "README.md").read_text()
+    section = text.split('## `kind = "python"`')[1].split("\n## ")[0]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+    return {
+        "python": next(b for lang, b in blocks if lang == "python"),
+        "toml": next(b for lang, b in blocks if lang == "toml"),
+        "error": next(b for lang, b in blocks if lang == "" and b.startswith("error:")),
+    }
+
+
+def test_the_readme_example_works_and_its_error_is_the_real_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = _readme_blocks()
+    (tmp_path / "code" / "mylab").mkdir(parents=True)
+    module = tmp_path / "code" / "mylab" / "bandvad.py"
+    module.write_text(blocks["python"])
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    for name in ("mylab", "mylab.bandvad"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    cat = tmp_path / "ingest"
+    (cat / "models").mkdir(parents=True)
+    (cat / "tasks.toml").write_text('[speech]\nlabels = ["speech", "non-speech"]\n')
+    (cat / "models" / "speech.toml").write_text(blocks["toml"])
+    entry = catalog.load(cat).models["band"]
+    assert entry.labels == ["voice", "other"] and entry.license == "MIT"
+    clf = load_classifier(
+        "python", entry.ref, ["speech", "non-speech"], entry.label_map, name="band"
+    )
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    voice_band = np.sin(2 * np.pi * 1000 * t)  # all its energy inside 300-3400 Hz
+    rumble = np.sin(2 * np.pi * 60 * t) + 0.001 * rng.standard_normal(16000)
+    probs = clf(torch.from_numpy(np.stack([voice_band, rumble]).astype(np.float32)))
+    assert probs[0, 0] > 0.99 and probs[1, 1] > 0.99
+    # the README's error: the same class with `return voice`
+    module.write_text(
+        blocks["python"].replace("return np.stack([voice, 1 - voice], axis=1)", "return voice")
+    )
+    monkeypatch.delitem(sys.modules, "mylab.bandvad")
+    with pytest.raises(PythonModelError) as err:
+        load_classifier("python", entry.ref, ["speech", "non-speech"], entry.label_map, name="band")
+    assert f"error: {err.value}" == blocks["error"].strip()
