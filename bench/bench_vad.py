@@ -1,7 +1,7 @@
 """The shipped voice-activity detectors: accuracy on the speech set, and their speed.
 
     python bench/bench_vad.py                  # every detector, batches of 64 1-s clips
-    python bench/bench_vad.py --batch 128 --seconds 3
+    python bench/bench_vad.py --batch 128 --seconds 3 --threads 1
 
 Scores every clip of data/speech/eval through the same path ingestion takes
 (`load_classifier("python", ...)`, top-1 against the folder label), then times each
@@ -33,7 +33,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3, help="timed batches per detector")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     files = sorted((ROOT / "data/speech/eval").glob("*/*.flac"))
     clips = [(torch.from_numpy(sf.read(f, dtype="float32")[0]), f.parent.name) for f in files]
     rng = np.random.default_rng(0)
