@@ -13,7 +13,7 @@ Layout: <out>/eval/speech/*.flac, <out>/eval/non-speech/*.flac and <out>/manifes
   even half a second (its recordings are silence-trimmed).
 
 Rebuild with `python -m sigwarehouse.corpus.speechset` (from the repository root): the
-same corpus and seed give the same bytes.
+same corpus and seed give the same samples (and, with the same libFLAC, the same bytes).
 """
 
 from __future__ import annotations
