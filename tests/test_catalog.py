@@ -216,7 +216,8 @@ def test_invalid_toml_names_file_and_line(sigwh, cat_dir: Path, wh_path: Path) -
             "models/emotion.toml",
             'kind = "zoo"',
             'kind = "onnx"',
-            "models/emotion.toml: key 'model[0] (id 'vc1').kind': Input should be 'zoo' or 'hf'",
+            "models/emotion.toml: key 'model[0] (id 'vc1').kind': "
+            "Input should be 'zoo', 'hf' or 'python'",
         ),
     ],
 )

@@ -46,6 +46,8 @@ def _zoo_entries() -> list[dict]:
 
 
 ZOO = _zoo_entries()
+# the tasks the zoo is trained for (the speech task's models are pretrained detectors)
+ZOO_TASKS = {task: TASKS[task] for task in dict.fromkeys(m["task"] for m in ZOO)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,7 +63,7 @@ def one_thread():
 def eval_splits() -> dict:
     return {
         task: tr.load_split(ROOT / "data/corpus" / task / "eval", info["labels"], SR)
-        for task, info in TASKS.items()
+        for task, info in ZOO_TASKS.items()
     }
 
 
@@ -69,7 +71,8 @@ def eval_splits() -> dict:
 
 
 def test_every_task_has_four_zoo_families_within_budget():
-    for task in TASKS:
+    assert set(ZOO_TASKS) == set(TASKS) - {"speech"}
+    for task in ZOO_TASKS:
         entries = [m for m in ZOO if m["task"] == task]
         assert len({m["backbone"] for m in entries}) >= 4, task
     total = sum(Path(m["ref"]).stat().st_size for m in ZOO)

@@ -23,10 +23,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import SQLModel
 
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.models.factory import split_ref
 from sigwarehouse.models.loader import LabelMappingError, model_labels, resolve_label_map
 from sigwarehouse.warehouse import transaction
 
@@ -102,18 +110,26 @@ class ModelEntry(SQLModel):
     model_config = _STRICT
     id: str = Field(min_length=1)
     task: str
-    kind: Literal["zoo", "hf"]
+    kind: Literal["zoo", "hf", "python"]
     ref: str = Field(min_length=1)
     backbone: str | None = None
     params: int | None = Field(default=None, ge=0)
     labels: list[str] | None = Field(default=None, min_length=1)
     label_map: dict[str, str] | None = None
     accuracy: float | None = Field(default=None, ge=0, le=1)
+    license: str | None = Field(default=None, min_length=1)  # informational, not stored
 
     @field_validator("labels")
     @classmethod
     def _labels_unique(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _unique(v, "labels")
+
+    @field_validator("ref")
+    @classmethod
+    def _python_ref(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("kind") == "python":
+            split_ref(v)  # its ValueError names the form a python ref must have
+        return v
 
 
 @dataclass
@@ -245,8 +261,11 @@ def _unique_name(cat: Catalog, kind: str, name: str, path: Path, directory: Path
 def _resolve_model(cat: Catalog, entry: ModelEntry, path: Path, prefix: str) -> None:
     """Make the ref absolute where it is a path, fill in and check labels, build the mapping."""
     local = _resolve(path.parent, entry.ref)
-    # zoo refs are always paths; an hf ref is a path if it says so or exists, else a hub id.
-    if entry.kind == "zoo" or _looks_like_path(entry.ref) or local.exists():
+    # zoo refs are always paths; an hf ref is a path if it says so or exists, else a hub
+    # id; a python ref is always module:factory.
+    if entry.kind != "python" and (
+        entry.kind == "zoo" or _looks_like_path(entry.ref) or local.exists()
+    ):
         entry.ref = str(local)
     try:
         found = model_labels(entry.kind, entry.ref)

@@ -1,10 +1,14 @@
 """The one factory ingestion calls, and cheap, torch-free label look-ups for the catalog.
 
 `load_classifier(kind, ref, task_labels)` builds an `AudioClassifier` for a zoo
-checkpoint (kind "zoo") or a Hugging Face audio classifier (kind "hf"); `load_models`
-builds every model a job needs, from what `models.trust` lets it run.
+checkpoint (kind "zoo"), a Hugging Face audio classifier (kind "hf") or the object a
+factory `package.module:factory` returns (kind "python", see models/python.py);
+`load_models` builds every model a job needs, from what `models.trust` lets it run.
 `model_labels(kind, ref)` and `resolve_label_map(...)` import neither torch nor
-transformers, so `sigwh catalog sync` can validate label mappings in milliseconds.
+transformers for zoo and hf models, so `sigwh catalog sync` can validate label mappings
+in milliseconds; for a python model, `model_labels` imports the factory's module and
+calls the factory (the user's own code, from the local catalog), which costs what the
+factory costs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ if TYPE_CHECKING:
     from sigwarehouse.models.trust import ModelSource
     from sigwarehouse.records import ModelRecord
 
-KINDS = ("zoo", "hf")
+KINDS = ("zoo", "hf", "python")
 
 
 class LabelMappingError(SigwhError):
@@ -107,8 +111,10 @@ def model_labels(kind: str, ref: str | Path) -> list[str]:
     """Return a model's output labels in its output order, without loading torch.
 
     zoo: read from the checkpoint's JSON sidecar; hf: from `config.json`'s id2label (a
-    local directory, or a hub id already in the Hugging Face cache). Raises SigwhError
-    for an unknown kind or when the file is missing (nothing is downloaded).
+    local directory, or a hub id already in the Hugging Face cache); python: the `labels`
+    of the object the factory returns (this imports the module and calls the factory,
+    which may import torch). Raises SigwhError for an unknown kind, when the file is
+    missing (nothing is downloaded), or when the factory cannot be imported or called.
     """
     if kind == "zoo":
         side = sidecar_path(ref)
@@ -126,6 +132,10 @@ def model_labels(kind: str, ref: str | Path) -> list[str]:
         if not id2label:
             raise SigwhError(f"hf model {ref!r}: config.json has no id2label")
         return [id2label[k] for k in sorted(id2label, key=int)]
+    if kind == "python":
+        from sigwarehouse.models.factory import build
+
+        return list(build(str(ref)).labels)
     raise SigwhError(f"unknown model kind {kind!r}; expected one of {KINDS}")
 
 
@@ -136,12 +146,16 @@ def load_classifier(
     label_map: dict[str, str] | None = None,
     device: str = "cpu",
     allow_download: bool = False,
+    name: str | None = None,
 ) -> AudioClassifier:
     """Build the classifier for a catalog entry, giving probabilities in task label order.
 
     kind "zoo": `ref` is a checkpoint path under data/zoo; kind "hf": a local directory
-    or a hub id, loaded with local_files_only unless `allow_download`. Raises SigwhError
-    for an unknown kind or missing files, LabelMappingError for labels that do not map.
+    or a hub id, loaded with local_files_only unless `allow_download`; kind "python":
+    `package.module:factory`, probed once on a short batch (models/python.py). `name`
+    (the model id) goes into a python model's errors. Raises SigwhError for an unknown
+    kind or missing files, PythonModelError for a factory that cannot be used,
+    LabelMappingError for labels that do not map.
     """
     if kind == "zoo":
         from sigwarehouse.models.zoo import ZooClassifier
@@ -153,6 +167,10 @@ def load_classifier(
         return HFAudioClassifier(
             str(ref), task_labels, label_map=label_map, device=device, allow_download=allow_download
         )
+    if kind == "python":
+        from sigwarehouse.models.python import PythonClassifier
+
+        return PythonClassifier(str(ref), task_labels, label_map, device=device, name=name)
     raise SigwhError(f"unknown model kind {kind!r}; expected one of {KINDS}")
 
 
@@ -169,13 +187,16 @@ def load_models(
     stores.
     """
     from sigwarehouse.models import trust
+    from sigwarehouse.models.factory import PythonModelError
 
     loaded = {}
     for r in trust.resolve(records, source):
         try:
             loaded[r.model] = load_classifier(
-                r.kind, r.ref, task_labels, label_map=r.label_map, device=device
+                r.kind, r.ref, task_labels, label_map=r.label_map, device=device, name=r.model
             )
+        except PythonModelError:
+            raise  # names the model and the fix already
         except Exception as exc:
             raise SigwhError(
                 f"model {r.model} ({r.kind} {r.ref}) could not be loaded: {exc}. Fix its entry "

@@ -6,7 +6,8 @@ shared file must not choose what runs here, so before a job loads a model:
 - `zoo` checkpoints load as they are: a safetensors file of weights and JSON metadata,
   built into one of the fixed architectures in `models/zoo.py` (no code in the file);
 - every other kind (an `hf` directory or hub id: the classes, feature extractor and
-  weights it names) loads from the entry of the same id in the catalog on this machine
+  weights it names; a `python` factory `package.module:factory`, which is code and runs
+  when imported) loads from the entry of the same id in the catalog on this machine
   ($SIGWH_CATALOG or ./ingest), never from the ref the file stores; a model the local
   catalog does not list is refused, unless the user passes `--trust-warehouse-models`.
 
