@@ -1,0 +1,213 @@
+"""The figures stored or reported beside probabilities and transcripts, each checked
+against an independent computation: entropy in bits (scipy), batched model answers
+(one direct call per clip), the Levenshtein ratio (a plain dynamic programme) and the
+ASR-fidelity tables (plain Python over the rows inserted).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from scipy.stats import entropy as scipy_entropy
+
+from sigwarehouse.analyses import asr_fidelity
+from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
+from sigwarehouse.models.scoring import entropy_bits, evaluate
+
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
+
+# --- entropy_bits -----------------------------------------------------------------------
+
+
+def test_entropy_bits_is_shannon_entropy_in_bits():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(5, 0.7), size=200)
+    np.testing.assert_allclose(entropy_bits(probs), scipy_entropy(probs, base=2, axis=1))
+    for n in (2, 3, 4, 5, 8):
+        assert entropy_bits(np.full((1, n), 1 / n))[0] == pytest.approx(math.log2(n), abs=1e-12)
+    exact = entropy_bits(np.array([[0.5, 0.25, 0.25, 0.0], [1.0, 0.0, 0.0, 0.0]]))
+    assert exact.tolist() == [1.5, 0.0]  # dyadic: exact; a zero adds nothing (no nan)
+
+
+def test_entropy_bits_takes_float32_rows_and_clips_rounding_outside_0_1():
+    p32 = np.array([[0.1, 0.2, 0.7]], dtype=np.float32)
+    assert entropy_bits(p32)[0] == pytest.approx(scipy_entropy(p32[0].astype(np.float64), base=2))
+    # a rounding below 0 or above 1 counts as 0 or 1, never as a nan
+    assert entropy_bits(np.array([[1.0 + 1e-7, -1e-7]]))[0] == 0.0
+    assert entropy_bits(np.zeros((0, 3))).shape == (0,)
+
+
+# --- evaluate ---------------------------------------------------------------------------
+
+
+class _Counting:
+    def __init__(self, model):
+        self.model, self.batches = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, waves):
+        self.batches.append(tuple(waves.shape))
+        return self.model(waves)
+
+
+@pytest.fixture(scope="module")
+def tone_model():
+    torch.manual_seed(0)
+    return train_tone_classifier(n_samples=4000, seed=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 100])
+def test_evaluate_answers_each_wave_as_a_direct_call_in_the_order_given(tone_model, batch_size):
+    waves, _ = tone_set(1, 4000, seed=3)
+    clips = [torch.from_numpy(w) for w in waves]
+    clips = [clips[0], clips[1][:2999], clips[2], clips[3][:2999], clips[1]]  # two lengths
+    counting = _Counting(tone_model)
+    got = evaluate(counting, clips, batch_size)
+    want = np.stack([tone_model(c[None])[0].numpy() for c in clips])
+    assert got.dtype == np.float32 and got.shape == (5, 4)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # equal lengths share batches of at most batch_size: 3 of length 4000, 2 of 2999
+    want_batches = math.ceil(3 / batch_size) + math.ceil(2 / batch_size)
+    assert len(counting.batches) == want_batches
+    assert all(b[0] <= batch_size for b in counting.batches)
+    assert sum(b[0] for b in counting.batches) == 5
+    assert evaluate(counting, [], batch_size).shape == (0, 4)
+
+
+# --- the Levenshtein ratio --------------------------------------------------------------
+
+
+def _indel_ratio(a: str, b: str) -> float:
+    """1 - (insertions + deletions turning a into b) / (|a| + |b|), by the LCS table."""
+    if not a and not b:
+        return 1.0
+    lcs = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            lcs[i + 1][j + 1] = lcs[i][j] + 1 if x == y else max(lcs[i][j + 1], lcs[i + 1][j])
+    return 1 - (len(a) + len(b) - 2 * lcs[-1][-1]) / (len(a) + len(b))
+
+
+def test_normalise_lowers_drops_punctuation_but_apostrophes_and_collapses_space():
+    assert asr_fidelity.normalise("  Don't STOP,  me-now!\n") == "don't stop me now"
+    assert asr_fidelity.normalise("...") == ""
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("kitten", "sitting"), ("", ""), ("", "abc"), ("abc", ""), ("the cat", "the cat"),
+     ("Hello, world", "hello world"), ("a b c", "c b a"), ("it's", "its")],
+)  # fmt: skip
+def test_lev_ratio_is_the_normalised_indel_similarity(a, b):
+    want = _indel_ratio(asr_fidelity.normalise(a), asr_fidelity.normalise(b))
+    assert asr_fidelity.lev_ratio(a, b) == pytest.approx(want, abs=1e-12)
+    assert asr_fidelity.lev_ratio(a, b) == asr_fidelity.lev_ratio(b, a)
+
+
+def test_lev_ratio_of_kitten_and_sitting():
+    assert asr_fidelity.lev_ratio("kitten", "sitting") == pytest.approx(8 / 13)
+
+
+# --- the ASR-fidelity tables from a warehouse -------------------------------------------
+
+
+@pytest.fixture()
+def with_transcripts(small_filled, tmp_path: Path):
+    """A copy of the small warehouse with transcripts of three explanations of task u
+    (the last one without STOI rows), and the texts inserted."""
+    source, filled = small_filled
+    path = tmp_path / "asr.duckdb"
+    shutil.copy(source, path)
+    con = duckdb.connect(str(path))
+    run = str(uuid.uuid4())
+    explained = con.execute(
+        "SELECT e.model, e.clip_id, e.params_hash, e.orig_class FROM explanations e "
+        "JOIN models m USING (model) WHERE m.task = 'u' ORDER BY e.model, e.clip_id LIMIT 3"
+    ).fetchall()
+    texts = {
+        "original": "the quick brown fox",
+        "sufficient": "the quick brown box",
+        "complete": "",
+        "inverse": "a quick fox",
+    }
+    stoi = {"sufficient": 0.5, "complete": 0.25, "inverse": 0.125}
+    inserted = []
+    for n, (model, clip, params_hash, orig_class) in enumerate(explained):
+        con.execute(
+            "INSERT OR IGNORE INTO transcripts VALUES ('asr1', ?, '', ?, 'original', ?, 1.0, ?)",
+            [clip, params_hash, texts["original"], run],
+        )
+        for kind in ("sufficient", "complete", "inverse"):
+            text = texts[kind] + ("" if n == 0 else f" {n}")
+            con.execute(
+                "INSERT INTO transcripts VALUES ('asr1', ?, ?, ?, ?, ?, 1.0, ?)",
+                [clip, model, params_hash, kind, text, run],
+            )
+            has_stoi = n < 2
+            if has_stoi:
+                con.execute(
+                    "INSERT INTO signal_stoi VALUES (?, ?, ?, ?, ?, ?)",
+                    [model, clip, params_hash, kind, stoi[kind] * (n + 1), run],
+                )
+            label = filled.labels["u"][orig_class]
+            inserted.append((model, clip, kind, label, text, stoi[kind] * (n + 1) if has_stoi
+                             else None))  # fmt: skip
+    con.close()
+    return path, inserted, texts["original"]
+
+
+def test_signal_scores_join_each_transcript_to_its_original_and_stoi(with_transcripts):
+    path, inserted, original = with_transcripts
+    con = duckdb.connect(str(path), read_only=True)
+    scores = asr_fidelity.signal_scores(con)
+    con.close()
+    assert scores.height == len(inserted) == 9
+    got = {(r["model"], r["clip_id"], r["kind"]): r for r in scores.iter_rows(named=True)}
+    for model, clip, kind, label, text, stoi in inserted:
+        row = got[model, clip, kind]
+        assert (row["class"], row["text"], row["original"], row["stoi"]) == (
+            label, text, original, stoi
+        )  # fmt: skip
+        assert row["asr"] == "asr1" and row["task"] == "u"
+        want = _indel_ratio(asr_fidelity.normalise(original), asr_fidelity.normalise(text))
+        assert row["lev_ratio_indel"] == pytest.approx(want, abs=1e-12)
+
+
+def test_summary_and_table5_are_means_per_model_kind_and_class(with_transcripts):
+    path, inserted, original = with_transcripts
+    con = duckdb.connect(str(path), read_only=True)
+    means = asr_fidelity.summary(asr_fidelity.signal_scores(con))
+    con.close()
+    groups: dict[tuple, list] = {}
+    for model, _clip, kind, label, text, stoi in inserted:
+        groups.setdefault((model, kind, label), []).append((text, stoi))
+    assert means.height == len(groups)
+    for row in means.iter_rows(named=True):
+        rows = groups[row["model"], row["kind"], row["class"]]
+        ratios = [_indel_ratio(asr_fidelity.normalise(original), asr_fidelity.normalise(t))
+                  for t, _ in rows]  # fmt: skip
+        assert row["n"] == len(rows)
+        assert row["lev_ratio_indel"] == pytest.approx(sum(ratios) / len(ratios))
+        stois = [s for _, s in rows if s is not None]
+        assert row["stoi"] == (pytest.approx(sum(stois) / len(stois)) if stois else None)
+        assert row["empty_transcripts"] == sum(t == "" for t, _ in rows)
+    labels = ["real", "fake"]
+    wide = asr_fidelity.table5(means, labels)
+    order = [f"{k} {c}" for k in asr_fidelity.KINDS for c in labels]
+    assert wide.columns[0] == "model"
+    assert wide.columns[1:] == [c for c in order if c in wide.columns]
+    assert wide["model"].to_list() == sorted({m for m, *_ in inserted})
+    for row in means.iter_rows(named=True):
+        value = row["stoi"] if row["kind"] == "inverse" else row["lev_ratio_indel"]
+        cell = wide.filter(wide["model"] == row["model"])[f"{row['kind']} {row['class']}"][0]
+        assert cell == (pytest.approx(value) if value is not None else None)
