@@ -1,0 +1,97 @@
+"""The mutation score of the last `mutmut run`, per part of the core.
+
+    .venv/bin/python tests/mutation/python_score.py [--survivors]
+
+Reads mutmut's results under mutants/, leaves out the mutants listed in
+tests/mutation/equivalent.toml (each with its reason), and prints, per part, how many
+mutants the tests killed (a failing test, a timeout or a crash) out of those that are
+not equivalent. `--survivors` also lists every surviving mutant not marked equivalent;
+`mutmut show NAME` prints its diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTS = {  # part of the core -> module prefixes of its mutants
+    "search engine (freqrex)": ("sigwarehouse.freqrex.",),
+    "write path (jobs/runs.py)": ("sigwarehouse.jobs.runs.",),
+    "clip policy (audio.py)": ("sigwarehouse.audio.",),
+    "metrics (scoring, spectral entropy, ASR fidelity)": (
+        "sigwarehouse.models.scoring.",
+        "sigwarehouse.analyses.spectral_entropy.",
+        "sigwarehouse.analyses.asr_fidelity.",
+    ),
+}
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def results() -> dict[str, str]:
+    """Mutant name -> status, from every .meta file mutmut wrote."""
+    out = {}
+    for meta in (ROOT / "mutants").rglob("*.meta"):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            out[name] = status_by_exit_code[code]
+    return out
+
+
+def equivalents() -> dict[str, str]:
+    path = Path(__file__).with_name("equivalent.toml")
+    listed = tomllib.loads(path.read_text())["equivalent"] if path.exists() else []
+    return {e["mutant"]: e["reason"] for e in listed}
+
+
+def part_of(name: str) -> str:
+    for part, prefixes in PARTS.items():
+        if name.startswith(prefixes):
+            return part
+    return "other"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
+    args = parser.parse_args()
+    status = results()
+    if not status:
+        print("no mutmut results under mutants/: run `mutmut run` first")
+        return 2
+    equivalent = equivalents()
+    stale = sorted(set(equivalent) - set(status))
+    counts: dict[str, Counter] = {}
+    survivors = []
+    for name, st in sorted(status.items()):
+        c = counts.setdefault(part_of(name), Counter())
+        if name in equivalent:
+            c["equivalent"] += 1
+        elif st in DETECTED:
+            c["killed"] += 1
+        elif st == "not checked":
+            c["not checked"] += 1
+        else:  # survived, no tests, suspicious, skipped
+            c["undetected"] += 1
+            survivors.append(f"{st:10} {name}")
+    print(f"{'part':52} {'mutants':>7} {'killed':>7} {'undetected':>10} {'equivalent':>10}"
+          f" {'not run':>7} {'score':>6}")  # fmt: skip
+    for part, c in counts.items():
+        judged = c["killed"] + c["undetected"]
+        score = f"{c['killed'] / judged:.0%}" if judged else "-"
+        print(f"{part:52} {c.total():7} {c['killed']:7} {c['undetected']:10} "
+              f"{c['equivalent']:10} {c['not checked']:7} {score:>6}")  # fmt: skip
+    if stale:
+        print(f"equivalent.toml names {len(stale)} mutants mutmut no longer makes: {stale[:3]}")
+    if args.survivors:
+        print("\n".join(survivors))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
