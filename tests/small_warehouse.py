@@ -6,8 +6,8 @@ Two tasks: `t` (3 classes, models m1..m4, dataset d) and `u` (2 classes, models 
 dataset e). Each clip has real audio (a few tones and noise, stored as a FLAC blob), each
 model an explanation per clip with packed masks, and every model's probabilities on
 every model's sufficient, complete and inverse signals. About a third of the
-explanations have no complete mask, and one (m1 on clip 2) has no mask at all, as
-happens in real runs.
+explanations have no complete mask, one (m1 on clip 2) has no mask at all, as happens in
+real runs, and one (m2 on clip 1) a sufficient mask of a single bin.
 
 Silence, as real models give it: every model has stored answers to the probes (the
 all-zero signal and noise at -60 dBFS). Where m3's class for a clip is its class for
@@ -47,6 +47,7 @@ N_BINS = N_SAMPLES // 2 + 1
 PARAMS = {"seed": 0, "space": "fft", "delta": 0.5}
 PARAMS_HASH = "feedfacecafebeef"
 NO_MASK = ("m1", 2)  # an explanation whose search found no sufficient mask
+ONE_BIN = ("m2", 1)  # a sufficient mask of one bin: the smallest non-empty one
 SOMETIMES_EMPTY = "m3"  # empty sufficient mask on the clips it gives its silence class
 DEAF = "s3"  # gives every clip its silence answer: every sufficient mask is empty
 PROBES = ("silence", "noise-60dbfs")
@@ -198,6 +199,8 @@ def _fill_clip(rows, rng, out: Filled, run, task, labels, models, clip_id, truth
         suff, comp = _masks(rng)
         if (m, clip_id) == NO_MASK:
             suff = comp = None
+        if (m, clip_id) == ONE_BIN:
+            suff = np.arange(N_BINS) == int(np.flatnonzero(suff)[0])
         empty = m == DEAF or (m == SOMETIMES_EMPTY and top1 == _top1(silence))
         if empty:
             suff = np.zeros(N_BINS, dtype=bool)

@@ -6,6 +6,7 @@ ASR-fidelity tables (plain Python over the rows inserted).
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import uuid
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import polars as pl
 import pytest
+import soundfile as sf
 import torch
 from scipy.stats import entropy as scipy_entropy
 
-from sigwarehouse.analyses import asr_fidelity
+from sigwarehouse.analyses import asr_fidelity, spectral_entropy
+from sigwarehouse.analyses.spectral_entropy import spectral_entropy_bits
 from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 
@@ -211,3 +215,123 @@ def test_summary_and_table5_are_means_per_model_kind_and_class(with_transcripts)
         value = row["stoi"] if row["kind"] == "inverse" else row["lev_ratio_indel"]
         cell = wide.filter(wide["model"] == row["model"])[f"{row['kind']} {row['class']}"][0]
         assert cell == (pytest.approx(value) if value is not None else None)
+
+
+# --- spectral entropy -------------------------------------------------------------------
+
+
+def test_spectral_entropy_is_the_entropy_of_the_normalised_power():
+    rng = np.random.default_rng(1)
+    power = rng.exponential(size=(20, 257)) * (rng.random((20, 257)) > 0.3)
+    for row in power:
+        want = scipy_entropy(row / row.sum(), base=2)
+        assert spectral_entropy_bits(row) == pytest.approx(want, rel=1e-12)
+        assert spectral_entropy_bits(7.0 * row) == pytest.approx(want, rel=1e-12)  # scale-free
+    for k in (1, 2, 4, 1024):
+        assert spectral_entropy_bits(np.r_[np.ones(k), np.zeros(5)]) == math.log2(k)
+    single = spectral_entropy_bits(np.array([0.0, 3.0, 0.0]))
+    assert single == 0.0 and math.copysign(1.0, single) == 1.0  # 0.0, not -0.0
+    assert math.isnan(spectral_entropy_bits(np.zeros(8)))
+
+
+def _u_statistic(a: list[float], b: list[float]) -> float:
+    """Mann-Whitney U of `a`: pairs where a wins, ties counting one half."""
+    return sum((x > y) + 0.5 * (x == y) for x in a for y in b)
+
+
+def _exact_two_sided_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p of U by enumerating every split of the pooled values (no ties)."""
+    from itertools import combinations
+
+    pooled, n1 = a + b, len(a)
+    u = _u_statistic(a, b)
+    centre = n1 * len(b) / 2
+    us = []
+    for pick in combinations(range(len(pooled)), n1):
+        first = [pooled[i] for i in pick]
+        second = [pooled[i] for i in range(len(pooled)) if i not in pick]
+        us.append(_u_statistic(first, second))
+    return min(1.0, sum(abs(x - centre) >= abs(u - centre) for x in us) / len(us))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [([5.0, 6.0, 7.0, 8.0], [1.0, 2.0, 3.0, 4.0]), ([1.0, 4.0, 6.0], [2.0, 3.0, 5.0, 7.0]),
+     ([0.5, 9.0], [1.0, 2.0, 3.0])],
+)  # fmt: skip
+def test_mann_whitney_gives_u_exact_p_and_rank_biserial_r(a, b):
+    row = spectral_entropy.mann_whitney(a, b)
+    u = _u_statistic(a, b)
+    assert (row["n1"], row["n2"]) == (len(a), len(b))
+    assert (row["median1"], row["median2"]) == (float(np.median(a)), float(np.median(b)))
+    assert row["U"] == u
+    assert row["p"] == pytest.approx(_exact_two_sided_p(a, b))
+    assert row["r_rank_biserial"] == pytest.approx(2 * u / (len(a) * len(b)) - 1)
+    assert row["reject"] == (row["p"] < 0.05)
+
+
+def test_mann_whitney_rejects_below_the_level_only():
+    separated = spectral_entropy.mann_whitney([5.0, 6.0, 7.0, 8.0], [1.0, 2.0, 3.0, 4.0])
+    assert separated["p"] == pytest.approx(2 / 70) and separated["reject"] is True
+    assert separated["r_rank_biserial"] == 1.0
+    close = spectral_entropy.mann_whitney([1.0, 3.0], [2.0, 4.0])
+    assert close["reject"] is False
+
+
+def test_mann_whitney_of_an_empty_group_gives_counts_only():
+    row = spectral_entropy.mann_whitney([1.0, 2.0], [])
+    assert row == {"n1": 2, "n2": 0, "median1": 1.5, "median2": None, "U": None, "p": None,
+                   "r_rank_biserial": None, "reject": None}  # fmt: skip
+
+
+def test_signal_entropies_of_stored_masks_match_numpy(small_filled):
+    path, filled = small_filled
+    con = duckdb.connect(str(path), read_only=True)
+    frame = spectral_entropy.signal_entropies(con)
+    blobs = dict(con.execute("SELECT clip_id, audio FROM clips").fetchall())
+    con.close()
+    want = []
+    for (model, clip), (suff, comp) in filled.masks.items():
+        task, label_index = filled.clips[clip][0], None
+        if len(filled.labels[task]) != 2:
+            continue  # the figure is for two-class tasks
+        samples, _ = sf.read(io.BytesIO(blobs[clip]), dtype="float64")
+        power = np.abs(np.fft.rfft(samples)) ** 2
+        (label_index,) = [o[3] for o in filled.originals if o[:2] == (model, clip)]
+        label = filled.labels[task][label_index]
+        want.append((model, clip, "original", label, scipy_entropy(power, base=2)))
+        for kind, mask in (("sufficient", suff), ("complete", comp)):
+            if mask is None:
+                continue
+            kept = power * mask
+            bits = scipy_entropy(kept, base=2) if kept.sum() > 0 else math.nan
+            want.append((model, clip, kind, label, bits))
+    got = {(r["model"], r["clip_id"], r["kind"]): r for r in frame.iter_rows(named=True)}
+    assert len(got) == len(want) == frame.height
+    silent = 0
+    for model, clip, kind, label, bits in want:
+        row = got[model, clip, kind]
+        assert row["class"] == label and row["task"] == "u"
+        if math.isnan(bits):
+            silent += 1
+            assert math.isnan(row["bits"])
+        else:
+            assert row["bits"] == pytest.approx(bits, rel=1e-9)
+    assert silent > 0  # the deaf model's empty sufficient masks are silent signals
+
+
+def test_tests_compare_the_two_classes_of_each_model_and_kind():
+    frame = pl.DataFrame({
+        "task": ["u"] * 7, "dataset": ["e"] * 7, "params_hash": ["h"] * 7,
+        "model": ["s1"] * 5 + ["s2"] * 2,
+        "kind": ["sufficient"] * 7,
+        "class": ["real", "real", "fake", "fake", "fake", "real", "fake"],
+        "bits": [5.0, 6.0, 1.0, 2.0, math.nan, 3.0, 4.0],
+    })  # fmt: skip
+    out = spectral_entropy.tests(frame, {"u": ["real", "fake"]})
+    rows = {r["model"]: r for r in out.iter_rows(named=True)}
+    assert set(rows) == {"s1", "s2"}
+    s1 = rows["s1"]
+    assert (s1["class1"], s1["class2"], s1["n1"], s1["n2"]) == ("real", "fake", 2, 2)
+    assert s1["U"] == 4.0 and s1["r_rank_biserial"] == 1.0  # the NaN row is left out
+    assert (rows["s2"]["n1"], rows["s2"]["U"]) == (1, 0.0)
