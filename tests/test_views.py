@@ -367,3 +367,23 @@ def test_summary_and_flat_earthers_report_silence_beside_alpha(small) -> None:
         for i, gap in ((2, gap_out), (3, gap_in)):
             own, others = want[(kind, model)][i], _mean([want[(kind, p)][i] for p in peers])
             assert _close(gap, None if own is None or others is None else own - others)
+
+
+def test_a_gap_exactly_at_the_margin_does_not_make_a_flat_earther(small) -> None:
+    """The rule is strict: both gaps below -margin. At a margin equal to minus a model's
+    larger gap, that gap sits exactly on the bound and the model is no flat-earther; at a
+    margin a hair smaller, both gaps are below it and the model is one."""
+    con, _signals = small
+    rows = con.execute(
+        "SELECT kind, model, gap_out, gap_in FROM flat_earthers_at(0)"
+        " WHERE gap_out IS NOT NULL AND gap_in IS NOT NULL"
+    ).fetchall()
+    assert rows
+    for kind, model, gap_out, gap_in in rows:
+        margin = -max(gap_out, gap_in)
+        for m, want in ((margin, False), (margin - 1e-9, True)):
+            (flat,) = con.execute(
+                "SELECT flat_earther FROM flat_earthers_at(?) WHERE kind = ? AND model = ?",
+                [m, kind, model],
+            ).fetchone()
+            assert flat is want, (kind, model, m)

@@ -34,10 +34,10 @@ PARTS = {  # part of the core -> module prefixes of its mutants
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
-def results() -> dict[str, str]:
-    """Mutant name -> status, from every .meta file mutmut wrote."""
+def results(where: Path) -> dict[str, str]:
+    """Mutant name -> status, from every .meta file mutmut wrote under `where`."""
     out = {}
-    for meta in (ROOT / "mutants").rglob("*.meta"):
+    for meta in where.rglob("*.meta"):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             out[name] = status_by_exit_code[code]
     return out
@@ -59,8 +59,11 @@ def part_of(name: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
+    parser.add_argument(
+        "--results", type=Path, default=ROOT / "mutants", help="mutmut's folder, or a copy"
+    )
     args = parser.parse_args()
-    status = results()
+    status = results(args.results)
     if not status:
         print("no mutmut results under mutants/: run `mutmut run` first")
         return 2
