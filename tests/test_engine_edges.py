@@ -269,3 +269,36 @@ def test_non_finite_answers_never_make_a_mask(model, bad):
         # the class without asking) the verification refuses it
         assert e.sufficient_reason in ("no-sufficient-prefix", "verification-failed")
         assert e.complete_reason in ("no-complete-mask-found", "verification-failed")
+
+
+def test_stored_signals_of_odd_length_clips_add_up_to_the_clip():
+    """The NumPy path reports and analyses use: each signal keeps the clip's length, and
+    the complete signal plus its inverse is the clip again (the masks split its spectrum)."""
+    from sigwarehouse.freqrex.spectral import pack_mask
+    from sigwarehouse.signals import fit_length, map_mask, stored_signals
+
+    rng = np.random.default_rng(2)
+    for n in (3999, 4001, 5):
+        clip = rng.normal(size=n).astype(np.float32)
+        bins = n // 2 + 1
+        suff, comp = rng.random(bins) < 0.2, rng.random(bins) < 0.5
+        out = stored_signals(clip, bins, pack_mask(suff), pack_mask(comp))
+        assert {k: v.shape for k, v in out.items()} == {k: (n,) for k in out}
+        want = np.fft.irfft(np.fft.rfft(clip.astype(np.float64)) * suff, n=n)
+        np.testing.assert_allclose(out["sufficient"], want, atol=1e-6)
+        np.testing.assert_allclose(out["complete"] + out["inverse"], clip, atol=1e-5)
+        assert stored_signals(clip, bins, None, None) == {}
+        # cropping and padding keep the first samples
+        np.testing.assert_array_equal(fit_length(clip, n - 2), clip[: n - 2])
+        np.testing.assert_array_equal(fit_length(clip, n + 3)[n:], np.zeros(3, np.float32))
+    # a mask moved between odd lengths: a target bin is kept when a kept source bin lies
+    # within half a target bin of its frequency (source bins i, target bins j, in Hz/rate)
+    mask = np.zeros(2001, dtype=bool)
+    mask[[0, 1000, 2000]] = True
+    moved = map_mask(mask, 4001, 3999)
+    assert moved.shape == (2000,)
+    src = np.flatnonzero(mask) / 4001
+    tgt = np.arange(2000) / 3999
+    near = (src[None, :] >= tgt[:, None] - 0.5 / 3999) & (src[None, :] < tgt[:, None] + 0.5 / 3999)
+    np.testing.assert_array_equal(moved, near.any(axis=1))
+    assert moved[0] and moved[1999] and 1 <= moved[998:1002].sum() <= 2
