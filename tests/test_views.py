@@ -387,3 +387,21 @@ def test_a_gap_exactly_at_the_margin_does_not_make_a_flat_earther(small) -> None
                 [m, kind, model],
             ).fetchone()
             assert flat is want, (kind, model, m)
+
+
+def test_a_half_ingested_task_lists_every_model_in_the_summary(small_filled, tmp_path) -> None:
+    """While only m1 of task t is explained, m1 has outgoing but no incoming signals and
+    m2..m4 incoming but no outgoing ones: the summary lists all four, with NULL where a
+    direction has no signals yet."""
+    from sharing import copy_of
+
+    path = copy_of(small_filled[0], tmp_path)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM signal_probs WHERE source_model IN ('m2', 'm3', 'm4')")
+    rows = con.execute(
+        "SELECT model, avg_out IS NULL, avg_in IS NULL FROM transferability_summary"
+        " WHERE task = 't' AND kind = 'sufficient' ORDER BY model"
+    ).fetchall()
+    con.close()
+    assert rows == [("m1", False, True), ("m2", True, False), ("m3", True, False),
+                    ("m4", True, False)]  # fmt: skip
