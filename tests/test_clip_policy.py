@@ -118,3 +118,85 @@ def test_flac_blobs_round_trip_odd_lengths_within_one_24_bit_step() -> None:
     assert np.abs(back - np.clip(x, -1, 1)).max() <= 2.0**-23
     pcm, sr2 = sf.read(io.BytesIO(audio.wav_bytes(x, 8000)), dtype="int16")
     assert sr2 == 8000 and len(pcm) == 3001 and pcm.max() == 32767 and pcm.min() == -32768
+
+
+# --- loading registered clips -----------------------------------------------------------
+
+
+@pytest.fixture()
+def registered(small_filled, tmp_path):
+    """A copy of the small warehouse (clips 1.. with FLAC blobs) plus clips 901 and 902
+    registered by file under a root in tmp_path (a 22.05 kHz WAV of odd length, and a
+    16 kHz one), as `sigwh dataset add` records them."""
+    import duckdb
+    from sharing import copy_of
+
+    path = copy_of(small_filled[0], tmp_path / "wh")
+    root = tmp_path / "root"
+    root.mkdir()
+    files = {901: ("a/odd.wav", np.sin(np.arange(11025 + 1) * 0.05) * 0.5, 22050),
+             902: ("b.wav", np.linspace(-0.5, 0.5, 1601), SR)}  # fmt: skip
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO datasets VALUES ('files', 'u', ?, 'folder', NULL, NULL)", [str(root)])
+    for clip_id, (rel, x, rate) in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        data = wav(x, rate)
+        (root / rel).write_bytes(data)
+        con.execute(
+            "INSERT INTO clips (clip_id, dataset, path, sha256, label, duration_s,"
+            " native_sample_rate, native_channels, n_samples) VALUES (?, 'files', ?, ?, 'real',"
+            " 1.0, ?, 1, 0)",
+            [clip_id, rel, audio.sha256(data), rate],
+        )
+    con.close()
+    return path, root, files
+
+
+def test_registered_clips_load_from_blob_or_file_in_the_order_asked(registered, small_filled):
+    import duckdb
+
+    path, _root, files = registered
+    con = duckdb.connect(str(path), read_only=True)
+    got = audio.load_clips(con, [902, 1, 901, 1])
+    blob = con.execute("SELECT audio FROM clips WHERE clip_id = 1").fetchone()[0]
+    one = audio.load_clip(con, 1)
+    con.close()
+    want_blob, _ = sf.read(io.BytesIO(blob), dtype="float32")
+    np.testing.assert_array_equal(got[1], want_blob)
+    np.testing.assert_array_equal(got[3], want_blob)
+    np.testing.assert_array_equal(one, want_blob)
+    x901, x902 = files[901][1], files[902][1]
+    stored901 = x901.astype(np.float32).astype(np.float64)  # what the FLOAT file holds
+    np.testing.assert_allclose(got[2], resample_poly(stored901, 320, 441), atol=1e-6)
+    np.testing.assert_array_equal(got[0], x902.astype(np.float32))
+    assert len(got[2]) == int(np.ceil(len(x901) * 320 / 441))
+
+
+def test_a_clip_that_moved_changed_or_is_unknown_says_what_to_run(registered):
+    import duckdb
+
+    path, root, _files = registered
+    (root / "b.wav").write_bytes(wav(np.zeros(1601)))  # same name, other audio
+    (root / "a" / "odd.wav").unlink()
+    con = duckdb.connect(str(path), read_only=True)
+    with pytest.raises(audio.ClipLoadError, match=r"clip 902: .*b\.wav changed since it was "
+                       r"registered; run `sigwh dataset add files`"):  # fmt: skip
+        audio.load_clip(con, 902)
+    with pytest.raises(audio.ClipLoadError, match=r"clip 901: .*odd\.wav is missing; if dataset "
+                       r"'files' moved, run `sigwh dataset relocate files NEWROOT`"):  # fmt: skip
+        audio.load_clips(con, [1, 901])
+    with pytest.raises(audio.ClipLoadError, match=r"no clip with id \[77\]"):
+        audio.load_clips(con, [1, 77])
+    con.close()
+
+
+def test_a_blob_at_another_rate_is_refused(registered):
+    import duckdb
+
+    path, _root, _files = registered
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE clips SET audio = ? WHERE clip_id = 1",
+                [audio.encode_flac(np.zeros(800), 8000)])  # fmt: skip
+    with pytest.raises(audio.ClipLoadError, match="clip 1: stored audio is at 8000 Hz, not 16000"):
+        audio.load_clip(con, 1)
+    con.close()
