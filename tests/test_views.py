@@ -405,3 +405,58 @@ def test_a_half_ingested_task_lists_every_model_in_the_summary(small_filled, tmp
     con.close()
     assert rows == [("m1", False, True), ("m2", True, False), ("m3", True, False),
                     ("m4", True, False)]  # fmt: skip
+
+
+N_BINS_SMALL = 4001  # the small warehouse's clips: 8000 samples
+
+
+def test_label_transfer_and_compositionality_follow_their_definitions(small_filled, tmp_path):
+    """label_transfer: per model, signature ("from") class, the clip's own ("to") class and
+    mask, the share of clips the mask turns into the signature class, counting only clips
+    not already of it; compositionality: degree = composed / candidates (NULL for none)."""
+    from sharing import copy_of
+
+    path = copy_of(small_filled[0], tmp_path)
+    con = duckdb.connect(str(path))
+    run = str(uuid.uuid4())
+    rng = random.Random(5)
+    clips = [c for c, (task, _label) in small_filled[1].clips.items() if task == "u"]
+    rows = []
+    for clip in clips:
+        for mask in ("sufficient", "members"):
+            orig, top1 = rng.randrange(2), rng.randrange(2)
+            kept = rng.randrange(0, N_BINS_SMALL + 1)
+            rows.append(("s1", clip, "h", 3, 1, mask, run, N_BINS_SMALL, kept, [0.5, 0.5], orig,
+                         [0.5, 0.5], top1))  # fmt: skip
+    con.executemany(
+        "INSERT INTO label_transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+    )
+    want = {}
+    for r in rows:
+        if r[10] == r[4]:
+            continue  # the clip is of the signature class already: nothing to transfer
+        want.setdefault((r[5], ["real", "fake"][r[10]]), []).append(r)
+    got = con.execute(
+        "SELECT mask, to_class, from_class, n_clips, n_flipped, share_flipped, mean_kept_share"
+        " FROM label_transfer WHERE model = 's1'"
+    ).fetchall()
+    assert {(g[0], g[1]) for g in got} == set(want)
+    for mask, to_class, from_class, n, flipped, share, kept in got:
+        group = want[mask, to_class]
+        assert from_class == "fake" and n == len(group)
+        assert flipped == sum(r[12] == r[4] for r in group)
+        assert share == pytest.approx(flipped / n)
+        assert kept == pytest.approx(np.mean([r[8] / r[7] for r in group]))
+
+    for cls, (candidates, composed, empty) in enumerate([(5, 2, 1), (0, 0, 3)]):
+        con.execute(
+            "INSERT INTO composites (model, dataset, class, params_hash, seed, run_id, candidates,"
+            " members, n_candidates, n_composed, n_empty, n_samples, sample_rate, queries)"
+            " VALUES ('s1', 'e', ?, 'h', 3, ?, [], [], ?, ?, ?, 0, 16000, 0)",
+            [cls, run, candidates, composed, empty],
+        )
+    degrees = con.execute(
+        "SELECT class, degree, n_empty FROM compositionality ORDER BY class"
+    ).fetchall()
+    con.close()
+    assert degrees == [("fake", None, 3), ("real", 0.4, 1)]
