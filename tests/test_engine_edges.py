@@ -302,3 +302,15 @@ def test_stored_signals_of_odd_length_clips_add_up_to_the_clip():
     near = (src[None, :] >= tgt[:, None] - 0.5 / 3999) & (src[None, :] < tgt[:, None] + 0.5 / 3999)
     np.testing.assert_array_equal(moved, near.any(axis=1))
     assert moved[0] and moved[1999] and 1 <= moved[998:1002].sum() <= 2
+
+
+def test_parameter_hashes_are_stable_across_versions_of_the_code():
+    """A warehouse keys its rows by these hashes: the same parameters must hash the same
+    in every release (the README's example hash included), whatever order the fields are
+    written in."""
+    assert FreqrexParams().hash() == "0c4272e52c6ce6ba"
+    assert FreqrexParams(iterations=2).hash() == "f740a8eed5d9b1fe"
+    shuffled = dict(reversed(list(FreqrexParams(iterations=2).to_dict().items())))
+    assert FreqrexParams.from_dict(shuffled).hash() == "f740a8eed5d9b1fe"
+    with pytest.raises(ValueError, match=r"unknown freqrex parameters: \['nope', 'zzz'\]"):
+        FreqrexParams.from_dict({"zzz": 1, "nope": 2})

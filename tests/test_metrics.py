@@ -206,7 +206,7 @@ def test_summary_and_table5_are_means_per_model_kind_and_class(with_transcripts)
         assert row["stoi"] == (pytest.approx(sum(stois) / len(stois)) if stois else None)
         assert row["empty_transcripts"] == sum(t == "" for t, _ in rows)
     labels = ["real", "fake"]
-    wide = asr_fidelity.table5(means, labels)
+    wide = asr_fidelity.table5(means.reverse(), labels)  # any row order: sorted by model
     order = [f"{k} {c}" for k in asr_fidelity.KINDS for c in labels]
     assert wide.columns[0] == "model"
     assert wide.columns[1:] == [c for c in order if c in wide.columns]

@@ -124,7 +124,9 @@ def _dead_pid() -> int:
 
 def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) -> None:
     dead, alive, elsewhere, finished = (start(wh_path) for _ in range(4))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     with warehouse.opened(wh_path) as con:
+        con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [worker.pid, alive])
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [_dead_pid(), dead])
         con.execute("UPDATE runs SET pid = ?, host = 'another-host' WHERE run_id = ?",
                     [_dead_pid(), elsewhere])  # fmt: skip
@@ -132,6 +134,9 @@ def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) ->
                     [_dead_pid(), finished])  # fmt: skip
         assert runs.mark_abandoned(con) == 1
         assert runs.mark_abandoned(con) == 0
+    assert worker.poll() is None, "looking for a process must not signal it"
+    worker.kill()
+    worker.wait()
     status = {r: run_row(wh_path, r)["status"] for r in (dead, alive, elsewhere, finished)}
     assert status == {dead: "abandoned", alive: "running", elsewhere: "running",
                       finished: "done"}  # fmt: skip
@@ -158,15 +163,29 @@ def test_an_error_row_keeps_its_fields_and_at_most_2000_characters(wh_path: Path
     assert rows == [("m0", 4, "explain", "x" * 2000), (None, None, "load", "short")]
 
 
+class _Slow:
+    """The tone model, taking at least 50 ms a forward pass."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def forward(self, waves):
+        time.sleep(0.05)
+        return self.model.forward(waves)
+
+
 def test_timed_counts_rows_and_seconds_and_answers_as_the_model() -> None:
-    model = train_tone_classifier(n_samples=1000, seed=0, steps=5)
+    model = _Slow(train_tone_classifier(n_samples=1000, seed=0, steps=5))
     counters = runs.RunCounters()
     timed = runs.timed(model, counters)
     assert (timed.labels, timed.sample_rate, timed.device) == (model.labels, model.sample_rate,
                                                                model.device)  # fmt: skip
     waves = torch.randn(3, 1000) * 0.1
     start = time.perf_counter()
-    torch.testing.assert_close(timed(waves), model(waves))
+    torch.testing.assert_close(timed(waves), model.model(waves))
     timed(waves[:2])
     wall = time.perf_counter() - start
-    assert counters.queries == 5 and 0 < counters.model_seconds <= wall
+    assert counters.queries == 5 and 0.1 <= counters.model_seconds <= wall  # both passes
