@@ -314,3 +314,65 @@ def test_parameter_hashes_are_stable_across_versions_of_the_code():
     assert FreqrexParams.from_dict(shuffled).hash() == "f740a8eed5d9b1fe"
     with pytest.raises(ValueError, match=r"unknown freqrex parameters: \['nope', 'zzz'\]"):
         FreqrexParams.from_dict({"zzz": 1, "nope": 2})
+
+
+# --- the spaces' edges ------------------------------------------------------------------
+
+
+def test_signals_for_takes_lists_and_says_what_is_wrong_with_bad_shapes():
+    from sigwarehouse.freqrex.spectral import make_space
+
+    rng = np.random.default_rng(4)
+    waves = rng.normal(size=(3, 801)).astype(np.float32)
+    masks = rng.random((3, 401)) < 0.5
+    from_lists = signals_for([w for w in waves], [list(m) for m in masks])
+    torch.testing.assert_close(from_lists, signals_for(torch.from_numpy(waves), masks))
+    assert from_lists.dtype == torch.float32 and from_lists.shape == (3, 801)
+    with pytest.raises(
+        ValueError, match=r"expected waves shaped \(batch, samples\), got \(1, 3, 801\)"
+    ):
+        signals_for(torch.zeros(1, 3, 801), masks)
+    with pytest.raises(
+        ValueError, match=r"masks shaped \(2, 401\) do not match 3 clips of 401 variables"
+    ):
+        signals_for(torch.from_numpy(waves), masks[:2])
+    # an STFT space with a hop other than torch's default (n_fft / 4), against torch directly
+    params = FreqrexParams(space="stft", stft_n_fft=128, stft_hop=48)
+    space = make_space(801, params)
+    assert space.shape == (65, 1 + 801 // 48) and space.n_vars == 65 * (1 + 801 // 48)
+    stft_masks = rng.random((3, space.n_vars)) < 0.5
+    window = torch.hann_window(128, dtype=torch.float64)
+    want = []
+    for w, m in zip(waves, stft_masks, strict=True):
+        spec = torch.stft(torch.from_numpy(w).double(), 128, 48, window=window, return_complex=True)
+        kept = spec * torch.from_numpy(m).reshape(spec.shape)
+        want.append(torch.istft(kept, 128, 48, window=window, length=801))
+    got = signals_for(torch.from_numpy(waves), stft_masks, params)
+    torch.testing.assert_close(got, torch.stack(want).float(), atol=1e-5, rtol=0)
+
+
+def test_an_stft_space_needs_at_least_one_window_of_samples():
+    from sigwarehouse.freqrex.spectral import STFTSpace
+
+    assert STFTSpace(128, n_fft=128, hop=32).n_frames == 5  # exactly one window: accepted
+    with pytest.raises(ValueError, match="clip of 127 samples is shorter than n_fft=128"):
+        STFTSpace(127, n_fft=128, hop=32)
+
+
+def test_packed_masks_and_bands_at_their_edges():
+    from sigwarehouse.freqrex import bands_to_mask, mask_to_bands, pack_mask, unpack_mask
+
+    mask = unpack_mask(pack_mask(np.array([1, 0, 1], dtype=bool)), 3)
+    assert mask.dtype == bool and mask.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="2 bytes do not pack 3 variables"):
+        unpack_mask(b"\x00\x00", 3)
+    # an empty band [3, 3) keeps nothing; a band must lie in 0..n
+    empty = bands_to_mask([(3, 3), (0, 1)], 10)
+    assert empty.dtype == bool and empty.tolist() == [True] + [False] * 9
+    with pytest.raises(ValueError, match=r"band \[4, 11\) outside 0..10"):
+        bands_to_mask([(4, 11)], 10)
+    with pytest.raises(ValueError, match=r"band \[5, 4\) outside 0..10"):
+        bands_to_mask([(5, 4)], 10)
+    assert mask_to_bands(np.array([1, 1, 0, 1])) == [(0, 2), (3, 4)]  # ints are read as bools
+    assert mask_to_bands(np.array([2, 0, 0.5])) == [(0, 1), (2, 3)]
+    assert mask_to_bands(np.zeros(4, dtype=bool)) == []
