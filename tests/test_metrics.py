@@ -7,6 +7,7 @@ ASR-fidelity tables (plain Python over the rows inserted).
 from __future__ import annotations
 
 import io
+import json
 import math
 import shutil
 import uuid
@@ -22,6 +23,7 @@ from scipy.stats import entropy as scipy_entropy
 
 from sigwarehouse.analyses import asr_fidelity, spectral_entropy
 from sigwarehouse.analyses.spectral_entropy import spectral_entropy_bits
+from sigwarehouse.freqrex.spectral import pack_mask
 from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 
@@ -335,3 +337,53 @@ def test_tests_compare_the_two_classes_of_each_model_and_kind():
     assert (s1["class1"], s1["class2"], s1["n1"], s1["n2"]) == ("real", "fake", 2, 2)
     assert s1["U"] == 4.0 and s1["r_rank_biserial"] == 1.0  # the NaN row is left out
     assert (rows["s2"]["n1"], rows["s2"]["U"]) == (1, 0.0)
+
+
+def test_mann_whitney_of_an_empty_first_group_gives_counts_only():
+    row = spectral_entropy.mann_whitney([], [3.0])
+    assert (row["n1"], row["median1"], row["median2"], row["U"]) == (0, None, 3.0, None)
+
+
+def test_signal_entropies_of_stft_masks_and_of_clips_that_cannot_load(small_filled, tmp_path):
+    """An STFT-space parameter set: each signal is rebuilt with torch.stft/istft and its
+    entropy taken from its own spectrum. A clip whose audio cannot be loaded is left out,
+    the others are still there."""
+    from sharing import copy_of
+
+    path = copy_of(small_filled[0], tmp_path)
+    filled = small_filled[1]
+    con = duckdb.connect(str(path))
+    stft = {"space": "stft", "stft_n_fft": 256, "stft_hop": 100, "seed": 0, "delta": 0.5}
+    n_freq, n_frames = 129, 1 + 8000 // 100
+    con.execute("INSERT INTO freqrex_params VALUES ('5757575757575757', ?)", [json.dumps(stft)])
+    clips = sorted(c for c, (task, _) in filled.clips.items() if task == "u")
+    rng = np.random.default_rng(8)
+    masks = {}
+    for clip in clips[:2]:
+        masks[clip] = rng.random(n_freq * n_frames) < 0.3
+        con.execute(
+            "INSERT INTO explanations SELECT * REPLACE ('5757575757575757' AS params_hash,"
+            " ? AS n_bins, ? AS sufficient_mask, NULL AS complete_mask)"
+            " FROM explanations WHERE model = 's1' AND clip_id = ?",
+            [n_freq * n_frames, pack_mask(masks[clip]), clip],
+        )
+    gone = clips[-1]
+    con.execute("UPDATE clips SET audio = NULL WHERE clip_id = ?", [gone])  # root: /nowhere
+    frame = spectral_entropy.signal_entropies(con)
+    blobs = dict(con.execute("SELECT clip_id, audio FROM clips").fetchall())
+    con.close()
+    assert gone not in frame["clip_id"].to_list()
+    assert set(frame["clip_id"].to_list()) == set(clips) - {gone}
+    window = torch.hann_window(256, dtype=torch.float64)
+    for clip, mask in masks.items():
+        (row,) = frame.filter(
+            (pl.col("params_hash") == "5757575757575757") & (pl.col("clip_id") == clip)
+            & (pl.col("kind") == "sufficient")
+        ).iter_rows(named=True)  # fmt: skip
+        x, _ = sf.read(io.BytesIO(blobs[clip]), dtype="float32")
+        spec = torch.stft(torch.from_numpy(x).double(), 256, 100, window=window,
+                          return_complex=True)  # fmt: skip
+        signal = torch.istft(spec * torch.from_numpy(mask).reshape(spec.shape), 256, 100,
+                             window=window, length=len(x)).float().double().numpy()  # fmt: skip
+        power = np.abs(np.fft.rfft(signal)) ** 2
+        assert row["bits"] == pytest.approx(scipy_entropy(power, base=2), rel=1e-4)
