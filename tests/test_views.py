@@ -424,7 +424,7 @@ def test_label_transfer_and_compositionality_follow_their_definitions(small_fill
     rows = []
     for clip in clips:
         for mask in ("sufficient", "members"):
-            orig, top1 = rng.randrange(2), rng.randrange(2)
+            orig, top1 = rng.randrange(2), int(rng.random() < 0.8)  # mostly flipped
             kept = rng.randrange(0, N_BINS_SMALL + 1)
             rows.append(("s1", clip, "h", 3, 1, mask, run, N_BINS_SMALL, kept, [0.5, 0.5], orig,
                          [0.5, 0.5], top1))  # fmt: skip
@@ -441,6 +441,7 @@ def test_label_transfer_and_compositionality_follow_their_definitions(small_fill
         " FROM label_transfer WHERE model = 's1'"
     ).fetchall()
     assert {(g[0], g[1]) for g in got} == set(want)
+    assert any(2 * g[4] != g[3] for g in got)  # flips and non-flips differ in number
     for mask, to_class, from_class, n, flipped, share, kept in got:
         group = want[mask, to_class]
         assert from_class == "fake" and n == len(group)
