@@ -113,6 +113,14 @@ def test_integer_formats_are_scaled_by_libsndfile() -> None:
     assert clip.native_subtype == "PCM_16"
 
 
+def test_a_stereo_flac_blob_is_read_as_the_mean_of_its_channels() -> None:
+    left, right = np.full(101, 0.5), np.full(101, -0.25)
+    blob = wav(np.stack([left, right], axis=1), subtype="PCM_24", fmt="FLAC")
+    back, sr = audio.decode_flac(blob)
+    assert sr == SR and back.shape == (101,)
+    np.testing.assert_allclose(back, 0.125, atol=2.0**-23)
+
+
 def test_flac_blobs_round_trip_odd_lengths_within_one_24_bit_step() -> None:
     x = np.linspace(-1.2, 1.2, 3001)
     back, sr = audio.decode_flac(audio.encode_flac(x, SR))

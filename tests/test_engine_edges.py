@@ -74,10 +74,14 @@ def test_slack_is_the_distance_to_each_threshold():
 
 
 def test_one_class_models_keep_and_never_reject():
-    probs = _rows([1.0], [0.5])
-    target = np.zeros(2, dtype=int)
-    assert keeps(probs, target, np.ones(2), 0.25).all()
+    """With one class there is no other to beat: every row keeps it, however small its
+    probability (no confidence test unless a ratio asks for one), and none rejects it."""
+    probs = _rows([1.0], [0.5], [0.125])
+    target = np.zeros(3, dtype=int)
+    assert keeps(probs, target, np.ones(3), 0.25).all()
+    assert keeps(probs, target, np.ones(3), 0.25, 0.25).tolist() == [True, True, False]
     assert not rejects(probs, target, 0.0).any()
+    assert (slack(probs, target, np.ones(3), 0.25) == np.inf).all()
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -105,20 +109,46 @@ def test_non_finite_parameters_are_refused(field, bad):
         FreqrexParams(**{field: bad})
 
 
-def test_parameters_are_accepted_exactly_at_their_limits():
-    edge = FreqrexParams(
-        iterations=1, n_parts=6, min_band_bins=1, max_depth=1, confidence_filter=1.0,
-        delta=1.0, sufficient_confidence=1.0, per_bin_limit=64, decision_margin=0.0,
-        n_sufficient=1, batch_size=1, certify_rounds=1, minimise_units=1,
-    )  # fmt: skip
-    assert FreqrexParams.from_dict(edge.to_dict()) == edge
-    for field, value in [
-        ("n_parts", 1), ("n_parts", 7), ("delta", 0.0), ("confidence_filter", -2**-20),
-        ("sufficient_confidence", 1 + 2**-20), ("per_bin_limit", 63), ("decision_margin", -1e-9),
-        ("batch_size", 0), ("certify_rounds", 0), ("n_sufficient", 0), ("minimise_units", 0),
-    ]:  # fmt: skip
-        with pytest.raises(ValueError, match=field):
-            FreqrexParams(**{field: value})
+# (field, the last value accepted, the first refused, the message that refuses it)
+LIMITS = [
+    ("iterations", 1, 0, "iterations must be >= 1"),
+    ("n_parts", 2, 1, "n_parts must be >= 2"),
+    ("n_parts", 6, 7, "n_parts must be <= 6 (2**n_parts mutants per split)"),
+    ("min_band_bins", 1, 0, "min_band_bins must be >= 1"),
+    ("max_depth", 1, 0, "max_depth must be >= 1"),
+    ("max_split_bands", 1, 0, "max_split_bands must be >= 1"),
+    ("queue_len", 1, 0, "queue_len must be >= 1"),
+    ("confidence_filter", 0.0, -(2**-20), "confidence_filter must be in [0, 1]"),
+    ("confidence_filter", 1.0, 1 + 2**-20, "confidence_filter must be in [0, 1]"),
+    ("delta", 2**-20, 0.0, "delta must be in (0, 1]"),
+    ("delta", 1.0, 1 + 2**-20, "delta must be in (0, 1]"),
+    ("sufficient_confidence", 0.0, -(2**-20), "sufficient_confidence in [0, 1]"),
+    ("sufficient_confidence", 1.0, 1 + 2**-20, "sufficient_confidence in [0, 1]"),
+    ("grid_size", 2, 1, "grid_size must be >= 2"),
+    ("grid_rounds", 1, 0, "grid_rounds must be >= 1"),
+    ("minimise_units", 1, 0, "minimise_units must be >= 1"),
+    ("minimise_rounds", 1, 0, "minimise_rounds must be >= 1"),
+    ("certify_rounds", 1, 0, "certify_rounds must be >= 1"),
+    ("per_bin_limit", 64, 63, "per_bin_limit must be >= 64"),
+    ("decision_margin", 0.0, -(2**-20), "decision_margin must be >= 0 and finite"),
+    ("n_sufficient", 1, 0, "n_sufficient must be >= 1"),
+    ("space", "stft", "mel", "space must be 'fft' or 'stft'"),
+    ("stft_n_fft", 8, 7, "stft_n_fft must be >= 8"),
+    ("stft_hop", 1, 0, "stft_hop must be >= 1"),
+    ("fill", "zero", "mean", "fill must be 'zero'"),
+    ("batch_size", 1, 0, "batch_size must be >= 1"),
+]
+
+
+@pytest.mark.parametrize(("field", "last_ok", "first_bad", "message"), LIMITS)
+def test_each_parameter_is_accepted_up_to_its_limit_and_refused_past_it(
+    field, last_ok, first_bad, message
+):
+    edge = FreqrexParams(**{field: last_ok})
+    assert getattr(FreqrexParams.from_dict(edge.to_dict()), field) == last_ok
+    with pytest.raises(ValueError) as refused:
+        FreqrexParams(**{field: first_bad})
+    assert str(refused.value) == message
 
 
 # --- odd clip lengths -------------------------------------------------------------------

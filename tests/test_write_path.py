@@ -305,3 +305,22 @@ def test_a_failed_commit_raises_its_own_error(con) -> None:
         other.execute("INSERT INTO t VALUES (1, 'theirs')")
         con.execute("INSERT INTO t VALUES (1, 'mine')")  # commits first
     assert con.execute("SELECT * FROM t").fetchall() == [(1, "mine")]
+
+
+def test_insert_rows_keeps_every_row_of_a_table_without_a_key(tmp_path: Path) -> None:
+    """A table without a primary key takes a plain INSERT (every row, duplicates too); a
+    keyed one skips repeats, the first offered winning; an empty Rows skips only itself."""
+    with duckdb.connect(str(tmp_path / "k.duckdb")) as con:
+        con.execute("CREATE TABLE free (a INTEGER, b VARCHAR)")
+        con.execute("CREATE TABLE keyed (k INTEGER PRIMARY KEY, v VARCHAR)")
+        runs.insert_rows(con, [
+            runs.Rows("keyed", ("k", "v"), []),
+            runs.Rows("free", ("a", "b"), [(1, "x"), (1, "x"), (2, "y")]),
+            runs.Rows("keyed", ("v", "k"), [("a", 1), ("b", 1), ("c", 2)]),
+        ])  # fmt: skip
+        assert con.execute("SELECT * FROM free ORDER BY ALL").fetchall() == [
+            (1, "x"), (1, "x"), (2, "y")
+        ]  # fmt: skip
+        assert con.execute("SELECT * FROM keyed ORDER BY k").fetchall() == [(1, "a"), (2, "c")]
+        with pytest.raises(ValueError, match=r"free: every row must have 2 values \('a', 'b'\)"):
+            runs.insert_rows(con, [runs.Rows("free", ("a", "b"), [(1, "x"), (2,)])])

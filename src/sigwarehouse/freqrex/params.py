@@ -137,7 +137,8 @@ class FreqrexParams:
             (0.0 <= self.decision_margin < math.inf, "decision_margin must be >= 0 and finite"),
             (self.n_sufficient >= 1, "n_sufficient must be >= 1"),
             (self.space in ("fft", "stft"), "space must be 'fft' or 'stft'"),
-            (self.stft_n_fft >= 8 and self.stft_hop >= 1, "bad STFT sizes"),
+            (self.stft_n_fft >= 8, "stft_n_fft must be >= 8"),
+            (self.stft_hop >= 1, "stft_hop must be >= 1"),
             (self.fill == "zero", "fill must be 'zero'"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
         ]
