@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/sigwh demo
 
 test: setup browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto  # one worker per core (pytest-xdist)
 
 # The report test renders the page in Debian's Chromium (Playwright drives it; nothing is
 # downloaded). Installed here when we may (root with apt); otherwise that test is skipped.
