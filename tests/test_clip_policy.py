@@ -170,6 +170,8 @@ def test_registered_clips_load_from_blob_or_file_in_the_order_asked(registered, 
     got = audio.load_clips(con, [902, 1, 901, 1])
     blob = con.execute("SELECT audio FROM clips WHERE clip_id = 1").fetchone()[0]
     one = audio.load_clip(con, 1)
+    (source,) = audio.clip_sources(con, [902])
+    np.testing.assert_array_equal(audio.load_clip(con, source), files[902][1].astype(np.float32))
     con.close()
     want_blob, _ = sf.read(io.BytesIO(blob), dtype="float32")
     np.testing.assert_array_equal(got[1], want_blob)
@@ -195,8 +197,10 @@ def test_a_clip_that_moved_changed_or_is_unknown_says_what_to_run(registered):
     with pytest.raises(audio.ClipLoadError, match=r"clip 901: .*odd\.wav is missing; if dataset "
                        r"'files' moved, run `sigwh dataset relocate files NEWROOT`"):  # fmt: skip
         audio.load_clips(con, [1, 901])
-    with pytest.raises(audio.ClipLoadError, match=r"no clip with id \[77\]"):
+    with pytest.raises(audio.ClipLoadError, match=r"no clip with id \[77\] in this warehouse"):
         audio.load_clips(con, [1, 77])
+    with pytest.raises(audio.ClipLoadError, match=r"no clip with id \[71, 72, 73, 74, 75\] in"):
+        audio.load_clips(con, [71, 72, 73, 74, 75, 76])  # the first five unknown ids
     con.close()
 
 

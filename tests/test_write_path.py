@@ -248,19 +248,6 @@ def test_errors_and_counters_are_written_with_the_batch(wh_path: Path) -> None:
         assert con.execute("SELECT clips_done, queries FROM runs").fetchall() == [(1, 10)]
 
 
-def test_a_batch_touches_tables_only_not_the_views(wh_path: Path) -> None:
-    """Writing a batch opens the file without reinstalling the package's views (half of a
-    batch's time was opening the file): a view that is not there stays absent."""
-    run_id = start(wh_path)
-    with duckdb.connect(str(wh_path)) as con:
-        con.execute("DROP VIEW model_accuracy")
-    write(wh_path, run_id, ingest_batch(np.random.default_rng(6), [1, 2], run_id))
-    with duckdb.connect(str(wh_path), read_only=True) as con:
-        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-        assert con.execute("SELECT count(*) FROM explanations").fetchone() == (2,)
-    assert "model_accuracy" not in views and "alpha_transferability" in views
-
-
 # --- the transaction helper ---------------------------------------------------------------
 
 
