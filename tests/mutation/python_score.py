@@ -49,7 +49,9 @@ def equivalents() -> dict[str, str]:
     return {e["mutant"]: e["reason"] for e in listed}
 
 
-def part_of(name: str) -> str:
+def part_of(name: str, by_module: bool = False) -> str:
+    if by_module:  # sigwarehouse.freqrex.search.x_grow__mutmut_3 -> sigwarehouse.freqrex.search
+        return ".".join(p for p in name.split(".") if not p.startswith("x"))
     for part, prefixes in PARTS.items():
         if name.startswith(prefixes):
             return part
@@ -59,6 +61,7 @@ def part_of(name: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
+    parser.add_argument("--by-module", action="store_true", help="one line per module")
     parser.add_argument(
         "--results", type=Path, default=ROOT / "mutants", help="mutmut's folder, or a copy"
     )
@@ -72,7 +75,7 @@ def main() -> int:
     counts: dict[str, Counter] = {}
     survivors = []
     for name, st in sorted(status.items()):
-        c = counts.setdefault(part_of(name), Counter())
+        c = counts.setdefault(part_of(name, args.by_module), Counter())
         if name in equivalent:
             c["equivalent"] += 1
         elif st in DETECTED:
