@@ -9,6 +9,7 @@ queries.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -406,3 +407,52 @@ def test_packed_masks_and_bands_at_their_edges():
     assert mask_to_bands(np.array([1, 1, 0, 1])) == [(0, 2), (3, 4)]  # ints are read as bools
     assert mask_to_bands(np.array([2, 0, 0.5])) == [(0, 1), (2, 3)]
     assert mask_to_bands(np.zeros(4, dtype=bool)) == []
+
+
+# --- the engine's small pieces ----------------------------------------------------------
+
+
+def test_a_clips_random_stream_is_seeded_from_its_float32_samples_the_same_in_every_release():
+    """The seed of a clip's random splits: (seed, the first 8 bytes of the SHA-256 of its
+    samples as float32, little-endian). Pinned: it decides every explanation."""
+    from sigwarehouse.freqrex.engine import _clip_seed
+
+    wave = torch.arange(5, dtype=torch.float64) / 8
+    assert _clip_seed(wave, 7) == [7, 18331589875330678116]
+    assert _clip_seed(wave.float(), 7) == _clip_seed(wave, 7)  # samples, not their dtype
+    digest = hashlib.sha256((np.arange(5) / 8).astype("<f4").tobytes()).digest()
+    assert _clip_seed(wave, 7)[1] == int.from_bytes(digest[:8], "little")
+
+
+def test_explain_takes_numpy_waves_and_says_what_is_wrong_with_bad_ones(model):
+    waves, _ = tone_set(1, 4000, seed=7)
+    params = FreqrexParams(seed=1, **LIGHT)
+    from_numpy = explain(model, [waves[1], waves[2][:3001]], params)
+    from_torch = explain(model, [torch.from_numpy(waves[1]), torch.from_numpy(waves[2][:3001])],
+                         params)  # fmt: skip
+    for a, b in zip(from_numpy, from_torch, strict=True):
+        np.testing.assert_array_equal(a.sufficient_mask, b.sufficient_mask)
+        assert a.n_samples == b.n_samples and a.queries == b.queries
+    with pytest.raises(ValueError) as bad:
+        explain(model, torch.zeros(1, 2, 100), params)
+    assert str(bad.value) == "expected waves shaped (batch, samples), got (1, 2, 100)"
+    with pytest.raises(ValueError) as bad:
+        explain(model, [np.zeros((2, 100), dtype=np.float32)], params)
+    assert str(bad.value) == "each wave must be 1-D, got shape (2, 100)"
+    assert explain(model, [], params) == []
+
+
+def test_band_orders_rank_bins_low_first_or_high_first_within_each_clips_own_bins():
+    """The complete search's fallback rankings: a grown prefix of the low-first order is a
+    low-pass band, of the high-first order a high-pass band of the clip's own bins; padding
+    past a shorter clip's bins always ranks last."""
+    from types import SimpleNamespace
+
+    from sigwarehouse.freqrex.engine import _band_order
+
+    oracle = SimpleNamespace(width=5, n_clips=2, n_vars=np.array([5, 3]))
+    low = _band_order(oracle, "cpu", low_first=True)
+    high = _band_order(oracle, "cpu", low_first=False)
+    assert low.dtype == high.dtype == torch.int32
+    assert low.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert high.tolist() == [[4, 3, 2, 1, 0], [2, 1, 0, 3, 4]]
