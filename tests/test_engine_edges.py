@@ -456,3 +456,109 @@ def test_band_orders_rank_bins_low_first_or_high_first_within_each_clips_own_bin
     assert low.dtype == high.dtype == torch.int32
     assert low.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
     assert high.tolist() == [[4, 3, 2, 1, 0], [2, 1, 0, 3, 4]]
+
+
+def test_every_returned_probability_is_the_models_answer_on_that_signal(model):
+    """The probabilities an Explanation carries (empty, sufficient, each extra sufficient,
+    complete, inverse) are the model's answers on those signals, asked directly."""
+    waves, _ = tone_set(1, 4000, seed=7)
+    clips = torch.from_numpy(waves)
+    out = explain(model, clips, FreqrexParams(seed=1, n_sufficient=2, **LIGHT))
+
+    def asked(wave, mask):
+        return model(_fft_signal(wave, mask)[None].float())[0].numpy()
+
+    extras = 0
+    for wave, e in zip(clips, out, strict=True):
+        np.testing.assert_allclose(e.empty_probs, model(torch.zeros(1, 4000))[0], atol=1e-6)
+        assert e.sufficient_mask.dtype == bool and e.sufficient_mask.shape == (e.n_vars,)
+        np.testing.assert_allclose(e.sufficient_probs, asked(wave, e.sufficient_mask), atol=1e-5)
+        assert (e.sufficient_reason is None) == bool(e.sufficient_mask.any())
+        for mask, probs in zip(e.extra_sufficient_masks, e.extra_sufficient_probs, strict=True):
+            np.testing.assert_allclose(probs, asked(wave, mask), atol=1e-5)
+            extras += 1
+        if e.complete_mask is not None:
+            assert e.complete_reason is None and e.complete_mask.dtype == bool
+            np.testing.assert_allclose(e.complete_probs, asked(wave, e.complete_mask), atol=1e-5)
+            np.testing.assert_allclose(e.inverse_probs, asked(wave, ~e.complete_mask), atol=1e-5)
+    assert extras >= 1
+
+
+class _AnswersAtVerification(_Counting):
+    """The model, honest for `honest` calls; after that every row's answer is rebuilt by
+    `answer(honest probabilities) -> probabilities`."""
+
+    def __init__(self, model, honest: int, answer):
+        super().__init__(model)
+        self.honest, self.answer = honest, answer
+
+    def __call__(self, waves):
+        probs = super().__call__(waves)
+        return probs if self.calls <= self.honest else self.answer(probs)
+
+
+def _verification_answers(model, clips, params, answer):
+    """(explanations of an honest model, explanations of one answering `answer` from its
+    final verification on)."""
+    honest = _Counting(model)
+    before = explain(honest, clips, params)
+    verified = sum(e.queries_by_phase["verify"] for e in before)
+    last_honest_call = honest.calls - math.ceil(verified / params.batch_size)
+    return before, explain(_AnswersAtVerification(model, last_honest_call, answer), clips, params)
+
+
+def _flattened(top: float):
+    """Each row's top class at `top`, the other classes sharing the rest equally."""
+
+    def answer(probs):
+        n = probs.shape[1]
+        out = torch.full_like(probs, (1 - top) / (n - 1))
+        out[torch.arange(len(probs)), probs.argmax(dim=1)] = top
+        return out
+
+    return answer
+
+
+def test_verification_holds_complete_masks_to_delta_sigma_and_sufficient_ones_to_top_1(model):
+    """Answered at 0.4 for the same class at verification (others 0.2): still top-1 by a
+    clear margin, but below delta * sigma = 0.5 * ~1: every sufficient mask stays, every
+    complete mask is dropped."""
+    waves, _ = tone_set(1, 4000, seed=7)
+    params = FreqrexParams(seed=1, **LIGHT)
+    before, after = _verification_answers(model, torch.from_numpy(waves), params, _flattened(0.4))
+    dropped = 0
+    for b, a in zip(before, after, strict=True):
+        assert a.sufficient_reason == b.sufficient_reason
+        if b.sufficient_reason is None:
+            np.testing.assert_array_equal(a.sufficient_mask, b.sufficient_mask)
+            assert a.sufficient_probs.max() == pytest.approx(0.4)
+        if b.complete_mask is not None:
+            assert params.delta * b.confidence + params.decision_margin > 0.4
+            assert a.complete_mask is None and a.complete_reason == "verification-failed"
+            dropped += 1
+    assert dropped >= 2
+
+
+def test_verification_refuses_a_class_kept_by_less_than_the_margin(model):
+    """At verification every answer is a near tie: the class leads by half the decision
+    margin. A mask must win by the margin, so every one is dropped, and with a margin of
+    0 every sufficient one would have stayed."""
+    waves, _ = tone_set(1, 4000, seed=7)
+    params = FreqrexParams(seed=1, decision_margin=0.01, **LIGHT)
+
+    def near_tie(probs):
+        out = torch.zeros_like(probs)
+        rows = torch.arange(len(probs))
+        top = probs.argmax(dim=1)
+        out[rows, top] = 0.5 + 0.0025
+        out[rows, (top + 1) % probs.shape[1]] = 0.5 - 0.0025
+        return out
+
+    before, after = _verification_answers(model, torch.from_numpy(waves), params, near_tie)
+    found = [b for b in before if b.sufficient_reason is None]
+    assert found
+    for b, a in zip(before, after, strict=True):
+        if b.sufficient_reason is None:
+            assert a.sufficient_mask is None and a.sufficient_reason == "verification-failed"
+        if b.complete_mask is not None:
+            assert a.complete_mask is None
