@@ -562,3 +562,26 @@ def test_verification_refuses_a_class_kept_by_less_than_the_margin(model):
             assert a.sufficient_mask is None and a.sufficient_reason == "verification-failed"
         if b.complete_mask is not None:
             assert a.complete_mask is None
+
+
+def test_disjoint_sufficient_masks_and_the_phases_queries_are_counted_under(model):
+    """n_sufficient = 3: up to two more sufficient masks per clip, pairwise disjoint with
+    the first and each other, each within the clip's own bins (clips of two lengths); the
+    queries are reported under every phase's name."""
+    waves, _ = tone_set(1, 4000, seed=7)
+    clips = [torch.from_numpy(waves[1]), torch.from_numpy(waves[2][:3001])]
+    out = explain(model, clips, FreqrexParams(seed=1, n_sufficient=3, **LIGHT))
+    for wave, e in zip(clips, out, strict=True):
+        masks = [e.sufficient_mask, *e.extra_sufficient_masks]
+        assert len(masks) == 3, "both tone clips have three disjoint sufficient masks"
+        assert all(m.shape == (wave.shape[0] // 2 + 1,) and m.any() for m in masks)
+        assert sum(m.astype(int) for m in masks).max() == 1  # no bin in two masks
+        for m in masks:
+            p = model(_fft_signal(wave, m)[None].float())[0]
+            assert int(p.argmax()) == e.label_index
+        always = {"original", "empty", "responsibility", "sufficient-grow", "sufficient-minimise",
+                  "extra1-grow", "extra1-minimise", "extra2-grow", "extra2-minimise",
+                  "complete-grow", "complete-minimise", "verify"}  # fmt: skip
+        fallbacks = {"complete-grow-lowpass", "complete-grow-highpass"}  # when needed
+        assert always <= set(e.queries_by_phase) <= always | fallbacks
+        assert e.queries_by_phase["extra2-grow"] > 0
