@@ -31,7 +31,7 @@ browser:
 	      || echo "note: could not install chromium; the browser test will be skipped"; \
 	  else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
 
-# Mutation testing of the core (about an hour on 2 cores; not part of CI): mutmut for the
+# Mutation testing of the core (hours on 2 cores, resumable; not part of CI): mutmut for the
 # Python code ([tool.mutmut] in pyproject.toml), then our own textual mutations of the SQL
 # views. Each prints its score; tests/mutation/README.md explains the figures.
 mutation: setup
