@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import fft_signal
 
 from sigwarehouse.freqrex import FreqrexParams, explain, signals_for
 from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
@@ -155,11 +156,6 @@ def test_each_parameter_is_accepted_up_to_its_limit_and_refused_past_it(
 # --- odd clip lengths -------------------------------------------------------------------
 
 
-def _fft_signal(wave: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
-    spectrum = torch.fft.rfft(wave.double())
-    return torch.fft.irfft(spectrum * torch.from_numpy(mask), n=wave.shape[0])
-
-
 def test_signals_of_odd_length_clips_keep_their_length_and_match_irfft():
     rng = np.random.default_rng(0)
     for n in (3999, 4001, 7):
@@ -167,7 +163,7 @@ def test_signals_of_odd_length_clips_keep_their_length_and_match_irfft():
         masks = rng.random((2, n // 2 + 1)) < 0.5
         got = signals_for(wave, masks)
         assert got.shape == (2, n)
-        want = torch.stack([_fft_signal(w, m) for w, m in zip(wave, masks, strict=True)])
+        want = torch.stack([fft_signal(w, m) for w, m in zip(wave, masks, strict=True)])
         torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=0)
         # the whole mask gives the clip back, the last sample included
         torch.testing.assert_close(signals_for(wave, np.ones_like(masks)), wave, atol=1e-5, rtol=0)
@@ -181,12 +177,12 @@ def test_masks_of_odd_length_clips_meet_their_definitions(model):
         n = wave.shape[0]
         assert exp.n_samples == n and exp.n_vars == n // 2 + 1
         c, sigma = exp.label_index, exp.confidence
-        p = model(_fft_signal(wave, exp.sufficient_mask)[None].float())[0]
+        p = model(fft_signal(wave, exp.sufficient_mask)[None].float())[0]
         assert int(p.argmax()) == c
         np.testing.assert_allclose(p.numpy(), exp.sufficient_probs, atol=1e-5)
         if exp.complete_mask is not None:
-            kept = model(_fft_signal(wave, exp.complete_mask)[None].float())[0]
-            gone = model(_fft_signal(wave, ~exp.complete_mask)[None].float())[0]
+            kept = model(fft_signal(wave, exp.complete_mask)[None].float())[0]
+            gone = model(fft_signal(wave, ~exp.complete_mask)[None].float())[0]
             assert int(kept.argmax()) == c and kept[c] >= params.delta * sigma
             assert int(gone.argmax()) != c
 
@@ -466,7 +462,7 @@ def test_every_returned_probability_is_the_models_answer_on_that_signal(model):
     out = explain(model, clips, FreqrexParams(seed=1, n_sufficient=2, **LIGHT))
 
     def asked(wave, mask):
-        return model(_fft_signal(wave, mask)[None].float())[0].numpy()
+        return model(fft_signal(wave, mask)[None].float())[0].numpy()
 
     extras = 0
     for wave, e in zip(clips, out, strict=True):
@@ -577,7 +573,7 @@ def test_disjoint_sufficient_masks_and_the_phases_queries_are_counted_under(mode
         assert all(m.shape == (wave.shape[0] // 2 + 1,) and m.any() for m in masks)
         assert sum(m.astype(int) for m in masks).max() == 1  # no bin in two masks
         for m in masks:
-            p = model(_fft_signal(wave, m)[None].float())[0]
+            p = model(fft_signal(wave, m)[None].float())[0]
             assert int(p.argmax()) == e.label_index
         always = {"original", "empty", "responsibility", "sufficient-grow", "sufficient-minimise",
                   "extra1-grow", "extra1-minimise", "extra2-grow", "extra2-minimise",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference import fft_signal
 
 from sigwarehouse.freqrex import (
     FreqrexParams,
@@ -49,12 +50,7 @@ def _probs(model, signal: torch.Tensor) -> np.ndarray:
     return model(signal[None].float())[0].numpy()
 
 
-def _fft_signal(wave: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
-    spectrum = torch.fft.rfft(wave.double())
-    return torch.fft.irfft(spectrum * torch.from_numpy(mask), n=wave.shape[0])
-
-
-def _holds(model, wave, mask, c, sigma, params, complete, to_signal=_fft_signal) -> bool:
+def _holds(model, wave, mask, c, sigma, params, complete, to_signal=fft_signal) -> bool:
     """Does the mask satisfy sufficiency (or delta-completeness), by the engine's margin?"""
     margin = params.decision_margin
     p = _probs(model, to_signal(wave, mask))
@@ -68,7 +64,7 @@ def _holds(model, wave, mask, c, sigma, params, complete, to_signal=_fft_signal)
     return bool(ok)
 
 
-def removable_alone(model, wave, mask, c, sigma, params, complete, to_signal=_fft_signal):
+def removable_alone(model, wave, mask, c, sigma, params, complete, to_signal=fft_signal):
     """Share of the mask's kept variables whose single removal keeps the property,
     measured with plain FFTs and direct model calls (one variable at a time)."""
     kept = np.flatnonzero(mask)
@@ -80,7 +76,7 @@ def removable_alone(model, wave, mask, c, sigma, params, complete, to_signal=_ff
     return hits / len(kept) if len(kept) else 0.0
 
 
-def check_definitions(model, waves, explanations, params, to_signal=_fft_signal) -> int:
+def check_definitions(model, waves, explanations, params, to_signal=fft_signal) -> int:
     """Assert every returned mask meets its definition, and that its stored per-bin
     minimality figure is what an independent check measures (masks checked whole, not
     on a sample); returns how many masks were checked."""
@@ -318,7 +314,7 @@ def test_signals_for_matches_plain_irfft(tone_waves):
     rng = np.random.default_rng(0)
     masks = rng.random((3, N_SAMPLES // 2 + 1)) < 0.3
     got = signals_for(waves[:3], masks)
-    want = torch.stack([_fft_signal(w, m) for w, m in zip(waves[:3], masks, strict=True)])
+    want = torch.stack([fft_signal(w, m) for w, m in zip(waves[:3], masks, strict=True)])
     torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=0)
     with pytest.raises(ValueError):
         signals_for(waves[:3], masks[:2])
@@ -409,7 +405,7 @@ def test_oracle_packs_request_sets_into_shared_batches(tone_model, tone_waves):
                                   req.keep.ends[req.keep.row_ptr[r] : req.keep.row_ptr[r + 1]],
                                   strict=True):  # fmt: skip
                 mask[start:end] = True
-            want = _probs(tone_model, _fft_signal(clips[clip], mask))
+            want = _probs(tone_model, fft_signal(clips[clip], mask))
             np.testing.assert_allclose(probs[r].numpy(), want, atol=1e-5)
 
 
