@@ -163,6 +163,27 @@ def test_resync_is_idempotent_and_reports_changes(sigwh, cat_dir: Path, wh_path:
     assert rows(wh_path, "SELECT reported_accuracy FROM models WHERE model = 'vc1'") == [(0.9,)]
 
 
+def test_a_model_licence_is_stored_and_follows_the_catalog(
+    sigwh, cat_dir: Path, wh_path: Path
+) -> None:
+    sigwh("catalog", "sync", "--catalog", str(cat_dir))
+    assert rows(wh_path, "SELECT model, license FROM models ORDER BY 1") == [
+        ("hf1", None),
+        ("vc1", None),
+    ]
+    models = cat_dir / "models" / "emotion.toml"
+    text = models.read_text().replace(
+        "accuracy = 0.86", 'accuracy = 0.86\nlicense = "MIT OR Apache-2.0"'
+    )
+    models.write_text(text)
+    out = sigwh("catalog", "sync", "--catalog", str(cat_dir)).output
+    assert "(changed: vc1)" in out
+    assert rows(wh_path, "SELECT license FROM models WHERE model = 'vc1'") == [
+        ("MIT OR Apache-2.0",)
+    ]
+    assert "MIT OR Apache-2.0" in sigwh("catalog", "list").output
+
+
 def test_catalog_env_var_is_the_default(
     sigwh, cat_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

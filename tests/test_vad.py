@@ -241,3 +241,47 @@ def test_sigwh_ingest_explains_a_detector(tmp_path: Path, monkeypatch: pytest.Mo
     assert probes == [("noise-60dbfs",), ("silence",)]
     rerun = sigwh(path, "ingest", *args)
     assert rerun.exit_code == 0 and "nothing to do" in rerun.output.lower(), rerun.output
+    _the_report_section_matches_direct_calls(path)
+
+
+def _the_report_section_matches_direct_calls(path: Path) -> None:
+    """The report's pretrained-models section on that warehouse: licences as in the
+    catalog, silero's silence class from a direct call on zeros, and each α cell between
+    detectors recomputed from the stored audio and mask with plain FFTs and a direct call
+    of the target detector."""
+    from reference import fft_signal
+
+    from sigwarehouse.analyses import pretrained
+
+    with warehouse.opened(path, read_only=True) as con:
+        section = pretrained.run(con)
+        stored = con.execute(
+            "SELECT c.path, e.n_bins, e.sufficient_mask, e.orig_class FROM explanations e "
+            "JOIN clips c USING (clip_id) WHERE e.sufficient_mask IS NOT NULL ORDER BY clip_id"
+        ).fetchall()
+        n_probe = con.execute(
+            "SELECT n_samples FROM model_probes WHERE probe = 'silence'"
+        ).fetchall()[0][0]
+    assert section.missing is None
+    for chart in section.charts:
+        chart.chart.to_dict()  # validates against the Vega-Lite schema
+    table = section.tables[0].frame
+    licences = {m.id: m.license for m in catalog.load(REPO / "ingest").models.values()}
+    assert dict(zip(table["model"], table["license"], strict=True)) == {
+        m: licences[m] for m in DETECTORS
+    }
+    silence = _adapter("silero")(torch.zeros(1, n_probe))[0].argmax().item()
+    assert table.filter(model="silero")["silence_class"].to_list() == [LABELS[silence]]
+    assert stored, "silero found no sufficient mask on either clip"
+    for target in ("webrtc", "earshot"):
+        clf = _adapter(target)
+        kept = []
+        for rel, n_bins, packed, cls in stored:
+            wave = torch.from_numpy(_read(rel))
+            mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=n_bins).astype(float)
+            probs = clf(fft_signal(wave, mask).float()[None])[0]
+            kept.append(int(probs.argmax()) == cls)
+        note = next(n for n in section.notes if "sufficient signals" in n)
+        pair = f"silero → {target} ({np.mean(kept):.2f})"
+        # the note names the highest and lowest pair; with two targets, both are named
+        assert pair in note, (pair, note)

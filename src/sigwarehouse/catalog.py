@@ -117,7 +117,7 @@ class ModelEntry(SQLModel):
     labels: list[str] | None = Field(default=None, min_length=1)
     label_map: dict[str, str] | None = None
     accuracy: float | None = Field(default=None, ge=0, le=1)
-    license: str | None = Field(default=None, min_length=1)  # informational, not stored
+    license: str | None = Field(default=None, min_length=1)  # SPDX expression where one fits
 
     @field_validator("labels")
     @classmethod
@@ -350,6 +350,7 @@ _TABLES = {
             "labels",
             "label_map",
             "reported_accuracy",
+            "license",
             "source_file",
         ],
     ),
@@ -378,6 +379,7 @@ def _rows(cat: Catalog) -> dict[str, dict[str, tuple]]:
                 m.labels,
                 json.dumps(cat.mappings[m.id]),
                 m.accuracy,
+                m.license,
                 src["model", m.id],
             )
             for m in cat.models.values()
@@ -471,7 +473,7 @@ def listing(con: duckdb.DuckDBPyConnection) -> dict[str, duckdb.DuckDBPyRelation
             "GROUP BY ALL ORDER BY d.dataset"
         ),
         "models": con.sql(
-            "SELECT model, task, kind, backbone, n_params, reported_accuracy, ref "
+            "SELECT model, task, kind, backbone, n_params, reported_accuracy, license, ref "
             "FROM models ORDER BY task, model"
         ),
     }

@@ -22,6 +22,7 @@ from sigwarehouse.analyses import (
     examples,
     flat_earthers,
     label_transfer,
+    pretrained,
     provenance,
     silence,
     spectral_entropy,
@@ -38,6 +39,7 @@ RESULTS: tuple[ModuleType, ...] = (
     beta_curve,
     bootstrap,
     flat_earthers,
+    pretrained,
     # the deepfake analyses (section 5 of the paper)
     composition,
     spectral_entropy,
