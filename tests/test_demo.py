@@ -1,13 +1,15 @@
 """`sigwh demo` on a small catalog: the shipped spoof clips (three of each label; the
-demo explains a sample, here one of each) and one zoo model, with the light freqrex
-parameters of test_ingest (the demo's own, `sigwh ingest`'s defaults, take minutes per
+demo explains a sample, here one of each) with one zoo model, and the speech task's clips
+with two of its pretrained detectors (WebRTC and Earshot, the fast ones), with the light
+freqrex parameters of test_ingest (the demo's own, the "quick" preset, take a minute per
 model on two cores).
 
 Properties: the demo shows ingest's progress bar; `sigwh ingest` with the parameters the
 demo used finds nothing to do (the warehouse registers the demo's sample only; `sigwh
-dataset add` registers the rest), and its defaults are the demo's; a second demo stores
-nothing (no runs rows, every table as it was) and says so without "nan"; label transfer
-stores every clip it checked, so a rerun has none left to check.
+dataset add` registers the rest); its defaults are the "default" preset and `--preset`
+picks another; a second demo stores nothing (no runs rows, every table as it was) and
+says so without "nan"; label transfer stores every clip it checked, so a rerun has none
+left to check; the report shows the speech task's detectors with α between them.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typer.testing import CliRunner
 
 from sigwarehouse import warehouse
 from sigwarehouse.cli import app
-from sigwarehouse.demo import DEMO_PARAMS, run_demo
+from sigwarehouse.demo import run_demo
+from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 from sigwarehouse.jobs import label_transfer
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "sp1"
+DETECTORS = ("earshot", "webrtc")
 CLIPS_PER_LABEL = 3
 
 
@@ -50,6 +54,20 @@ def _catalog(root: Path) -> Path:
     (cat / "models" / "spoof.toml").write_text(
         f'[[model]]\nid = "{MODEL}"\ntask = "spoof"\nkind = "zoo"\n'
         f'ref = "{REPO / "data/zoo/spoof" / MODEL}.safetensors"\nlabels = ["real", "fake"]\n'
+    )
+    # the speech task as the shipped catalog has it, with two of its detectors
+    with (cat / "tasks.toml").open("a") as f:
+        f.write('[speech]\nlabels = ["speech", "non-speech"]\nsample_rate = 16000\n')
+    for label in ("speech", "non-speech"):
+        (root / "speech" / label).mkdir(parents=True)
+        for f in sorted((REPO / "data/speech/eval" / label).glob("*.flac"))[:CLIPS_PER_LABEL]:
+            shutil.copy(f, root / "speech" / label / f.name)
+    (cat / "datasets" / "speech-eval.toml").write_text(
+        f'name = "speech-eval"\ntask = "speech"\nroot = "{root / "speech"}"\n'
+    )
+    shipped = (REPO / "ingest/models/speech.toml").read_text().split("[[model]]")
+    (cat / "models" / "speech.toml").write_text(
+        "".join(f"[[model]]{entry}" for entry in shipped[1:] if entry.split('"')[1] in DETECTORS)
     )
     return cat
 
@@ -123,14 +141,39 @@ def test_the_rest_of_the_dataset_is_one_command_away(demo, tmp_path) -> None:
     assert "note:" not in out
 
 
-def test_ingest_defaults_are_the_demo_parameters(demo) -> None:
-    """Without options, `sigwh ingest` plans with the demo's parameter set; here the demo
-    ran lighter ones, so the plan names the set the views show and how to reach its own."""
+def test_ingest_defaults_and_presets(demo) -> None:
+    """Without options, `sigwh ingest` plans with the "default" preset; here the demo ran
+    lighter parameters, so the plan names the set the views show and how to reach its
+    own. `--preset quick` plans with the demo's set, and single options replace values."""
     _root, path, _lines, _err = demo
     out = _sigwh(path, "ingest", "--model", MODEL, "--per-label", "1", "--dry-run")
-    assert f"parameters {DEMO_PARAMS.hash()}:" in out and "clips to explain: 2" in out
+    assert f"parameters {FreqrexParams().hash()}:" in out and "clips to explain: 2" in out
     assert f"note: the views show task spoof's parameter set {PARAMS.hash()} (2 " in out
-    assert f"alpha_transferability_for('{DEMO_PARAMS.hash()}')" in out
+    assert f"alpha_transferability_for('{FreqrexParams().hash()}')" in out
+    out = _sigwh(path, "ingest", "--model", MODEL, "--preset", "quick", "--dry-run")
+    assert f"parameters {PRESETS['quick'].hash()}:" in out
+    out = _sigwh(
+        path, "ingest", "--model", MODEL, "--preset", "quick", "--iterations", "3",
+        "--param", "certify_rounds=5", "--dry-run",
+    )  # fmt: skip
+    mixed = FreqrexParams(iterations=3, certify_rounds=5, per_bin_limit=256)
+    assert f"parameters {mixed.hash()}:" in out
+    result = CliRunner().invoke(
+        app, ["--warehouse", str(path), "ingest", "--model", MODEL, "--preset", "fast"]
+    )
+    assert result.exit_code == 1 and "--preset 'fast': expected one of default, quick" in (
+        result.output
+    )
+
+
+def test_the_report_shows_the_speech_tasks_detectors(demo) -> None:
+    root, path, _lines, _err = demo
+    page = (root / "report" / "index.html").read_text()
+    start = page.index('<section id="pretrained">')
+    section = page[start : page.index("</section>", start)]
+    assert 'class="missing"' not in section
+    assert all(name in section for name in DETECTORS) and "speech / speech-eval" in section
+    assert "mean α between these models" in section
 
 
 def test_label_transfer_stores_every_clip_it_checked(demo) -> None:
@@ -145,7 +188,9 @@ def test_label_transfer_stores_every_clip_it_checked(demo) -> None:
                 "SELECT signature_class, count(*) FROM label_transfers GROUP BY 1"
             ).fetchall()
         )
-        n_clips = con.execute("SELECT count(*) FROM clips").fetchone()[0]
+        n_clips = con.execute("SELECT count(*) FROM clips WHERE dataset = 'spoof-eval'").fetchone()[
+            0
+        ]
         own_class_explained = dict(
             con.execute(
                 "SELECT top1, count(*) FROM original_probs WHERE model = ? GROUP BY 1", [MODEL]
@@ -174,7 +219,7 @@ def test_a_second_demo_stores_nothing_and_says_so(demo) -> None:
     assert (root / "report" / "index.html").stat().st_mtime_ns == report_written
     text = "\n".join(lines)
     assert "nan" not in text and "run " not in text, text
-    assert f"ingest: everything is stored for {MODEL}" in lines
+    assert f"ingest: everything is stored for {', '.join(DETECTORS)}, {MODEL}" in lines
     assert any("unchanged since the last build" in line for line in lines)
     assert "ingest " not in err  # no progress bar: nothing to explain
 

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from sigwarehouse.cli import app
-from sigwarehouse.demo import DEMO_PER_LABEL
+from sigwarehouse.demo import DEMO_PER_LABEL, DEMO_PRESET
 from sigwarehouse.freqrex.params import FreqrexParams
 
 
@@ -86,11 +86,13 @@ def test_defaults_are_shown_and_are_the_ones_used() -> None:
     ingest = " ".join(_help(("ingest",), 80).split())
     defaults = FreqrexParams()
     assert "--iterations <int> freqrex responsibility iterations" in ingest
-    assert f"refinement trees). [default: {defaults.iterations}]" in ingest
-    assert f"δ of δ-completeness. [default: {defaults.delta}]" in ingest
+    assert f"(default: the preset's; {defaults.iterations} in 'default')" in ingest
+    assert f"δ of δ-completeness. (default: the preset's, {defaults.delta})" in ingest
+    assert "to start from: 'default' (masks certified" in ingest and "[default: default]" in ingest
     assert f"[default: {defaults.batch_size}]" in ingest
     demo = " ".join(_help(("demo",), 80).split())
     assert f"registers the rest later). [default: {DEMO_PER_LABEL}]" in demo
+    assert f"[default: {DEMO_PRESET}]" in demo
 
 
 def test_every_option_without_a_default_says_what_omitting_it_means() -> None:
