@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 SIGNAL_KINDS = ("sufficient", "complete", "inverse")
 
 
+def sufficient_kind(rank: int) -> str:
+    """The signal kind of a rank-`rank` sufficient mask: 'sufficient' for the first (so
+    warehouses made with one sufficient mask per clip read as before), 'sufficient-<rank>'
+    for the further disjoint ones (n_sufficient > 1)."""
+    return "sufficient" if rank == 1 else f"sufficient-{rank}"
+
+
 @dataclass
 class Signal:
     """One derived signal: source model's sufficient/complete/inverse signal of a clip."""
@@ -46,8 +53,10 @@ def derived_signals(
     sufficient: np.ndarray | None,
     complete: np.ndarray | None,
     params: FreqrexParams,
+    further: list[np.ndarray] | tuple = (),
 ) -> list[Signal]:
-    """The sufficient, complete and inverse signals of one clip (those that exist)."""
+    """The sufficient, complete and inverse signals of one clip (those that exist), and
+    one signal per further sufficient mask (ranks 2, 3, …; kind `sufficient_kind(rank)`)."""
     from sigwarehouse.freqrex.spectral import signals_for
 
     masks = {}
@@ -56,6 +65,8 @@ def derived_signals(
     if complete is not None:
         masks["complete"] = complete
         masks["inverse"] = ~complete
+    for rank, mask in enumerate(further, start=2):
+        masks[sufficient_kind(rank)] = mask
     if not masks:
         return []
     stacked = signals_for(wave.expand(len(masks), -1), np.stack(list(masks.values())), params)

@@ -22,6 +22,7 @@ from sigwarehouse.analyses import (
     examples,
     flat_earthers,
     label_transfer,
+    multiplicity,
     pretrained,
     provenance,
     silence,
@@ -39,6 +40,7 @@ RESULTS: tuple[ModuleType, ...] = (
     beta_curve,
     bootstrap,
     flat_earthers,
+    multiplicity,
     pretrained,
     # the deepfake analyses (section 5 of the paper)
     composition,

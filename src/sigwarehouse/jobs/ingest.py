@@ -202,6 +202,7 @@ EXPLANATION_COLUMNS = (
     "complete_size", "complete_reason", "queries", "minimality", "seconds",
 )  # fmt: skip
 ORIGINAL_COLUMNS = ("model", "clip_id", "probs", "top1", "entropy_bits", "run_id")
+RANK_COLUMNS = ("model", "clip_id", "params_hash", "rank", "mask", "size", "run_id")
 SIGNAL_COLUMNS = (
     "source_model", "clip_id", "params_hash", "kind", "target_model", "source_class", "probs",
     "top1", "entropy_bits", "run_id",
@@ -216,10 +217,13 @@ def _write_batch(
     originals: list[tuple],
     signal_rows: list[tuple],
     errors: list[dict],
+    ranks: list[tuple] | tuple = (),
 ) -> None:
-    """Store one batch of results in one transaction (all of it, or none of it)."""
+    """Store one batch of results in one transaction (all of it, or none of it); `ranks`
+    are the further sufficient masks (rank >= 2) of explanations with n_sufficient > 1."""
     batches = [
         runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
+        runs.Rows("sufficient_ranks", RANK_COLUMNS, list(ranks)),
         runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
         runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
     ]
@@ -318,14 +322,19 @@ def _explain_batch(
                     dict(model=plan.model, clip_id=clip_id, stage="search", error=repr(exc))
                 )
     per_clip_s = (time.perf_counter() - start) / max(len(clip_ids), 1)
-    rows_e, rows_o, signals = [], [], []
+    rows_e, rows_o, rows_r, signals = [], [], [], []
     for clip_id, wave, ex in zip(clip_ids, waves, results, strict=True):
         if ex is None:
             continue
         sufficient, complete = ex.sufficient_mask, ex.complete_mask
+        further = ex.extra_sufficient_masks  # verified by the engine, disjoint from rank 1
         signals += derived_signals(
-            plan.model, clip_id, ex.label_index, wave, sufficient, complete, params
+            plan.model, clip_id, ex.label_index, wave, sufficient, complete, params, further
         )
+        rows_r += [
+            (plan.model, clip_id, ph, rank, pack_mask(m), int(m.sum()), run_id)
+            for rank, m in enumerate(further, start=2)
+        ]
         rows_e.append(
             (
                 plan.model, clip_id, ph, run_id, ex.n_vars, ex.label_index, float(ex.confidence),
@@ -346,7 +355,7 @@ def _explain_batch(
     errors += eval_errors
     counters.clips_done += len(rows_e)
     counters.n_errors += len(errors)
-    write(rows_e, rows_o, rows_s, errors)
+    write(rows_e, rows_o, rows_s, errors, rows_r)
 
 
 def _cross_fill_batch(
@@ -365,7 +374,9 @@ def _cross_fill_batch(
     with warehouse.opened(path) as con:
         stored = con.execute(
             "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
-            " e.complete_mask FROM explanations e JOIN"
+            " e.complete_mask, (SELECT list(r.mask ORDER BY r.rank) FROM sufficient_ranks r"
+            "  WHERE r.model = e.model AND r.clip_id = e.clip_id"
+            "  AND r.params_hash = e.params_hash) FROM explanations e JOIN"
             " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
             " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
             [[m for m, _ in pairs], [c for _, c in pairs], ph],
@@ -373,12 +384,13 @@ def _cross_fill_batch(
     clip_ids = sorted({row[1] for row in stored})
     waves = dict(zip(clip_ids, _load_waves(path, clip_ids, device), strict=True))
     signals = []
-    for source, clip_id, n, cls, suf, comp in stored:
+    for source, clip_id, n, cls, suf, comp, further in stored:
         signals += derived_signals(
             source, clip_id, cls, waves[clip_id],
             None if suf is None else unpack_mask(suf, n),
             None if comp is None else unpack_mask(comp, n),
             plan.params,
+            [unpack_mask(m, n) for m in further or []],
         )  # fmt: skip
     rows, errors = evaluate_signals(
         signals, {plan.model: target}, ph, plan.params.batch_size, run_id
