@@ -311,3 +311,31 @@ def test_insert_rows_keeps_every_row_of_a_table_without_a_key(tmp_path: Path) ->
         assert con.execute("SELECT * FROM keyed ORDER BY k").fetchall() == [(1, "a"), (2, "c")]
         with pytest.raises(ValueError, match=r"free: every row must have 2 values \('a', 'b'\)"):
             runs.insert_rows(con, [runs.Rows("free", ("a", "b"), [(1, "x"), (2,)])])
+
+
+def test_signal_probs_keep_their_natural_key_without_an_index(wh_path: Path) -> None:
+    """signal_probs has no primary-key index (migration 0007); the writer keeps its key:
+    a batch overlapping the stored clips adds only the new clips' rows, and of two rows
+    offered with one key in one batch the first is stored."""
+    with warehouse.opened(wh_path, read_only=True) as con:
+        indexed = con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'signal_probs'"
+            " AND constraint_type = 'PRIMARY KEY'"
+        ).fetchone()[0]
+    assert indexed == 0
+    run_id = start(wh_path)
+    rng = np.random.default_rng(5)
+    write(wh_path, run_id, ingest_batch(rng, [1, 2], run_id))
+    before = snapshot(wh_path)["signal_probs"]
+    overlap = ingest_batch(rng, [2, 3], run_id)  # clip 2 again, with other values
+    write(wh_path, run_id, overlap)
+    after = snapshot(wh_path)["signal_probs"]
+    added = [r for r in after if r not in before]
+    assert {r[1] for r in added} == {3} and len(after) == len(before) + len(added)
+    assert [r for r in after if r[1] != 3] == before
+    twice = [("m0", 9, PH, "sufficient", "m1", 0, [0.75, 0.25], 0, 0.8, run_id),
+             ("m0", 9, PH, "sufficient", "m1", 1, [0.25, 0.75], 1, 0.8, run_id)]  # fmt: skip
+    write(wh_path, run_id, ([], [], twice))
+    with warehouse.opened(wh_path, read_only=True) as con:
+        stored = con.execute("SELECT probs FROM signal_probs WHERE clip_id = 9").fetchall()
+    assert stored == [([0.75, 0.25],)]

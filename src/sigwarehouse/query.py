@@ -233,6 +233,31 @@ def _table(frame, max_rows: int) -> str:
     )
 
 
+def duplicate_keys(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
+    """A warning per table of UNINDEXED_KEYS with rows that share a natural key.
+
+    No index keeps those keys (see jobs/runs.py); sigwarehouse's writer never stores a
+    key twice, but a file someone else wrote into may, and the views would count those
+    rows twice."""
+    from sigwarehouse.jobs.runs import UNINDEXED_KEYS
+
+    out = []
+    for table, key in UNINDEXED_KEYS.items():
+        if table not in tables:
+            continue
+        cols = ", ".join(key)
+        n = con.execute(
+            f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()[0]
+        if n:
+            out.append(
+                f"warning: {n} key(s) of {table} ({cols}) have several rows, which the views "
+                f"count more than once; keep one row per key (e.g. CREATE TABLE ... AS "
+                f"SELECT DISTINCT ON ({cols}) * FROM {table})"
+            )
+    return out
+
+
 def summary(path: Path) -> str:
     """A few lines a person reads first: schema, tasks, datasets, models, rows per table."""
     from sigwarehouse import storage
@@ -270,6 +295,7 @@ def summary(path: Path) -> str:
                 lines.append(f"models of {task}: {models}")
         lines.append("rows per table:")
         lines += [f"  {name:<24} {n:>10}" for name, n in warehouse.table_counts(con)]
+        lines += duplicate_keys(con, names)
         return "\n".join(lines)
     finally:
         con.close()

@@ -207,6 +207,14 @@ def write_batch(
         update_run(con, run_id, counters)
 
 
+# Tables whose natural key no index keeps: at study scale the index cost most of each
+# row's bytes (migration 0007). insert_rows keeps the key instead: it inserts only rows
+# whose key is not stored yet, inside the batch's transaction, as INSERT OR IGNORE does.
+UNINDEXED_KEYS: dict[str, tuple[str, ...]] = {
+    "signal_probs": ("source_model", "clip_id", "params_hash", "kind", "target_model"),
+}
+
+
 def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
     """INSERT OR IGNORE each Rows into its table, in one statement per table.
 
@@ -216,7 +224,10 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
     stored already is skipped, and of rows sharing a key the first offered wins (chosen
     here, as DuckDB does not promise which one a single INSERT keeps). DuckDB converts
     the values to the columns' types, as it does bound parameters. A table without a
-    primary key gets a plain INSERT (DuckDB refuses OR IGNORE there).
+    primary key gets a plain INSERT (DuckDB refuses OR IGNORE there), unless
+    UNINDEXED_KEYS names its key: then the rows whose key is stored are left out by an
+    anti-join, whose scan of the stored rows is limited to the batch's clip ids (so
+    DuckDB's zone maps skip most of a big table).
     """
     import pyarrow as pa
 
@@ -227,7 +238,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
         width = len(rows.columns)
         if any(len(r) != width for r in rows.rows):
             raise ValueError(f"{rows.table}: every row must have {width} values {rows.columns}")
-        key = keys.get(rows.table, [])
+        key = keys.get(rows.table) or list(UNINDEXED_KEYS.get(rows.table, ()))
         offered = rows.rows
         if key and all(k in rows.columns for k in key):
             at = [rows.columns.index(k) for k in key]
@@ -242,12 +253,35 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
         arrays = [pa.array(c) for c in zip(*offered, strict=True)]
         name = f"_sigwh_rows_{rows.table}"
         cols = ", ".join(f'"{c}"' for c in rows.columns)
-        verb = "INSERT OR IGNORE" if key else "INSERT"
         con.register(name, pa.table(arrays, names=list(rows.columns)))
-        con.execute(f'{verb} INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}"')
+        if rows.table in UNINDEXED_KEYS and rows.table not in keys:
+            _insert_new_keys(con, rows, name, cols, offered)
+        else:
+            verb = "INSERT OR IGNORE" if key else "INSERT"
+            con.execute(f'{verb} INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}"')
         # Not in a `finally`: after a failed INSERT the transaction is aborted and
         # unregister would raise over the real error; a later register replaces the name.
         con.unregister(name)
+
+
+def _insert_new_keys(
+    con: duckdb.DuckDBPyConnection, rows: Rows, name: str, cols: str, offered: list[tuple]
+) -> None:
+    """INSERT the registered rows whose UNINDEXED_KEYS key is not stored, sorted by key
+    (long runs of equal values compress well)."""
+    key = UNINDEXED_KEYS[rows.table]
+    if "clip_id" not in rows.columns or any(k not in rows.columns for k in key):
+        raise ValueError(f"{rows.table}: rows must carry the key columns {key}")
+    clip_ids = [r[rows.columns.index("clip_id")] for r in offered]
+    same = " AND ".join(f'stored."{k}" = new."{k}"' for k in key)
+    order = ", ".join(f'"{k}"' for k in ("params_hash", "source_model", "kind", "target_model"))
+    con.execute(
+        f'INSERT INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}" AS new'
+        f' WHERE NOT EXISTS (SELECT 1 FROM "{rows.table}" AS stored'
+        f" WHERE stored.clip_id BETWEEN ? AND ? AND {same})"
+        f" ORDER BY {order}, clip_id",
+        [min(clip_ids), max(clip_ids)],
+    )
 
 
 def _primary_keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
