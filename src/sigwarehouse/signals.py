@@ -4,7 +4,7 @@ responsibility maps.
 
 The jobs build the signals in torch on the model's device (`derived_signals`); the
 analyses and the report rebuild one at a time from stored masks in NumPy
-(`masked_signal`, `stored_signals`). Both follow DESIGN.md: the removed variables are
+(`masked_signal`, `stored_signals`). Both follow docs/definitions.md: the removed variables are
 set to 0.
 """
 

@@ -3,7 +3,7 @@
 The report's "Listen" section, an analysis like the others (`run(con) -> Section`). For
 a few clips per model, the signals are rebuilt from the stored clip audio and the
 stored masks (signal = irfft(mask · rfft(clip)), the removed bins set to 0, as in
-DESIGN.md), encoded as 16-bit WAV, and shown with the class every model of the task gave
+docs/definitions.md), encoded as 16-bit WAV, and shown with the class every model of the task gave
 each one (stored in `original_probs` and `signal_probs`). Levels are not normalised: a
 sufficient signal that keeps a few bins is as quiet as those bins are in the clip.
 """

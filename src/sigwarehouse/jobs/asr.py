@@ -3,7 +3,7 @@
 For every stored explanation (optionally one source model's, one dataset's), an offline
 ASR model transcribes the clip ('original', once per clip) and the source model's
 sufficient, complete and inverse signals, rebuilt from the stored audio and masks as in
-DESIGN.md. STOI (pystoi, the original clip as the clean reference) of each derived signal
+docs/definitions.md. STOI (pystoi, the original clip as the clean reference) of each derived signal
 is stored too (it does not depend on the ASR model, so it is computed once).
 
 ASR models (`load_asr`), one interface (`Transcriber.transcribe(waves) -> texts`):
