@@ -14,12 +14,10 @@ in-flight batch, and rerunning it does exactly the work that is missing.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +27,9 @@ import numpy as np
 
 from sigwarehouse import devices, probes, warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs
+from sigwarehouse.jobs import runs, writer
 from sigwarehouse.jobs.skeleton import JobRun, chunks, job_run, timed_models
+from sigwarehouse.jobs.writer import HoldPolicy
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
 from sigwarehouse.signals import (
@@ -208,6 +207,21 @@ SIGNAL_COLUMNS = (
 )  # fmt: skip
 
 
+def batch_tables(
+    explanations: list[tuple],
+    originals: list[tuple],
+    signal_rows: list[tuple],
+    errors: list[dict],
+) -> tuple[list[runs.Rows], list[dict]]:
+    """One ingest batch's rows as the tables and errors the writer stores."""
+    tables = [
+        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
+        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
+        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
+    ]
+    return tables, errors
+
+
 def _write_batch(
     path: Path,
     run_id: str,
@@ -217,13 +231,10 @@ def _write_batch(
     signal_rows: list[tuple],
     errors: list[dict],
 ) -> None:
-    """Store one batch of results in one transaction (all of it, or none of it)."""
-    batches = [
-        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
-        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
-        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
-    ]
-    runs.write_batch(path, batches, run_id, counters, errors)
+    """Store one batch of results in one transaction (all of it, or none of it), opening
+    and closing the file (the job itself keeps it open across batches: ingest_writer)."""
+    tables, errors = batch_tables(explanations, originals, signal_rows, errors)
+    runs.write_batch(path, tables, run_id, counters, errors)
 
 
 def probe_table(rows: list[tuple]) -> runs.Rows:
@@ -231,40 +242,13 @@ def probe_table(rows: list[tuple]) -> runs.Rows:
     return runs.Rows("model_probes", probes.PROBE_COLUMNS, rows)
 
 
-class BatchWriter:
-    """Writes batches with `_write_batch` on a background thread, one at a time and in
-    order, so the next batch's model work overlaps the DuckDB transaction.
-
-    At most one write is in flight: calling it waits for the previous write (and raises
-    its error). Leaving the `with` block waits for the last write, whatever happened.
-    """
-
-    def __init__(self, path: Path, run_id: str, counters: runs.RunCounters):
-        self.path, self.run_id, self.counters = path, run_id, counters
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigwh-writer")
-        self.pending: Future | None = None
-
-    def __call__(self, *rows: list) -> None:
-        self.wait()
-        snapshot = copy.copy(self.counters)  # the counters as of this batch
-        self.pending = self.pool.submit(_write_batch, self.path, self.run_id, snapshot, *rows)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
-    def __enter__(self) -> BatchWriter:
-        return self
-
-    def __exit__(self, exc_type, *_) -> None:
-        try:
-            if exc_type is None:
-                self.wait()
-            elif self.pending is not None:
-                self.pending.exception()  # let the write finish; the body's error wins
-        finally:
-            self.pool.shutdown(wait=True)
+def ingest_writer(
+    path: Path, run_id: str, counters: runs.RunCounters, policy: HoldPolicy = HoldPolicy()
+) -> writer.BatchWriter:
+    """The ingest job's writer: called with (explanations, originals, signal rows,
+    errors) per batch, it stores each batch in one transaction on a background thread,
+    keeping the file open across batches as `policy` allows (jobs.writer)."""
+    return writer.BatchWriter(path, run_id, counters, policy, to_tables=batch_tables)
 
 
 def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tensor]:
@@ -283,7 +267,7 @@ def _explain_batch(
     clip_ids: list[int],
     models: dict[str, AudioClassifier],
     device: str,
-    write: BatchWriter,
+    write: writer.BatchWriter,
 ) -> None:
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
     from sigwarehouse.freqrex import explain
@@ -355,7 +339,7 @@ def _cross_fill_batch(
     pairs: list[tuple[str, int]],
     target: AudioClassifier,
     device: str,
-    write: BatchWriter,
+    write: writer.BatchWriter,
 ) -> None:
     """Evaluate other models' stored signals on plan.model and store the rows."""
     from sigwarehouse.freqrex.spectral import unpack_mask
@@ -395,12 +379,14 @@ def run_ingest(
     device: str = "cpu",
     clips_per_batch: int | None = None,
     progress: Callable[[int, runs.RunCounters], None] | None = None,
+    hold: HoldPolicy = HoldPolicy(),
 ) -> IngestSummary:
     """Carry out a plan; returns the summary. Ctrl-C ends the run as `interrupted`.
 
     Stored batches stay stored whatever happens; a model that cannot load fails the job
     before any work. `clips_per_batch` defaults to the device's (devices.clips_per_batch).
-    `progress(clips_just_done, counters)` is called after each batch.
+    `progress(clips_just_done, counters)` is called after each batch. `hold` says how
+    long the writer keeps the file open across batches (jobs.writer.HoldPolicy).
     """
     per_batch = clips_per_batch or devices.clips_per_batch(device)
     with warehouse.opened(path, read_only=True) as con:
@@ -419,7 +405,7 @@ def run_ingest(
             params=plan.params.to_dict(), params_hash=plan.params.hash(),
             seed=plan.params.seed, device=device,
         ) as run,
-        BatchWriter(path, run.run_id, counters) as write,
+        ingest_writer(path, run.run_id, counters, hold) as write,
     ):  # fmt: skip
         if plan.probe_samples is not None:  # before any batch: no write is in flight yet
             model = models[plan.model]
