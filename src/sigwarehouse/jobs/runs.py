@@ -70,6 +70,11 @@ def timed(clf: AudioClassifier, counters: RunCounters) -> AudioClassifier:
         def __init__(self) -> None:
             super().__init__(clf.labels, clf.sample_rate, clf.device)
             self.inner = clf
+            self.dtype, self.attention = clf.dtype, clf.attention
+
+        def use_dtype(self, dtype: torch.dtype) -> torch.dtype:
+            self.dtype = self.inner.use_dtype(dtype)  # the inner forward applies it
+            return self.dtype
 
         def forward(self, waves: torch.Tensor) -> torch.Tensor:
             start = time.perf_counter()

@@ -1,0 +1,71 @@
+"""`--batch-size auto`: the most mutants per forward pass the device's free memory holds.
+
+On a GPU the search is fastest with the largest batch that fits: fewer launches, fuller
+tensor cores. The batch is found by measuring rather than guessing, since the memory a
+mutant takes depends on the model, its precision, its attention kernel and the clip
+length: one probe pass of PROBE_BATCH mutants (the oracle's masking and inverse FFT
+included, as a real batch) gives the peak bytes per mutant; the batch is the largest
+power of two whose predicted peak stays within HEADROOM of the free memory, up to
+MAX_BATCH, and is then run once to confirm (halved on an out-of-memory error).
+On a CPU the default stays: a CPU gains nothing from batches past what fills its cores.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sigwarehouse.freqrex.spectral import FFTSpace
+from sigwarehouse.models.base import AudioClassifier
+
+PROBE_BATCH = 8
+HEADROOM = 0.7  # of the free memory: the caching allocator fragments, other tensors live
+MAX_BATCH = 1024  # a search phase rarely has more mutants in flight than this
+
+
+def _run_masked(classifier: AudioClassifier, batch: int, n_samples: int) -> None:
+    """One batch as the oracle runs it: spectra masked, inverted, classified."""
+    space = FFTSpace(n_samples)
+    noise = torch.randn(batch, n_samples, device=classifier.device)
+    mask = torch.rand(batch, space.n_vars, device=classifier.device) < 0.5
+    classifier(space.inverse(space.forward(noise) * mask))
+
+
+def _peak_bytes(classifier: AudioClassifier, batch: int, n_samples: int) -> int:
+    device = classifier.device
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    _run_masked(classifier, batch, n_samples)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def auto_batch_size(classifier: AudioClassifier, n_samples: int, default: int) -> tuple[int, str]:
+    """(mutants per forward pass, how it was chosen) for clips of n_samples samples.
+
+    CUDA: measured as the module doc says. Elsewhere: `default`, unchanged.
+    """
+    device = classifier.device
+    if device.type != "cuda":
+        return default, f"{default} (the default: auto sizing needs a CUDA device)"
+    per_mutant = max(_peak_bytes(classifier, PROBE_BATCH, n_samples) / PROBE_BATCH, 1.0)
+    free, _total = torch.cuda.mem_get_info(device)
+    fits = int(free * HEADROOM / per_mutant)
+    batch = 1
+    while batch * 2 <= min(fits, MAX_BATCH):
+        batch *= 2
+    while batch > 1:
+        try:
+            _run_masked(classifier, batch, n_samples)
+            torch.cuda.synchronize(device)
+            break
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            batch //= 2
+    torch.cuda.empty_cache()
+    how = (
+        f"{batch} (auto: {per_mutant / 2**20:.1f} MiB per mutant of {n_samples} samples, "
+        f"{free / 2**30:.1f} GiB free, cap {MAX_BATCH})"
+    )
+    return batch, how
