@@ -285,3 +285,23 @@ def test_ingest_refuses_a_bad_dtype_or_batch_size_saying_what_it_takes(
 ) -> None:
     result = cli("ingest", "--model", "sp1", *option, expect=1)
     assert message in " ".join(result.output.split())
+
+
+def test_float32_only_turns_tensorfloat32_off_and_restores_it() -> None:
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with precision.float32_only():
+        assert precision.in_float32_only()
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        with precision.float32_only():
+            assert precision.in_float32_only()
+        assert not torch.backends.cudnn.allow_tf32  # the inner block restored the outer's
+    assert not precision.in_float32_only()
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+def test_the_auto_batch_is_the_largest_power_of_two_that_fits() -> None:
+    mib = 2**20
+    assert batching.largest_fitting_batch(10 * mib, 1000 * mib, headroom=0.7) == 64  # 70 fit
+    assert batching.largest_fitting_batch(10 * mib, 10_000 * mib, headroom=1.0) == 512
+    assert batching.largest_fitting_batch(1 * mib, 10**6 * mib) == batching.MAX_BATCH
+    assert batching.largest_fitting_batch(10 * mib, 5 * mib) == 1  # nothing fits: one

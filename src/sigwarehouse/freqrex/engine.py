@@ -158,6 +158,10 @@ def explain(
     params (seed included) and clip samples. Refuses waves that are not 1-D per clip,
     and STFT clips shorter than one frame. If `stats` is a dict, it receives the run's
     totals: queries, mutant batches (forward passes) and host round trips.
+
+    A classifier whose `dtype` is lower than float32 runs the search's mutants in it;
+    everything returned holds for the float32 model (see the module doc), and each
+    Explanation says which precision its masks were searched in.
     """
     params = params or FreqrexParams()
     if params.algorithm != ALGORITHM_VERSION:

@@ -480,7 +480,9 @@ def _runtime_choices(
     batch_size, sized = plan.params.batch_size, "given"
     if auto_batch and longest:
         with torch.inference_mode():
-            batch_size, sized = batching.auto_batch_size(explainer, longest, batch_size)
+            # the model itself, not its query-counting wrapper: probes are not queries
+            inner = getattr(explainer, "inner", explainer)
+            batch_size, sized = batching.auto_batch_size(inner, longest, batch_size)
     params = replace(plan.params, dtype=used, batch_size=batch_size)
     runtime = {
         "dtype_asked": wanted,

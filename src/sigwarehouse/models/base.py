@@ -21,6 +21,9 @@ class AudioClassifier(ABC):
 
     # Whether the network can run under autocast (a torch network); others stay float32.
     supports_low_precision = False
+    # Class-level defaults too, for subclasses that set up without calling __init__.
+    dtype: torch.dtype = torch.float32
+    attention: str | None = None
 
     def __init__(self, labels: list[str], sample_rate: int, device: str | torch.device = "cpu"):
         self.labels = list(labels)

@@ -41,6 +41,17 @@ def _peak_bytes(classifier: AudioClassifier, batch: int, n_samples: int) -> int:
     return torch.cuda.max_memory_allocated(device) - before
 
 
+def largest_fitting_batch(
+    per_mutant: float, free: float, headroom: float = HEADROOM, cap: int = MAX_BATCH
+) -> int:
+    """The largest power of two n <= cap with n * per_mutant <= headroom * free (>= 1)."""
+    fits = int(free * headroom / max(per_mutant, 1.0))
+    batch = 1
+    while batch * 2 <= min(fits, cap):
+        batch *= 2
+    return batch
+
+
 def auto_batch_size(classifier: AudioClassifier, n_samples: int, default: int) -> tuple[int, str]:
     """(mutants per forward pass, how it was chosen) for clips of n_samples samples.
 
@@ -51,10 +62,7 @@ def auto_batch_size(classifier: AudioClassifier, n_samples: int, default: int) -
         return default, f"{default} (the default: auto sizing needs a CUDA device)"
     per_mutant = max(_peak_bytes(classifier, PROBE_BATCH, n_samples) / PROBE_BATCH, 1.0)
     free, _total = torch.cuda.mem_get_info(device)
-    fits = int(free * HEADROOM / per_mutant)
-    batch = 1
-    while batch * 2 <= min(fits, MAX_BATCH):
-        batch *= 2
+    batch = largest_fitting_batch(per_mutant, free)
     while batch > 1:
         try:
             _run_masked(classifier, batch, n_samples)

@@ -52,11 +52,19 @@ def resolve(name: str | None, device: str | torch.device) -> str:
 @contextlib.contextmanager
 def float32_only() -> Iterator[None]:
     """Within the block, every model runs in float32 whatever its dtype (the safety net
-    of the search's decisions; see freqrex.engine)."""
+    of the search's decisions; see freqrex.engine).
+
+    Full float32, not TensorFloat-32: PyTorch lets cuDNN convolutions use TF32 (10-bit
+    mantissa) on Ampere and later GPUs by default, which would make the "float32" check
+    of a conv network a lower-precision one; both TF32 switches are off in the block.
+    """
     token = _FLOAT32_ONLY.set(True)
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         yield
     finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
         _FLOAT32_ONLY.reset(token)
 
 
