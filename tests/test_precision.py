@@ -305,3 +305,27 @@ def test_the_auto_batch_is_the_largest_power_of_two_that_fits() -> None:
     assert batching.largest_fitting_batch(10 * mib, 10_000 * mib, headroom=1.0) == 512
     assert batching.largest_fitting_batch(1 * mib, 10**6 * mib) == batching.MAX_BATCH
     assert batching.largest_fitting_batch(10 * mib, 5 * mib) == 1  # nothing fits: one
+
+
+def test_an_hf_architecture_without_sdpa_falls_back_to_its_own_attention(tmp_path: Path) -> None:
+    """WavLM has no SDPA kernel in transformers: asking for it must not stop the model
+    from loading, and the run records the kernel it got."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForSequenceClassification
+
+    from sigwarehouse.models.attention import build_with_sdpa
+
+    config = WavLMConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_feat_extract_layers=2,
+        num_conv_pos_embeddings=8, num_buckets=16, max_bucket_distance=32, num_labels=2,
+        id2label={0: "low", 1: "high"}, label2id={"low": 0, "high": 1},
+    )  # fmt: skip
+    assert not WavLMForSequenceClassification._supports_sdpa
+    built = build_with_sdpa(WavLMForSequenceClassification, config)
+    assert built.config._attn_implementation == "eager"
+    built.save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path)
+    model = load_classifier("hf", tmp_path, ["low", "high"])
+    assert model.attention == "eager"
+    probs = model(torch.randn(2, 8000, generator=torch.Generator().manual_seed(2)))
+    assert probs.shape == (2, 2) and torch.allclose(probs.sum(dim=1), torch.ones(2))

@@ -3,10 +3,13 @@
 On a GPU the search is fastest with the largest batch that fits: fewer launches, fuller
 tensor cores. The batch is found by measuring rather than guessing, since the memory a
 mutant takes depends on the model, its precision, its attention kernel and the clip
-length: one probe pass of PROBE_BATCH mutants (the oracle's masking and inverse FFT
-included, as a real batch) gives the peak bytes per mutant; the batch is the largest
-power of two whose predicted peak stays within HEADROOM of the free memory, up to
-MAX_BATCH, and is then run once to confirm (halved on an out-of-memory error).
+length: probe passes of PROBE_BATCH mutants (the oracle's masking and inverse FFT
+included, as a real batch) give the peak bytes per mutant, in the model's dtype and in
+float32 (the job's float32 passes, a clip searched again in float32 included, use the
+same batch size and take about twice the memory of a bfloat16 pass), and the larger
+counts; the batch is the largest power of two whose predicted peak stays within
+HEADROOM of the free memory, up to MAX_BATCH, and is then run once in float32 to
+confirm (halved on an out-of-memory error).
 On a CPU the default stays: a CPU gains nothing from batches past what fills its cores.
 """
 
@@ -31,6 +34,7 @@ def _run_masked(classifier: AudioClassifier, batch: int, n_samples: int) -> None
 
 
 def _peak_bytes(classifier: AudioClassifier, batch: int, n_samples: int) -> int:
+    """Peak device memory of one masked batch above what was allocated before it."""
     device = classifier.device
     torch.cuda.synchronize(device)
     torch.cuda.empty_cache()
@@ -60,12 +64,18 @@ def auto_batch_size(classifier: AudioClassifier, n_samples: int, default: int) -
     device = classifier.device
     if device.type != "cuda":
         return default, f"{default} (the default: auto sizing needs a CUDA device)"
-    per_mutant = max(_peak_bytes(classifier, PROBE_BATCH, n_samples) / PROBE_BATCH, 1.0)
+    from sigwarehouse.models.precision import float32_only
+
+    peak = _peak_bytes(classifier, PROBE_BATCH, n_samples)
+    with float32_only():
+        peak = max(peak, _peak_bytes(classifier, PROBE_BATCH, n_samples))
+    per_mutant = max(peak / PROBE_BATCH, 1.0)
     free, _total = torch.cuda.mem_get_info(device)
     batch = largest_fitting_batch(per_mutant, free)
     while batch > 1:
         try:
-            _run_masked(classifier, batch, n_samples)
+            with float32_only():  # the hungrier of the job's two kinds of pass
+                _run_masked(classifier, batch, n_samples)
             torch.cuda.synchronize(device)
             break
         except torch.OutOfMemoryError:
