@@ -126,7 +126,9 @@ def generate(path: Path, rows: int, batch_clips: int, memory_limit: str) -> None
 
 def used_bytes(con: duckdb.DuckDBPyConnection) -> int:
     """Bytes of the file's blocks in use (free blocks left out)."""
-    size, used = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
+    size, used = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size()"
+    ).fetchone()
     return size * used
 
 

@@ -14,18 +14,32 @@ from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 DEFAULTS = FreqrexParams()
 
 
+def _parse_batch_size(text: str) -> int | None:
+    """--batch-size: a whole number >= 1, or "auto" (None)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        fail(f"--batch-size {text!r}: expected a whole number >= 1, or auto")
+    return value
+
+
 def _parse_params(
     preset: str,
     seed: int | None,
     iterations: int | None,
     delta: float | None,
     batch_size: int,
+    dtype: str | None,
     extra: list[str],
 ) -> FreqrexParams:
     """The preset's parameters, with what the command line names replacing its values."""
     if preset not in PRESETS:
         fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    values = PRESETS[preset].to_dict() | {"batch_size": batch_size}
+    values = PRESETS[preset].to_dict() | {"batch_size": batch_size, "dtype": dtype}
     given = {"seed": seed, "iterations": iterations, "delta": delta}
     values |= {key: value for key, value in given.items() if value is not None}
     for item in extra:
@@ -67,7 +81,24 @@ def ingest(
     per_label: int | None = typer.Option(
         None, help="Only the first N clips of each label, a balanced sample (default: every clip)."
     ),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Mutants per model forward pass."),
+    batch_size: str = typer.Option(
+        str(DEFAULTS.batch_size),
+        metavar="N|auto",
+        help="Mutants per model forward pass. `auto` sizes it from the GPU's free memory "
+        "(a probe pass measures the memory one mutant takes; the largest power of two "
+        "that fits, up to 1024); on a CPU auto keeps the default. Not part of the "
+        "parameter hash: results do not depend on it.",
+    ),
+    dtype: str | None = typer.Option(
+        None,
+        metavar="float32|bfloat16|float16",
+        help="Precision the explained model's network runs in during the search "
+        "(default: bfloat16 on cuda, float32 on cpu). Zoo and hf models run it under "
+        "autocast; python-kind models always run float32. Features and FFT masking stay "
+        "float32, and every mask the search returns is checked in float32 (a clip whose "
+        "mask fails there is searched again in float32), so the stored results are the "
+        "float32 model's; not part of the parameter hash.",
+    ),
     clips_per_batch: int | None = typer.Option(
         None,
         help="Clips explained together and stored in one transaction "
@@ -126,7 +157,12 @@ def ingest(
     from sigwarehouse.jobs import ingest as job
     from sigwarehouse.jobs.skeleton import carry_out
 
-    params = _parse_params(preset, seed, iterations, delta, batch_size, param)
+    if dtype is not None and dtype not in ("float32", "bfloat16", "float16"):
+        fail(f"--dtype {dtype!r}: expected float32, bfloat16 or float16")
+    fixed_batch = _parse_batch_size(batch_size)
+    params = _parse_params(
+        preset, seed, iterations, delta, fixed_batch or DEFAULTS.batch_size, dtype, param
+    )
     if threads is not None:
         import torch
 
@@ -148,7 +184,12 @@ def ingest(
         on = devices.default_device(device)
         with job.progress_bar(plan) as progress:
             return job.run_ingest(
-                path, plan, device=on, clips_per_batch=clips_per_batch, progress=progress
+                path,
+                plan,
+                device=on,
+                clips_per_batch=clips_per_batch,
+                progress=progress,
+                auto_batch=fixed_batch is None,
             )
 
     try:

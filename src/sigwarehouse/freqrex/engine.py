@@ -16,6 +16,17 @@ ranking (bins by ascending, then descending frequency).
 An explanation depends on the clip's samples, the model and the parameters only: each
 clip's random splits are seeded from its own samples, every decision is made per clip,
 and `decision_margin` keeps float noise of batch composition out of the decisions.
+
+Lower precision (a classifier whose network runs in bfloat16 or float16, see
+models/precision.py) speeds up the search's mutants only. The original probabilities,
+the empty signal and the final verification of every returned mask are asked of the
+model in float32, so each stored decision is the float32 model's. A clip with a mask
+that fails that float32 verification is searched again, whole, in float32: a
+lower-precision model can prefer masks the float32 model rejects (not only ones near
+the margin), and storing those clips as "verification-failed" would make a
+lower-precision run find fewer and different masks than a float32 run of the same
+parameter set, which shares its hash. The retry costs a second search on those clips
+only, and is recorded in the Explanation (float32_retry).
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from sigwarehouse.freqrex.search import (
 )
 from sigwarehouse.freqrex.spectral import make_space
 from sigwarehouse.freqrex.verdict import keeps, rejects
+from sigwarehouse.models import precision
 from sigwarehouse.models.base import AudioClassifier
 
 EMPTY_KEEPS = "empty-signal-keeps-class"
@@ -85,6 +97,8 @@ class Explanation:
     params: dict
     extra_sufficient_masks: list[np.ndarray] = field(default_factory=list)
     extra_sufficient_probs: list[np.ndarray] = field(default_factory=list)
+    searched_in: str = "float32"  # the precision the stored masks were searched in
+    float32_retry: bool = False  # searched again in float32 after failing verification
 
     @property
     def sufficient_share(self) -> float | None:
@@ -107,6 +121,8 @@ class Explanation:
             "sufficient_checked": self.sufficient_checked,
             "complete_removable": num(self.complete_removable),
             "complete_checked": self.complete_checked,
+            "searched_in": self.searched_in,
+            "float32_retry": self.float32_retry,
         }
 
 
@@ -142,6 +158,10 @@ def explain(
     params (seed included) and clip samples. Refuses waves that are not 1-D per clip,
     and STFT clips shorter than one frame. If `stats` is a dict, it receives the run's
     totals: queries, mutant batches (forward passes) and host round trips.
+
+    A classifier whose `dtype` is lower than float32 runs the search's mutants in it;
+    everything returned holds for the float32 model (see the module doc), and each
+    Explanation says which precision its masks were searched in.
     """
     params = params or FreqrexParams()
     if params.algorithm != ALGORITHM_VERSION:
@@ -152,6 +172,42 @@ def explain(
     clips = [w.float() for w in _as_waves(waves)]
     if not clips:
         return []
+    dtype = getattr(classifier, "dtype", torch.float32)
+    if dtype == torch.float32 or precision.in_float32_only():
+        return _explain(classifier, clips, params, stats, "float32")
+    # Lower precision: search, then search again in float32 the clips with a returned
+    # mask that failed its float32 verification (see the module doc).
+    searched_in = str(dtype).removeprefix("torch.")
+    first_stats: dict = {}
+    out = _explain(classifier, clips, params, first_stats, searched_in)
+    retry = [i for i, ex in enumerate(out) if ex.float32_retry]
+    if retry:
+        with precision.float32_only():
+            again = _explain(classifier, [clips[i] for i in retry], params, stats, "float32")
+        for i, ex in zip(retry, again, strict=True):
+            ex.clip_index, ex.float32_retry = i, True
+            ex.queries += out[i].queries
+            ex.queries_by_phase[f"{searched_in}-search"] = out[i].queries
+            out[i] = ex
+    if stats is not None:
+        for key, value in first_stats.items():
+            stats[key] = stats.get(key, 0) + value
+    return out
+
+
+def _explain(
+    classifier: AudioClassifier,
+    clips: list[torch.Tensor],
+    params: FreqrexParams,
+    stats: dict | None,
+    searched_in: str,
+) -> list[Explanation]:
+    """explain's search on float32 clips: mutants in the classifier's precision (unless
+    `searched_in` is float32), originals, empty signals and verification in float32.
+    An Explanation comes back with float32_retry set where the classifier runs in lower
+    precision and one of its masks failed the float32 verification (explain retries
+    those); otherwise the Explanation is final."""
+    low = searched_in != "float32"
     oracle = Oracle(
         classifier, clips, lambda n_samples: make_space(n_samples, params), params.batch_size
     )
@@ -161,13 +217,15 @@ def explain(
     # variables past a shorter clip's own count exist only as padding of the shared width
     own = np.arange(width)[None, :] < oracle.n_vars[:, None]
 
-    probs = oracle.originals()
+    with precision.float32_only():  # the class to explain is the float32 model's
+        probs = oracle.originals()
     target = probs.argmax(dim=1).numpy()
     sigma = probs.max(dim=1).values.numpy().astype(np.float64)
     ctx = Context(oracle, target, sigma, params)
     suff, comp = sufficient_property(params), complete_property(params)
 
-    empty_probs = oracle.run(MaskRequests(rows), "empty")
+    with precision.float32_only():  # "the empty mask suffices" is a returned mask too
+        empty_probs = oracle.run(MaskRequests(rows), "empty")
     empty_keeps = keeps(
         empty_probs, target, sigma, params.decision_margin, params.sufficient_confidence
     )
@@ -226,11 +284,17 @@ def explain(
     # the sufficient and the complete search are independent: run them side by side
     (sufficient, extra), complete = drive(oracle, [sufficient_then_extras(), complete_search])
 
-    verdicts = _verify(ctx, sufficient, complete, extra)
+    with precision.float32_only():
+        verdicts = _verify(ctx, sufficient, complete, extra)
     out = [
         _build(ctx, i, probs[i], empty_probs[i], bool(empty_keeps[i]), resp[i], verdicts)
         for i in range(oracle.n_clips)
     ]
+    for i, ex in enumerate(out):
+        ex.searched_in = searched_in
+        dropped = len(verdicts.extra[i]) < len(extra.get(i, []))
+        failed = i in verdicts.failed_sufficient or i in verdicts.failed_complete or dropped
+        ex.float32_retry = low and failed
     if stats is not None:
         stats.update(
             queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds

@@ -13,8 +13,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 # Fields that change how fast the search runs but not what it finds (up to float noise
-# of batched model evaluation); they are stored but left out of the hash.
-RUNTIME_FIELDS = frozenset({"batch_size"})
+# of batched model evaluation); they are stored but left out of the hash. `dtype` is
+# one of them because every mask the search returns is verified in float32, and a clip
+# whose mask fails there is searched again in float32 (freqrex.engine), so a stored
+# result holds in float32 whatever precision the search ran in.
+RUNTIME_FIELDS = frozenset({"batch_size", "dtype"})
+
+# The compute dtypes a model's network may run in during the search.
+DTYPES = ("float32", "bfloat16", "float16")
 
 # The version of the search itself, part of every parameter hash, so rows made by an
 # earlier engine never mix with this one's. 1: until 2026-12 (batch-dependent seeds, no
@@ -89,6 +95,10 @@ class FreqrexParams:
 
     Runtime only (not hashed):
       batch_size: mutants per model forward pass.
+      dtype: the precision the explained model's network runs in during the search
+        ("float32", "bfloat16", "float16"; None: the device's default, bfloat16 on CUDA
+        and float32 on the CPU, which a job resolves and stores). Originals, the empty
+        signal and the verification of every returned mask run in float32.
     """
 
     seed: int = 0
@@ -115,6 +125,7 @@ class FreqrexParams:
     fill: str = "zero"
     algorithm: int = ALGORITHM_VERSION
     batch_size: int = 64
+    dtype: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -141,6 +152,7 @@ class FreqrexParams:
             (self.stft_hop >= 1, "stft_hop must be >= 1"),
             (self.fill == "zero", "fill must be 'zero'"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.dtype is None or self.dtype in DTYPES, f"dtype must be one of {DTYPES}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -14,14 +14,12 @@ in-flight batch, and rerunning it does exactly the work that is missing.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +27,9 @@ import numpy as np
 
 from sigwarehouse import devices, probes, warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs
+from sigwarehouse.jobs import runs, writer
 from sigwarehouse.jobs.skeleton import JobRun, chunks, job_run, timed_models
+from sigwarehouse.jobs.writer import HoldPolicy
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
 from sigwarehouse.signals import (
@@ -107,9 +106,13 @@ class IngestSummary:
     def describe(self) -> str:
         c = self.counters
         model_share = c.model_seconds / c.total_seconds if c.total_seconds else 0.0
+        dtype = self.plan.params.dtype or "float32"
+        retried = c.extra.get("float32_retries", 0)
+        lower = "" if dtype == "float32" else f", {retried} clip(s) searched again in float32"
         return (
             f"run {self.run_id} {self.status}: {c.clips_done} clip(s) explained by "
-            f"{self.plan.model}, {c.extra.get('cross_filled', 0)} stored explanation(s) of other "
+            f"{self.plan.model} (search in {dtype}, batches of {self.plan.params.batch_size}"
+            f"{lower}), {c.extra.get('cross_filled', 0)} stored explanation(s) of other "
             f"models evaluated, {c.queries:,} model queries in {c.total_seconds:.1f} s "
             f"({model_share:.0%} in model forward passes), {c.n_errors} error(s)"
         )
@@ -209,6 +212,24 @@ SIGNAL_COLUMNS = (
 )  # fmt: skip
 
 
+def batch_tables(
+    explanations: list[tuple],
+    originals: list[tuple],
+    signal_rows: list[tuple],
+    errors: list[dict],
+    ranks: list[tuple] | tuple = (),
+) -> tuple[list[runs.Rows], list[dict]]:
+    """One ingest batch's rows as the tables and errors the writer stores; `ranks` are the
+    further sufficient masks (rank >= 2) of explanations with n_sufficient > 1."""
+    tables = [
+        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
+        runs.Rows("sufficient_ranks", RANK_COLUMNS, list(ranks)),
+        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
+        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
+    ]
+    return tables, errors
+
+
 def _write_batch(
     path: Path,
     run_id: str,
@@ -219,15 +240,10 @@ def _write_batch(
     errors: list[dict],
     ranks: list[tuple] | tuple = (),
 ) -> None:
-    """Store one batch of results in one transaction (all of it, or none of it); `ranks`
-    are the further sufficient masks (rank >= 2) of explanations with n_sufficient > 1."""
-    batches = [
-        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
-        runs.Rows("sufficient_ranks", RANK_COLUMNS, list(ranks)),
-        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
-        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
-    ]
-    runs.write_batch(path, batches, run_id, counters, errors)
+    """Store one batch of results in one transaction (all of it, or none of it), opening
+    and closing the file (the job itself keeps it open across batches: ingest_writer)."""
+    tables, errors = batch_tables(explanations, originals, signal_rows, errors, ranks)
+    runs.write_batch(path, tables, run_id, counters, errors)
 
 
 def probe_table(rows: list[tuple]) -> runs.Rows:
@@ -235,40 +251,13 @@ def probe_table(rows: list[tuple]) -> runs.Rows:
     return runs.Rows("model_probes", probes.PROBE_COLUMNS, rows)
 
 
-class BatchWriter:
-    """Writes batches with `_write_batch` on a background thread, one at a time and in
-    order, so the next batch's model work overlaps the DuckDB transaction.
-
-    At most one write is in flight: calling it waits for the previous write (and raises
-    its error). Leaving the `with` block waits for the last write, whatever happened.
-    """
-
-    def __init__(self, path: Path, run_id: str, counters: runs.RunCounters):
-        self.path, self.run_id, self.counters = path, run_id, counters
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigwh-writer")
-        self.pending: Future | None = None
-
-    def __call__(self, *rows: list) -> None:
-        self.wait()
-        snapshot = copy.copy(self.counters)  # the counters as of this batch
-        self.pending = self.pool.submit(_write_batch, self.path, self.run_id, snapshot, *rows)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
-    def __enter__(self) -> BatchWriter:
-        return self
-
-    def __exit__(self, exc_type, *_) -> None:
-        try:
-            if exc_type is None:
-                self.wait()
-            elif self.pending is not None:
-                self.pending.exception()  # let the write finish; the body's error wins
-        finally:
-            self.pool.shutdown(wait=True)
+def ingest_writer(
+    path: Path, run_id: str, counters: runs.RunCounters, policy: HoldPolicy = HoldPolicy()
+) -> writer.BatchWriter:
+    """The ingest job's writer: called with (explanations, originals, signal rows,
+    errors) per batch, it stores each batch in one transaction on a background thread,
+    keeping the file open across batches as `policy` allows (jobs.writer)."""
+    return writer.BatchWriter(path, run_id, counters, policy, to_tables=batch_tables)
 
 
 def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tensor]:
@@ -287,11 +276,12 @@ def _explain_batch(
     clip_ids: list[int],
     models: dict[str, AudioClassifier],
     device: str,
-    write: BatchWriter,
+    write: writer.BatchWriter,
 ) -> None:
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
     from sigwarehouse.freqrex import explain
     from sigwarehouse.freqrex.spectral import pack_mask
+    from sigwarehouse.models.precision import float32_only
 
     run_id, counters = run.run_id, run.counters
     params, ph = plan.params, plan.params.hash()
@@ -299,7 +289,10 @@ def _explain_batch(
     explainer = models[plan.model]
     errors: list[dict] = []
     # A clip on which the model gives NaN cannot be explained: record it, keep the rest.
-    first = evaluate(explainer, waves, params.batch_size)
+    # Every probability stored is the float32 model's (the search's mutants alone may
+    # run in lower precision: see freqrex.engine).
+    with float32_only():
+        first = evaluate(explainer, waves, params.batch_size)
     finite = np.isfinite(first).all(axis=1)
     for clip_id in np.asarray(clip_ids)[~finite]:
         errors.append(
@@ -351,9 +344,12 @@ def _explain_batch(
             (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
              float(entropy_bits(probs[None])[0]), run_id)
         )  # fmt: skip
-    rows_s, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
+    with float32_only():
+        rows_s, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
     errors += eval_errors
     counters.clips_done += len(rows_e)
+    retried = sum(1 for ex in results if ex is not None and ex.float32_retry)
+    counters.extra["float32_retries"] = counters.extra.get("float32_retries", 0) + retried
     counters.n_errors += len(errors)
     write(rows_e, rows_o, rows_s, errors, rows_r)
 
@@ -364,10 +360,11 @@ def _cross_fill_batch(
     pairs: list[tuple[str, int]],
     target: AudioClassifier,
     device: str,
-    write: BatchWriter,
+    write: writer.BatchWriter,
 ) -> None:
     """Evaluate other models' stored signals on plan.model and store the rows."""
     from sigwarehouse.freqrex.spectral import unpack_mask
+    from sigwarehouse.models.precision import float32_only
 
     path, run_id, counters = run.path, run.run_id, run.counters
     ph = plan.params.hash()
@@ -392,9 +389,10 @@ def _cross_fill_batch(
             plan.params,
             [unpack_mask(m, n) for m in further or []],
         )  # fmt: skip
-    rows, errors = evaluate_signals(
-        signals, {plan.model: target}, ph, plan.params.batch_size, run_id
-    )
+    with float32_only():
+        rows, errors = evaluate_signals(
+            signals, {plan.model: target}, ph, plan.params.batch_size, run_id
+        )
     counters.extra["cross_filled"] = counters.extra.get("cross_filled", 0) + len(stored)
     counters.n_errors += len(errors)
     write([], [], rows, errors)
@@ -407,18 +405,30 @@ def run_ingest(
     device: str = "cpu",
     clips_per_batch: int | None = None,
     progress: Callable[[int, runs.RunCounters], None] | None = None,
+    hold: HoldPolicy = HoldPolicy(),
+    auto_batch: bool = False,
 ) -> IngestSummary:
     """Carry out a plan; returns the summary. Ctrl-C ends the run as `interrupted`.
 
     Stored batches stay stored whatever happens; a model that cannot load fails the job
     before any work. `clips_per_batch` defaults to the device's (devices.clips_per_batch).
-    `progress(clips_just_done, counters)` is called after each batch.
+    `progress(clips_just_done, counters)` is called after each batch. `hold` says how
+    long the writer keeps the file open across batches (jobs.writer.HoldPolicy).
+
+    The explained model's search runs in plan.params.dtype (None: the device's default,
+    models/precision.py); `auto_batch` sizes its batches from the device's free memory
+    (models/batching.py). Both are resolved here and stored with the run's parameters,
+    with each model's precision and attention kernel (outside the parameter hash).
     """
     per_batch = clips_per_batch or devices.clips_per_batch(device)
     with warehouse.opened(path, read_only=True) as con:
         records = task_models(con, plan.task)
+        longest = _longest_clip(con, plan.clip_ids)
     counters = runs.RunCounters()
     models = timed_models(records, plan.task_labels, device, counters)
+    plan, runtime = _runtime_choices(plan, models, device, auto_batch, longest)
+    from sigwarehouse.models.precision import float32_only  # torch: loaded with the models
+
     with warehouse.opened(path) as con:
         con.execute(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
@@ -428,14 +438,16 @@ def run_ingest(
         job_run(
             path, lambda run_id: IngestSummary(run_id, plan, counters), counters,
             job="ingest", model=plan.model, task=plan.task, dataset=",".join(plan.datasets),
-            params=plan.params.to_dict(), params_hash=plan.params.hash(),
+            params={**plan.params.to_dict(), "runtime": runtime},
+            params_hash=plan.params.hash(),
             seed=plan.params.seed, device=device,
         ) as run,
-        BatchWriter(path, run.run_id, counters) as write,
+        ingest_writer(path, run.run_id, counters, hold) as write,
     ):  # fmt: skip
         if plan.probe_samples is not None:  # before any batch: no write is in flight yet
             model = models[plan.model]
-            rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
+            with float32_only():
+                rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
             run.write([probe_table(rows)])
         for batch in chunks(plan.clip_ids, per_batch):
             _explain_batch(run, plan, batch, models, device, write)
@@ -446,6 +458,54 @@ def run_ingest(
             _cross_fill_batch(run, plan, pairs, models[plan.model], device, write)
             run.clock()
     return run.summary
+
+
+def _longest_clip(con: duckdb.DuckDBPyConnection, clip_ids: list[int]) -> int | None:
+    """The most samples of the plan's clips (what a batch size must fit), None if none."""
+    if not clip_ids:
+        return None
+    return con.execute(
+        "SELECT max(n_samples) FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))",
+        [list(clip_ids)],
+    ).fetchone()[0]
+
+
+def _runtime_choices(
+    plan: IngestPlan,
+    models: dict[str, AudioClassifier],
+    device: str,
+    auto_batch: bool,
+    longest: int | None,
+) -> tuple[IngestPlan, dict]:
+    """The plan with its precision and batch size resolved, and the run's record of the
+    runtime choices: each model's dtype and attention kernel, how the batch was sized.
+
+    Only the explained model runs in lower precision, and only for its search: the other
+    models' answers are all stored probabilities, which are float32 (see _explain_batch).
+    """
+    import torch
+
+    from sigwarehouse.models import batching, precision
+
+    explainer = models[plan.model]
+    wanted = precision.resolve(plan.params.dtype, device)
+    used = precision.name_of(explainer.use_dtype(precision.DTYPES[wanted]))
+    batch_size, sized = plan.params.batch_size, "given"
+    if auto_batch and longest:
+        with torch.inference_mode():
+            # the model itself, not its query-counting wrapper: probes are not queries
+            inner = getattr(explainer, "inner", explainer)
+            batch_size, sized = batching.auto_batch_size(inner, longest, batch_size)
+    params = replace(plan.params, dtype=used, batch_size=batch_size)
+    runtime = {
+        "dtype_asked": wanted,
+        "batch_size": sized,
+        "models": {
+            name: {"dtype": precision.name_of(m.dtype), "attention": m.attention}
+            for name, m in models.items()
+        },
+    }
+    return replace(plan, params=params), runtime
 
 
 @contextmanager

@@ -70,6 +70,11 @@ def timed(clf: AudioClassifier, counters: RunCounters) -> AudioClassifier:
         def __init__(self) -> None:
             super().__init__(clf.labels, clf.sample_rate, clf.device)
             self.inner = clf
+            self.dtype, self.attention = clf.dtype, clf.attention
+
+        def use_dtype(self, dtype: torch.dtype) -> torch.dtype:
+            self.dtype = self.inner.use_dtype(dtype)  # the inner forward applies it
+            return self.dtype
 
         def forward(self, waves: torch.Tensor) -> torch.Tensor:
             start = time.perf_counter()
@@ -200,7 +205,22 @@ def write_batch(
     from sigwarehouse import warehouse
 
     # Only tables are touched: the package's views are not installed (see opened).
-    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+    with warehouse.opened(path, package_views=False) as con:
+        store_batch(con, batches, run_id, counters, errors)
+
+
+def store_batch(
+    con: duckdb.DuckDBPyConnection,
+    batches: list[Rows],
+    run_id: str,
+    counters: RunCounters,
+    errors: list[dict] | None = None,
+) -> None:
+    """write_batch on a connection already open (jobs.writer keeps one across batches):
+    the rows, the errors and the counters in one transaction, committed on return."""
+    from sigwarehouse import warehouse
+
+    with warehouse.transaction(con):
         insert_rows(con, batches)
         for e in errors or []:
             record_error(con, run_id, **e)

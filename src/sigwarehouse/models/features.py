@@ -9,6 +9,10 @@ extractor (checked numerically in tests/test_features.py):
 - `whisper_log_mel`     ~ `WhisperFeatureExtractor`
 - `ast_fbank`           ~ `ASTFeatureExtractor` (Kaldi-style fbank, numpy path)
 
+Each runs in float32 even inside an autocast region (a zoo network computes its
+features inside the region its body runs in, models/precision.py): a log of a mel
+power in bfloat16 would keep about 3 significant digits.
+
 The mel filter matrices come from `transformers.audio_utils.mel_filter_bank`, the very
 function the Hugging Face extractors use, so the filters are identical by construction.
 """
@@ -74,6 +78,19 @@ def fit_length(waves: torch.Tensor, n_samples: int) -> torch.Tensor:
     return waves[..., :n_samples]
 
 
+def float32_features(fn):
+    """Run a feature function with autocast off (its inputs are float32 already)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(waves: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        with torch.autocast(device_type=waves.device.type, enabled=False):
+            return fn(waves, *args, **kwargs)
+
+    return run
+
+
+@float32_features
 def wav2vec2_normalize(waves: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Zero-mean, unit-variance normalisation of each row of `waves` (batch, samples).
 
@@ -85,6 +102,7 @@ def wav2vec2_normalize(waves: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     return (waves - mean) / torch.sqrt(var + eps)
 
 
+@float32_features
 def whisper_log_mel(
     waves: torch.Tensor,
     *,
@@ -120,6 +138,7 @@ def whisper_log_mel(
     return (log_spec + 4.0) / 4.0
 
 
+@float32_features
 def ast_fbank(
     waves: torch.Tensor,
     *,

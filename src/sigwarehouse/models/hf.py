@@ -3,7 +3,9 @@
 An `AutoModelForAudioClassification` checkpoint (a local directory, or a hub id already
 in the local cache) is paired with the torch version of its feature extractor from
 `features.py`, so a batch of waveforms goes from the device to probabilities without
-touching numpy. Nothing is downloaded unless the caller says so.
+touching numpy. Nothing is downloaded unless the caller says so. The model is loaded
+with SDPA attention where transformers supports it (models/attention.py) and can run
+in bfloat16 or float16 under autocast (models/precision.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import features
+from sigwarehouse.models.attention import attention_of, load_with_sdpa
 from sigwarehouse.models.base import AudioClassifier
 from sigwarehouse.models.loader import label_matrix, resolve_label_map
 
@@ -83,7 +86,9 @@ class HFAudioClassifier(AudioClassifier):
         safe = {"local_files_only": local_only, "trust_remote_code": False}
         try:
             extractor = AutoFeatureExtractor.from_pretrained(ref, **safe)
-            model = AutoModelForAudioClassification.from_pretrained(ref, weights_only=True, **safe)
+            model = load_with_sdpa(
+                AutoModelForAudioClassification.from_pretrained, ref, weights_only=True, **safe
+            )
         except OSError as exc:
             hint = "" if allow_download else " (downloads are off: use a local directory)"
             raise SigwhError(f"hf model {ref!r} could not be loaded{hint}: {exc}") from exc
@@ -95,8 +100,13 @@ class HFAudioClassifier(AudioClassifier):
         self._to_task = label_matrix(index, self.n_labels, self.device)
         self._features = feature_fn(extractor)
         self._dtype = next(model.parameters()).dtype
+        self.attention = attention_of(model)
+
+    supports_low_precision = True
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        # features in float32, outside autocast; the network under it (use_dtype)
         inputs = {k: v.to(self._dtype) for k, v in self._features(waves).items()}
-        logits = self.model(**inputs).logits.float()
-        return logits.softmax(dim=-1) @ self._to_task
+        with self.autocast():
+            logits = self.model(**inputs).logits
+        return logits.float().softmax(dim=-1) @ self._to_task

@@ -10,6 +10,10 @@ Hugging Face adapter uses), so training, evaluation and the adapter share one pa
 - `whisper-enc`    Whisper encoder (from a `WhisperConfig`) on a 4 s log-mel window
 - `ast-tiny`       Audio Spectrogram Transformer (from an `ASTConfig`) on 4 s of Kaldi fbank
 
+The transformer families are built with SDPA attention where transformers supports it
+(models/attention.py), and every family can run its body in bfloat16 or float16 under
+autocast (models/precision.py), its features staying float32.
+
 A checkpoint is one safetensors file holding the weights, with the architecture, its
 hyper-parameters, labels and sample rate as JSON metadata; a JSON sidecar (`<id>.json`)
 repeats the description for torch-free readers (see `loader.model_labels`).
@@ -26,6 +30,7 @@ from torch import nn
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import features
+from sigwarehouse.models.attention import attention_of, build_with_sdpa
 from sigwarehouse.models.base import AudioClassifier
 from sigwarehouse.models.loader import label_matrix, resolve_label_map, sidecar_path
 
@@ -88,7 +93,8 @@ class Wav2Vec2Net(nn.Module):
         super().__init__()
         from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
 
-        self.net = Wav2Vec2ForSequenceClassification(Wav2Vec2Config(num_labels=n_labels, **config))
+        cfg = Wav2Vec2Config(num_labels=n_labels, **config)
+        self.net = build_with_sdpa(Wav2Vec2ForSequenceClassification, cfg)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.net(input_values=features.wav2vec2_normalize(waves)).logits
@@ -105,7 +111,7 @@ class WhisperEncNet(nn.Module):
         self.n_mels = cfg.num_mel_bins
         # the encoder insists on exactly 2 * max_source_positions frames of 10 ms
         self.n_samples = 2 * cfg.max_source_positions * 160
-        self.net = WhisperForAudioClassification(cfg)
+        self.net = build_with_sdpa(WhisperForAudioClassification, cfg)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         mel = features.whisper_log_mel(waves, n_mels=self.n_mels, n_samples=self.n_samples)
@@ -121,7 +127,7 @@ class ASTNet(nn.Module):
 
         cfg = ASTConfig(num_labels=n_labels, **config)
         self.n_mels, self.max_length = cfg.num_mel_bins, cfg.max_length
-        self.net = ASTForAudioClassification(cfg)
+        self.net = build_with_sdpa(ASTForAudioClassification, cfg)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         fbank = features.ast_fbank(waves, num_mel_bins=self.n_mels, max_length=self.max_length)
@@ -206,9 +212,14 @@ class ZooClassifier(AudioClassifier):
         model, meta = load_checkpoint(checkpoint, device)
         super().__init__(task_labels, meta["sample_rate"], device)
         self.model, self.meta = model, meta
+        self.attention = attention_of(model)
         self.model_labels = list(meta["labels"])
         index = resolve_label_map(self.model_labels, self.labels, label_map)
         self._to_task = label_matrix(index, self.n_labels, self.device)
 
+    supports_low_precision = True
+
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.model(waves.float()).float().softmax(dim=-1) @ self._to_task
+        with self.autocast():  # the network only: softmax and label mapping in float32
+            logits = self.model(waves.float())
+        return logits.float().softmax(dim=-1) @ self._to_task
