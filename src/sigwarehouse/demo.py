@@ -20,7 +20,7 @@ from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
-# `sigwh ingest`'s defaults at about half the queries, so that every model of every task
+# `sigwh ingest`'s defaults at 0.3-0.6 of the queries, so that every model of every task
 # fits in about ten minutes on two cores. `sigwh ingest --preset quick` continues it on
 # the demo's warehouse; `sigwh demo --preset default` gives the figures to publish.
 DEMO_PRESET = "quick"

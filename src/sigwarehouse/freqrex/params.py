@@ -180,7 +180,8 @@ class FreqrexParams:
 
 # Named parameter sets (`sigwh ingest --preset NAME`). "default" gives the figures to
 # publish: masks certified 1-minimal per bin up to 1024 kept bins. "quick" is the demo's:
-# it spends about half the queries, mostly by certifying bin by bin only masks of up to
+# it spends 0.3-0.6 of the queries (a quarter of the time on the zoo), mostly by
+# certifying bin by bin only masks of up to
 # 256 kept bins, in at most two rounds (larger masks get a sampled figure), and by
 # averaging two responsibility trees instead of four. Its masks meet the same
 # definitions (sufficient, delta-complete, verified); they are less often 1-minimal, and
