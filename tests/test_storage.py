@@ -190,7 +190,7 @@ def test_export_round_trips_through_import_database(filled: Path, tmp_path: Path
         tables_expected = {
             t: rounded(con.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables
         }
-    assert result.output == f"wrote {len(tables)} tables and {n_views} views to {out}\n"
+    assert result.output.startswith(f"wrote {len(tables)} tables and {n_views} views to {out};")
 
     fresh = duckdb.connect(str(tmp_path / "imported.duckdb"))
     try:
@@ -202,6 +202,31 @@ def test_export_round_trips_through_import_database(filled: Path, tmp_path: Path
     assert got_tables == tables_expected
     assert got_views == views_expected
     assert all(views_expected[n] for n in ("model_accuracy", "alpha_transferability"))
+
+
+def test_a_colleague_queries_the_parquet_export_in_place_with_the_views(
+    filled: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """on_parquet.sql, run by plain DuckDB from the export's folder (moved elsewhere, as a
+    colleague would receive it), gives every view the warehouse gives, nothing imported."""
+    import shutil
+
+    out = tmp_path / "export"
+    assert sigwh(filled, "export", "--parquet", str(out)).exit_code == 0
+    received = shutil.move(out, tmp_path / "received")
+    with warehouse.opened(filled, read_only=True) as con:
+        queries = view_queries(con)
+        expected = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
+    monkeypatch.chdir(received)
+    fresh = duckdb.connect()
+    try:
+        fresh.execute(Path("on_parquet.sql").read_text())
+        tables = {t for (t,) in fresh.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        got = {n: rounded(fresh.execute(q).fetchall()) for n, q in queries.items()}
+    finally:
+        fresh.close()
+    assert tables == set()  # views over the files only
+    assert got == expected and expected["alpha_transferability"]
 
 
 def test_checks_on_a_file_this_process_holds_keep_duckdbs_lock(wh_path: Path) -> None:

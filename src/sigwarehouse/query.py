@@ -332,5 +332,26 @@ def export_parquet(path: Path, out_dir: Path) -> str:
         raise SigwhError(f"export of {path} failed: {exc}") from exc
     finally:
         con.close()
-    n = len(list(out_dir.glob("*.parquet")))
-    return f"wrote {n} tables and {len(ordered)} views to {out_dir}"
+    tables = sorted(p.stem for p in out_dir.glob("*.parquet"))
+    (out_dir / ON_PARQUET).write_text(on_parquet_sql(tables, ordered))
+    return (
+        f"wrote {len(tables)} tables and {len(ordered)} views to {out_dir}; to query the "
+        f"Parquet files in place with the views: cd {out_dir} && duckdb -init {ON_PARQUET}"
+    )
+
+
+ON_PARQUET = "on_parquet.sql"
+
+
+def on_parquet_sql(tables: list[str], view_texts: list[str]) -> str:
+    """SQL that puts the package's views over an export's Parquet files, nothing copied:
+    one view per table reading `<table>.parquet` (a path relative to the folder DuckDB
+    runs in), then the views and macros in dependency order."""
+    header = (
+        "-- The warehouse's views over the Parquet files of this folder, read in place.\n"
+        "-- Run DuckDB from this folder: duckdb -init on_parquet.sql (or .read it).\n"
+    )
+    readers = [
+        f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM read_parquet('{t}.parquet');" for t in tables
+    ]
+    return header + "\n".join(readers) + "\n\n" + "\n\n".join(view_texts) + "\n"
