@@ -14,10 +14,14 @@
 -- whose mask keeps at least one bin (NULL when there is none). A complete mask is never
 -- empty (its inverse would be the clip itself, which keeps the class), so n_empty is 0
 -- for complete signals. A signal whose explanation row is missing counts in neither.
+--
+-- The signals are counted per cell first, over every parameter set, and the cells of
+-- the set asked for are kept afterwards: joining the small catalog tables after the
+-- count, not to every signal row, makes the macro ~2.5x faster at 10^7 rows
+-- (bench/bench_views.py).
 CREATE OR REPLACE MACRO alpha_transferability_for(hash) AS TABLE
 WITH signals AS (
     SELECT
-        m.task,
         c.dataset,
         s.kind,
         s.source_model,
@@ -30,23 +34,40 @@ WITH signals AS (
         END AS mask_size
     FROM signal_probs AS s
     JOIN clips AS c USING (clip_id)
-    JOIN models AS m ON m.model = s.source_model
-    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
     LEFT JOIN explanations AS e
         ON e.model = s.source_model AND e.clip_id = s.clip_id AND e.params_hash = s.params_hash
     WHERE s.kind IN ('sufficient', 'complete')
-      AND coalesce(s.params_hash = hash, p.shown)
+),
+cells AS (
+    SELECT
+        dataset,
+        kind,
+        source_model,
+        target_model,
+        params_hash,
+        count(*) AS n_signals,
+        avg(accepted) AS alpha,
+        count(*) FILTER (WHERE mask_size = 0) AS n_empty,
+        avg(accepted) FILTER (WHERE mask_size > 0) AS alpha_nonempty
+    FROM signals
+    GROUP BY dataset, kind, source_model, target_model, params_hash
+),
+sets AS (
+    SELECT m.model, m.task, p.params_hash
+    FROM models AS m
+    JOIN parameter_sets AS p ON p.task = m.task
+    WHERE coalesce(p.params_hash = hash, p.shown)
 )
 SELECT
-    task,
-    dataset,
-    kind,
-    source_model,
-    target_model,
-    count(*) AS n_signals,
-    avg(accepted) AS alpha,
-    count(*) FILTER (WHERE mask_size = 0) AS n_empty,
-    avg(accepted) FILTER (WHERE mask_size > 0) AS alpha_nonempty,
-    params_hash
-FROM signals
-GROUP BY task, dataset, kind, source_model, target_model, params_hash;
+    w.task,
+    x.dataset,
+    x.kind,
+    x.source_model,
+    x.target_model,
+    x.n_signals,
+    x.alpha,
+    x.n_empty,
+    x.alpha_nonempty,
+    x.params_hash
+FROM cells AS x
+JOIN sets AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;

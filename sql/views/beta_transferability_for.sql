@@ -13,44 +13,68 @@
 -- Usage: SELECT * FROM beta_transferability_for(0.5, '<params_hash>'), for any set listed
 -- in parameter_sets. With NULL it gives each task's shown set, which is what the macro
 -- beta_transferability(eps) gives.
+-- As in alpha_transferability_for, signals are counted per cell over every parameter set
+-- first and the catalog joined to the counted cells (faster at 10^7 rows and more).
 CREATE OR REPLACE MACRO beta_transferability_for(eps, hash) AS TABLE
-WITH signals AS (
+WITH bounds AS (
+    -- the entropy bound and the most entropy an output can have, per model's task
+    SELECT m.model, log2(len(t.labels))::FLOAT AS most,
+           (eps * log2(len(t.labels)))::FLOAT AS bound
+    FROM models AS m JOIN tasks AS t ON t.task = m.task
+),
+signals AS (
     SELECT
-        m.task,
         c.dataset,
         s.kind,
         s.source_model,
         s.target_model,
         s.params_hash,
         s.top1 = s.source_class AS same_class,
-        least(s.entropy_bits, log2(len(t.labels))::FLOAT)
-            <= (eps * log2(len(t.labels)))::FLOAT AS confident,
+        least(s.entropy_bits, b.most) <= b.bound AS confident,
         CASE s.kind
             WHEN 'sufficient' THEN e.sufficient_size
             WHEN 'complete' THEN e.complete_size
         END AS mask_size
     FROM signal_probs AS s
     JOIN clips AS c USING (clip_id)
-    JOIN models AS m ON m.model = s.source_model
-    JOIN tasks AS t ON t.task = m.task
-    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
+    JOIN bounds AS b ON b.model = s.source_model
     LEFT JOIN explanations AS e
         ON e.model = s.source_model AND e.clip_id = s.clip_id AND e.params_hash = s.params_hash
     WHERE s.kind IN ('sufficient', 'complete')
-      AND coalesce(s.params_hash = hash, p.shown)
+),
+cells AS (
+    SELECT
+        dataset,
+        kind,
+        source_model,
+        target_model,
+        params_hash,
+        count(*) AS n_signals,
+        avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END) AS beta,
+        avg(CASE WHEN confident THEN 1.0 ELSE 0.0 END) AS beta_entropy_only,
+        count(*) FILTER (WHERE mask_size = 0) AS n_empty,
+        avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE mask_size > 0) AS beta_nonempty
+    FROM signals
+    GROUP BY dataset, kind, source_model, target_model, params_hash
+),
+sets AS (
+    SELECT m.model, m.task, p.params_hash
+    FROM models AS m
+    JOIN parameter_sets AS p ON p.task = m.task
+    WHERE coalesce(p.params_hash = hash, p.shown)
 )
 SELECT
-    task,
-    dataset,
-    kind,
-    source_model,
-    target_model,
-    count(*) AS n_signals,
-    avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END) AS beta,
-    avg(CASE WHEN confident THEN 1.0 ELSE 0.0 END) AS beta_entropy_only,
-    count(*) FILTER (WHERE mask_size = 0) AS n_empty,
-    avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END)
-        FILTER (WHERE mask_size > 0) AS beta_nonempty,
-    params_hash
-FROM signals
-GROUP BY task, dataset, kind, source_model, target_model, params_hash;
+    w.task,
+    x.dataset,
+    x.kind,
+    x.source_model,
+    x.target_model,
+    x.n_signals,
+    x.beta,
+    x.beta_entropy_only,
+    x.n_empty,
+    x.beta_nonempty,
+    x.params_hash
+FROM cells AS x
+JOIN sets AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;
