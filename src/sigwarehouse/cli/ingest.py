@@ -125,8 +125,9 @@ def ingest(
         None,
         "--ray",
         metavar="ADDRESS",
-        help="Compute on a Ray cluster: one actor per GPU (a CPU actor per core where "
-        "there is none) loads the models once and explains the batches this process "
+        help="Compute on a Ray cluster instead of in this process (default: here): one "
+        "actor per GPU (a CPU actor per core where there is none) loads the models once "
+        "and explains the batches this process "
         "sends; this process alone writes the warehouse. ADDRESS: `auto` (the cluster "
         "this machine joined with `ray start`), `HOST:6379` or `ray://HOST:10001`, or "
         f"`{RAY_LOCAL}` (a Ray instance started for this job on this machine; RAY_ADDRESS "

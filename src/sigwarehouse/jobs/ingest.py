@@ -259,15 +259,22 @@ def stored_masks(
 ) -> list[ingest_batch.StoredMasks]:
     """The stored masks of (source model, clip) pairs that cross-filling evaluates."""
     with warehouse.opened(path, read_only=read_only) as con:
-        return con.execute(
-            "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
-            " e.complete_mask, (SELECT list(r.mask ORDER BY r.rank) FROM sufficient_ranks r"
-            "  WHERE r.model = e.model AND r.clip_id = e.clip_id"
-            "  AND r.params_hash = e.params_hash) FROM explanations e JOIN"
-            " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
-            " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
-            [[m for m, _ in pairs], [c for _, c in pairs], params_hash],
-        ).fetchall()
+        return stored_masks_on(con, pairs, params_hash)
+
+
+def stored_masks_on(
+    con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, int]], params_hash: str
+) -> list[ingest_batch.StoredMasks]:
+    """stored_masks on an open connection."""
+    return con.execute(
+        "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
+        " e.complete_mask, (SELECT list(r.mask ORDER BY r.rank) FROM sufficient_ranks r"
+        "  WHERE r.model = e.model AND r.clip_id = e.clip_id"
+        "  AND r.params_hash = e.params_hash) FROM explanations e JOIN"
+        " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
+        " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
+        [[m for m, _ in pairs], [c for _, c in pairs], params_hash],
+    ).fetchall()
 
 
 def write_rows(write: writer.BatchWriter, rows: ingest_batch.BatchRows) -> None:
