@@ -9,13 +9,15 @@ started here (`ray.init(num_cpus=2, num_gpus=4)`, logical GPUs; the actors run o
 CPU), with the light parameters of the tests. Checks that both store the same rows,
 then prints per batch:
 
-  - local: the local job's wall time per batch;
+  - local: the local job's wall time per batch (torch on one thread, as each actor is);
   - actor: the seconds an actor spent on a batch (decoding its audio, the search,
     evaluating the signals, Arrow);
   - driver: the driver's own seconds per batch (reading the batch's inputs from the
     warehouse; taking a result in and handing it to the writer thread);
   - overhead: (wall time of the Ray loop - actor seconds / actors) / batches: the time
     per batch the actors were not computing, i.e. what Ray and the driver add;
+  - actor gap: the mean time between one batch's return and the next one's start on an
+    actor (its result stored, the next task fetched and unpacked): Ray's own share;
   - ray vs local: the Ray run's seconds per batch minus the local run's (each from its
     `runs` row: from the run's start, after the models loaded, to its end).
 
@@ -74,8 +76,17 @@ def main() -> None:
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--clips-per-batch", type=int, default=1)
     ap.add_argument("--model", default="sp1")
+    ap.add_argument(
+        "--local-threads",
+        type=int,
+        default=1,
+        help="torch threads of the local run (default 1: what Ray gives each actor)",
+    )
     args = ap.parse_args()
     import ray
+    import torch
+
+    torch.set_num_threads(args.local_threads)
 
     folder = Path(tempfile.mkdtemp(prefix="bench_ray_"))
     try:
@@ -109,6 +120,8 @@ def main() -> None:
         print(f"  actor        {t['actor_s'] / n * 1e3:8.1f} ms/batch")
         print(f"  driver       {t['driver_s'] / n * 1e3:8.1f} ms/batch")
         print(f"  overhead     {overhead * 1e3:8.1f} ms/batch (wall - actor seconds / actors)")
+        gap = t.get("gap_s", 0.0) / max(t.get("gaps", 0), 1)
+        print(f"  actor gap    {gap * 1e3:8.1f} ms/batch (between an actor's batches)")
         ray_run_s = summary.counters.total_seconds
         print(f"  ray vs local {(ray_run_s - local_s) / n * 1e3:+8.1f} ms/batch (run seconds)")
         print(f"  start-up     {ray_total - ray_run_s:8.1f} s once (actors, models)")

@@ -25,7 +25,7 @@ from light_params import PARAMS
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
-from sigwarehouse.jobs import ingest
+from sigwarehouse.jobs import ingest, shards
 
 ray = pytest.importorskip("ray")
 from sigwarehouse.jobs import on_ray  # noqa: E402  (after the skip: it is the Ray path)
@@ -236,10 +236,23 @@ def test_shards_merged_store_exactly_the_rows_of_a_local_run_however_often_merge
 def test_merge_refuses_a_shard_of_another_warehouse(
     base: Path, tmp_path: Path, wh_path: Path
 ) -> None:
-    shard = _copy(base, tmp_path, "not_a_shard_of_it.duckdb")  # holds FIRST's rows
-    result = sigwh(wh_path, "merge", str(shard))  # an empty warehouse: no such clips
+    with warehouse.opened(base, read_only=True) as con:
+        row = con.execute("SELECT * FROM original_probs ORDER BY ALL LIMIT 1").fetchall()[0]
+    # a shard of base as an ingest job starts it (its clip recorded), with one row
+    shard = shards.open_shard(tmp_path / "shard.duckdb", base, [row[1]])
+    with warehouse.opened(shard) as into:
+        into.execute("INSERT INTO original_probs VALUES (?, ?, ?, ?, ?, ?)", row)
+    other = _copy(base, tmp_path, "other.duckdb")  # the same clip ids, other files
+    with warehouse.opened(other) as con:
+        con.execute("UPDATE clips SET sha256 = 'another file'")
+    result = sigwh(other, "merge", str(shard))
     assert result.exit_code == 1
-    assert "made from another warehouse" in result.output
+    assert "was made from another warehouse" in result.output
+    assert sigwh(base, "merge", str(shard)).exit_code == 0  # its own warehouse takes it
+    not_a_shard = _copy(base, tmp_path, "not_a_shard.duckdb")
+    result = sigwh(wh_path, "merge", str(not_a_shard))  # a warehouse has clips, but not here
+    assert result.exit_code == 1
+    assert "was made from another warehouse" in result.output
     result = sigwh(wh_path, "ingest", "--model", FIRST, "--into", str(wh_path))
     assert result.exit_code == 1 and "is the warehouse itself" in result.output
 

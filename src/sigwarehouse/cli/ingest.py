@@ -219,11 +219,13 @@ def ingest(
             per_label=per_label,
             shard=_parse_shard(shard),
         )
-    if into is not None:
-        into = shards.open_shard(into, path)
+    if into is not None and into.exists():  # a rerun: less what the shard holds
         plan = shards.without_stored(plan, into)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:
+        if into is not None:
+            touched = {*plan.clip_ids, *(clip for _, clip in plan.cross_fill)}
+            shards.open_shard(into, path, sorted(touched))
         with job.progress_bar(plan) as progress:
             if ray is not None:
                 return on_ray.run_ingest_ray(

@@ -23,7 +23,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +73,13 @@ class IngestWorker:
         # (models.trust.resolve); the worker loads them as they are.
         loaded = load_models(records, labels, self.device, ModelSource(trust_warehouse=True))
         self.models = {name: runs.timed(clf, self.counters) for name, clf in loaded.items()}
+        self.returned: float | None = None  # when the last batch's method returned
 
     def where(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()} ({self.device})"
+        import torch
+
+        threads = torch.get_num_threads()  # Ray sets OMP_NUM_THREADS to the actor's CPUs
+        return f"{socket.gethostname()}:{os.getpid()} ({self.device}, {threads} thread(s))"
 
     def prepare(
         self, plan: IngestPlan, auto_batch: bool, longest: int | None
@@ -130,13 +134,14 @@ class IngestWorker:
         self, rows: ingest_batch.BatchRows, before: tuple[int, float], started: float
     ) -> dict:
         payload = rows.to_arrow()
-        # the seconds this batch took here, Arrow included: what the driver's overhead
-        # per batch is measured against (counters.extra["ray"])
-        return {
-            **payload,
-            "spent": self._since(before),
-            "seconds": time.perf_counter() - started,
-        }
+        now = time.perf_counter()
+        # The seconds this batch took here (Arrow included), and the gap since the last
+        # batch returned: Ray's cost per batch on this side (the result stored, the next
+        # task fetched, its inputs unpacked) plus any wait for work. The driver sums
+        # both into counters.extra["ray"], where the overhead per batch is read from.
+        gap = None if self.returned is None else started - self.returned
+        self.returned = now
+        return {**payload, "spent": self._since(before), "seconds": now - started, "gap": gap}
 
 
 @dataclass
@@ -256,6 +261,9 @@ def _drive(
         "ray", {"batches": 0, "actor_s": 0.0, "driver_s": 0.0, "wall_s": 0.0}
     )
     started = time.perf_counter()
+    # What actors need of the plan: not its lists of clips, which at study scale would
+    # be pickled again with every batch.
+    slim = replace(plan, clip_ids=[], cross_fill=[])
 
     def submit(slot: int, item: _Work) -> None:
         if not item.args:  # read the inputs once; a resubmission reuses them
@@ -264,7 +272,7 @@ def _drive(
             _read_inputs(path, plan, [item, *ahead])
             timing["driver_s"] += time.perf_counter() - begin
         method = getattr(pool[slot], item.kind)
-        ref = method.remote(plan, run.run_id, *item.args)
+        ref = method.remote(slim, run.run_id, *item.args)
         in_flight[ref] = (slot, pool[slot], item)
         load[slot] += 1
 
@@ -301,6 +309,9 @@ def _drive(
         timing["driver_s"] += time.perf_counter() - begin
         timing["actor_s"] += payload["seconds"]
         timing["batches"] += 1
+        if payload["gap"] is not None:
+            timing["gaps"] = timing.get("gaps", 0) + 1
+            timing["gap_s"] = timing.get("gap_s", 0.0) + payload["gap"]
         timing["wall_s"] = time.perf_counter() - started
         if progress and item.kind == "explain":
             progress(len(item.items), counters)

@@ -46,11 +46,27 @@ def refuse_self(into: Path, main: Path) -> None:
         )
 
 
-def open_shard(into: Path, main: Path) -> Path:
+# The clips' identity that a shard carries (its `clips` rows, without the audio), so
+# that a merge can tell the clips its rows name are the warehouse's own.
+CLIP_COLUMNS = (
+    "clip_id", "dataset", "path", "sha256", "label", "duration_s", "native_sample_rate",
+    "native_channels", "native_subtype", "n_samples",
+)  # fmt: skip
+
+
+def open_shard(into: Path, main: Path, clip_ids: list[int]) -> Path:
     """Create the shard file (or bring an existing one, a job's earlier try, to the
-    current schema)."""
+    current schema), and record in it which clips of `main` its job works on."""
     refuse_self(into, main)
     path, _ = warehouse.init(into)
+    cols = ", ".join(CLIP_COLUMNS)
+    with warehouse.opened(main, read_only=True) as con:
+        rows = con.execute(
+            f"SELECT {cols} FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))",
+            [list(clip_ids)],
+        ).fetchall()
+    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+        runs.insert_rows(con, [runs.Rows("clips", CLIP_COLUMNS, rows)])
     return path
 
 
@@ -240,21 +256,29 @@ def _check_clips(
     con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyConnection, shard: Path, path: Path
 ) -> None:
     """Refuse a shard made from another warehouse: clip ids are numbered per warehouse,
-    so its rows would land on other clips. Every clip it names must exist here."""
-    clip_ids = [
-        c
-        for (c,) in source.execute(
-            "SELECT DISTINCT clip_id FROM explanations UNION SELECT DISTINCT clip_id"
-            " FROM signal_probs UNION SELECT DISTINCT clip_id FROM original_probs"
-        ).fetchall()
-    ]
-    if not clip_ids:
+    so its rows would land on other clips. Every clip its rows name must be one the
+    shard recorded (open_shard) and the same file here (dataset, path and sha256)."""
+    named = source.execute(
+        "SELECT DISTINCT clip_id FROM explanations UNION SELECT DISTINCT clip_id"
+        " FROM signal_probs UNION SELECT DISTINCT clip_id FROM original_probs"
+    ).fetchall()
+    if not named:
         return
-    known = con.execute(
-        "SELECT count(*) FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))", [clip_ids]
-    ).fetchall()[0][0]
-    if known != len(clip_ids):
+    ids = [c for (c,) in named]
+    query = (
+        "SELECT clip_id, dataset, path, sha256 FROM clips"
+        " WHERE clip_id IN (SELECT unnest(?::INTEGER[])) ORDER BY clip_id"
+    )
+    theirs = source.execute(query, [ids]).fetchall()
+    ours = con.execute(query, [ids]).fetchall()
+    if len(theirs) != len(ids):
         raise SigwhError(
-            f"{shard} names {len(clip_ids) - known} clip id(s) that {path} does not have: "
-            "it was made from another warehouse; merge it into the file its jobs read"
+            f"{shard} does not record the clips its rows name: it was not written by "
+            "`sigwh ingest --into`; nothing merged"
+        )
+    if theirs != ours:
+        differ = len(set(theirs) - set(ours))
+        raise SigwhError(
+            f"{shard} was made from another warehouse: {differ} of its {len(ids)} clip id(s) "
+            f"name other clips (or none) in {path}; merge it into the file its jobs read"
         )
