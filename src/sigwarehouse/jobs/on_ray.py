@@ -295,7 +295,10 @@ def _drive(
             if pool[slot] is actor:  # the first of its batches to come back: replace it
                 replaced += 1
                 pool[slot] = start_actor()
-                ray.get(pool[slot].prepare.remote(plan, False, None))
+                # Not waited for: an actor runs its calls in order, so the batches sent
+                # next run after it, and the other actors' results keep being stored
+                # while this one loads its models.
+                pool[slot].prepare.remote(plan, False, None)
                 counters.extra["actors_replaced"] = replaced
             work.appendleft(item)
             continue
