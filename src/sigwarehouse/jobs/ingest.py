@@ -425,7 +425,7 @@ def _runtime_choices(
     runtime choices: each model's dtype and attention kernel, how the batch was sized.
 
     Only the explained model runs in lower precision, and only for its search: the other
-    models' answers are all stored probabilities, which are float32 (see _explain_batch).
+    models' answers are all stored probabilities, which are float32 (see ingest_batch.explain_rows).
     """
     import torch
 
