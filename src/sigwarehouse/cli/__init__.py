@@ -295,7 +295,7 @@ def _register() -> None:
     from sigwarehouse.cli.corpus import corpus_app
     from sigwarehouse.cli.dataset import dataset_app
     from sigwarehouse.cli.deepfake import asr, compose, transfer_label
-    from sigwarehouse.cli.ingest import ingest
+    from sigwarehouse.cli.ingest import ingest, merge
     from sigwarehouse.cli.report import report
     from sigwarehouse.cli.zoo import zoo_app
 
@@ -304,6 +304,7 @@ def _register() -> None:
     app.add_typer(corpus_app, name="corpus")
     app.add_typer(zoo_app, name="zoo")
     app.command()(ingest)
+    app.command()(merge)
     app.command()(report)
     app.command("compose")(compose)
     app.command("transfer-label")(transfer_label)

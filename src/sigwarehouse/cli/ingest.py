@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -12,6 +13,7 @@ from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 
 # The defaults shown in --help are the parameters' own; the demo uses the "quick" preset.
 DEFAULTS = FreqrexParams()
+RAY_LOCAL = "local"  # --ray local: ray.init's own choice (RAY_ADDRESS, else a new instance)
 
 
 def _parse_batch_size(text: str) -> int | None:
@@ -108,7 +110,33 @@ def ingest(
     shard: str | None = typer.Option(
         None,
         help="i/n: only clips whose id % n == i, to split a job across processes "
-        "(default: every clip).",
+        "(default: every clip). With --into, each shard writes its own file, e.g. one "
+        "per task of a SLURM array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.",
+    ),
+    into: Path | None = typer.Option(
+        None,
+        metavar="SHARD.duckdb",
+        help="Write the results into this shard file (created if missing) instead of the "
+        "warehouse, which is then only read: many shard jobs can run at once on the same "
+        "warehouse. Fold them in afterwards with `sigwh merge SHARD...`. A rerun of the "
+        "same command does only what neither file holds.",
+    ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="Compute on a Ray cluster instead of in this process (default: here): one "
+        "actor per GPU (a CPU actor per core where there is none) loads the models once "
+        "and explains the batches this process "
+        "sends; this process alone writes the warehouse. ADDRESS: `auto` (the cluster "
+        "this machine joined with `ray start`), `HOST:6379` or `ray://HOST:10001`, or "
+        f"`{RAY_LOCAL}` (a Ray instance started for this job on this machine; RAY_ADDRESS "
+        "when set). Needs `pip install 'sigwarehouse[ray]'` on every node.",
+    ),
+    actors: int | None = typer.Option(
+        None,
+        min=1,
+        help="With --ray: how many actors (default: one per GPU of the cluster, else one per CPU).",
     ),
     preset: str = typer.Option(
         "default",
@@ -168,7 +196,19 @@ def ingest(
         import torch
 
         torch.set_num_threads(threads)
+    if ray is not None and into is not None:
+        fail("--ray and --into: choose one (a Ray driver writes the warehouse itself)")
+    if actors is not None and ray is None:
+        fail("--actors goes with --ray")
+    if ray is not None:
+        from sigwarehouse.jobs import on_ray
+
+        on_ray.import_ray()  # before planning: say how to install it at once
     path = warehouse_path()
+    if into is not None:
+        from sigwarehouse.jobs import shards
+
+        shards.refuse_self(into, path)
     with warehouse.opened(path, read_only=True) as con:
         warehouse.require_current(con, path)
         plan = job.plan_ingest(
@@ -180,17 +220,33 @@ def ingest(
             per_label=per_label,
             shard=_parse_shard(shard),
         )
+    if into is not None and into.exists():  # a rerun: less what the shard holds
+        plan = shards.without_stored(plan, into)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:
-        on = devices.default_device(device)
+        if into is not None:
+            touched = {*plan.clip_ids, *(clip for _, clip in plan.cross_fill)}
+            shards.open_shard(into, path, sorted(touched))
         with job.progress_bar(plan) as progress:
+            if ray is not None:
+                return on_ray.run_ingest_ray(
+                    path,
+                    plan,
+                    address=None if ray == RAY_LOCAL else ray,
+                    device=device,
+                    actors=actors,
+                    clips_per_batch=clips_per_batch,
+                    progress=progress,
+                    auto_batch=fixed_batch is None,
+                )
             return job.run_ingest(
                 path,
                 plan,
-                device=on,
+                device=devices.default_device(device),
                 clips_per_batch=clips_per_batch,
                 progress=progress,
                 auto_batch=fixed_batch is None,
+                into=into,
             )
 
     try:
@@ -198,3 +254,21 @@ def ingest(
     except KeyboardInterrupt:
         typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
         raise typer.Exit(130) from None
+
+
+@friendly_errors
+def merge(
+    shards: list[Path] = typer.Argument(
+        ..., metavar="SHARD", help="Shard files written by `sigwh ingest --into`."
+    ),
+) -> None:
+    """Fold shard files into the warehouse (each shard in one transaction).
+
+    Rows keep their natural keys: a fact stored already is skipped, so merging a shard
+    twice, or a partial shard and later its complete version, stores each fact once;
+    each run keeps its latest status. A shard made from another warehouse is refused.
+    """
+    from sigwarehouse.jobs import shards as shard_files
+
+    for summary in shard_files.merge(warehouse_path(), shards):
+        typer.echo(summary.describe())

@@ -11,7 +11,10 @@ the same work store it once.
 
 Layout: one module per job (ingest, compose, label_transfer, asr), none importing
 another; what they share is `runs` (the run rows and the batch writes) and `skeleton`
-(plan → dry run → run, the recorded run, the chunks). What a job computes with lives
+(plan → dry run → run, the recorded run, the chunks). The ingest job has three
+helpers of its own: `ingest_batch` (what a batch computes, waves and models in, rows
+out), `on_ray` (the same batches on a Ray actor pool, this process the one writer) and
+`shards` (shard files written apart, and `sigwh merge`). What a job computes with lives
 below the jobs, where the analyses and the report use it too: `sigwarehouse.records`,
 `sigwarehouse.signals`, `sigwarehouse.probes`, `sigwarehouse.models`.
 """

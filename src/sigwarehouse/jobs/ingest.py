@@ -16,33 +16,24 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from sigwarehouse import devices, probes, warehouse
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs, writer
+from sigwarehouse.jobs import ingest_batch, runs, writer
 from sigwarehouse.jobs.skeleton import JobRun, chunks, job_run, timed_models
 from sigwarehouse.jobs.writer import HoldPolicy
-from sigwarehouse.models.scoring import entropy_bits, evaluate
 from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
-from sigwarehouse.signals import (
-    SIGNAL_KINDS,
-    derived_signals,
-    encode_responsibility,
-    evaluate_signals,
-)
+from sigwarehouse.signals import SIGNAL_KINDS
 
 if TYPE_CHECKING:
     import duckdb
-    import torch
 
+    from sigwarehouse.audio import ClipSource
     from sigwarehouse.models.base import AudioClassifier
 
 
@@ -197,19 +188,11 @@ def plan_ingest(
 
 # --- writing ----------------------------------------------------------------------------
 
-# The columns of each table's rows, in the order _explain_batch and evaluate_signals
-# build them.
-EXPLANATION_COLUMNS = (
-    "model", "clip_id", "params_hash", "run_id", "n_bins", "orig_class", "orig_conf",
-    "responsibility", "sufficient_mask", "sufficient_size", "sufficient_reason", "complete_mask",
-    "complete_size", "complete_reason", "queries", "minimality", "seconds",
-)  # fmt: skip
-ORIGINAL_COLUMNS = ("model", "clip_id", "probs", "top1", "entropy_bits", "run_id")
-RANK_COLUMNS = ("model", "clip_id", "params_hash", "rank", "mask", "size", "run_id")
-SIGNAL_COLUMNS = (
-    "source_model", "clip_id", "params_hash", "kind", "target_model", "source_class", "probs",
-    "top1", "entropy_bits", "run_id",
-)  # fmt: skip
+# The columns of each table's rows (defined with the computation that builds them).
+EXPLANATION_COLUMNS = ingest_batch.EXPLANATION_COLUMNS
+ORIGINAL_COLUMNS = ingest_batch.ORIGINAL_COLUMNS
+RANK_COLUMNS = ingest_batch.RANK_COLUMNS
+SIGNAL_COLUMNS = ingest_batch.SIGNAL_COLUMNS
 
 
 def batch_tables(
@@ -260,14 +243,43 @@ def ingest_writer(
     return writer.BatchWriter(path, run_id, counters, policy, to_tables=batch_tables)
 
 
-def _load_waves(path: Path, clip_ids: list[int], device: str) -> list[torch.Tensor]:
-    import torch
+def clip_sources(path: Path, clip_ids: list[int], *, read_only: bool = False) -> list[ClipSource]:
+    """Where the clips' audio is (blob or file), read from the warehouse at `path`.
 
-    from sigwarehouse.audio import load_clips
+    `read_only` for a shard job, which writes elsewhere; a job writing `path` opens it
+    as its writer thread does (one DuckDB instance per file and process)."""
+    from sigwarehouse.audio import clip_sources as sources
 
-    with warehouse.opened(path) as con:  # as the writer thread opens it (one DuckDB instance)
-        samples = load_clips(con, clip_ids)
-    return [torch.from_numpy(np.ascontiguousarray(s)).to(device) for s in samples]
+    with warehouse.opened(path, read_only=read_only) as con:
+        return sources(con, clip_ids)
+
+
+def stored_masks(
+    path: Path, pairs: list[tuple[str, int]], params_hash: str, *, read_only: bool = False
+) -> list[ingest_batch.StoredMasks]:
+    """The stored masks of (source model, clip) pairs that cross-filling evaluates."""
+    with warehouse.opened(path, read_only=read_only) as con:
+        return stored_masks_on(con, pairs, params_hash)
+
+
+def stored_masks_on(
+    con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, int]], params_hash: str
+) -> list[ingest_batch.StoredMasks]:
+    """stored_masks on an open connection."""
+    return con.execute(
+        "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
+        " e.complete_mask, (SELECT list(r.mask ORDER BY r.rank) FROM sufficient_ranks r"
+        "  WHERE r.model = e.model AND r.clip_id = e.clip_id"
+        "  AND r.params_hash = e.params_hash) FROM explanations e JOIN"
+        " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
+        " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
+        [[m for m, _ in pairs], [c for _, c in pairs], params_hash],
+    ).fetchall()
+
+
+def write_rows(write: writer.BatchWriter, rows: ingest_batch.BatchRows) -> None:
+    """Hand one batch's rows to the writer (its to_tables is batch_tables)."""
+    write(rows.explanations, rows.originals, rows.signals, rows.errors, rows.ranks)
 
 
 def _explain_batch(
@@ -277,81 +289,15 @@ def _explain_batch(
     models: dict[str, AudioClassifier],
     device: str,
     write: writer.BatchWriter,
+    source: Path | None = None,
 ) -> None:
-    """Explain a batch of clips with plan.model, evaluate their signals everywhere, store."""
-    from sigwarehouse.freqrex import explain
-    from sigwarehouse.freqrex.spectral import pack_mask
-    from sigwarehouse.models.precision import float32_only
-
-    run_id, counters = run.run_id, run.counters
-    params, ph = plan.params, plan.params.hash()
-    waves = _load_waves(run.path, clip_ids, device)
-    explainer = models[plan.model]
-    errors: list[dict] = []
-    # A clip on which the model gives NaN cannot be explained: record it, keep the rest.
-    # Every probability stored is the float32 model's (the search's mutants alone may
-    # run in lower precision: see freqrex.engine).
-    with float32_only():
-        first = evaluate(explainer, waves, params.batch_size)
-    finite = np.isfinite(first).all(axis=1)
-    for clip_id in np.asarray(clip_ids)[~finite]:
-        errors.append(
-            dict(model=plan.model, clip_id=int(clip_id), stage="original",
-                 error=f"model {plan.model} returned non-finite probabilities on the clip")
-        )  # fmt: skip
-    clip_ids = [c for c, ok in zip(clip_ids, finite, strict=True) if ok]
-    waves = [w for w, ok in zip(waves, finite, strict=True) if ok]
-    start = time.perf_counter()
-    try:
-        results = explain(explainer, waves, params) if waves else []
-    except Exception:  # find the clip that breaks the search: explain them one by one
-        results = []
-        for clip_id, wave in zip(clip_ids, waves, strict=True):
-            try:
-                results += explain(explainer, [wave], params)
-            except Exception as exc:
-                results.append(None)
-                errors.append(
-                    dict(model=plan.model, clip_id=clip_id, stage="search", error=repr(exc))
-                )
-    per_clip_s = (time.perf_counter() - start) / max(len(clip_ids), 1)
-    rows_e, rows_o, rows_r, signals = [], [], [], []
-    for clip_id, wave, ex in zip(clip_ids, waves, results, strict=True):
-        if ex is None:
-            continue
-        sufficient, complete = ex.sufficient_mask, ex.complete_mask
-        further = ex.extra_sufficient_masks  # verified by the engine, disjoint from rank 1
-        signals += derived_signals(
-            plan.model, clip_id, ex.label_index, wave, sufficient, complete, params, further
-        )
-        rows_r += [
-            (plan.model, clip_id, ph, rank, pack_mask(m), int(m.sum()), run_id)
-            for rank, m in enumerate(further, start=2)
-        ]
-        rows_e.append(
-            (
-                plan.model, clip_id, ph, run_id, ex.n_vars, ex.label_index, float(ex.confidence),
-                encode_responsibility(ex.responsibility),
-                None if sufficient is None else pack_mask(sufficient),
-                None if sufficient is None else int(sufficient.sum()), ex.sufficient_reason,
-                None if complete is None else pack_mask(complete),
-                None if complete is None else int(complete.sum()), ex.complete_reason,
-                int(ex.queries), json.dumps(ex.minimality), per_clip_s,
-            )
-        )  # fmt: skip
-        probs = np.asarray(ex.probs, dtype=np.float32)
-        rows_o.append(
-            (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
-             float(entropy_bits(probs[None])[0]), run_id)
-        )  # fmt: skip
-    with float32_only():
-        rows_s, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
-    errors += eval_errors
-    counters.clips_done += len(rows_e)
-    retried = sum(1 for ex in results if ex is not None and ex.float32_retry)
-    counters.extra["float32_retries"] = counters.extra.get("float32_retries", 0) + retried
-    counters.n_errors += len(errors)
-    write(rows_e, rows_o, rows_s, errors, rows_r)
+    """Explain a batch of clips with plan.model, evaluate their signals everywhere, store.
+    Audio is read from `source` (a shard job's main warehouse), else from the run's file."""
+    sources = clip_sources(source or run.path, clip_ids, read_only=source is not None)
+    waves = ingest_batch.load_waves(sources, device)
+    rows = ingest_batch.explain_rows(plan, clip_ids, waves, models, run.run_id)
+    rows.count_into(run.counters)
+    write_rows(write, rows)
 
 
 def _cross_fill_batch(
@@ -361,41 +307,17 @@ def _cross_fill_batch(
     target: AudioClassifier,
     device: str,
     write: writer.BatchWriter,
+    source: Path | None = None,
 ) -> None:
     """Evaluate other models' stored signals on plan.model and store the rows."""
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.models.precision import float32_only
-
-    path, run_id, counters = run.path, run.run_id, run.counters
-    ph = plan.params.hash()
-    with warehouse.opened(path) as con:
-        stored = con.execute(
-            "SELECT e.model, e.clip_id, e.n_bins, e.orig_class, e.sufficient_mask,"
-            " e.complete_mask, (SELECT list(r.mask ORDER BY r.rank) FROM sufficient_ranks r"
-            "  WHERE r.model = e.model AND r.clip_id = e.clip_id"
-            "  AND r.params_hash = e.params_hash) FROM explanations e JOIN"
-            " (SELECT unnest(?::VARCHAR[]) AS m, unnest(?::INTEGER[]) AS c) p"
-            " ON e.model = p.m AND e.clip_id = p.c WHERE e.params_hash = ?",
-            [[m for m, _ in pairs], [c for _, c in pairs], ph],
-        ).fetchall()
+    read, read_only = source or run.path, source is not None
+    stored = stored_masks(read, pairs, plan.params.hash(), read_only=read_only)
     clip_ids = sorted({row[1] for row in stored})
-    waves = dict(zip(clip_ids, _load_waves(path, clip_ids, device), strict=True))
-    signals = []
-    for source, clip_id, n, cls, suf, comp, further in stored:
-        signals += derived_signals(
-            source, clip_id, cls, waves[clip_id],
-            None if suf is None else unpack_mask(suf, n),
-            None if comp is None else unpack_mask(comp, n),
-            plan.params,
-            [unpack_mask(m, n) for m in further or []],
-        )  # fmt: skip
-    with float32_only():
-        rows, errors = evaluate_signals(
-            signals, {plan.model: target}, ph, plan.params.batch_size, run_id
-        )
-    counters.extra["cross_filled"] = counters.extra.get("cross_filled", 0) + len(stored)
-    counters.n_errors += len(errors)
-    write([], [], rows, errors)
+    sources = clip_sources(read, clip_ids, read_only=read_only)
+    waves = dict(zip(clip_ids, ingest_batch.load_waves(sources, device), strict=True))
+    rows = ingest_batch.cross_fill_rows(plan, stored, waves, target, run.run_id)
+    rows.count_into(run.counters)
+    write_rows(write, rows)
 
 
 def run_ingest(
@@ -407,6 +329,7 @@ def run_ingest(
     progress: Callable[[int, runs.RunCounters], None] | None = None,
     hold: HoldPolicy = HoldPolicy(),
     auto_batch: bool = False,
+    into: Path | None = None,
 ) -> IngestSummary:
     """Carry out a plan; returns the summary. Ctrl-C ends the run as `interrupted`.
 
@@ -419,6 +342,10 @@ def run_ingest(
     models/precision.py); `auto_batch` sizes its batches from the device's free memory
     (models/batching.py). Both are resolved here and stored with the run's parameters,
     with each model's precision and attention kernel (outside the parameter hash).
+
+    `into`: a shard file (jobs.shards) to write instead of `path`, which is then only
+    read (catalog, clips, other models' explanations), so many shard jobs can run at
+    once on one main warehouse; `sigwh merge` folds the shards in afterwards.
     """
     per_batch = clips_per_batch or devices.clips_per_batch(device)
     with warehouse.opened(path, read_only=True) as con:
@@ -429,6 +356,36 @@ def run_ingest(
     plan, runtime = _runtime_choices(plan, models, device, auto_batch, longest)
     from sigwarehouse.models.precision import float32_only  # torch: loaded with the models
 
+    source = path if into is not None else None  # where a shard job reads its clips
+    with started_run(into or path, plan, counters, runtime, device, hold) as (run, write):
+        if plan.probe_samples is not None:  # before any batch: no write is in flight yet
+            model = models[plan.model]
+            with float32_only():
+                rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
+            run.write([probe_table(rows)])
+        for batch in chunks(plan.clip_ids, per_batch):
+            _explain_batch(run, plan, batch, models, device, write, source)
+            run.clock()
+            if progress:
+                progress(len(batch), counters)
+        for pairs in chunks(plan.cross_fill, per_batch * 4):
+            _cross_fill_batch(run, plan, pairs, models[plan.model], device, write, source)
+            run.clock()
+    return run.summary
+
+
+@contextmanager
+def started_run(
+    path: Path,
+    plan: IngestPlan,
+    counters: runs.RunCounters,
+    runtime: dict,
+    device: str,
+    hold: HoldPolicy = HoldPolicy(),
+) -> Iterator[tuple[JobRun[IngestSummary], writer.BatchWriter]]:
+    """An ingest run on `path`: its parameter set stored, a `runs` row opened (and closed
+    with how the block ended), and the writer its batches go through. The local job and
+    the Ray driver (jobs.on_ray) both run inside it, so their runs are recorded alike."""
     with warehouse.opened(path) as con:
         con.execute(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
@@ -444,20 +401,7 @@ def run_ingest(
         ) as run,
         ingest_writer(path, run.run_id, counters, hold) as write,
     ):  # fmt: skip
-        if plan.probe_samples is not None:  # before any batch: no write is in flight yet
-            model = models[plan.model]
-            with float32_only():
-                rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
-            run.write([probe_table(rows)])
-        for batch in chunks(plan.clip_ids, per_batch):
-            _explain_batch(run, plan, batch, models, device, write)
-            run.clock()
-            if progress:
-                progress(len(batch), counters)
-        for pairs in chunks(plan.cross_fill, per_batch * 4):
-            _cross_fill_batch(run, plan, pairs, models[plan.model], device, write)
-            run.clock()
-    return run.summary
+        yield run, write
 
 
 def _longest_clip(con: duckdb.DuckDBPyConnection, clip_ids: list[int]) -> int | None:
@@ -481,7 +425,7 @@ def _runtime_choices(
     runtime choices: each model's dtype and attention kernel, how the batch was sized.
 
     Only the explained model runs in lower precision, and only for its search: the other
-    models' answers are all stored probabilities, which are float32 (see _explain_batch).
+    models' answers are all stored probabilities, which are float32 (see ingest_batch.explain_rows).
     """
     import torch
 

@@ -27,6 +27,7 @@ import duckdb
 from sigwarehouse import __version__
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import torch
 
     from sigwarehouse.models.base import AudioClassifier
@@ -249,8 +250,6 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
     anti-join, whose scan of the stored rows is limited to the batch's clip ids (so
     DuckDB's zone maps skip most of a big table).
     """
-    import pyarrow as pa
-
     keys = _primary_keys(con)
     for rows in batches:
         if not rows.rows:
@@ -269,11 +268,9 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
                 if k not in seen:
                     seen.add(k)
                     offered.append(r)
-        # one Arrow array per column: Arrow infers its type, DuckDB casts it on insert
-        arrays = [pa.array(c) for c in zip(*offered, strict=True)]
         name = f"_sigwh_rows_{rows.table}"
         cols = ", ".join(f'"{c}"' for c in rows.columns)
-        con.register(name, pa.table(arrays, names=list(rows.columns)))
+        con.register(name, arrow_table(Rows(rows.table, rows.columns, offered)))
         if rows.table in UNINDEXED_KEYS and rows.table not in keys:
             _insert_new_keys(con, rows, name, cols, offered)
         else:
@@ -282,6 +279,15 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
         # Not in a `finally`: after a failed INSERT the transaction is aborted and
         # unregister would raise over the real error; a later register replaces the name.
         con.unregister(name)
+
+
+def arrow_table(rows: Rows) -> pa.Table:
+    """The rows as an Arrow table, one array per column: Arrow infers each column's type
+    from the values and DuckDB casts it to the table's on insert."""
+    import pyarrow as pa
+
+    arrays = [pa.array(c) for c in zip(*rows.rows, strict=True)]
+    return pa.table(arrays, names=list(rows.columns))
 
 
 def _insert_new_keys(
