@@ -27,7 +27,7 @@ DEMO_PRESET = "quick"
 DEMO_PARAMS = PRESETS[DEMO_PRESET]
 # Clips of each label every model explains. `sigwh demo --all-clips` explains the whole
 # evaluation split.
-DEMO_PER_LABEL = 2
+DEMO_PER_LABEL = 1
 
 
 @dataclass
