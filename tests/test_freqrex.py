@@ -251,9 +251,11 @@ def test_no_clip_and_mask_is_queried_twice_outside_verification(tone_model, tone
 
 
 def test_explanations_do_not_depend_on_the_batch(tone_model):
+    """Masks, maps and every stored figure (queries, minimality, the sampled one of masks
+    over per_bin_limit included) are the same whichever clips share a batch."""
     waves, _ = tone_set(4, N_SAMPLES, seed=21)  # 16 clips
     clips = torch.from_numpy(waves)
-    params = FreqrexParams(seed=2, iterations=2)
+    params = FreqrexParams(seed=2, iterations=2, per_bin_limit=64)
     together = explain(tone_model, clips, params)
     alone = [explain(tone_model, clips[i : i + 1], params)[0] for i in range(len(clips))]
     in_fives = [
@@ -265,6 +267,10 @@ def test_explanations_do_not_depend_on_the_batch(tone_model):
             for field in ("sufficient_mask", "complete_mask"):
                 ma, mx = getattr(a, field), getattr(x, field)
                 assert (ma is None and mx is None) or ma.tobytes() == mx.tobytes()
+            spent = [{k: v for k, v in e.queries_by_phase.items() if v} for e in (a, x)]
+            assert a.queries == x.queries and spent[0] == spent[1]
+            assert a.minimality == x.minimality
+    assert any(e.complete_checked == 64 for e in together), "no mask took the sampled figure"
 
 
 def test_deterministic_for_a_seed(tone_model, tone_waves):
@@ -344,8 +350,8 @@ def test_params_are_stored_hashed_and_validated():
     assert FreqrexParams(batch_size=7).hash() == p.hash()  # runtime only
     assert FreqrexParams(seed=1).hash() != p.hash()
     # the engine version is in the hash: rows of an earlier engine stay apart
-    assert p.to_dict()["algorithm"] == 3
-    for old in (1, 2):
+    assert p.to_dict()["algorithm"] == 4
+    for old in (1, 2, 3):
         assert FreqrexParams(algorithm=old).hash() != p.hash()
         with pytest.raises(ValueError, match=f"engine version {old}"):
             explain(None, torch.zeros(1, 100), FreqrexParams(algorithm=old))

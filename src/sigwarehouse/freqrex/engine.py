@@ -221,7 +221,7 @@ def _explain(
         probs = oracle.originals()
     target = probs.argmax(dim=1).numpy()
     sigma = probs.max(dim=1).values.numpy().astype(np.float64)
-    ctx = Context(oracle, target, sigma, params)
+    ctx = Context(oracle, target, sigma, params, seeds)
     suff, comp = sufficient_property(params), complete_property(params)
 
     with precision.float32_only():  # "the empty mask suffices" is a returned mask too

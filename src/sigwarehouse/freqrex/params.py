@@ -28,8 +28,11 @@ DTYPES = ("float32", "bfloat16", "float16")
 # bins). 2: batch-independent, complete search on every clip, 1-minimal per bin up to
 # 512 bins after two certifications. 3: group testing at every granularity down to a
 # few bins per unit, guided by the slack each removal leaves; certification repeated
-# until none removable (up to 8 rounds); 1-minimal per bin up to 1024 bins.
-ALGORITHM_VERSION = 3
+# until none removable (up to 8 rounds); 1-minimal per bin up to 1024 bins. 4: the
+# sample behind a large mask's minimality figure is drawn from the clip's own seed (it
+# was drawn from its row in the batch), and slacks are rounded before they order
+# candidates, so that no stored figure depends on which clips share a batch.
+ALGORITHM_VERSION = 4
 
 
 @dataclass(frozen=True)

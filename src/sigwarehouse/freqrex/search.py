@@ -87,15 +87,23 @@ def complete_property(params: FreqrexParams) -> Property:
     return Property("complete", params.delta, needs_inverse=True)
 
 
+# Slacks only order candidates. They are rounded to this many decimals first, so that
+# the last-bit differences a model's output shows between batch compositions do not
+# reorder near-equal candidates (equal slacks keep their variable order).
+SLACK_DECIMALS = 6
+
+
 @dataclass
 class Context:
     """What every search step needs about the clips: the oracle, and per oracle row the
-    target class and the original confidence sigma."""
+    target class, the original confidence sigma and the clip's RNG entropy (its seed and
+    a hash of its samples: what a clip draws never depends on its batch)."""
 
     oracle: Oracle
     target: np.ndarray
     sigma: np.ndarray
     params: FreqrexParams
+    seeds: list[list[int]]
 
     def holds(
         self, prop: Property, clip: np.ndarray, phase: str, inverse_first: bool = False,
@@ -132,7 +140,7 @@ class Context:
             sub = {k: _take(v, idx) for k, v in mask_spec.items()}
             probs = yield MaskRequests(clip[idx], invert=np.full(len(idx), invert), **sub), phase
             ok[idx], half_room = test(probs, clip[idx])
-            room[idx] = np.minimum(room[idx], half_room)
+            room[idx] = np.minimum(room[idx], np.round(half_room, SLACK_DECIMALS))
         return (ok, room) if with_slack else ok
 
 
@@ -257,7 +265,7 @@ def minimise(
     if large.size:
         drops = []
         for k in large:
-            rng = np.random.default_rng([p.seed, int(clips[k]), int(sizes[k])])
+            rng = np.random.default_rng([*ctx.seeds[int(clips[k])], int(sizes[k])])
             picked = np.sort(rng.choice(np.flatnonzero(masks[k]), PER_BIN_SAMPLE, replace=False))
             drops += [[(int(v), int(v) + 1)] for v in picked]
         owner = np.repeat(large, PER_BIN_SAMPLE)
