@@ -98,11 +98,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _model(path: Path, model: str):
     con = duckdb.connect(str(path), read_only=True)
-    labels, ref = con.execute(
-        "SELECT t.labels, m.ref FROM models m JOIN tasks t USING (task) WHERE model = ?", [model]
+    labels, kind, ref = con.execute(
+        "SELECT t.labels, m.kind, m.ref FROM models m JOIN tasks t USING (task) WHERE model = ?",
+        [model],
     ).fetchone()
     con.close()
-    return load_classifier("zoo", ref, list(labels))
+    return load_classifier(kind, ref, list(labels))
 
 
 def _top1(clf, x: np.ndarray) -> np.ndarray:
