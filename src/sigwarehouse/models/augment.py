@@ -57,13 +57,21 @@ def eq_curve(b: int, n: int, gen: torch.Generator, sample_rate: int = SAMPLE_RAT
     centre = _uniform(b, math.log2(100 / 20), math.log2(6000 / 20), gen)
     peak = _uniform(b, -PEAK_DB, PEAK_DB, gen) * torch.exp(-0.5 * ((octaves - centre) / 0.5) ** 2)
     gain = 10 ** ((tilt + peak) / 20)
-    # band-limiting with a smooth (4th-order Butterworth-shaped) edge
+    # band-limiting, on some clips: an infinite low-pass or a zero high-pass is no filter
     lowpass = torch.rand(b, 1, generator=gen) < P_LOWPASS
-    cutoff = _uniform(b, 6000.0, 7500.0, gen)
-    gain = torch.where(lowpass, gain / torch.sqrt(1 + (freqs / cutoff) ** 8), gain)
+    cutoff = torch.where(lowpass, _uniform(b, 6000.0, 7500.0, gen), torch.inf)
     highpass = torch.rand(b, 1, generator=gen) < P_HIGHPASS
-    corner = _uniform(b, 50.0, 250.0, gen)
-    return torch.where(highpass, gain / torch.sqrt(1 + (corner / freqs.clamp(min=1.0)) ** 8), gain)
+    corner = torch.where(highpass, _uniform(b, 50.0, 250.0, gen), 0.0)
+    return band_limit(gain, freqs, cutoff, corner)
+
+
+def band_limit(
+    curve: torch.Tensor, freqs: torch.Tensor, lowpass_hz: torch.Tensor, highpass_hz: torch.Tensor
+) -> torch.Tensor:
+    """`curve` followed by a low-pass and a high-pass with smooth edges (4th-order
+    Butterworth magnitudes: -3 dB at the corner, -24 dB per octave beyond)."""
+    curve = curve / torch.sqrt(1 + (freqs / lowpass_hz) ** 8)
+    return curve / torch.sqrt(1 + (highpass_hz / freqs.clamp(min=1.0)) ** 8)
 
 
 def random_eq(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
