@@ -47,8 +47,14 @@ def time_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.roll(x[i], int(shifts[i])) for i in range(b)])
 
 
-def eq_curve(b: int, n: int, gen: torch.Generator, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Random amplitude responses (b, n // 2 + 1) over the rfft bins of an n-sample clip."""
+def eq_curve(
+    b: int, n: int, gen: torch.Generator, sample_rate: int = SAMPLE_RATE, eq_scale: float = 1.0
+) -> torch.Tensor:
+    """Random amplitude responses (b, n // 2 + 1) over the rfft bins of an n-sample clip.
+
+    `eq_scale` scales the tilt and peak (in dB; 0 leaves only the band-limiting). The
+    random draws are the same whatever the scale, so other steps see the same numbers.
+    """
     freqs = torch.fft.rfftfreq(n, 1 / sample_rate)
     octaves = torch.log2(freqs.clamp(min=20.0) / 20.0)  # 0 at 20 Hz, ~8.6 at 8 kHz
     span = octaves.max().clamp(min=1.0)
@@ -56,7 +62,7 @@ def eq_curve(b: int, n: int, gen: torch.Generator, sample_rate: int = SAMPLE_RAT
     # one peaking band, an octave wide (Gaussian in log-frequency), centre 100 Hz..6 kHz
     centre = _uniform(b, math.log2(100 / 20), math.log2(6000 / 20), gen)
     peak = _uniform(b, -PEAK_DB, PEAK_DB, gen) * torch.exp(-0.5 * ((octaves - centre) / 0.5) ** 2)
-    gain = 10 ** ((tilt + peak) / 20)
+    gain = 10 ** (eq_scale * (tilt + peak) / 20)
     # band-limiting, on some clips: an infinite low-pass or a zero high-pass is no filter
     lowpass = torch.rand(b, 1, generator=gen) < P_LOWPASS
     cutoff = torch.where(lowpass, _uniform(b, 6000.0, 7500.0, gen), torch.inf)
@@ -74,10 +80,10 @@ def band_limit(
     return curve / torch.sqrt(1 + (highpass_hz / freqs.clamp(min=1.0)) ** 8)
 
 
-def random_eq(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def random_eq(x: torch.Tensor, gen: torch.Generator, eq_scale: float = 1.0) -> torch.Tensor:
     """Filter each clip with its own random EQ curve (see `eq_curve`)."""
     b, n = x.shape
-    return torch.fft.irfft(torch.fft.rfft(x) * eq_curve(b, n, gen), n=n)
+    return torch.fft.irfft(torch.fft.rfft(x) * eq_curve(b, n, gen, eq_scale=eq_scale), n=n)
 
 
 def random_gain(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -102,7 +108,19 @@ def add_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x + pink_noise(b, n, gen) * rms * 10 ** (-snr_db / 20) * on
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Shift, EQ, gain, then noise (so the SNR is that of the clip as the model hears it)."""
+def augment(x: torch.Tensor, gen: torch.Generator, eq_scale: float = 1.0) -> torch.Tensor:
+    """Shift, EQ, gain, then noise (so the SNR is that of the clip as the model hears it).
+
+    `eq_scale` scales the EQ's tilt and peak: 0 where the task's classes are spectral
+    shapes themselves (see `TASK_EQ_SCALE`).
+    """
     x = x.float()
-    return add_noise(random_gain(random_eq(time_shift(x, gen), gen), gen), gen)
+    return add_noise(random_gain(random_eq(time_shift(x, gen), gen, eq_scale), gen), gen)
+
+
+# The corpus's emotion classes *are* EQ settings (calm and sad low-passed at 4.5 and
+# 2.8 kHz, happy and angry with an added upper band of +0.5 and +1.2): a random tilt and
+# peak would relabel clips. With them AST scored 0.74 on the eval split and HuBERT reached
+# 0.42 training accuracy in 16 epochs. Emotion keeps the band-limiting (above 6 kHz and
+# below 250 Hz).
+TASK_EQ_SCALE = {"emotion": 0.0}
