@@ -85,3 +85,19 @@ def test_band_limit_has_its_corners_and_switches_off():
     assert db[1, 2] == pytest.approx(-3.01, abs=0.01)  # and at the high-pass corner
     assert db[1, 1] == pytest.approx(-24.1, abs=0.2)  # an octave below: -24 dB
     assert torch.equal(db[2], torch.zeros(len(freqs)))  # both off: exactly flat
+
+
+def test_emotion_keeps_only_the_band_limits():
+    """With eq_scale 0 (emotion) the curve is flat between the band edges, and the draws
+    are the same as at full depth, so every other step sees the same random numbers."""
+    assert augment.TASK_EQ_SCALE["emotion"] == 0.0
+    b, n = 200, 24000
+    curve = augment.eq_curve(b, n, _gen(), eq_scale=0.0)
+    freqs = torch.fft.rfftfreq(n, 1 / augment.SAMPLE_RATE)
+    mid = (freqs > 800) & (freqs < 2000)  # the filters there are within 2e-4 of 1
+    torch.testing.assert_close(curve[:, mid], torch.ones_like(curve[:, mid]), atol=2e-4, rtol=0)
+    assert curve.max() <= 1.0 and curve[:, freqs > 7900].min() < 0.5  # some clips low-passed
+    full, none = _gen(), _gen()
+    augment.eq_curve(b, n, full)
+    augment.eq_curve(b, n, none, eq_scale=0.0)
+    assert torch.equal(torch.rand(4, generator=full), torch.rand(4, generator=none))
