@@ -32,7 +32,7 @@ from torch import nn
 from sigwarehouse.errors import SigwhError
 
 META_FILE = "sigwh_zoo.json"
-WINDOW_S = 4  # Whisper and AST see a fixed window; the corpus clips are 1.5-4 s
+WINDOW_S = 4  # Whisper and AST see a fixed window; the corpus clips are 1-3.9 s long
 
 
 def _wave_extractor(sample_rate: int):
