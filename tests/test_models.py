@@ -177,7 +177,7 @@ def test_write_catalog_keeps_other_entries(tmp_path):
     side = tmp_path / "zoo" / "spoof" / "sp1.json"
     side.parent.mkdir(parents=True)
     meta = {"id": "sp1", "task": "spoof", "arch": "cnn1d-wave", "params": 7, "accuracy": 0.5}
-    side.write_text(json.dumps({**meta, "labels": ["real", "fake"]}))
+    side.write_text(json.dumps({"format": zoo.FORMAT, **meta, "labels": ["real", "fake"]}))
     hf_meta = {**meta, "id": "sp2", "family": "hubert-tiny", "arch": "hubert-tiny"}
     (tmp_path / "zoo" / "spoof" / "sp2").mkdir()
     hfzoo.write_meta(tmp_path / "zoo" / "spoof" / "sp2", {**hf_meta, "labels": ["real", "fake"]})

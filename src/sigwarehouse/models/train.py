@@ -439,7 +439,8 @@ def zoo_block(metas: list[dict[str, Any]], checkpoint_dir: Path, toml_dir: Path)
     lines = [BEGIN_ZOO]
     for m in metas:
         family = m.get("family", m["arch"])
-        kind = "hf" if family in hfzoo.FAMILIES else "zoo"
+        # the files decide: a sidecar of the CNN's format, else a Hugging Face directory
+        kind = "zoo" if m.get("format") == zoo.FORMAT else "hf"
         where = checkpoint_dir / m["task"] / m["id"]
         target = where if kind == "hf" else where.with_suffix(".safetensors")
         ref = os.path.relpath(target, toml_dir)
