@@ -138,8 +138,9 @@ class WaveformClassifier(nn.Module):
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters, frozen ones included (Whisper's fixed sinusoidal positions
+    are weights in the file too, and from_pretrained does not freeze them again)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def save(directory: str | Path, net: WaveformClassifier, meta: dict[str, Any]) -> Path:

@@ -313,7 +313,7 @@ def train_one(
     eq_scale = augment.TASK_EQ_SCALE.get(task, 1.0)
     torch.manual_seed(seed)
     net = _build(spec, labels, sample_rate)
-    params = zoo.count_params(net)
+    params = hfzoo.count_params(net)
     log(f"{model_id}: {spec.family}, {params} parameters, {epochs} epochs")
     start = time.perf_counter()
     fit(net, *train, epochs=epochs, lr=spec.lr, seed=seed, eq_scale=eq_scale, log=log)
