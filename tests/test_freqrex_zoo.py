@@ -112,11 +112,12 @@ def _check(model, wave: torch.Tensor, exp, params: FreqrexParams) -> None:
 
 
 def _two_models() -> list[Path]:
-    """One model of each of two tasks (the first checkpoint of each)."""
-    by_task: dict[str, Path] = {}
-    for ckpt in CHECKPOINTS:
-        by_task.setdefault(ckpt.parent.name, ckpt)
-    return list(by_task.values())[:2]
+    """One model of each of two tasks: the first task's CNN file and the second task's
+    first Hugging Face directory, so both loading paths are covered."""
+    tasks = sorted({ckpt.parent.name for ckpt in CHECKPOINTS})[:2]
+    cnn = [c for c in CHECKPOINTS if c.parent.name == tasks[0] and not c.is_dir()][:1]
+    hf = [c for c in CHECKPOINTS if len(tasks) > 1 and c.parent.name == tasks[1] and c.is_dir()]
+    return cnn + hf[:1]
 
 
 @pytest.mark.skipif(len(_two_models()) < 2, reason=f"needs zoo models of two tasks under {ZOO}")
