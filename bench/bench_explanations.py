@@ -1,7 +1,7 @@
 """What the engine's explanations are worth, measured from outside the engine.
 
     python bench/bench_explanations.py                      # mc1 and vc1, 12 clips each
-    python bench/bench_explanations.py --models data/zoo/spoof/sp2.safetensors --n-clips 6
+    python bench/bench_explanations.py --models data/zoo/spoof/sp2 --n-clips 6
 
 For each model, `--n-clips` evaluation clips (spread over the labels) are explained with
 the default parameters (or `--iterations N`), all in one call. Then, with plain numpy
@@ -56,7 +56,7 @@ class Recording:
 def load_model(path: Path):
     from sigwarehouse.models.loader import load_classifier, model_labels
 
-    return load_classifier("zoo", path, model_labels("zoo", path))
+    return load_classifier(_kind(path), path, model_labels(_kind(path), path))
 
 
 def load_clips(task: str, n: int) -> list[torch.Tensor]:
@@ -182,6 +182,13 @@ def main() -> None:
     print(f"parameters {params.hash()}: {params.to_dict()}")
     for path in args.models:
         bench_model(path, args.n_clips, params)
+
+
+def _kind(path) -> str:
+    """A zoo model is a Hugging Face directory (kind hf) or the CNN's file (kind zoo)."""
+    from pathlib import Path as _Path
+
+    return "hf" if _Path(path).is_dir() else "zoo"
 
 
 if __name__ == "__main__":

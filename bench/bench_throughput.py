@@ -1,7 +1,7 @@
 """Explanation throughput against the hardware: how close freqrex keeps the model busy.
 
     python bench/bench_throughput.py --device cuda --model hf-random-wav2vec2-base
-    python bench/bench_throughput.py --device cpu --model zoo:data/zoo/spoof/sp1.pt
+    python bench/bench_throughput.py --device cpu --model zoo:data/zoo/spoof/sp2
 
 Prints the end-to-end explanation throughput (model queries per second, including mask
 building, FFTs, inverse FFTs and all search logic) divided by the bare forward
@@ -15,7 +15,7 @@ Models:
                            re-centred and scaled on the benchmark clips, so predictions
                            vary with the input and the search runs its full course.
   hf-random-wav2vec2-tiny  the same, 2 small layers: a quick check of this script on CPU.
-  zoo:<path>               a zoo checkpoint (data/zoo/<task>/<id>.pt), its own labels.
+  zoo:<path>               a zoo model (data/zoo/<task>/<id>/ or <id>.safetensors), its own labels.
   toy                      the tiny tone model of sigwarehouse.freqrex.toy.
 Clips: deterministic synthetic 3 s clips (tones, chirps, noise) at 16 kHz.
 Only torch, transformers, numpy and this package's freqrex and models modules are used.
@@ -96,7 +96,7 @@ def load_model(spec: str, device: str, dtype: torch.dtype) -> AudioClassifier:
         from sigwarehouse.models.loader import load_classifier, model_labels
 
         path = spec[4:]
-        return load_classifier("zoo", path, model_labels("zoo", path), device=device)
+        return load_classifier(_kind(path), path, model_labels(_kind(path), path), device=device)
     raise SystemExit(f"unknown --model {spec!r}")
 
 
@@ -217,6 +217,13 @@ def main() -> None:
         f"THROUGHPUT RATIO (explain / bare forward, batch {args.batch_size}):"
         f" {rate / bare_mean:.3f}"
     )
+
+
+def _kind(path) -> str:
+    """A zoo model is a Hugging Face directory (kind hf) or the CNN's file (kind zoo)."""
+    from pathlib import Path as _Path
+
+    return "hf" if _Path(path).is_dir() else "zoo"
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ DRIVER = textwrap.dedent(
     else:
         from sigwarehouse.models.loader import load_classifier, model_labels
         path = spec["model"][4:]
-        clf = load_classifier("zoo", path, model_labels("zoo", path))
+        clf = load_classifier(_kind(path), path, model_labels(_kind(path), path))
 
 
     def ranking_of(resp):
@@ -307,7 +307,7 @@ def load_model(spec: str, n_samples: int, work: Path):
         from sigwarehouse.models.loader import load_classifier, model_labels
 
         path = spec[4:]
-        return load_classifier("zoo", path, model_labels("zoo", path))
+        return load_classifier(_kind(path), path, model_labels(_kind(path), path))
     raise SystemExit(f"unknown --model {spec!r} (toy or zoo:<checkpoint>)")
 
 
@@ -462,6 +462,13 @@ def main() -> None:
         f" {np.median(our_q) / fair_q:.3f}, sufficient only {np.median(our_q_suff) / fair_q:.3f};"
         f" sufficient bins {np.median([m.sum() for m in our_masks]) / fair_bins:.3f}"
     )
+
+
+def _kind(path) -> str:
+    """A zoo model is a Hugging Face directory (kind hf) or the CNN's file (kind zoo)."""
+    from pathlib import Path as _Path
+
+    return "hf" if _Path(path).is_dir() else "zoo"
 
 
 if __name__ == "__main__":

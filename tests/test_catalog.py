@@ -308,7 +308,8 @@ def test_missing_tasks_file(tmp_path: Path) -> None:
 
 
 def test_shipped_catalog_is_valid() -> None:
-    """The repository's own ingest/ loads (labels checked against the zoo's sidecars)."""
+    """The repository's own ingest/ loads (labels checked against the zoo's config.json files
+    and the CNN's sidecars)."""
     if not (REPO / "ingest" / "tasks.toml").is_file():
         pytest.skip("ingest/tasks.toml is not written yet")
     cat = catalog.load(REPO / "ingest")

@@ -1,7 +1,7 @@
 """The deepfake jobs and analyses (section 5) on the shipped spoof zoo and clips.
 
 One real warehouse is built for the module: three real and three fake evaluation clips,
-models sp1 and sp2 ingested with light freqrex parameters, then `compose`,
+models sp1 and sp5 ingested with light freqrex parameters, then `compose`,
 `transfer-label` and `asr` driven through their typer commands. Checks recompute what
 the jobs stored by independent paths (plain NumPy FFTs, a freshly loaded model, pystoi,
 rapidfuzz, SQL over the raw tables) rather than trusting the job code.
@@ -32,7 +32,7 @@ from sigwarehouse.models.loader import load_classifier
 from sigwarehouse.signals import map_mask
 
 REPO = Path(__file__).resolve().parents[1]
-TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp2"), 3
+TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp5"), 3
 ASR_CLIPS = 2  # clips whose signals pocketsphinx transcribes (about 0.4 s per signal)
 
 
@@ -88,21 +88,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for model in MODELS:
         _cli(path, "compose", "--model", model, "--device", "cpu")
     # Each zoo model gives one class to silence (its sufficient masks of that class keep
-    # nothing, so it has no composite of it): transfer the class that has one.
+    # nothing, so it has no composite of it): transfer the class that has one. sp1 (CNN)
+    # gives silence "real", sp5 (Whisper encoder) "fake"; sp2-sp4 also say "real".
     _cli(path, "transfer-label", "--model", "sp1", "--from", "fake", "--to", "real")
-    _cli(path, "transfer-label", "--model", "sp2", "--from", "real", "--to", "fake")
-    _cli(path, "transfer-label", "--model", "sp2", "--from", "real", "--mask", "members")
+    _cli(path, "transfer-label", "--model", "sp5", "--from", "real", "--to", "fake")
+    _cli(path, "transfer-label", "--model", "sp5", "--from", "real", "--mask", "members")
     _cli(path, "asr", "--model", "sp1", "--limit", str(ASR_CLIPS))
     return path
 
 
 def _model(path: Path, model: str):
     con = duckdb.connect(str(path), read_only=True)
-    labels, ref = con.execute(
-        "SELECT t.labels, m.ref FROM models m JOIN tasks t USING (task) WHERE model = ?", [model]
+    labels, kind, ref = con.execute(
+        "SELECT t.labels, m.kind, m.ref FROM models m JOIN tasks t USING (task) WHERE model = ?",
+        [model],
     ).fetchone()
     con.close()
-    return load_classifier("zoo", ref, list(labels))
+    return load_classifier(kind, ref, list(labels))
 
 
 def _top1(clf, x: np.ndarray) -> np.ndarray:
@@ -364,9 +366,9 @@ def test_jobs_are_idempotent_and_recorded_in_runs(built: Path) -> None:
     con.close()
     jobs = [(j, m, s) for j, m, s, _ in runs]
     assert jobs == [
-        ("compose", "sp1", "done"), ("compose", "sp2", "done"),
-        ("transfer-label", "sp1", "done"), ("transfer-label", "sp2", "done"),
-        ("transfer-label", "sp2", "done"), ("asr", None, "done"),
+        ("compose", "sp1", "done"), ("compose", "sp5", "done"),
+        ("transfer-label", "sp1", "done"), ("transfer-label", "sp5", "done"),
+        ("transfer-label", "sp5", "done"), ("asr", None, "done"),
     ]  # fmt: skip
     assert json.loads(runs[-1][3])["asr"] == "pocketsphinx"
     assert after["runs"] == before["runs"]  # reruns that find nothing to do start no run
@@ -452,7 +454,7 @@ def test_a_local_whisper_checkpoint_works_through_the_same_interface(
     _tiny_whisper(checkpoint)
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(built, copy)
-    _cli(copy, "asr", "--asr", str(checkpoint), "--model", "sp2", "--limit", "1")
+    _cli(copy, "asr", "--asr", str(checkpoint), "--model", "sp5", "--limit", "1")
     con = duckdb.connect(str(copy), read_only=True)
     rows = con.execute(
         "SELECT asr, kind, text FROM transcripts WHERE asr LIKE 'whisper:%'"
@@ -461,7 +463,7 @@ def test_a_local_whisper_checkpoint_works_through_the_same_interface(
     assert rows and {r[0] for r in rows} == {f"whisper:{checkpoint.resolve()}"}
     assert "original" in {r[1] for r in rows}
     assert all(isinstance(r[2], str) and "<|" not in r[2] for r in rows)
-    assert "nothing to do" in _cli(copy, "asr", "--asr", str(checkpoint), "--model", "sp2",
+    assert "nothing to do" in _cli(copy, "asr", "--asr", str(checkpoint), "--model", "sp5",
                                    "--limit", "1").output  # fmt: skip
 
 

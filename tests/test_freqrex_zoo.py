@@ -4,7 +4,8 @@ through the model with plain torch.fft and checked against its definition.
 One short clip per model (cut to 0.5 s) and a light parameter set keep the suite
 fast; the clip is the first evaluation clip, from a model-dependent offset, whose class
 differs from the class the model gives silence (so the full search runs).
-Skipped where the zoo has not been built (data/zoo/<task>/*.json with checkpoints).
+Skipped where the zoo has not been built (data/zoo/<task>/: Hugging Face directories and
+the CNN's .safetensors files).
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ CORPUS = ROOT / "data" / "corpus"
 
 
 def _checkpoints() -> list[Path]:
+    """Every zoo model: a save_pretrained directory (kind hf) or a CNN file (kind zoo)."""
     found = []
-    for sidecar in sorted(ZOO.glob("*/*.json")):
-        ckpt = [p for p in sidecar.parent.glob(sidecar.stem + ".*") if p.suffix != ".json"]
-        found += ckpt[:1]
-    return found
+    for path in sorted(ZOO.glob("*/*")):
+        if (path / "config.json").is_file() or path.suffix == ".safetensors":
+            found.append(path)
+    return sorted(found, key=lambda p: (p.parent.name, len(p.stem), p.stem))
+
+
+def _kind(ckpt: Path) -> str:
+    return "hf" if ckpt.is_dir() else "zoo"
 
 
 CHECKPOINTS = _checkpoints()
@@ -67,8 +73,8 @@ LIGHT = dict(
 def test_zoo_masks_meet_their_definitions(ckpt: Path):
     from sigwarehouse.models.loader import load_classifier, model_labels
 
-    labels = model_labels("zoo", ckpt)
-    model = load_classifier("zoo", ckpt, labels)
+    labels = model_labels(_kind(ckpt), ckpt)
+    model = load_classifier(_kind(ckpt), ckpt, labels)
     waves = _eval_clips(model, ckpt.parent.name, CHECKPOINTS.index(ckpt))
     params = FreqrexParams(seed=1, minimise_rounds=1, **LIGHT)
     for wave, exp in zip(waves, explain(model, waves, params), strict=True):
@@ -106,11 +112,12 @@ def _check(model, wave: torch.Tensor, exp, params: FreqrexParams) -> None:
 
 
 def _two_models() -> list[Path]:
-    """One model of each of two tasks (the first checkpoint of each)."""
-    by_task: dict[str, Path] = {}
-    for ckpt in CHECKPOINTS:
-        by_task.setdefault(ckpt.parent.name, ckpt)
-    return list(by_task.values())[:2]
+    """One model of each of two tasks: the first task's CNN file and the second task's
+    first Hugging Face directory, so both loading paths are covered."""
+    tasks = sorted({ckpt.parent.name for ckpt in CHECKPOINTS})[:2]
+    cnn = [c for c in CHECKPOINTS if c.parent.name == tasks[0] and not c.is_dir()][:1]
+    hf = [c for c in CHECKPOINTS if len(tasks) > 1 and c.parent.name == tasks[1] and c.is_dir()]
+    return cnn + hf[:1]
 
 
 @pytest.mark.skipif(len(_two_models()) < 2, reason=f"needs zoo models of two tasks under {ZOO}")
@@ -122,7 +129,7 @@ def test_zoo_explanations_do_not_depend_on_the_batch(ckpt: Path):
 
     from sigwarehouse.models.loader import load_classifier, model_labels
 
-    model = load_classifier("zoo", ckpt, model_labels("zoo", ckpt))
+    model = load_classifier(_kind(ckpt), ckpt, model_labels(_kind(ckpt), ckpt))
     files = sorted((CORPUS / ckpt.parent.name / "eval").rglob("*.flac"))[::4][:12]
     # 0.4 s and 0.5 s cuts: two lengths, so length groups are mixed in one call too
     waves = [

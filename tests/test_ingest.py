@@ -128,7 +128,12 @@ def test_stored_masks_keep_their_definitions_when_rerun(ingested: Path) -> None:
     """Re-run every stored mask through the model with plain numpy FFTs, not the engine."""
     con = duckdb.connect(str(ingested), read_only=True)
     labels = con.execute("SELECT labels FROM tasks WHERE task = ?", [TASK]).fetchone()[0]
-    refs = dict(con.execute("SELECT model, ref FROM models WHERE task = ?", [TASK]).fetchall())
+    refs = {
+        m: (kind, ref)
+        for m, kind, ref in con.execute(
+            "SELECT model, kind, ref FROM models WHERE task = ?", [TASK]
+        ).fetchall()
+    }
     rows = con.execute(
         "SELECT model, clip_id, n_bins, orig_class, orig_conf, sufficient_mask, complete_mask"
         " FROM explanations ORDER BY model, clip_id"
@@ -138,7 +143,7 @@ def test_stored_masks_keep_their_definitions_when_rerun(ingested: Path) -> None:
     delta = PARAMS.delta
     checked = 0
     for model, clip_id, n_bins, c, sigma, suf, comp in rows:
-        clf = load_classifier("zoo", refs[model], labels)
+        clf = load_classifier(*refs[model], labels)
         spectrum = np.fft.rfft(waves[clip_id].astype(np.float64))
         assert spectrum.shape[0] == n_bins
 

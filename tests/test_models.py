@@ -1,7 +1,9 @@
 """Model adapters: the committed zoo and Hugging Face checkpoints behind one interface.
 
 Zoo tests load the committed checkpoints exactly as ingestion does (through the
-catalog TOML and `load_classifier`) and score the committed eval split. Hugging Face
+catalog TOML and `load_classifier`: kind "hf" for the transformer families, "zoo" for
+the 1-D CNN) and score the committed eval split; tests/test_hf_zoo.py checks the
+Hugging Face directories themselves. Hugging Face
 tests save tiny randomly initialised models with `save_pretrained` into tmp dirs and
 compare the adapter (torch features) with the Hugging Face numpy pipeline.
 """
@@ -17,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.models import hfzoo, zoo
 from sigwarehouse.models import train as tr
-from sigwarehouse.models import zoo
 from sigwarehouse.models.loader import (
     LabelMappingError,
     load_classifier,
@@ -35,14 +38,25 @@ SR = 16000
 
 
 def _zoo_entries() -> list[dict]:
+    """The catalog entries whose files are the shipped zoo under data/zoo."""
+    zoo_dir = (ROOT / "data" / "zoo").resolve()
     entries = []
     for task in TASKS:
         path = INGEST / "models" / f"{task}.toml"
         if path.is_file():
             for m in tomllib.loads(path.read_text()).get("model", []):
-                if m["kind"] == "zoo":
-                    entries.append({**m, "ref": str((path.parent / m["ref"]).resolve())})
+                ref = (path.parent / m["ref"]).resolve()
+                if m["kind"] in ("zoo", "hf") and ref.is_relative_to(zoo_dir):
+                    entries.append({**m, "ref": str(ref)})
     return entries
+
+
+def _weight_bytes(entry: dict) -> int:
+    return (
+        hfzoo.weight_bytes(entry["ref"])
+        if entry["kind"] == "hf"
+        else Path(entry["ref"]).stat().st_size
+    )
 
 
 ZOO = _zoo_entries()
@@ -70,22 +84,22 @@ def eval_splits() -> dict:
 # --- the committed zoo ------------------------------------------------------------------
 
 
-def test_every_task_has_four_zoo_families_within_budget():
+def test_every_task_has_five_zoo_families_within_budget():
     assert set(ZOO_TASKS) == set(TASKS) - {"speech"}
     for task in ZOO_TASKS:
         entries = [m for m in ZOO if m["task"] == task]
-        assert len({m["backbone"] for m in entries}) >= 4, task
-    total = sum(Path(m["ref"]).stat().st_size for m in ZOO)
-    assert total <= 10 * 2**20
+        assert len({m["backbone"] for m in entries}) == 5, task
+        assert sum(m["kind"] == "hf" for m in entries) >= 4, task
+    assert sum(_weight_bytes(m) for m in ZOO) <= 12 * 10**6
 
 
 @pytest.mark.parametrize("entry", ZOO, ids=[m["id"] for m in ZOO])
 def test_zoo_model_reproduces_recorded_accuracy(entry, eval_splits):
     labels = TASKS[entry["task"]]["labels"]
-    clf = load_classifier("zoo", entry["ref"], labels)
+    clf = load_classifier(entry["kind"], entry["ref"], labels)
     waves, ys = eval_splits[entry["task"]]
     assert clf.labels == labels and clf.sample_rate == SR
-    assert clf.meta["params"] == entry["params"] == zoo.count_params(clf.model)
+    assert tr.read_meta(entry["ref"])["params"] == entry["params"] == hfzoo.count_params(clf.model)
     acc = tr.accuracy(clf, waves, ys)
     # one clip of slack for BLAS differences between machines
     assert acc == pytest.approx(entry["accuracy"], abs=1.01 / len(ys))
@@ -94,7 +108,7 @@ def test_zoo_model_reproduces_recorded_accuracy(entry, eval_splits):
 @pytest.mark.parametrize("entry", ZOO, ids=[m["id"] for m in ZOO])
 def test_zoo_batched_equals_unbatched_and_sums_to_one(entry, eval_splits):
     labels = TASKS[entry["task"]]["labels"]
-    clf = load_classifier("zoo", entry["ref"], labels)
+    clf = load_classifier(entry["kind"], entry["ref"], labels)
     waves = eval_splits[entry["task"]][0][::9][:4]
     n = min(len(w) for w in waves)
     x = torch.from_numpy(np.stack([w[:n] for w in waves]))
@@ -106,23 +120,25 @@ def test_zoo_batched_equals_unbatched_and_sums_to_one(entry, eval_splits):
 
 def test_zoo_probabilities_follow_task_order(eval_splits):
     """The same model under a permuted task label list permutes its columns accordingly."""
-    entry = next(m for m in ZOO if m["task"] == "emotion")
     labels = TASKS["emotion"]["labels"]
     x = torch.from_numpy(eval_splits["emotion"][0][0]).unsqueeze(0)
-    base = load_classifier("zoo", entry["ref"], labels)(x)
     permuted = labels[::-1]
-    other = load_classifier("zoo", entry["ref"], permuted)(x)
-    torch.testing.assert_close(other, base[:, [labels.index(t) for t in permuted]])
+    for kind in ("zoo", "hf"):
+        entry = next(m for m in ZOO if m["task"] == "emotion" and m["kind"] == kind)
+        base = load_classifier(kind, entry["ref"], labels)(x)
+        other = load_classifier(kind, entry["ref"], permuted)(x)
+        torch.testing.assert_close(other, base[:, [labels.index(t) for t in permuted]])
 
 
-def test_zoo_labels_are_read_without_torch():
-    ref = ZOO[0]["ref"]
+@pytest.mark.parametrize("kind", ["zoo", "hf"])
+def test_zoo_labels_are_read_without_torch(kind):
+    entry = next(m for m in ZOO if m["kind"] == kind)
     code = (
         "import sys; from sigwarehouse.models.loader import model_labels; "
-        f"print(model_labels('zoo', {ref!r})); assert 'torch' not in sys.modules"
+        f"print(model_labels({kind!r}, {entry['ref']!r})); assert 'torch' not in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(TASKS[ZOO[0]["task"]]["labels"])
+    assert out.stdout.strip() == str(TASKS[entry["task"]]["labels"])
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -135,20 +151,23 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 # --- training is seeded; the catalog block keeps hand-written entries ------------------
 
 
-def test_training_is_deterministic_and_round_trips(tmp_path, eval_splits):
+@pytest.mark.parametrize("model_id", ["sp1", "sp2"])  # the CNN file, a HuBERT directory
+def test_training_is_deterministic_and_round_trips(tmp_path, eval_splits, model_id):
     labels = TASKS["spoof"]["labels"]
     waves, ys = eval_splits["spoof"]
     data = ([w[:SR] for w in waves[::5]], ys[::5])
-    states = []
+    weights = []
     for run in ("a", "b"):
-        res = tr.train_one("spoof", "sp1", labels, SR, data, data, tmp_path / run, epochs=1)
-        states.append(zoo.load_checkpoint(res.path)[0].state_dict())
-        assert (
-            json.loads(res.path.with_suffix(".json").read_text())["accuracy"]
-            == (res.meta["accuracy"])
-        )
-    for key in states[0]:
-        torch.testing.assert_close(states[0][key], states[1][key], atol=0, rtol=0)
+        res = tr.train_one("spoof", model_id, labels, SR, data, data, tmp_path / run, epochs=1)
+        assert res.path == tr.checkpoint_path(tmp_path / run, "spoof", model_id)
+        file = res.path / "model.safetensors" if res.path.is_dir() else res.path
+        weights.append(load_file(file))
+        meta = tr.read_meta(res.path)
+        assert meta["accuracy"] == res.meta["accuracy"]
+        assert meta["train"]["seed"] == 0 and meta["train"]["epochs"] == 1
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:  # the same seed gives the same weights, bit for bit
+        torch.testing.assert_close(weights[0][key], weights[1][key], atol=0, rtol=0)
 
 
 def test_write_catalog_keeps_other_entries(tmp_path):
@@ -158,12 +177,17 @@ def test_write_catalog_keeps_other_entries(tmp_path):
     side = tmp_path / "zoo" / "spoof" / "sp1.json"
     side.parent.mkdir(parents=True)
     meta = {"id": "sp1", "task": "spoof", "arch": "cnn1d-wave", "params": 7, "accuracy": 0.5}
-    side.write_text(json.dumps({**meta, "labels": ["real", "fake"]}))
+    side.write_text(json.dumps({"format": zoo.FORMAT, **meta, "labels": ["real", "fake"]}))
+    hf_meta = {**meta, "id": "sp2", "family": "hubert-tiny", "arch": "hubert-tiny"}
+    (tmp_path / "zoo" / "spoof" / "sp2").mkdir()
+    hfzoo.write_meta(tmp_path / "zoo" / "spoof" / "sp2", {**hf_meta, "labels": ["real", "fake"]})
     for _ in range(2):  # idempotent
         tr.write_catalog("spoof", tmp_path / "zoo", toml)
     models = tomllib.loads(toml.read_text())["model"]
-    assert [m["id"] for m in models] == ["hf1", "sp1"]
-    assert models[1]["ref"] == "../../zoo/spoof/sp1.safetensors"
+    assert [m["id"] for m in models] == ["hf1", "sp1", "sp2"]
+    assert models[1]["ref"] == "../../zoo/spoof/sp1.safetensors" and models[1]["kind"] == "zoo"
+    assert models[2]["ref"] == "../../zoo/spoof/sp2" and models[2]["kind"] == "hf"
+    assert models[2]["backbone"] == "hubert-tiny"
     assert models[1]["accuracy"] == 0.5 and models[1]["labels"] == ["real", "fake"]
 
 
@@ -312,17 +336,18 @@ def test_zoo_cli_trains_and_evaluates(tmp_path):
     catalog = tmp_path / "ingest"
     catalog.mkdir()
     shutil.copy(INGEST / "tasks.toml", catalog / "tasks.toml")
-    common = ["--task", "spoof", "--model", "sp1", "--data", str(tmp_path / "corpus"),
+    common = ["--task", "spoof", "--model", "sp2", "--data", str(tmp_path / "corpus"),
               "--out", str(tmp_path / "zoo"), "--catalog", str(catalog)]  # fmt: skip
     runner = CliRunner()
     result = runner.invoke(zoo_app, ["train", *common, "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    assert "sp1: eval accuracy" in result.output
+    assert "sp2: eval accuracy" in result.output
     entry = tomllib.loads((catalog / "models" / "spoof.toml").read_text())["model"][0]
-    assert (catalog / "models" / entry["ref"]).resolve() == tmp_path / "zoo/spoof/sp1.safetensors"
+    assert entry["kind"] == "hf"
+    assert (catalog / "models" / entry["ref"]).resolve() == tmp_path / "zoo/spoof/sp2"
     result = runner.invoke(zoo_app, ["evaluate", *common[:-2], "--seconds", "0.05", "--batch", "4"])
     assert result.exit_code == 0, result.output
     row = result.output.splitlines()[1].split()
-    assert row[:2] == ["sp1", "cnn1d-wave"] and float(row[4]) == float(row[5])
+    assert row[:2] == ["sp2", "hubert-tiny"] and float(row[4]) == float(row[5])
     result = runner.invoke(zoo_app, ["train", "--task", "spoof", "--model", "vc1"])
     assert result.exit_code != 0 and "not spoof zoo ids" in result.output

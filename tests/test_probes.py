@@ -76,7 +76,10 @@ def test_stored_probabilities_equal_a_direct_model_call(probed) -> None:
     con = duckdb.connect(str(path), read_only=True)
     n = _median_length(con)
     labels = con.execute("SELECT labels FROM tasks WHERE task = ?", [TASK]).fetchone()[0]
-    refs = dict(con.execute("SELECT model, ref FROM models").fetchall())
+    refs = {
+        m: (kind, ref)
+        for m, kind, ref in con.execute("SELECT model, kind, ref FROM models").fetchall()
+    }
     stored = con.execute(
         "SELECT model, probe, n_samples, probs, top1, entropy_bits FROM model_probes"
         " ORDER BY model, probe"
@@ -87,7 +90,7 @@ def test_stored_probabilities_equal_a_direct_model_call(probed) -> None:
     waves = {"silence": np.zeros(n), "noise-60dbfs": noise}
     assert [(m, p) for m, p, *_ in stored] == [(m, p) for m in MODELS for p in sorted(waves)]
     for model, probe, n_samples, probs, top1, bits in stored:
-        clf = load_classifier("zoo", refs[model], labels)
+        clf = load_classifier(*refs[model], labels)
         x = torch.from_numpy(waves[probe].astype(np.float32))[None]
         want = clf(x)[0].double().numpy()
         assert n_samples == n

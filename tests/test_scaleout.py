@@ -106,9 +106,19 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference: LATER's job run locally, in one process."""
+    """The reference: LATER's job run locally, in one process, on one torch thread as
+    each actor runs (Ray gives an actor of one CPU one thread). A transformer's outputs
+    differ in their last bits between thread counts (its matrix products sum in another
+    order), so equal rows need equal thread counts."""
+    import torch
+
     path = shutil.copy(base, tmp_path_factory.mktemp("local") / "warehouse.duckdb")
-    assert ingest.run_ingest(path, _plan(path), clips_per_batch=1).status == "done"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert ingest.run_ingest(path, _plan(path), clips_per_batch=1).status == "done"
+    finally:
+        torch.set_num_threads(threads)
     return Path(path)
 
 
@@ -202,6 +212,7 @@ def test_shards_merged_store_exactly_the_rows_of_a_local_run_however_often_merge
     # One clip a batch, as the reference: rows are equal bit for bit between runs that
     # batch the same clips together (see test_rows_depend_on_batching_only_in_the_last_bits)
     args = ["ingest", "--model", LATER, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
+    args += ["--threads", "1"]  # as the reference (see `local`)
     args += LIGHT_ARGS
     shard = [tmp_path / f"shard_{i}.duckdb" for i in range(2)]
     # shard 0 first stops after one clip (a partial shard, merged as it is), then is

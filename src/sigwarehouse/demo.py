@@ -10,9 +10,9 @@ second `sigwh demo` only does what is missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sigwarehouse import warehouse
@@ -111,11 +111,41 @@ def run_demo(
     the warehouse or the analysis code changed. Returns what was done and how long each
     step took.
     """
+    result = DemoResult(path, None)
+    # The zoo's transformer models are kind "hf", which jobs load only from the local
+    # catalog: here that is the catalog the demo registers, wherever it is.
+    with _models_from(catalog_dir):
+        return _run(path, catalog_dir, out_dir, result, params, device, per_label, say, progress)
+
+
+@contextmanager
+def _models_from(catalog_dir: Path) -> Iterator[None]:
+    """Let model jobs take non-zoo models from `catalog_dir` for the duration."""
+    from sigwarehouse.models import trust
+
+    before = trust.current()
+    trust.set_source(replace(before, catalog_dir=Path(catalog_dir)))
+    try:
+        yield
+    finally:
+        trust.set_source(before)
+
+
+def _run(
+    path: Path,
+    catalog_dir: Path,
+    out_dir: Path,
+    result: DemoResult,
+    params: FreqrexParams,
+    device: str,
+    per_label: int | None,
+    say: Callable[[str], None],
+    progress: bool,
+) -> DemoResult:
     from sigwarehouse import catalog, clips
     from sigwarehouse.jobs import ingest
     from sigwarehouse.jobs.skeleton import carry_out
 
-    result = DemoResult(path, None)
     clock = time.perf_counter()
 
     def step(name: str) -> None:

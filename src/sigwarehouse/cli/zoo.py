@@ -96,11 +96,10 @@ def evaluate(
     split = tr.load_split(data / task / "eval", labels, sr)
     typer.echo("id      family          params  size_kB  accuracy  recorded  clips/s")
     for model_id in _ids(task, models):
-        r = tr.evaluate_one(
-            out / task / f"{model_id}.safetensors", labels, split, device, batch, seconds
-        )
+        checkpoint = tr.checkpoint_path(out, task, model_id)
+        r = tr.evaluate_one(checkpoint, labels, split, device, batch, seconds)
         recorded = r["recorded"] if r["recorded"] is not None else float("nan")
         typer.echo(
-            f"{model_id:<7} {r['arch']:<14} {r['params']:>7} {r['kb']:>8.0f} "
+            f"{model_id:<7} {r['family']:<14} {r['params']:>7} {r['kb']:>8.0f} "
             f"{r['accuracy']:>9.3f} {recorded:>9.3f} {r['clips_per_s']:>8.1f}"
         )

@@ -10,7 +10,8 @@ in bfloat16 or float16 under autocast (models/precision.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -59,6 +60,21 @@ def feature_fn(extractor) -> FeatureFn:
     )
 
 
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No transformers progress bars ("Loading weights", "Writing model shards"): a job
+    loads every model of its task, and the bars would bury its own progress on stderr."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class HFAudioClassifier(AudioClassifier):
     """`AutoModelForAudioClassification` + torch features; probabilities in task order."""
 
@@ -85,10 +101,14 @@ class HFAudioClassifier(AudioClassifier):
         # torch.load with weights_only): a model folder is not trusted to run anything.
         safe = {"local_files_only": local_only, "trust_remote_code": False}
         try:
-            extractor = AutoFeatureExtractor.from_pretrained(ref, **safe)
-            model = load_with_sdpa(
-                AutoModelForAudioClassification.from_pretrained, ref, weights_only=True, **safe
-            )
+            with quiet_progress():
+                extractor = AutoFeatureExtractor.from_pretrained(ref, **safe)
+                model = load_with_sdpa(
+                    AutoModelForAudioClassification.from_pretrained,
+                    ref,
+                    weights_only=True,
+                    **safe,
+                )
         except OSError as exc:
             hint = "" if allow_download else " (downloads are off: use a local directory)"
             raise SigwhError(f"hf model {ref!r} could not be loaded{hint}: {exc}") from exc

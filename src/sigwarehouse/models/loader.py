@@ -1,8 +1,9 @@
 """The one factory ingestion calls, and cheap, torch-free label look-ups for the catalog.
 
-`load_classifier(kind, ref, task_labels)` builds an `AudioClassifier` for a zoo
-checkpoint (kind "zoo"), a Hugging Face audio classifier (kind "hf") or the object a
-factory `package.module:factory` returns (kind "python", see models/python.py);
+`load_classifier(kind, ref, task_labels)` builds an `AudioClassifier` for the zoo's CNN
+checkpoint (kind "zoo"), a Hugging Face audio classifier (kind "hf", the zoo's
+transformer families included) or the object a factory `package.module:factory`
+returns (kind "python", see models/python.py);
 `load_models` builds every model a job needs, from what `models.trust` lets it run.
 `model_labels(kind, ref)` and `resolve_label_map(...)` import neither torch nor
 transformers for zoo and hf models, so `sigwh catalog sync` can validate label mappings
@@ -150,8 +151,9 @@ def load_classifier(
 ) -> AudioClassifier:
     """Build the classifier for a catalog entry, giving probabilities in task label order.
 
-    kind "zoo": `ref` is a checkpoint path under data/zoo; kind "hf": a local directory
-    or a hub id, loaded with local_files_only unless `allow_download`; kind "python":
+    kind "zoo": `ref` is a CNN checkpoint file (data/zoo/<task>/<id>.safetensors); kind
+    "hf": a local directory (the zoo's transformers are data/zoo/<task>/<id>/) or a hub
+    id, loaded with local_files_only unless `allow_download`; kind "python":
     `package.module:factory`, probed once on a short batch (models/python.py). `name`
     (the model id) goes into a python model's errors. Raises SigwhError for an unknown
     kind or missing files, PythonModelError for a factory that cannot be used,

@@ -1,18 +1,11 @@
-"""The project's own small classifiers: several architecture families, one checkpoint format.
+"""The zoo's one non-transformers family, `cnn1d-wave`, and its checkpoint format.
 
-Every zoo network is an `nn.Module` mapping waveforms (batch, samples) at 16 kHz to
-logits, its feature extraction included (through `features.py`, the same code the
-Hugging Face adapter uses), so training, evaluation and the adapter share one path:
+The zoo's transformer families are Hugging Face checkpoints (`hfzoo.py`, kind "hf"); the
+1-D CNN on the raw waveform has no transformers class, so it keeps this format (kind
+"zoo"): an `nn.Module` mapping waveforms (batch, samples) at 16 kHz to logits.
 
-- `cnn1d-wave`     1-D CNN on the raw waveform
-- `cnn2d-logmel`   2-D CNN on the Whisper log-mel spectrogram (clip length kept)
-- `w2v2-tiny`      Wav2Vec2 transformer (from a `Wav2Vec2Config`) on the normalised waveform
-- `whisper-enc`    Whisper encoder (from a `WhisperConfig`) on a 4 s log-mel window
-- `ast-tiny`       Audio Spectrogram Transformer (from an `ASTConfig`) on 4 s of Kaldi fbank
-
-The transformer families are built with SDPA attention where transformers supports it
-(models/attention.py), and every family can run its body in bfloat16 or float16 under
-autocast (models/precision.py), its features staying float32.
+The CNN can run its body in bfloat16 or float16 under autocast (models/precision.py);
+the transformer families get SDPA attention where they load (hf.py).
 
 A checkpoint is one safetensors file holding the weights, with the architecture, its
 hyper-parameters, labels and sample rate as JSON metadata; a JSON sidecar (`<id>.json`)
@@ -29,8 +22,7 @@ import torch
 from torch import nn
 
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.models import features
-from sigwarehouse.models.attention import attention_of, build_with_sdpa
+from sigwarehouse.models.attention import attention_of
 from sigwarehouse.models.base import AudioClassifier
 from sigwarehouse.models.loader import label_matrix, resolve_label_map, sidecar_path
 
@@ -62,85 +54,7 @@ class WaveCNN(nn.Module):
         return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=-1))
 
 
-class MelCNN(nn.Module):
-    """2-D CNN on the Whisper log-mel of the whole clip (no 30 s padding)."""
-
-    def __init__(self, n_labels: int, width: int = 16, n_mels: int = 64):
-        super().__init__()
-        self.n_mels = n_mels
-        chans = [1, width, 2 * width, 4 * width, 4 * width]
-        layers: list[nn.Module] = []
-        for i in range(4):
-            layers += [
-                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
-                nn.BatchNorm2d(chans[i + 1]),
-                nn.ReLU(),
-                nn.MaxPool2d(2) if i < 3 else nn.Identity(),
-            ]
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(chans[-1], n_labels))
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        mel = features.whisper_log_mel(waves, n_mels=self.n_mels, n_samples=None)
-        h = self.body(mel.unsqueeze(1))
-        return self.head(h.mean(dim=(-2, -1)))
-
-
-class Wav2Vec2Net(nn.Module):
-    """`Wav2Vec2ForSequenceClassification` built from a small config, on normalised waves."""
-
-    def __init__(self, n_labels: int, **config: Any):
-        super().__init__()
-        from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
-
-        cfg = Wav2Vec2Config(num_labels=n_labels, **config)
-        self.net = build_with_sdpa(Wav2Vec2ForSequenceClassification, cfg)
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return self.net(input_values=features.wav2vec2_normalize(waves)).logits
-
-
-class WhisperEncNet(nn.Module):
-    """`WhisperForAudioClassification` (encoder only) on a log-mel window of fixed length."""
-
-    def __init__(self, n_labels: int, **config: Any):
-        super().__init__()
-        from transformers import WhisperConfig, WhisperForAudioClassification
-
-        cfg = WhisperConfig(num_labels=n_labels, **config)
-        self.n_mels = cfg.num_mel_bins
-        # the encoder insists on exactly 2 * max_source_positions frames of 10 ms
-        self.n_samples = 2 * cfg.max_source_positions * 160
-        self.net = build_with_sdpa(WhisperForAudioClassification, cfg)
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        mel = features.whisper_log_mel(waves, n_mels=self.n_mels, n_samples=self.n_samples)
-        return self.net(input_features=mel).logits
-
-
-class ASTNet(nn.Module):
-    """`ASTForAudioClassification` on Kaldi fbank padded/truncated to `max_length` frames."""
-
-    def __init__(self, n_labels: int, **config: Any):
-        super().__init__()
-        from transformers import ASTConfig, ASTForAudioClassification
-
-        cfg = ASTConfig(num_labels=n_labels, **config)
-        self.n_mels, self.max_length = cfg.num_mel_bins, cfg.max_length
-        self.net = build_with_sdpa(ASTForAudioClassification, cfg)
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        fbank = features.ast_fbank(waves, num_mel_bins=self.n_mels, max_length=self.max_length)
-        return self.net(input_values=fbank).logits
-
-
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "cnn1d-wave": WaveCNN,
-    "cnn2d-logmel": MelCNN,
-    "w2v2-tiny": Wav2Vec2Net,
-    "whisper-enc": WhisperEncNet,
-    "ast-tiny": ASTNet,
-}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn1d-wave": WaveCNN}
 
 
 def build_model(arch: str, n_labels: int, hparams: dict[str, Any]) -> nn.Module:
