@@ -27,7 +27,7 @@ from sigwarehouse.models import batching, features, precision
 from sigwarehouse.models.loader import load_classifier, model_labels
 
 REPO = Path(__file__).resolve().parents[1]
-ZOO_W2V2 = REPO / "data" / "zoo" / "emotion" / "vc3.safetensors"  # w2v2-tiny
+ZOO_W2V2 = REPO / "data" / "zoo" / "emotion" / "vc3"  # w2v2-tiny, a Hugging Face directory
 ZOO_CNN = REPO / "data" / "zoo" / "emotion" / "vc1.safetensors"  # cnn1d-wave
 LIGHT = FreqrexParams(
     seed=2, iterations=1, max_depth=3, grid_size=6, grid_rounds=1, certify_rounds=3,
@@ -38,7 +38,9 @@ needs_zoo = pytest.mark.skipif(not ZOO_W2V2.exists(), reason="the zoo is not bui
 
 
 def zoo(ckpt: Path):
-    return load_classifier("zoo", ckpt, model_labels("zoo", ckpt))
+    """A zoo model: a Hugging Face directory (kind hf) or the CNN's file (kind zoo)."""
+    kind = "hf" if ckpt.is_dir() else "zoo"
+    return load_classifier(kind, ckpt, model_labels(kind, ckpt))
 
 
 def eval_clips(n: int) -> list[torch.Tensor]:
@@ -254,8 +256,9 @@ def test_sigwh_ingest_in_bfloat16_with_auto_batches_records_its_choices(tmp_path
     assert all(runtime["models"][m]["dtype"] == "float32" for m in others)  # signals only
     exact = FreqrexParams.from_dict(params)
     assert params_hash == exact.hash() == replace(exact, dtype="float32", batch_size=7).hash()
-    ckpt = REPO / "data" / "zoo" / TASK / f"{model}.safetensors"
-    clf = load_classifier("zoo", ckpt, labels)
+    ckpt = REPO / "data" / "zoo" / TASK / model
+    ckpt = ckpt if ckpt.is_dir() else ckpt.with_suffix(".safetensors")
+    clf = load_classifier("hf" if ckpt.is_dir() else "zoo", ckpt, labels)
     assert len(stored) == 2
     for clip_id, n_bins, cls, conf, suf, comp, minimality in stored:
         figures = json.loads(minimality)
