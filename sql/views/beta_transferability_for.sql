@@ -57,12 +57,6 @@ cells AS (
             FILTER (WHERE mask_size > 0) AS beta_nonempty
     FROM signals
     GROUP BY dataset, kind, source_model, target_model, params_hash
-),
-sets AS (
-    SELECT m.model, m.task, p.params_hash
-    FROM models AS m
-    JOIN parameter_sets AS p ON p.task = m.task
-    WHERE coalesce(p.params_hash = hash, p.shown)
 )
 SELECT
     w.task,
@@ -77,4 +71,4 @@ SELECT
     x.beta_nonempty,
     x.params_hash
 FROM cells AS x
-JOIN sets AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;
+JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;

@@ -38,7 +38,7 @@ MUTATIONS = [
      "alpha_nonempty keeps empty masks"),
     ("alpha_transferability_for", "WHERE s.kind IN ('sufficient', 'complete')",
      "WHERE s.kind IN ('sufficient', 'complete', 'inverse')", "inverse signals counted in alpha"),
-    ("alpha_transferability_for", "coalesce(p.params_hash = hash, p.shown)",
+    ("model_sets_for", "coalesce(p.params_hash = hash, p.shown)",
      "coalesce(p.params_hash = hash, true)", "every parameter set mixed into the shown one"),
     ("alpha_transferability_for", "avg(accepted) AS alpha", "sum(accepted) AS alpha",
      "alpha a count, not a share"),
