@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from threads import torch_threads
 
 from sigwarehouse import catalog
 from sigwarehouse.models import hfzoo
@@ -40,10 +41,8 @@ CLASSES = {
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One torch thread: on a small shared machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from threads import torch_threads
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import hfzoo, zoo
@@ -67,10 +68,8 @@ ZOO_TASKS = {task: TASKS[task] for task in dict.fromkeys(m["task"] for m in ZOO)
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One torch thread: on a small shared machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -110,15 +110,11 @@ def local(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     each actor runs (Ray gives an actor of one CPU one thread). A transformer's outputs
     differ in their last bits between thread counts (its matrix products sum in another
     order), so equal rows need equal thread counts."""
-    import torch
+    from threads import torch_threads
 
     path = shutil.copy(base, tmp_path_factory.mktemp("local") / "warehouse.duckdb")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         assert ingest.run_ingest(path, _plan(path), clips_per_batch=1).status == "done"
-    finally:
-        torch.set_num_threads(threads)
     return Path(path)
 
 
