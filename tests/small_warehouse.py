@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from sigwarehouse import transfer_counts
 from sigwarehouse.audio import encode_flac
 from sigwarehouse.freqrex.spectral import pack_mask
 
@@ -148,6 +149,8 @@ def fill(path: Path, seed: int = 7, n_clips: int = 10, tasks: dict | None = None
         for table, records in rows.items():
             frame = pl.DataFrame(records, infer_schema_length=None)  # noqa: F841 (read by SQL)
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+        # what any writer of signal_probs other than sigwarehouse's must do (the views read it)
+        transfer_counts.rebuild(con)
     finally:
         con.close()
     return out

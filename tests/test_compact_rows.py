@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from reference import stored_transfer_counts, tally_transfer_counts
 from sharing import copy_of, sigwh
 
 from sigwarehouse import warehouse
@@ -28,7 +29,8 @@ CREATE TABLE signal_probs_old (
 INSERT INTO signal_probs_old SELECT * FROM signal_probs;
 DROP TABLE signal_probs;
 ALTER TABLE signal_probs_old RENAME TO signal_probs;
-DELETE FROM schema_migrations WHERE version = 7;
+DROP TABLE transfer_counts;
+DELETE FROM schema_migrations WHERE version IN (7, 8);
 """
 VIEWS = (
     "SELECT * FROM alpha_transferability",
@@ -39,7 +41,8 @@ VIEWS = (
 
 
 def _as_before_0007(path: Path) -> None:
-    """Put signal_probs back as migrations 0002-0006 made it (indexed key), version 6."""
+    """Put signal_probs back as migrations 0002-0006 made it (indexed key), version 6
+    (without the counts of 0008)."""
     con = duckdb.connect(str(path))
     try:
         con.execute(OLD_TABLE)
@@ -74,7 +77,13 @@ def test_an_older_warehouse_migrates_in_place_with_rows_and_views_unchanged(
     result = sigwh(path, "migrate")
     assert result.exit_code == 0, result.output
     assert "0007_signal_probs_unindexed" in result.output
+    assert "0008_transfer_counts" in result.output  # counted from the migrated rows
     assert _read(path, "SELECT * FROM signal_probs") == rows_before
+    raw = duckdb.connect(str(path), read_only=True)
+    try:  # 0008 counted the rows as a plain tally does
+        assert stored_transfer_counts(raw) == tally_transfer_counts(raw) != {}
+    finally:
+        raw.close()
     for sql in VIEWS:  # equal, floats up to the order DuckDB sums them in (1e-12)
         after, before = _read(path, sql), _read(original, sql)
         assert len(after) == len(before) and after, sql

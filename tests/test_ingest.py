@@ -83,6 +83,10 @@ def _rows(path: Path) -> dict[str, list[tuple]]:
                 "SELECT source_model, clip_id, kind, target_model, source_class, top1"
                 " FROM signal_probs ORDER BY ALL"
             ).fetchall(),
+            "transfer_counts": con.execute(
+                "SELECT source_model, kind, target_model, dataset, mask, same_class, eps_level,"
+                " n FROM transfer_counts ORDER BY ALL"
+            ).fetchall(),
         }
     finally:
         con.close()
@@ -166,7 +170,8 @@ def test_order_of_jobs_does_not_matter(ingested: Path, tmp_path: Path) -> None:
     reverse = _build(tmp_path / "reverse.duckdb")
     for model in reversed(_models(reverse)):
         _ingest(reverse, model)
-    assert _rows(reverse)["signal_probs"] == _rows(ingested)["signal_probs"]
+    for table in ("signal_probs", "transfer_counts"):
+        assert _rows(reverse)[table] == _rows(ingested)[table]
 
 
 def test_a_second_run_does_nothing(ingested: Path) -> None:
@@ -193,7 +198,8 @@ def test_a_model_added_later_fills_in_its_row_and_column(ingested: Path, tmp_pat
     for model in later:
         summary = _ingest(path, model)
         assert summary.counters.extra.get("cross_filled") == N_CLIPS
-    assert _rows(path)["signal_probs"] == _rows(ingested)["signal_probs"]
+    for table in ("signal_probs", "transfer_counts"):  # the cross fill counts its rows too
+        assert _rows(path)[table] == _rows(ingested)[table]
 
 
 def _sigwh(path: Path, *args: str) -> list[str]:
@@ -467,3 +473,44 @@ def test_two_jobs_with_the_same_plan_leave_the_rows_of_one(ingested: Path, tmp_p
         table: [row for row in rows if row[0] == model] for table, rows in _rows(ingested).items()
     }
     assert _rows(path) == reference
+
+
+def test_transfer_counts_equal_a_tally_of_the_stored_rows(ingested: Path) -> None:
+    """The per-cell counts the α and β views read, kept by the writer batch by batch,
+    equal a plain Python tally of the rows (tests/reference.py)."""
+    from reference import stored_transfer_counts, tally_transfer_counts
+
+    con = duckdb.connect(str(ingested), read_only=True)
+    try:
+        tally, stored = tally_transfer_counts(con), stored_transfer_counts(con)
+    finally:
+        con.close()
+    assert sum(tally.values()) > 0 and stored == tally
+
+
+def test_a_changed_clip_takes_its_signals_out_of_the_counts(ingested: Path, tmp_path: Path):
+    """A clip file that changed is registered again under a new id; the signals computed
+    on the old version leave the views (their clip is gone), and their counts with them."""
+    from reference import stored_transfer_counts, tally_transfer_counts
+
+    path = shutil.copyfile(ingested, tmp_path / "warehouse.duckdb")
+    with warehouse.opened(path) as con:
+        root = Path(clips.dataset_info(con, DATASET).root)
+        copy = shutil.copytree(root, tmp_path / "clips")
+        clips.relocate(con, DATASET, copy)
+        clip_id, rel = con.execute(
+            "SELECT clip_id, path FROM clips WHERE clip_id IN (SELECT clip_id FROM signal_probs)"
+            " ORDER BY clip_id LIMIT 1"
+        ).fetchone()
+        before = stored_transfer_counts(con)
+    wave = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    import soundfile as sf
+
+    sf.write(copy / rel, wave, 16000)
+    with warehouse.opened(path) as con:
+        clips.add_dataset(con, DATASET, progress=False)
+        assert con.execute(
+            "SELECT count(*) FROM clips WHERE clip_id = ?", [clip_id]
+        ).fetchone() == (0,)
+        tally, stored = tally_transfer_counts(con), stored_transfer_counts(con)
+    assert stored == tally and sum(stored.values()) < sum(before.values())

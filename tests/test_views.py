@@ -12,6 +12,8 @@ import duckdb
 import numpy as np
 import pytest
 
+from sigwarehouse import transfer_counts
+
 LABELS = ["a", "b", "c"]
 MODELS = ["m1", "m2", "m3", "m4"]
 N_CLIPS = 12
@@ -76,6 +78,7 @@ def filled(wh_path: Path):
                         "INSERT INTO signal_probs VALUES (?, ?, 'h', ?, ?, ?, ?, ?, ?, ?)",
                         [m, i, kind, target, top1, q, t1, _entropy(q), run],
                     )
+    transfer_counts.rebuild(con)  # rows inserted by hand, not by sigwarehouse's writer
     yield con, clips, originals, signals
     con.close()
 
@@ -398,6 +401,7 @@ def test_a_half_ingested_task_lists_every_model_in_the_summary(small_filled, tmp
     path = copy_of(small_filled[0], tmp_path)
     con = duckdb.connect(str(path))
     con.execute("DELETE FROM signal_probs WHERE source_model IN ('m2', 'm3', 'm4')")
+    transfer_counts.rebuild(con)  # rows deleted by hand, not through sigwarehouse
     rows = con.execute(
         "SELECT model, avg_out IS NULL, avg_in IS NULL FROM transferability_summary"
         " WHERE task = 't' AND kind = 'sufficient' ORDER BY model"

@@ -15,41 +15,22 @@
 -- empty (its inverse would be the clip itself, which keeps the class), so n_empty is 0
 -- for complete signals. A signal whose explanation row is missing counts in neither.
 --
--- The signals are counted per cell first, over every parameter set, and the cells of
--- the set asked for are kept afterwards: joining the small catalog tables after the
--- count, not to every signal row, makes the macro ~2.5x faster at 10^7 rows
--- (bench/bench_views.py).
+-- The signals are read from transfer_counts, their counts per cell kept by the writer
+-- (a scan of signal_probs took 9 s at 10^8 rows; this reads a few rows per cell).
 CREATE OR REPLACE MACRO alpha_transferability_for(hash) AS TABLE
-WITH signals AS (
-    SELECT
-        c.dataset,
-        s.kind,
-        s.source_model,
-        s.target_model,
-        s.params_hash,
-        CASE WHEN s.top1 = s.source_class THEN 1.0 ELSE 0.0 END AS accepted,
-        CASE s.kind
-            WHEN 'sufficient' THEN e.sufficient_size
-            WHEN 'complete' THEN e.complete_size
-        END AS mask_size
-    FROM signal_probs AS s
-    JOIN clips AS c USING (clip_id)
-    LEFT JOIN explanations AS e
-        ON e.model = s.source_model AND e.clip_id = s.clip_id AND e.params_hash = s.params_hash
-    WHERE s.kind IN ('sufficient', 'complete')
-),
-cells AS (
+WITH cells AS (
     SELECT
         dataset,
         kind,
         source_model,
         target_model,
         params_hash,
-        count(*) AS n_signals,
-        avg(accepted) AS alpha,
-        count(*) FILTER (WHERE mask_size = 0) AS n_empty,
-        avg(accepted) FILTER (WHERE mask_size > 0) AS alpha_nonempty
-    FROM signals
+        sum(n)::BIGINT AS n_signals,
+        coalesce(sum(n) FILTER (WHERE same_class), 0)::DOUBLE / sum(n) AS alpha,
+        coalesce(sum(n) FILTER (WHERE mask = 'empty'), 0)::BIGINT AS n_empty,
+        coalesce(sum(n) FILTER (WHERE same_class AND mask = 'kept'), 0)::DOUBLE
+            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS alpha_nonempty
+    FROM transfer_counts
     GROUP BY dataset, kind, source_model, target_model, params_hash
 )
 SELECT

@@ -13,49 +13,30 @@
 -- Usage: SELECT * FROM beta_transferability_for(0.5, '<params_hash>'), for any set listed
 -- in parameter_sets. With NULL it gives each task's shown set, which is what the macro
 -- beta_transferability(eps) gives.
--- As in alpha_transferability_for, signals are counted per cell over every parameter set
--- first and the catalog joined to the counted cells (faster at 10^7 rows and more).
+--
+-- For eps on the grid 0.01, 0.02, ..., 1.00 the answer is read from transfer_counts,
+-- where the writer keeps, per cell, how many signals first fall within the bound at each
+-- step of the grid; any other eps scans the rows (beta_transferability_scan). DuckDB drops
+-- the branch whose condition is false before running the query.
 CREATE OR REPLACE MACRO beta_transferability_for(eps, hash) AS TABLE
-WITH bounds AS (
-    -- the entropy bound and the most entropy an output can have, per model's task
-    SELECT m.model, log2(len(t.labels))::FLOAT AS most,
-           (eps * log2(len(t.labels)))::FLOAT AS bound
-    FROM models AS m JOIN tasks AS t ON t.task = m.task
-),
-signals AS (
-    SELECT
-        c.dataset,
-        s.kind,
-        s.source_model,
-        s.target_model,
-        s.params_hash,
-        s.top1 = s.source_class AS same_class,
-        least(s.entropy_bits, b.most) <= b.bound AS confident,
-        CASE s.kind
-            WHEN 'sufficient' THEN e.sufficient_size
-            WHEN 'complete' THEN e.complete_size
-        END AS mask_size
-    FROM signal_probs AS s
-    JOIN clips AS c USING (clip_id)
-    JOIN bounds AS b ON b.model = s.source_model
-    LEFT JOIN explanations AS e
-        ON e.model = s.source_model AND e.clip_id = s.clip_id AND e.params_hash = s.params_hash
-    WHERE s.kind IN ('sufficient', 'complete')
-),
-cells AS (
+WITH cells AS (
     SELECT
         dataset,
         kind,
         source_model,
         target_model,
         params_hash,
-        count(*) AS n_signals,
-        avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END) AS beta,
-        avg(CASE WHEN confident THEN 1.0 ELSE 0.0 END) AS beta_entropy_only,
-        count(*) FILTER (WHERE mask_size = 0) AS n_empty,
-        avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE mask_size > 0) AS beta_nonempty
-    FROM signals
+        sum(n)::BIGINT AS n_signals,
+        coalesce(sum(n) FILTER (WHERE same_class AND eps_level <= round(eps * 100)), 0)::DOUBLE
+            / sum(n) AS beta,
+        coalesce(sum(n) FILTER (WHERE eps_level <= round(eps * 100)), 0)::DOUBLE
+            / sum(n) AS beta_entropy_only,
+        coalesce(sum(n) FILTER (WHERE mask = 'empty'), 0)::BIGINT AS n_empty,
+        coalesce(sum(n) FILTER (
+            WHERE same_class AND eps_level <= round(eps * 100) AND mask = 'kept'), 0)::DOUBLE
+            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS beta_nonempty
+    FROM transfer_counts
+    WHERE round(eps * 100) / 100 = eps::DOUBLE
     GROUP BY dataset, kind, source_model, target_model, params_hash
 )
 SELECT
@@ -71,4 +52,7 @@ SELECT
     x.beta_nonempty,
     x.params_hash
 FROM cells AS x
-JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;
+JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash
+UNION ALL
+SELECT * FROM beta_transferability_scan(eps, hash)
+WHERE round(eps * 100) / 100 <> eps::DOUBLE;

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 from tqdm import tqdm
 
-from sigwarehouse import audio
+from sigwarehouse import audio, transfer_counts
 from sigwarehouse.audio import Rejected
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.warehouse import transaction
@@ -340,6 +340,7 @@ def _examine(
 def _write(con: duckdb.DuckDBPyConnection, name: str, batch: _Batch) -> None:
     with transaction(con):
         if batch.delete_ids:
+            transfer_counts.forget_clips(con, batch.delete_ids)
             con.execute(
                 "DELETE FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))",
                 [batch.delete_ids],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import integrity, warehouse
+from sigwarehouse import integrity, transfer_counts, warehouse
 from sigwarehouse.errors import SigwhError
 
 EXAMPLE = 'sigwh sql "SELECT * FROM model_accuracy"'
@@ -124,6 +124,8 @@ def run(
                 raise SigwhError("not confirmed: nothing was run, the warehouse is unchanged")
         n = len(statements)
         shown = [_execute(con, st, i, n, read_only) for i, st in enumerate(statements)]
+        if not read_only and any(not st.returns_rows for st in statements):
+            _recount_after_write(con, warn or (lambda _: None))
         if out is not None:
             frame = shown[statements.index(with_rows[0])][1] if with_rows else None
             if frame is None:
@@ -182,6 +184,23 @@ def _open(
             "`sigwh views --check` shows the differences; `sigwh migrate` replaces the file's."
         )
     return con
+
+
+def _recount_after_write(con: duckdb.DuckDBPyConnection, warn: Callable[[str], None]) -> None:
+    """The α and β views read transfer_counts, which sigwarehouse's writer keeps; after
+    a write by hand it is counted afresh from the rows (seconds at 10^8 rows)."""
+    names = {n for (n, _) in warehouse.table_counts(con)}
+    if not {"transfer_counts", "signal_probs"} <= names:
+        return
+    try:
+        with warehouse.transaction(con):
+            transfer_counts.rebuild(con)
+    except duckdb.Error as exc:
+        warn(
+            f"warning: transfer_counts could not be counted afresh after the write "
+            f"({str(exc).splitlines()[0]}); the α and β views may be out of date until "
+            "`sigwh recount` succeeds"
+        )
 
 
 def _execute(
@@ -258,6 +277,29 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str
     return out
 
 
+def stale_counts(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
+    """A warning when transfer_counts, which the α and β views read, disagrees with a
+    fresh count of signal_probs (rows written by something other than sigwarehouse)."""
+    if not {"transfer_counts", "signal_probs"} <= tables:
+        return []
+    wrong = transfer_counts.disagreements(con, limit=1)
+    if not wrong:
+        return []
+    return [
+        "warning: transfer_counts disagrees with the rows of signal_probs (e.g. cell "
+        f"{wrong[0][:5]}: {wrong[0][-2]} stored, {wrong[0][-1]} counted), so the α and β "
+        "views are out of date; run `sigwh recount`"
+    ]
+
+
+def recount(path: Path) -> str:
+    """Count every stored signal afresh into transfer_counts, in one transaction."""
+    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+        transfer_counts.rebuild(con)
+        n = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM transfer_counts").fetchone()
+    return f"transfer_counts: {n[1]:,} signals in {n[0]:,} rows"
+
+
 def summary(path: Path) -> str:
     """A few lines a person reads first: schema, tasks, datasets, models, rows per table."""
     from sigwarehouse import storage
@@ -296,6 +338,7 @@ def summary(path: Path) -> str:
         lines.append("rows per table:")
         lines += [f"  {name:<24} {n:>10}" for name, n in warehouse.table_counts(con)]
         lines += duplicate_keys(con, names)
+        lines += stale_counts(con, names)
         return "\n".join(lines)
     finally:
         con.close()

@@ -23,38 +23,66 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = [
     "tests/test_views.py",
+    "tests/test_transfer_counts.py",
     "tests/test_sql.py",
     "tests/test_parameter_sets.py",
     "tests/test_analyses.py",
 ]
 
-# (view file under sql/views, text to replace, replacement, what the defect is)
+# the count the α and β views read (a Python file holding SQL)
+COUNTS = "src/sigwarehouse/transfer_counts.py"
+
+# (view file under sql/views, or a path; text to replace, replacement, what the defect is)
 MUTATIONS = [
-    ("alpha_transferability_for", "WHEN s.top1 = s.source_class", "WHEN s.top1 <> s.source_class",
+    ("alpha_transferability_for", "coalesce(sum(n) FILTER (WHERE same_class), 0)",
+     "coalesce(sum(n) FILTER (WHERE NOT same_class), 0)",
      "alpha counts the signals that change class"),
-    ("alpha_transferability_for", "WHERE mask_size = 0", "WHERE mask_size <= 1",
-     "n_empty counts one-bin masks as empty"),
-    ("alpha_transferability_for", "WHERE mask_size > 0", "WHERE mask_size >= 0",
-     "alpha_nonempty keeps empty masks"),
-    ("alpha_transferability_for", "WHERE s.kind IN ('sufficient', 'complete')",
-     "WHERE s.kind IN ('sufficient', 'complete', 'inverse')", "inverse signals counted in alpha"),
+    ("alpha_transferability_for", "FILTER (WHERE mask = 'empty')", "FILTER (WHERE mask <> 'kept')",
+     "n_empty counts signals without a mask as empty"),
+    ("alpha_transferability_for", "FILTER (WHERE same_class AND mask = 'kept')",
+     "FILTER (WHERE same_class)", "alpha_nonempty counts empty masks that keep the class"),
+    ("alpha_transferability_for", "/ nullif(sum(n) FILTER (WHERE mask = 'kept'), 0)",
+     "/ nullif(sum(n), 0)", "alpha_nonempty shares over every signal"),
     ("model_sets_for", "coalesce(p.params_hash = hash, p.shown)",
      "coalesce(p.params_hash = hash, true)", "every parameter set mixed into the shown one"),
-    ("alpha_transferability_for", "avg(accepted) AS alpha", "sum(accepted) AS alpha",
+    ("alpha_transferability_for", "::DOUBLE / sum(n) AS alpha", "::DOUBLE AS alpha",
      "alpha a count, not a share"),
     ("alpha_transferability_for", "AND w.params_hash = x.params_hash", "",
      "cells joined to every parameter set of the task"),
-    ("beta_transferability_for", "least(s.entropy_bits, b.most) <= b.bound",
-     "least(s.entropy_bits, b.most) < b.bound", "an entropy exactly on the bound is not confident"),
-    ("beta_transferability_for", "(eps * log2(len(t.labels)))::FLOAT AS bound",
-     "(eps * ln(len(t.labels)))::FLOAT AS bound", "the bound in nats, not bits"),
-    ("beta_transferability_for", "least(s.entropy_bits, b.most)",
-     "s.entropy_bits", "no clamp: a rounding above log2(n) is not confident at eps = 1"),
+    (COUNTS, "WHERE s.kind IN ('sufficient', 'complete')",
+     "WHERE s.kind IN ('sufficient', 'complete', 'inverse')", "inverse signals counted"),
+    (COUNTS, "WHEN mask_size = 0 THEN 'empty'", "WHEN mask_size <= 1 THEN 'empty'",
+     "one-bin masks counted as empty"),
+    (COUNTS, "bits <= (k0 / {LEVELS} * most)::FLOAT THEN k0",
+     "bits < (k0 / {LEVELS} * most)::FLOAT THEN k0",
+     "counts: an entropy exactly on a bound is not within it"),
+    (COUNTS, "least(s.entropy_bits, log2(len(t.labels))::FLOAT) AS bits", "s.entropy_bits AS bits",
+     "counts: no clamp, a rounding above log2(n) is never within the bound"),
+    (COUNTS, "log2(len(t.labels)) AS most", "ln(len(t.labels)) AS most",
+     "counts: the bound in nats, not bits"),
+    (COUNTS, "s.top1 = s.source_class AS same_class", "s.top1 >= s.source_class AS same_class",
+     "counts: same class read as a comparison of indices"),
     ("beta_transferability_for",
+     "WHERE same_class AND eps_level <= round(eps * 100)), 0)::DOUBLE\n",
+     "WHERE same_class OR eps_level <= round(eps * 100)), 0)::DOUBLE\n",
+     "beta (counts) accepts a confident other class"),
+    ("beta_transferability_for", "FILTER (WHERE eps_level <= round(eps * 100))",
+     "FILTER (WHERE eps_level < round(eps * 100))", "beta_entropy_only (counts) misses the bound"),
+    ("beta_transferability_for", "WHERE round(eps * 100) / 100 = eps::DOUBLE",
+     "WHERE true", "beta reads the counts off the grid too"),
+    ("beta_transferability_for", "WHERE round(eps * 100) / 100 <> eps::DOUBLE",
+     "WHERE false", "beta off the grid gives nothing"),
+    ("beta_transferability_scan", "least(s.entropy_bits, b.most) <= b.bound",
+     "least(s.entropy_bits, b.most) < b.bound", "an entropy exactly on the bound is not confident"),
+    ("beta_transferability_scan", "(eps * log2(len(t.labels)))::FLOAT AS bound",
+     "(eps * ln(len(t.labels)))::FLOAT AS bound", "the bound in nats, not bits"),
+    ("beta_transferability_scan", "least(s.entropy_bits, b.most)",
+     "s.entropy_bits", "no clamp: a rounding above log2(n) is not confident at eps = 1"),
+    ("beta_transferability_scan",
      "avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END) AS beta,",
      "avg(CASE WHEN same_class OR confident THEN 1.0 ELSE 0.0 END) AS beta,",
      "beta accepts a confident other class"),
-    ("beta_transferability_for", "s.top1 = s.source_class AS same_class",
+    ("beta_transferability_scan", "s.top1 = s.source_class AS same_class",
      "s.top1 >= s.source_class AS same_class", "same class read as a comparison of indices"),
     ("flat_earthers_for", "gap_out < -margin AND gap_in < -margin",
      "gap_out < -margin OR gap_in < -margin", "a flat-earther needs only one low direction"),
@@ -120,7 +148,7 @@ def main() -> int:
         print(f"unmutated: the view tests pass ({seconds:.0f} s)")
         survived = []
         for view, old, new, note in chosen:
-            file = tree / "sql" / "views" / f"{view}.sql"
+            file = tree / view if "/" in view else tree / "sql" / "views" / f"{view}.sql"
             original = file.read_text()
             if original.count(old) != 1:
                 print(f"ERROR {view}: the text to mutate occurs {original.count(old)} times")

@@ -238,6 +238,19 @@ def info() -> None:
 
 @app.command()
 @friendly_errors
+def recount() -> None:
+    """Count the stored signals afresh into transfer_counts, which the α and β views read.
+
+    sigwarehouse keeps those counts as it writes; run this after rows of signal_probs
+    were changed by another program (`sigwh info` warns when the counts disagree).
+    `sigwh sql --write` recounts by itself. Seconds at 10^8 rows."""
+    from sigwarehouse import query as q
+
+    typer.echo(q.recount(warehouse_path()))
+
+
+@app.command()
+@friendly_errors
 def export(
     parquet: Path = typer.Option(
         ..., "--parquet", help="Folder to write one Parquet file per table."

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from sigwarehouse import __version__
+from sigwarehouse import __version__, transfer_counts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -251,6 +251,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
     DuckDB's zone maps skip most of a big table).
     """
     keys = _primary_keys(con)
+    new_signals: list[str] = []  # temp tables of the signal_probs rows inserted, to count
     for rows in batches:
         if not rows.rows:
             continue
@@ -272,13 +273,22 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
         cols = ", ".join(f'"{c}"' for c in rows.columns)
         con.register(name, arrow_table(Rows(rows.table, rows.columns, offered)))
         if rows.table in UNINDEXED_KEYS and rows.table not in keys:
-            _insert_new_keys(con, rows, name, cols, offered)
+            inserted = _insert_new_keys(con, rows, name, cols, offered, len(new_signals))
+            if rows.table == "signal_probs":
+                new_signals.append(inserted)
+            else:
+                con.execute(f'DROP TABLE "{inserted}"')
         else:
             verb = "INSERT OR IGNORE" if key else "INSERT"
             con.execute(f'{verb} INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}"')
         # Not in a `finally`: after a failed INSERT the transaction is aborted and
         # unregister would raise over the real error; a later register replaces the name.
         con.unregister(name)
+    # The per-cell counts the α and β views read (transfer_counts.py), in the same
+    # transaction; counted after every table of the batch, as they read its explanations.
+    for table in new_signals:
+        transfer_counts.add(con, table)
+        con.execute(f'DROP TABLE "{table}"')
 
 
 def arrow_table(rows: Rows) -> pa.Table:
@@ -291,23 +301,36 @@ def arrow_table(rows: Rows) -> pa.Table:
 
 
 def _insert_new_keys(
-    con: duckdb.DuckDBPyConnection, rows: Rows, name: str, cols: str, offered: list[tuple]
-) -> None:
+    con: duckdb.DuckDBPyConnection,
+    rows: Rows,
+    name: str,
+    cols: str,
+    offered: list[tuple],
+    counter: int,
+) -> str:
     """INSERT the registered rows whose UNINDEXED_KEYS key is not stored, sorted by key
-    (long runs of equal values compress well)."""
+    (long runs of equal values compress well). The rows inserted stay in a temporary
+    table, whose name (numbered by `counter`) is returned: insert_rows counts them,
+    then drops it."""
     key = UNINDEXED_KEYS[rows.table]
     if "clip_id" not in rows.columns or any(k not in rows.columns for k in key):
         raise ValueError(f"{rows.table}: rows must carry the key columns {key}")
     clip_ids = [r[rows.columns.index("clip_id")] for r in offered]
     same = " AND ".join(f'stored."{k}" = new."{k}"' for k in key)
     order = ", ".join(f'"{k}"' for k in ("params_hash", "source_model", "kind", "target_model"))
+    # with the table's own column types: a count must see the FLOAT that is stored
+    new = f"_sigwh_new_{rows.table}_{counter}"
+    con.execute(f'CREATE TEMP TABLE "{new}" AS FROM "{rows.table}" LIMIT 0')
     con.execute(
-        f'INSERT INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}" AS new'
+        f'INSERT INTO "{new}" ({cols}) SELECT {cols} FROM "{name}" AS new'
         f' WHERE NOT EXISTS (SELECT 1 FROM "{rows.table}" AS stored'
-        f" WHERE stored.clip_id BETWEEN ? AND ? AND {same})"
-        f" ORDER BY {order}, clip_id",
+        f" WHERE stored.clip_id BETWEEN ? AND ? AND {same})",
         [min(clip_ids), max(clip_ids)],
     )
+    con.execute(
+        f'INSERT INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{new}" ORDER BY {order}, clip_id'
+    )
+    return new
 
 
 def _primary_keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
