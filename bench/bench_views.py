@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -159,6 +162,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--batch-clips", type=int, default=2048, help="clips per generated batch")
     ap.add_argument("--memory-limit", default="4GB", help="DuckDB's memory limit")
+    ap.add_argument("--export", action="store_true", help="also time `sigwh export --parquet`")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-views-"))
     path = work / "big.duckdb"
@@ -186,6 +190,33 @@ def main() -> None:
     con.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MB")
+    if args.export:
+        export(path, work / "parquet")
+
+
+def export(path: Path, out: Path) -> None:
+    """`sigwh export --parquet` in its own process (its peak memory is that process's),
+    then the views over the Parquet files in place, as on_parquet.sql puts them."""
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "sigwarehouse", "--warehouse", str(path), "export", "--parquet",
+         str(out)], check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    seconds = time.perf_counter() - start
+    print(f"export --parquet: {seconds:.1f} s, {size:.0f} MB, peak memory {peak:.0f} MB")
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("SET file_search_path = ?", [str(out)])  # its paths are relative to `out`
+    con.execute((out / "on_parquet.sql").read_text())
+    for name, sql in QUERIES.items():
+        con.execute(sql).fetchall()  # warm-up
+        start = time.perf_counter()
+        rows = con.execute(sql).fetchall()
+        print(f"  on Parquet: {name:<28} {time.perf_counter() - start:6.3f} s  ({len(rows)} rows)")
+    con.close()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ PER_LABEL = 2  # 4 clips: several one-clip batches for the actors to share
 NOT_FACTS = {"run_id", "seconds", "happened_at"}
 TABLES = (
     "explanations", "sufficient_ranks", "original_probs", "signal_probs", "model_probes",
-    "freqrex_params", "job_errors",
+    "freqrex_params", "job_errors", "transfer_counts",
 )  # fmt: skip
 RUN_FACTS = "job, model, task, dataset, params_hash, seed, status, clips_done, queries, n_errors"
 

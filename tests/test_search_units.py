@@ -1,0 +1,223 @@
+"""The search's steps one at a time, on a toy model whose answers can be worked out by hand.
+
+The model (`BinRule`) reads which rfft bins a signal holds and answers by a stated rule
+over them; the clip is an impulse, whose rfft is 1 in every bin, so a masked signal holds
+exactly the mask's bins. Its probabilities are dyadic and the decision margin is 0, so
+every threshold and every slack is exact. With that, each test states what a step must
+do and the numbers it must give, derived in the comments:
+
+- `_units` cuts a mask's kept bins into groups of consecutive kept bins;
+- `_prefix_lengths` tries the prefix length the slacks predict and its stated multiples;
+- `_shrink` (one granularity of the group testing) removes, per round, the units that
+  leave most slack first (ties: lowest first), as many together as the slack has room
+  for; its last round only measures; it never adds a bin; it returns the share of units
+  removable alone; for delta-completeness it asks the complement first.
+
+The search runs on the real `Oracle` and `drive`; only the model is a toy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from sigwarehouse.freqrex import FreqrexParams
+from sigwarehouse.freqrex.oracle import Oracle
+from sigwarehouse.freqrex.search import (
+    Context,
+    Property,
+    _prefix_lengths,
+    _shrink,
+    _units,
+    drive,
+)
+from sigwarehouse.freqrex.spectral import FFTSpace
+from sigwarehouse.models.base import AudioClassifier
+
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
+N_VARS = 16  # rfft bins of a 30-sample clip
+SUFFICIENT = Property("sufficient", 0.0, needs_inverse=False)  # top-1 only
+COMPLETE = Property("complete", 0.5, needs_inverse=True)  # p >= sigma / 2, complement rejects
+W = 1 / 64  # one unit of slack: dyadic, and exact at the 6 decimals slacks are rounded to
+
+
+class BinRule(AudioClassifier):
+    """Two classes, "target" and "other": p[target] = rule(bins the signal holds)."""
+
+    def __init__(self, rule: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__(["target", "other"], 16000)
+        self.rule = rule
+        self.asked: list[set[int]] = []  # the bins of every signal it was asked about
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        held = torch.fft.rfft(waves.double(), dim=-1).abs() > 0.5  # each bin is 0 or 1
+        self.asked += [set(np.flatnonzero(row).tolist()) for row in held.numpy()]
+        p = self.rule(held).double()
+        return torch.stack([p, 1 - p], dim=1).float()
+
+
+def needs(*bins: int) -> Callable:
+    """The target wins (3/4 against 1/4) exactly when every one of `bins` is held."""
+    return lambda held: torch.where(held[:, list(bins)].all(dim=1), 0.75, 0.25)
+
+
+def any_of(*bins: int) -> Callable:
+    """The target wins (3/4 against 1/4) when any one of `bins` is held."""
+    return lambda held: torch.where(held[:, list(bins)].any(dim=1), 0.75, 0.25)
+
+
+def at_least(k: int, *bins: int) -> Callable:
+    """The target wins (3/4 against 1/4) when at least k of `bins` are held."""
+    return lambda held: torch.where(held[:, list(bins)].sum(dim=1) >= k, 0.75, 0.25)
+
+
+def additive(weights: list[float], threshold: float) -> Callable:
+    """p[target] - p[other] = (sum of the held bins' weights) - threshold: a unit's
+    removal costs exactly its weights in slack, so the slacks predict exactly."""
+    w = torch.zeros(N_VARS, dtype=torch.float64)
+    w[: len(weights)] = torch.tensor(weights, dtype=torch.float64)
+    return lambda held: 0.5 + (held.double() @ w - threshold) / 2
+
+
+def context(rule: Callable, n_clips: int = 1) -> Context:
+    impulse = torch.zeros(2 * (N_VARS - 1))
+    impulse[0] = 1.0  # rfft: 1 in every bin
+    oracle = Oracle(BinRule(rule), [impulse] * n_clips, FFTSpace)
+    params = FreqrexParams(decision_margin=0.0)
+    return Context(oracle, np.zeros(n_clips, int), np.ones(n_clips), params, [[0]] * n_clips)
+
+
+def mask_of(*bins: int) -> np.ndarray:
+    mask = np.zeros((1, N_VARS), dtype=bool)
+    mask[0, list(bins)] = True
+    return mask
+
+
+def shrink(ctx: Context, prop: Property, mask: np.ndarray, n_units: int, rounds: int):
+    """Run _shrink on one clip; returns (the shrunk mask's bins, the share it returned)."""
+    masks = mask.copy()
+    clips, sel = np.arange(len(masks)), np.arange(len(masks))
+    [share] = drive(ctx.oracle, [_shrink(ctx, prop, clips, masks, sel, n_units, rounds, "shrink")])
+    return np.flatnonzero(masks[0]).tolist(), share
+
+
+def holds(ctx: Context, prop: Property, bins: list[int]) -> bool:
+    [ok] = drive(ctx.oracle, [ctx.holds(prop, np.array([0]), "check", base=_base(bins))])
+    return bool(ok[0])
+
+
+def _base(bins: list[int]) -> torch.Tensor:
+    return torch.as_tensor(mask_of(*bins))
+
+
+# --- _units ------------------------------------------------------------------------------
+
+
+def test_units_cut_the_kept_bins_into_consecutive_groups_of_near_equal_count():
+    # kept bins 1, 2, 4, 6, 7: two groups of 3 and 2, each spanning [first, last + 1)
+    mask = np.zeros(8, dtype=bool)
+    mask[[1, 2, 4, 6, 7]] = True
+    assert _units(mask, 2) == [(1, 5), (6, 8)]
+    # more groups asked than bins kept: one group per kept bin
+    assert _units(mask, 8) == [(1, 2), (2, 3), (4, 5), (6, 7), (7, 8)]
+    # a single kept bin is a unit of its own (it may be removable); none kept, no unit
+    assert _units(np.eye(1, 8, 3, dtype=bool)[0], 4) == [(3, 4)]
+    assert _units(np.zeros(8, dtype=bool), 4) == []
+
+
+def test_units_cover_exactly_the_kept_bins():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        mask = rng.random(int(rng.integers(1, 40))) < 0.4
+        n = int(rng.integers(1, 12))
+        units = _units(mask, n)
+        covered = np.zeros_like(mask)
+        for a, b in units:
+            assert mask[a] and mask[b - 1]  # a unit starts and ends on a kept bin
+            assert not covered[a:b].any()  # units are disjoint
+            covered[a:b] = True
+        assert (covered & mask).sum() == mask.sum()  # and hold every kept bin
+        assert len(units) == min(n, mask.sum())
+        assert [a for a, _ in units] == sorted(a for a, _ in units)
+
+
+# --- _prefix_lengths ---------------------------------------------------------------------
+
+
+def test_prefix_lengths_try_the_predicted_length_and_its_multiples():
+    # 12 units of cost 1/8 in a slack of 3/4: 6 fit. Tried: 6 x (0.25, 0.5, 0.7, 1, 1.4,
+    # 2, 4) = 1.5, 3, 4.2, 6, 8.4, 12, 24, rounded and kept within [2, 12], and all 12
+    assert _prefix_lengths(np.full(12, 0.125), 0.75) == [12, 8, 6, 4, 3, 2]
+
+
+def test_a_prefix_that_uses_the_slack_exactly_is_predicted_to_fit():
+    # costs summing to exactly the slack leave slack 0, which still holds: 2 fit, so
+    # 2 x (..., 1.4, ...) = 2.8 -> 3 is tried too
+    assert _prefix_lengths(np.full(4, 0.25), 0.5) == [4, 3, 2]
+    # nothing fits: the prediction is the one unit known to hold alone
+    assert _prefix_lengths(np.full(4, 1.0), 0.5) == [4, 2]
+
+
+# --- _shrink -----------------------------------------------------------------------------
+
+
+def test_one_round_removes_as_many_units_as_the_slack_has_room_for():
+    # 8 bins of weight 1, threshold 3: the full mask has slack 5, so exactly 5 bins can
+    # go (slack 0 still holds). Round one removes the predicted 5 together (the lowest,
+    # all being equal); round two finds no single bin removable (slack would be -1).
+    ctx = context(additive([W] * 8, 3 * W))
+    bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=2)
+    assert bins == [5, 6, 7]
+    assert share.tolist() == [0.0]
+    assert set(ctx.oracle.by_phase) == {"shrink"}  # every query counted under its phase
+    assert holds(ctx, SUFFICIENT, bins)
+
+
+def test_the_last_round_only_measures():
+    # one round: every single bin is removable (slack 5 - 1), none is removed
+    ctx = context(additive([W] * 8, 3 * W))
+    bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=1)
+    assert bins == list(range(8))
+    assert share.tolist() == [1.0]
+
+
+def test_units_leaving_most_slack_go_first_and_equal_slacks_lowest_first():
+    # even bins cost 1, odd bins 2; slack 3. Cheapest first, and among equals the lowest
+    # (a stable order, the same on every machine): bins 0, 2, 4 go, using the slack
+    # exactly. Any other order of the even bins, or the odd ones first, keeps others.
+    ctx = context(additive([W, 2 * W] * 4, 9 * W))
+    bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=2)
+    assert bins == [1, 3, 5, 6, 7]
+    assert share.tolist() == [0.0]
+
+
+def test_a_lone_removable_unit_is_removed_and_no_bin_is_added():
+    # kept bins 1, 3, 5 | 8, 10, 12 in two units spanning [1, 6) and [8, 13) (with gaps);
+    # the class needs 8 and 12. Only the first unit is removable, and removing it must
+    # not fill the gaps. Round two: [8, 10] and [12] each hold a needed bin; round three
+    # has nothing left to test and returns the last share, 0.
+    ctx = context(needs(8, 12))
+    bins, share = shrink(ctx, SUFFICIENT, mask_of(1, 3, 5, 8, 10, 12), n_units=2, rounds=3)
+    assert bins == [8, 10, 12]
+    assert share.tolist() == [0.0]
+
+
+def test_the_complete_property_asks_a_mask_only_where_its_complement_rejects():
+    # The target needs 2 of bins 0-3 held, so the mask must hold 3 of them for its
+    # complement to reject (hold at most 1). Each single bin is removable; two together
+    # leave the complement 2 and are not. Near minimality the complement fails more
+    # often, so it is asked first, and the mask only where the complement rejected: no
+    # query goes to a mask of fewer than 3 of the bins, in the removal round (which tries
+    # 4, 3, 2 bins) as in the measuring round (3 - 1).
+    ctx = context(at_least(2, 0, 1, 2, 3))
+    bins, share = shrink(ctx, COMPLETE, mask_of(0, 1, 2, 3), n_units=4, rounds=2)
+    assert bins == [1, 2, 3]  # the lowest goes alone; no two more can follow
+    assert share.tolist() == [0.0]
+    asked = ctx.oracle.classifier.asked
+    masks = [q for q in asked if q <= {0, 1, 2, 3}]  # every complement holds bins 4-15
+    assert len(masks) < len(asked)
+    assert all(len(m) >= 3 for m in masks)
