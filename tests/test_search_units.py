@@ -29,10 +29,12 @@ from sigwarehouse.freqrex.oracle import Oracle
 from sigwarehouse.freqrex.search import (
     Context,
     Property,
+    _one_by_one,
     _prefix_lengths,
     _shrink,
     _units,
     drive,
+    grow,
 )
 from sigwarehouse.freqrex.spectral import FFTSpace
 from sigwarehouse.models.base import AudioClassifier
@@ -52,10 +54,12 @@ class BinRule(AudioClassifier):
         super().__init__(["target", "other"], 16000)
         self.rule = rule
         self.asked: list[set[int]] = []  # the bins of every signal it was asked about
+        self.batches: list[int] = []  # how many signals each call was asked about
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         held = torch.fft.rfft(waves.double(), dim=-1).abs() > 0.5  # each bin is 0 or 1
         self.asked += [set(np.flatnonzero(row).tolist()) for row in held.numpy()]
+        self.batches.append(len(held))
         p = self.rule(held).double()
         return torch.stack([p, 1 - p], dim=1).float()
 
@@ -83,11 +87,18 @@ def additive(weights: list[float], threshold: float) -> Callable:
     return lambda held: 0.5 + (held.double() @ w - threshold) / 2
 
 
-def context(rule: Callable, n_clips: int = 1) -> Context:
+def one_of_sets(*passing: set[int]) -> Callable:
+    """The target wins (3/4 against 1/4) when the held bins among 0-2 are one of `passing`."""
+    codes = [sum(2**b for b in bins) for bins in passing]
+    return lambda held: torch.where(torch.isin(held[:, :3].long() @ torch.tensor([1, 2, 4]),
+                                               torch.tensor(codes)), 0.75, 0.25)  # fmt: skip
+
+
+def context(rule: Callable, n_clips: int = 1, **params) -> Context:
     impulse = torch.zeros(2 * (N_VARS - 1))
     impulse[0] = 1.0  # rfft: 1 in every bin
     oracle = Oracle(BinRule(rule), [impulse] * n_clips, FFTSpace)
-    params = FreqrexParams(decision_margin=0.0)
+    params = FreqrexParams(decision_margin=0.0, **params)
     return Context(oracle, np.zeros(n_clips, int), np.ones(n_clips), params, [[0]] * n_clips)
 
 
@@ -112,6 +123,150 @@ def holds(ctx: Context, prop: Property, bins: list[int]) -> bool:
 
 def _base(bins: list[int]) -> torch.Tensor:
     return torch.as_tensor(mask_of(*bins))
+
+
+def sizes_asked(ctx: Context) -> list[int]:
+    """The prefix sizes the model was asked about (the rank below is the identity)."""
+    return [len(q) for q in ctx.oracle.classifier.asked]
+
+
+IDENTITY = torch.arange(N_VARS, dtype=torch.int32)[None]  # bin i at rank position i
+
+
+# --- grow --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [16, 9])
+def test_grow_finds_the_smallest_passing_prefix_on_a_grid_as_fine_as_the_bins(limit):
+    # the target needs bins 0..s-1: the smallest passing prefix is s, if within the
+    # limit. The default grid (12 sizes, 2 rounds) leaves no gap on 16 bins.
+    for s in range(1, N_VARS + 1):
+        ctx = context(needs(*range(s)))
+        [best] = drive(ctx.oracle, [grow(ctx, SUFFICIENT, np.array([0]), IDENTITY,
+                                         np.array([limit]), "grow")])  # fmt: skip
+        assert best.tolist() == [s if s <= limit else -1]
+        assert max(sizes_asked(ctx)) <= limit  # never past the clip's limit
+
+
+@pytest.mark.parametrize(
+    ("s", "linear", "found"),
+    [(5, [4, 5], 5), (7, [8, 10, 12, 14], 8)],
+)
+def test_grow_tries_a_geometric_grid_then_a_linear_one_inside_the_bracket(s, linear, found):
+    # The target needs bins 0..s-1; clip 0 may use 4 bins, clip 1 all 16. Round one,
+    # geometric from 1 to the limit: 1, 2, 3, 4 (none passes: -1) and 1, 3, 6, 16.
+    # Round two, 4 sizes evenly strictly inside clip 1's bracket: (3, 6) gives 3.6,
+    # 4.2, 4.8, 5.4 -> 4, 5; (6, 16) gives 8, 10, 12, 14. The answer is the smallest
+    # passing size seen (8 for s = 7: the grid is coarser than the bins there).
+    ctx = context(needs(*range(s)), n_clips=2, grid_size=4, grid_rounds=2)
+    [best] = drive(ctx.oracle, [grow(ctx, SUFFICIENT, np.array([0, 1]), IDENTITY.repeat(2, 1),
+                                     np.array([4, 16]), "grow")])  # fmt: skip
+    assert best.tolist() == [-1, found]
+    assert sizes_asked(ctx) == [1, 2, 3, 4, 1, 3, 6, 16, *linear]
+    assert set(ctx.oracle.by_phase) == {"grow"}
+
+
+def test_grow_asks_nothing_of_a_clip_with_no_allowed_bin():
+    ctx = context(needs(0))
+    [best] = drive(ctx.oracle, [grow(ctx, SUFFICIENT, np.array([0]), IDENTITY, np.array([0]),
+                                     "grow")])  # fmt: skip
+    assert best.tolist() == [-1]
+    assert sizes_asked(ctx) == []
+
+
+# --- _one_by_one -------------------------------------------------------------------------
+
+
+def one_by_one(ctx, prop, mask, responsibility, clips=None):
+    """Run _one_by_one on the masks' clips (default: oracle rows 0, 1, ...); returns (each
+    mask's bins, the shares it returned)."""
+    masks = mask.copy()
+    sel = np.arange(len(masks))
+    clips = sel if clips is None else clips
+    search = _one_by_one(ctx, prop, clips, masks, responsibility, sel, "one")
+    [share] = drive(ctx.oracle, [search])
+    bins = [np.flatnonzero(m).tolist() for m in masks]
+    return (bins[0], share) if len(masks) == 1 else (bins, share)
+
+
+def by_bin(n_clips: int = 1) -> np.ndarray:
+    """Responsibility rising with the bin: bins are tried lowest first."""
+    return np.tile(np.arange(N_VARS) / N_VARS, (n_clips, 1))
+
+
+@pytest.mark.parametrize(
+    ("resp", "kept"),
+    [([0.3, 0.1, 0.2], [0, 2]), ([0.1, 0.3, 0.2], [1, 2]), ([0.2, 0.3, 0.1], [0, 1])],
+)
+def test_one_by_one_drops_the_least_responsible_bin_first(resp, kept):
+    # any 2 of bins 0-2 keep the target: the first bin tried goes, then no other can
+    ctx = context(at_least(2, 0, 1, 2))
+    responsibility = np.zeros((1, N_VARS))
+    responsibility[0, :3] = resp
+    bins, share = one_by_one(ctx, SUFFICIENT, mask_of(0, 1, 2), responsibility)
+    assert bins == kept
+    assert share.tolist() == [0.0]
+    assert set(ctx.oracle.by_phase) == {"one"}
+
+
+@pytest.mark.parametrize(("rounds", "kept", "share"), [(1, [0, 2], 0.5), (2, [2], 0.0)])
+def test_certification_drops_what_became_removable_until_none_is(rounds, kept, share):
+    # kept among bins 0-2, the target wins for {0, 1, 2}, {0, 2} and {2} only. In order
+    # 0, 1, 2: 0 cannot go ({1, 2}), 1 can, 2 cannot ({0}). Certifying {0, 2} finds 0
+    # removable now (share 1/2); a second certification, after dropping it, finds none.
+    ctx = context(one_of_sets({0, 1, 2}, {0, 2}, {2}), certify_rounds=rounds)
+    responsibility = np.zeros((1, N_VARS))
+    responsibility[0, :3] = [0.1, 0.2, 0.3]
+    bins, got = one_by_one(ctx, SUFFICIENT, mask_of(0, 1, 2), responsibility)
+    assert bins == kept
+    assert got.tolist() == [share]
+
+
+def test_one_by_one_tries_equally_responsible_bins_lowest_first():
+    # any 13 of the 16 bins keep the target: the first three tried go. Bins alternate
+    # between two responsibilities; among equals the lower bin is tried first (a stable
+    # order, the same on every machine): 0, 2, 4.
+    ctx = context(at_least(13, *range(N_VARS)))
+    responsibility = np.tile([0.25, 0.5], (1, N_VARS // 2))
+    bins, share = one_by_one(ctx, SUFFICIENT, mask_of(*range(N_VARS)), responsibility)
+    assert bins == [b for b in range(N_VARS) if b not in (0, 2, 4)]
+    assert share.tolist() == [0.0]
+
+
+def test_one_by_one_speculates_ahead_and_keeps_the_sequential_result():
+    # Bins 0-11 kept, the target needs all but 3 and 9; tried lowest first. A clip tests
+    # its next `ahead` removals at once: 1 ({0}), 2 ({1, 2}), 4 ({3..6}: 3 goes, the rest
+    # are forgotten); after a removal ahead is the failing run before it (0 -> 1): {4},
+    # then 2 ({5, 6}), 4 ({7..10}: 9 goes, after a run of 2), 2 ({10, 11}). Then the
+    # certification tests all 10 kept bins at once (8 new to the model: 10 and 11 were
+    # just tested against this mask). Sequentially, the same bins would go.
+    ctx = context(needs(0, 1, 2, 4, 5, 6, 7, 8, 10, 11))
+    bins, share = one_by_one(ctx, SUFFICIENT, mask_of(*range(12)), by_bin())
+    assert bins == [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]
+    assert share.tolist() == [0.0]
+    assert ctx.oracle.classifier.batches == [1, 2, 4, 1, 2, 4, 2, 8]
+
+
+def test_one_by_one_minimises_each_clip_against_its_own_mask():
+    # any 2 of bins 0-3 keep the target; oracle row 1 holds {0, 1, 2}, row 0 all four:
+    # lowest first, row 1 keeps {1, 2} and row 0 keeps {2, 3}
+    ctx = context(at_least(2, 0, 1, 2, 3), n_clips=2)
+    masks = np.concatenate([mask_of(0, 1, 2), mask_of(0, 1, 2, 3)])
+    bins, share = one_by_one(ctx, SUFFICIENT, masks, by_bin(2), clips=np.array([1, 0]))
+    assert bins == [[1, 2], [2, 3]]
+    assert share.tolist() == [0.0, 0.0]
+
+
+def test_one_by_one_asks_a_complete_mask_only_where_its_complement_rejects():
+    # as for _shrink: the target needs 2 of bins 0-3, so the complement rejects only
+    # while the mask holds 3 of them. 0 goes; then every removal is refused by the
+    # complement, which is asked first: no query goes to a mask of fewer than 3.
+    ctx = context(at_least(2, 0, 1, 2, 3))
+    bins, share = one_by_one(ctx, COMPLETE, mask_of(0, 1, 2, 3), by_bin())
+    assert bins == [1, 2, 3]
+    assert share.tolist() == [0.0]
+    masks = [q for q in ctx.oracle.classifier.asked if q <= {0, 1, 2, 3}]
+    assert all(len(m) >= 3 for m in masks)
 
 
 # --- _units ------------------------------------------------------------------------------
