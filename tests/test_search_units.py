@@ -33,8 +33,10 @@ from sigwarehouse.freqrex.search import (
     _prefix_lengths,
     _shrink,
     _units,
+    complete_property,
     drive,
     grow,
+    sufficient_property,
 )
 from sigwarehouse.freqrex.spectral import FFTSpace
 from sigwarehouse.models.base import AudioClassifier
@@ -98,7 +100,7 @@ def context(rule: Callable, n_clips: int = 1, **params) -> Context:
     impulse = torch.zeros(2 * (N_VARS - 1))
     impulse[0] = 1.0  # rfft: 1 in every bin
     oracle = Oracle(BinRule(rule), [impulse] * n_clips, FFTSpace)
-    params = FreqrexParams(decision_margin=0.0, **params)
+    params = FreqrexParams(**{"decision_margin": 0.0, **params})
     return Context(oracle, np.zeros(n_clips, int), np.ones(n_clips), params, [[0]] * n_clips)
 
 
@@ -133,6 +135,20 @@ def sizes_asked(ctx: Context) -> list[int]:
 IDENTITY = torch.arange(N_VARS, dtype=torch.int32)[None]  # bin i at rank position i
 
 
+# --- the two properties -----------------------------------------------------------------
+
+
+def test_completeness_also_needs_the_complement_to_reject_and_p_at_least_delta_sigma():
+    # either of bins 0 and 1 keeps the target (p = 3/4, sigma 1)
+    ctx = context(any_of(0, 1), delta=0.75, sufficient_confidence=0.75)
+    suff, comp = sufficient_property(ctx.params), complete_property(ctx.params)
+    assert holds(ctx, suff, [0]) and holds(ctx, comp, [0, 1])
+    assert not holds(ctx, comp, [0])  # its complement holds bin 1: it keeps the target
+    strict = context(any_of(0, 1), delta=1.0, sufficient_confidence=1.0)  # p < sigma
+    suff, comp = sufficient_property(strict.params), complete_property(strict.params)
+    assert not holds(strict, suff, [0]) and not holds(strict, comp, [0, 1])
+
+
 # --- grow --------------------------------------------------------------------------------
 
 
@@ -164,6 +180,19 @@ def test_grow_tries_a_geometric_grid_then_a_linear_one_inside_the_bracket(s, lin
     assert best.tolist() == [-1, found]
     assert sizes_asked(ctx) == [1, 2, 3, 4, 1, 3, 6, 16, *linear]
     assert set(ctx.oracle.by_phase) == {"grow"}
+
+
+def test_grow_asks_the_complement_only_of_prefixes_that_keep_the_class():
+    # delta-completeness: the target needs bins 0-4, so prefixes from 5 keep it and
+    # every complement (bins from the prefix on) rejects it. The mask is asked first
+    # (short prefixes fail), its complement only where the mask passed: round one
+    # 1, 3, 6, 16 passes at 6 and 16, round two 4, 5 at 5.
+    ctx = context(needs(0, 1, 2, 3, 4), grid_size=4, grid_rounds=2)
+    [best] = drive(ctx.oracle, [grow(ctx, COMPLETE, np.array([0]), IDENTITY, np.array([16]),
+                                     "grow")])  # fmt: skip
+    assert best.tolist() == [5]
+    complements = [q for q in ctx.oracle.classifier.asked if 0 not in q]
+    assert complements == [set(range(6, 16)), set(), set(range(5, 16))]
 
 
 def test_grow_asks_nothing_of_a_clip_with_no_allowed_bin():
@@ -320,16 +349,25 @@ def test_a_prefix_that_uses_the_slack_exactly_is_predicted_to_fit():
 # --- _shrink -----------------------------------------------------------------------------
 
 
-def test_one_round_removes_as_many_units_as_the_slack_has_room_for():
-    # 8 bins of weight 1, threshold 3: the full mask has slack 5, so exactly 5 bins can
-    # go (slack 0 still holds). Round one removes the predicted 5 together (the lowest,
-    # all being equal); round two finds no single bin removable (slack would be -1).
-    ctx = context(additive([W] * 8, 3 * W))
-    bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=2)
+@pytest.mark.parametrize(
+    ("weight", "threshold", "margin", "ratio"),
+    [(W, 3 * W, 0.0, 0.0), (W, 2 * W, W, 0.0), (4 * W, -4 * W, 0.0, 0.625)],
+)
+def test_one_round_removes_as_many_units_as_the_slack_has_room_for(
+    weight, threshold, margin, ratio
+):
+    # 8 bins of one weight; the full mask's slack has room for exactly 5 of them (slack
+    # 0 still holds). Plain: slack 8 - 3 = 5 weights. With a margin of one weight:
+    # 8 - 2 - 1 = 5. With a ratio, p must stay >= 0.625 sigma: p = 0.5 + (8 + 1) / 32
+    # on the full mask; less 5 bins, 0.5 + 4 / 32 = 0.625. Round one removes the predicted 5
+    # together (the lowest, all being equal); round two finds no bin removable alone.
+    ctx = context(additive([weight] * 8, threshold), decision_margin=margin)
+    prop = Property("sufficient", ratio, needs_inverse=False)
+    bins, share = shrink(ctx, prop, mask_of(*range(8)), n_units=8, rounds=2)
     assert bins == [5, 6, 7]
     assert share.tolist() == [0.0]
     assert set(ctx.oracle.by_phase) == {"shrink"}  # every query counted under its phase
-    assert holds(ctx, SUFFICIENT, bins)
+    assert holds(ctx, prop, bins)
 
 
 def test_the_last_round_only_measures():
@@ -347,6 +385,19 @@ def test_units_leaving_most_slack_go_first_and_equal_slacks_lowest_first():
     ctx = context(additive([W, 2 * W] * 4, 9 * W))
     bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=2)
     assert bins == [1, 3, 5, 6, 7]
+    assert share.tolist() == [0.0]
+
+
+def test_for_completeness_the_order_counts_the_complements_slack_too():
+    # Bins 0-3 weigh 3, 1, 1, 1 (units of 2/64), threshold 3: the mask must keep weight
+    # >= 3 and its complement hold <= 3 (the rest weigh 0). Removing a light bin leaves
+    # mask slack (6 - 1 - 3) / 2 = 1 and complement slack 3 - 1 = 2; removing bin 0
+    # leaves 0 and 0. Lights first: 1, 2, 3 go together (removed weight 3), leaving {0}.
+    # (Were the complement's slack taken with the wrong sign, bin 0 would go first, and
+    # no light bin could follow it.)
+    ctx = context(additive([6 * W, 2 * W, 2 * W, 2 * W], 6 * W))
+    bins, share = shrink(ctx, COMPLETE, mask_of(0, 1, 2, 3), n_units=4, rounds=2)
+    assert bins == [0]
     assert share.tolist() == [0.0]
 
 
