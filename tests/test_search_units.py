@@ -36,6 +36,7 @@ from sigwarehouse.freqrex.search import (
     complete_property,
     drive,
     grow,
+    minimise,
     sufficient_property,
 )
 from sigwarehouse.freqrex.spectral import FFTSpace
@@ -96,8 +97,8 @@ def one_of_sets(*passing: set[int]) -> Callable:
                                                torch.tensor(codes)), 0.75, 0.25)  # fmt: skip
 
 
-def context(rule: Callable, n_clips: int = 1, **params) -> Context:
-    impulse = torch.zeros(2 * (N_VARS - 1))
+def context(rule: Callable, n_clips: int = 1, n_vars: int = N_VARS, **params) -> Context:
+    impulse = torch.zeros(2 * (n_vars - 1))
     impulse[0] = 1.0  # rfft: 1 in every bin
     oracle = Oracle(BinRule(rule), [impulse] * n_clips, FFTSpace)
     params = FreqrexParams(**{"decision_margin": 0.0, **params})
@@ -296,6 +297,44 @@ def test_one_by_one_asks_a_complete_mask_only_where_its_complement_rejects():
     assert share.tolist() == [0.0]
     masks = [q for q in ctx.oracle.classifier.asked if q <= {0, 1, 2, 3}]
     assert all(len(m) >= 3 for m in masks)
+
+
+# --- minimise ---------------------------------------------------------------------------
+
+
+def test_minimise_shrinks_to_the_bins_the_class_needs_and_certifies_them():
+    # 16 kept bins, 2 units first (a unit level runs while a unit would hold more than 4
+    # bins), then bin by bin: the target needs bins 3 and 9, so exactly they remain,
+    # 1-minimal (figure 0) over both bins checked
+    ctx = context(needs(3, 9), minimise_units=2)
+    search = minimise(ctx, SUFFICIENT, np.array([0]), mask_of(*range(16)), by_bin(), "min")
+    [(masks, removable, checked)] = drive(ctx.oracle, [search])
+    assert np.flatnonzero(masks[0]).tolist() == [3, 9]
+    assert removable.tolist() == [0.0] and checked.tolist() == [2]
+    assert set(ctx.oracle.by_phase) == {"min"}
+
+
+def test_a_large_masks_figure_is_drawn_from_its_clips_seed_only():
+    # 70 kept bins (above per_bin_limit 64), any 69 of them keep the target, and so no
+    # unit of several bins can go: the mask stays whole and its figure is measured on 64
+    # of its bins. Bins 0-34 are also needed, so the figure is the sampled share of
+    # bins 35-69: between 29 and 35 of the 64. Two clips with the same seed and mask get
+    # the same sample, whatever their row; a third with another seed may not.
+    wide = 80
+
+    def rule(held):
+        return torch.where((held[:, :70].sum(dim=1) >= 69) & held[:, :35].all(dim=1), 0.75, 0.25)
+
+    ctx = context(rule, n_clips=3, n_vars=wide, per_bin_limit=64)
+    ctx.seeds = [[5], [7], [5]]
+    masks = np.zeros((3, wide), dtype=bool)
+    masks[:, :70] = True
+    search = minimise(ctx, SUFFICIENT, np.array([0, 1, 2]), masks, np.zeros((3, wide)), "min")
+    [(shrunk, removable, checked)] = drive(ctx.oracle, [search])
+    assert (shrunk == masks).all()
+    assert checked.tolist() == [64, 64, 64]
+    assert all(29 <= r * 64 <= 35 and r * 64 == round(r * 64) for r in removable)
+    assert removable[0] == removable[2]
 
 
 # --- _units ------------------------------------------------------------------------------
