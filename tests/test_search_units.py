@@ -166,16 +166,22 @@ def test_grow_finds_the_smallest_passing_prefix_on_a_grid_as_fine_as_the_bins(li
 
 
 @pytest.mark.parametrize(
-    ("s", "linear", "found"),
-    [(5, [4, 5], 5), (7, [8, 10, 12, 14], 8)],
+    ("s", "rounds", "linear", "found"),
+    [
+        (5, 2, [4, 5], 5),
+        (7, 2, [8, 10, 12, 14], 8),
+        (7, 3, [8, 10, 12, 14, 7], 7),
+        (10, 3, [8, 10, 12, 14, 9], 10),
+    ],
 )
-def test_grow_tries_a_geometric_grid_then_a_linear_one_inside_the_bracket(s, linear, found):
+def test_grow_tries_a_geometric_grid_then_a_linear_one_inside_the_bracket(s, rounds, linear, found):
     # The target needs bins 0..s-1; clip 0 may use 4 bins, clip 1 all 16. Round one,
     # geometric from 1 to the limit: 1, 2, 3, 4 (none passes: -1) and 1, 3, 6, 16.
     # Round two, 4 sizes evenly strictly inside clip 1's bracket: (3, 6) gives 3.6,
     # 4.2, 4.8, 5.4 -> 4, 5; (6, 16) gives 8, 10, 12, 14. The answer is the smallest
-    # passing size seen (8 for s = 7: the grid is coarser than the bins there).
-    ctx = context(needs(*range(s)), n_clips=2, grid_size=4, grid_rounds=2)
+    # passing size seen (8 for s = 7 in two rounds). A third round works inside the new
+    # bracket, (6, 8) -> 7 or (8, 10) -> 9 (the largest failing size moved up to 8).
+    ctx = context(needs(*range(s)), n_clips=2, grid_size=4, grid_rounds=rounds)
     [best] = drive(ctx.oracle, [grow(ctx, SUFFICIENT, np.array([0, 1]), IDENTITY.repeat(2, 1),
                                      np.array([4, 16]), "grow")])  # fmt: skip
     assert best.tolist() == [-1, found]
