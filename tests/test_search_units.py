@@ -37,6 +37,7 @@ from sigwarehouse.freqrex.search import (
     drive,
     grow,
     minimise,
+    rank_positions,
     sufficient_property,
 )
 from sigwarehouse.freqrex.spectral import FFTSpace
@@ -148,6 +149,27 @@ def test_completeness_also_needs_the_complement_to_reject_and_p_at_least_delta_s
     strict = context(any_of(0, 1), delta=1.0, sufficient_confidence=1.0)  # p < sigma
     suff, comp = sufficient_property(strict.params), complete_property(strict.params)
     assert not holds(strict, suff, [0]) and not holds(strict, comp, [0, 1])
+
+
+# --- rank_positions -----------------------------------------------------------------------
+
+
+def test_rank_is_by_responsibility_then_magnitude_then_index_with_disallowed_last():
+    # 40 variables: responsibility 1 for the first 4, 0 for the rest; magnitudes
+    # alternate 1, 2. Within equal responsibility the larger magnitude goes first, and
+    # within equal magnitude the lower index (a stable order, the same on every
+    # machine): 1, 3, 0, 2, then the other odd ones, then the even ones, and variable 5,
+    # not allowed, last of all.
+    n = 40
+    responsibility = np.zeros((1, n), dtype=np.float32)
+    responsibility[0, :4] = 1.0
+    magnitude = torch.tensor([[1.0, 2.0] * (n // 2)])
+    allowed = np.ones((1, n), dtype=bool)
+    allowed[0, 5] = False
+    order = [1, 3, 0, 2]
+    order += [v for v in range(4, n) if v % 2 and v != 5] + [v for v in range(4, n, 2)] + [5]
+    positions = rank_positions(responsibility, magnitude, allowed)
+    assert positions[0].tolist() == np.argsort(order).tolist()
 
 
 # --- grow --------------------------------------------------------------------------------
