@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/sigwh demo
 
+# One worker per core (pytest-xdist), each with one torch thread: two workers of two
+# threads each on two cores fight over them (the zoo tests took 70 s that way, 50 s so).
 test: setup browser
-	$(BIN)/pytest -q -n auto  # one worker per core (pytest-xdist)
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto
 
 # The report test renders the page in Debian's Chromium (Playwright drives it; nothing is
 # downloaded). Installed here when we may (root with apt); otherwise that test is skipped.

@@ -211,6 +211,18 @@ def test_grow_tries_a_geometric_grid_then_a_linear_one_inside_the_bracket(s, rou
     assert set(ctx.oracle.by_phase) == {"grow"}
 
 
+def test_grow_narrows_its_bracket_after_a_round_in_which_every_size_fails():
+    # The target needs bins 0..14 of 16. Round one (4 sizes, geometric): 1, 3, 6, 16 ->
+    # 16 passes. Round two inside (6, 16): 8, 10, 12, 14 all fail, so the largest failing
+    # size is now 14 and round three asks 15, which passes. (Engine 4 kept the bracket
+    # at (6, 16) and asked the same four sizes again in every later round, returning 16.)
+    ctx = context(needs(*range(15)), grid_size=4, grid_rounds=8)
+    [best] = drive(ctx.oracle, [grow(ctx, SUFFICIENT, np.array([0]), IDENTITY, np.array([16]),
+                                     "grow")])  # fmt: skip
+    assert best.tolist() == [15]
+    assert sizes_asked(ctx) == [1, 3, 6, 16, 8, 10, 12, 14, 15]
+
+
 def test_grow_asks_the_complement_only_of_prefixes_that_keep_the_class():
     # delta-completeness: the target needs bins 0-4, so prefixes from 5 keep it and
     # every complement (bins from the prefix on) rejects it. The mask is asked first

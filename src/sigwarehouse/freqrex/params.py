@@ -31,8 +31,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 # until none removable (up to 8 rounds); 1-minimal per bin up to 1024 bins. 4: the
 # sample behind a large mask's minimality figure is drawn from the clip's own seed (it
 # was drawn from its row in the batch), and slacks are rounded before they order
-# candidates, so that no stored figure depends on which clips share a batch.
-ALGORITHM_VERSION = 4
+# candidates, so that no stored figure depends on which clips share a batch. 5: the
+# prefix search narrows its bracket after a round in which every size failed (4 asked
+# the same sizes again in later rounds; the same masks at the default grid_rounds = 2).
+ALGORITHM_VERSION = 5
 
 
 @dataclass(frozen=True)

@@ -216,7 +216,7 @@ def grow(
                 best[k] = sizes[first]
                 if first > 0:
                     lo[k] = max(lo[k], sizes[first - 1])
-            elif best[k] < 0:
+            else:  # every size asked failed: the bracket starts above them
                 lo[k] = max(lo[k], sizes.max())
     return best
 
