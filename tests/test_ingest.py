@@ -3,9 +3,9 @@
 The spoof task (2 classes, 4 zoo models) with a few clips and a light parameter set keeps
 this file to a few tens of seconds. Properties checked: stored masks keep their
 definitions when re-run through the model (independently of the search code), the
-cross-model matrix fills whatever the order of jobs (and models added later), reruns do nothing, a SIGKILLed job
-resumes to exactly the rows of an uninterrupted run, two jobs run at once, and bad
-models fail clearly.
+cross-model matrix fills whatever the order of jobs (and models added later), reruns do
+nothing, a SIGKILLed job resumes to exactly the rows of an uninterrupted run, two jobs
+run at once, and bad models fail clearly.
 """
 
 from __future__ import annotations

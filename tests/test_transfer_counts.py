@@ -89,13 +89,20 @@ def planted(small_filled, tmp_path: Path) -> Path:
             [PLANTED, run, PARAMS_HASH],
         )
         rows = _planted_rows(con, run)
+        # the first explanation's row goes: its signals count in neither n_empty nor the
+        # non-empty share (mask 'unknown'), as where a foreign writer stored no explanation
+        con.execute(
+            "DELETE FROM explanations WHERE params_hash = ? AND model = ? AND clip_id = ?",
+            [PLANTED, rows[0][0], rows[0][1]],
+        )
         runs.insert_rows(con, [runs.Rows("signal_probs", COLUMNS, rows)])
     return path
 
 
 def _beta_by_hand(con: duckdb.DuckDBPyConnection, eps: float) -> dict[tuple, tuple]:
-    """(kind, source, target) -> (n, β, β over non-empty masks) of PLANTED, from the rows:
-    top-1 is the source's class and min(entropy, log2 n) <= float32(eps · log2 n)."""
+    """(kind, source, target) -> (n, β, n with an empty mask, β over non-empty masks) of
+    PLANTED, from the rows: top-1 is the source's class and min(entropy, log2 n) <=
+    float32(eps · log2 n). A signal without an explanation row is neither empty nor not."""
     cells = defaultdict(list)
     for kind, source, target, same, bits, n, size in con.execute(
         "SELECT s.kind, s.source_model, s.target_model, s.top1 = s.source_class,"
@@ -116,6 +123,7 @@ def _beta_by_hand(con: duckdb.DuckDBPyConnection, eps: float) -> dict[tuple, tup
         out[key] = (
             len(signals),
             sum(ok for ok, _ in signals) / len(signals),
+            sum(size == 0 for _, size in signals),
             sum(kept) / len(kept) if kept else None,
         )
     return out
@@ -140,16 +148,44 @@ def test_beta_on_and_off_the_grid_equals_beta_by_hand(planted: Path, eps: float)
     try:
         expected = _beta_by_hand(con, eps)
         rows = con.execute(
-            "SELECT kind, source_model, target_model, n_signals, beta, beta_nonempty"
+            "SELECT kind, source_model, target_model, n_signals, beta, n_empty, beta_nonempty"
             " FROM beta_transferability_for(?, ?)",
             [eps, PLANTED],
         ).fetchall()
     finally:
         con.close()
     assert len(rows) == len(expected) > 0
-    for kind, source, target, n, beta, nonempty in rows:
-        n_hand, beta_hand, nonempty_hand = expected[(kind, source, target)]
-        assert (n, beta) == (n_hand, pytest.approx(beta_hand, rel=1e-12, abs=0))
+    for kind, source, target, n, beta, n_empty, nonempty in rows:
+        n_hand, beta_hand, empty_hand, nonempty_hand = expected[(kind, source, target)]
+        assert (n, beta, n_empty) == (
+            n_hand,
+            pytest.approx(beta_hand, rel=1e-12, abs=0),
+            empty_hand,
+        )
+        assert nonempty == (None if nonempty_hand is None else pytest.approx(nonempty_hand))
+
+
+def test_alpha_counts_signals_without_an_explanation_in_neither_share(planted: Path) -> None:
+    """α is β at ε = 1 (tests/test_views.py); here its silence columns, by hand, with
+    empty, non-empty and explanation-less signals in one parameter set."""
+    con = warehouse.connect(planted, read_only=True)
+    try:
+        expected = _beta_by_hand(con, 1.0)
+        rows = con.execute(
+            "SELECT kind, source_model, target_model, n_signals, alpha, n_empty, alpha_nonempty"
+            " FROM alpha_transferability_for(?)",
+            [PLANTED],
+        ).fetchall()
+        unknown = con.execute(
+            "SELECT sum(n) FROM transfer_counts WHERE params_hash = ? AND mask = 'unknown'",
+            [PLANTED],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert unknown > 0 and len(rows) == len(expected)
+    for kind, source, target, n, alpha, n_empty, nonempty in rows:
+        n_hand, alpha_hand, empty_hand, nonempty_hand = expected[(kind, source, target)]
+        assert (n, alpha, n_empty) == (n_hand, pytest.approx(alpha_hand), empty_hand)
         assert nonempty == (None if nonempty_hand is None else pytest.approx(nonempty_hand))
 
 
