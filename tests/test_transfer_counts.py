@@ -228,3 +228,41 @@ def test_rows_changed_by_hand_are_recounted_or_warned_of(planted: Path) -> None:
         assert stored_transfer_counts(con) == tally_transfer_counts(con)
     finally:
         con.close()
+
+
+def test_migration_0008_counts_an_older_file_all_or_nothing(
+    planted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse made before the counts (version 7) gets them from its rows in one
+    transaction: interrupted after its last statement, it leaves no table behind, and
+    `sigwh migrate` then counts as a plain tally does."""
+    con = duckdb.connect(str(planted))
+    try:
+        con.execute("DROP TABLE transfer_counts")
+        con.execute("DELETE FROM schema_migrations WHERE version = 8")
+    finally:
+        con.close()
+    real = warehouse.migrations()
+    step = next(m for m in real if m.version == 8)
+    broken = tmp_path / step.path.name
+    broken.write_text(step.path.read_text() + "\nSELECT error('interrupted');\n")
+    monkeypatch.setattr(
+        warehouse, "migrations",
+        lambda: [m if m.version != 8 else type(m)(m.version, m.name, broken) for m in real],
+    )  # fmt: skip
+    con = duckdb.connect(str(planted))
+    try:
+        with pytest.raises(warehouse.WarehouseError, match="failed and was rolled back"):
+            warehouse.migrate(con)
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "transfer_counts" not in tables
+    finally:
+        con.close()
+    monkeypatch.undo()
+    result = sigwh(planted, "migrate")
+    assert result.exit_code == 0 and "0008_transfer_counts" in result.output, result.output
+    con = duckdb.connect(str(planted), read_only=True)
+    try:
+        assert stored_transfer_counts(con) == tally_transfer_counts(con) != {}
+    finally:
+        con.close()
