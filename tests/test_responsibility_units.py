@@ -1,0 +1,385 @@
+"""ReX-style responsibility on a toy model whose verdicts are stated rules over the bins.
+
+The model (`RuleModel`) reads which rfft bins a signal holds and gives the target class
+a stated probability of that set (dyadic, so every verdict is exact); the clips are
+impulses, whose rfft is 1 in every bin, so a masked clip holds exactly the mask's
+bins. Checked here:
+
+- `_cut`: n_parts contiguous parts that cover the band, none narrower than min_width,
+  every admissible cut reachable, and a band with no slack cut one way only;
+- `_popcounts`: the size of every combination of parts;
+- `_credit_split`: part x gets 1 / |P| for the smallest passing combination P that
+  contains x and fails without x (hand-derived cases, monotone or not);
+- `responsibility_maps` on splits whose cuts are forced (a band exactly n_parts *
+  min_band_bins wide), derived by hand;
+- `responsibility_maps` against an independent, brute-force reading of the
+  algorithm's description (`reference`: one tree at a time, every combination judged
+  by the rule itself, credit added bin by bin, the next node the passing combination
+  of least kept bandwidth, then higher target probability, then first asked), on
+  random cuts with several seeds, depths, queue lengths, margins and confidence
+  filters; the queries per clip are the distinct (clip, mask) pairs the reference
+  asks, and each level is one round trip to the oracle.
+
+The oracle is the real one; only the model is a toy. The reference draws its cuts with
+the module's `_cut` and the seeds the docstring names, and does everything else itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from sigwarehouse.freqrex import FreqrexParams
+from sigwarehouse.freqrex.oracle import Oracle
+from sigwarehouse.freqrex.responsibility import (
+    _credit_split,
+    _cut,
+    _popcounts,
+    _Split,
+    responsibility_maps,
+)
+from sigwarehouse.freqrex.spectral import FFTSpace
+from sigwarehouse.models.base import AudioClassifier
+
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
+Rule = Callable[[frozenset[int]], float]  # held bins -> the target's probability
+
+
+class RuleModel(AudioClassifier):
+    """Two classes; for a signal of length L the target (column targets[L]) gets
+    p = rules[L](bins held) and the other class 1 - p."""
+
+    def __init__(self, rules: dict[int, Rule], targets: dict[int, int]):
+        super().__init__(["zero", "one"], 16000)
+        self.rules, self.targets = rules, targets
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        held = torch.fft.rfft(waves.double(), dim=-1).abs() > 0.5
+        length = waves.shape[1]
+        p = torch.tensor(
+            [self.rules[length](frozenset(np.flatnonzero(h).tolist())) for h in held.numpy()]
+        )
+        t = self.targets[length]
+        out = torch.stack([1 - p, p] if t == 1 else [p, 1 - p], dim=1)
+        return out.float()
+
+
+def impulse(length: int) -> torch.Tensor:
+    wave = torch.zeros(length)
+    wave[0] = 1.0  # rfft: 1 in every bin
+    return wave
+
+
+def win(p: float, when: Callable[[frozenset[int]], bool]) -> Rule:
+    return lambda bins: p if when(bins) else 0.25
+
+
+# --- _cut, _popcounts, _credit_split ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("band", "n_parts", "min_width", "possible"),
+    [
+        # slack 1: the two cuts sit at 7 or 8 and at 9 or 10, in order
+        ((5, 12), 3, 2, {(7, 9), (7, 10), (8, 10)}),
+        # slack 2 on two parts of at least 1: the cut at 1, 2 or 3
+        ((0, 4), 2, 1, {(1,), (2,), (3,)}),
+        # no slack: one way only
+        ((3, 9), 3, 2, {(5, 7)}),
+        ((10, 12), 2, 1, {(11,)}),
+    ],
+)
+def test_cut_makes_contiguous_parts_at_least_min_width_wide_with_every_cut_reachable(
+    band, n_parts, min_width, possible
+):
+    seen = set()
+    for seed in range(200):
+        parts = _cut(band, n_parts, min_width, np.random.default_rng(seed))
+        assert len(parts) == n_parts
+        assert parts[0][0] == band[0] and parts[-1][1] == band[1]
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+        assert all(e - s >= min_width for s, e in parts)
+        seen.add(tuple(e for _, e in parts[:-1]))
+    assert seen == possible
+
+
+def test_popcounts_are_the_sizes_of_the_combinations():
+    assert _popcounts(3).tolist() == [0, 1, 1, 2, 1, 2, 2, 3]
+    assert _popcounts(2).tolist() == [0, 1, 1, 2]
+
+
+def split_with(passing: set[int], n_parts: int = 3) -> _Split:
+    """A split whose combinations in `passing` pass (bit x of s: part x kept)."""
+    split = _Split(None, [], [(0, 1)] * n_parts, 1, None)
+    split.passes = np.array([s in passing for s in range(1 << n_parts)])
+    return split
+
+
+@pytest.mark.parametrize(
+    ("passing", "expected"),
+    [
+        # only all three together: each is needed beside the two others
+        ({7}, [1 / 3, 1 / 3, 1 / 3]),
+        # part 0 alone suffices (every combination with it passes): 1 for it, nothing else
+        ({1, 3, 5, 7}, [1, 0, 0]),
+        # any two of the three: each needs one other
+        ({3, 5, 6, 7}, [1 / 2, 1 / 2, 1 / 2]),
+        # parts 0 and 1 together, or all three (not monotone): {0, 1} minus either
+        # fails (1/2); part 2 is never needed, since {0, 1} passes without it
+        ({3, 7}, [1 / 2, 1 / 2, 0]),
+        # part 2 alone, or 0 and 1 together: 2 alone (1); 0 and 1 each in {0, 1} (1/2)
+        ({4, 3, 5, 6, 7}, [1 / 2, 1 / 2, 1]),
+        # everything passes, the empty signal too: nothing is a cause
+        (set(range(8)), [0, 0, 0]),
+        # part 1 alone, or everything: 1 alone (1); 0 and 2 each beside the two others
+        # (1/3), since {1, 2} and {0, 1} fail
+        ({2, 7}, [1 / 3, 1, 1 / 3]),
+    ],
+)
+def test_credit_is_one_over_the_smallest_passing_combination_the_part_is_needed_in(
+    passing, expected
+):
+    r = _credit_split(split_with(passing), 3, _popcounts(3))
+    assert r.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("passing", "expected"),
+    [
+        ({3}, [1 / 2, 1 / 2]),
+        ({1, 3}, [1, 0]),
+        ({2, 3}, [0, 1]),
+        ({1, 2, 3}, [1, 1]),
+        ({0, 1, 2, 3}, [0, 0]),
+    ],
+)
+def test_credit_with_two_parts(passing, expected):
+    assert _credit_split(split_with(passing, 2), 2, _popcounts(2)).tolist() == expected
+
+
+# --- responsibility_maps on forced cuts -----------------------------------------------------
+
+SIX = 10  # samples of a 6-bin clip: with n_parts 3 and min_band_bins 2 the root is cut
+# (0, 2), (2, 4), (4, 6) and no part is ever cut again
+
+
+def maps_for(rules: dict[int, Rule], lengths: list[int], params: FreqrexParams, empty=None,
+             clips=None, targets=None, sigma=None):  # fmt: skip
+    targets = targets or {n: 0 for n in rules}
+    oracle = Oracle(RuleModel(rules, targets), [impulse(n) for n in lengths], FFTSpace)
+    n = len(lengths)
+    clips = np.arange(n) if clips is None else np.asarray(clips)
+    target = np.array([targets[length] for length in lengths])
+    sigma = np.ones(n) if sigma is None else np.asarray(sigma, dtype=float)
+    empty = np.zeros(n, dtype=bool) if empty is None else np.asarray(empty)
+    seeds = [[7, row] for row in range(n)]
+    return responsibility_maps(oracle, clips, target, sigma, empty, seeds, params), oracle
+
+
+FORCED = FreqrexParams(n_parts=3, min_band_bins=2, iterations=2, decision_margin=0.0)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected", "queries"),
+    [
+        # bins 0 and 5 both needed: parts 0 and 2 each need the other (1/2), part 1 nothing;
+        # the next node {part 0, part 2} has no band wide enough to cut
+        (win(0.75, lambda b: {0, 5} <= b), [0.5, 0.5, 0, 0, 0.5, 0.5], 6),
+        # bin 0 alone: part 0 alone keeps the class and the others without it do not
+        (win(0.75, lambda b: 0 in b), [1, 1, 0, 0, 0, 0], 6),
+        # two of bins 0, 2, 4 (one in each part): each part needs one other
+        (win(0.75, lambda b: len(b & {0, 2, 4}) >= 2), [0.5] * 6, 6),
+        # bins 3 and 4 (parts 1 and 2): each needs the other, part 0 is never needed
+        (win(0.75, lambda b: {3, 4} <= b), [0, 0, 0.5, 0.5, 0.5, 0.5], 6),
+        # nothing but the whole signal keeps the class: each part needs the two others
+        (win(0.75, lambda b: len(b) == 6), [1 / 3] * 6, 6),
+    ],
+)
+def test_a_root_cut_into_forced_parts_gets_the_credit_derived_by_hand(rule, expected, queries):
+    maps, oracle = maps_for({SIX: rule}, [SIX], FORCED)
+    assert maps.dtype == np.float32 and maps.shape == (1, 6)
+    assert maps[0].tolist() == pytest.approx(expected, abs=1e-6)
+    # the 6 proper non-empty combinations, asked once (the second tree asks the same)
+    assert oracle.queries.tolist() == [queries] and oracle.reused == queries
+    assert set(oracle.by_phase) == {"responsibility"} and oracle.rounds == 1
+
+
+def test_when_the_empty_signal_keeps_the_class_no_part_alone_is_a_cause():
+    # the target wins with bin 0 or with nothing at all (the empty signal passes):
+    # part 0 alone passes, but so does the empty combination, so part 0 gets credit only
+    # where removing it fails: {0, 1} -> {1} fails (1/2), likewise {0, 2}; parts 1, 2 none
+    rule = win(0.75, lambda b: 0 in b or not b)
+    maps, _ = maps_for({SIX: rule}, [SIX], FORCED, empty=[True])
+    assert maps[0].tolist() == pytest.approx([0.5, 0.5, 0, 0, 0, 0])
+    unaware, _ = maps_for({SIX: rule}, [SIX], FORCED, empty=[False])
+    assert unaware[0].tolist() == pytest.approx([1, 1, 0, 0, 0, 0])
+
+
+def test_rows_not_asked_for_stay_zero_and_a_shorter_clip_ends_early():
+    # two clips, 16 and 6 bins; only the 6-bin one (row 1) is explained: row 0 stays 0,
+    # row 1's map is 16 wide, zero past its 6 bins
+    rules = {30: win(0.75, lambda b: True), SIX: win(0.75, lambda b: 0 in b)}
+    maps, oracle = maps_for(rules, [30, SIX], FORCED, clips=[1])
+    assert maps.shape == (2, 16)
+    assert maps[0].tolist() == [0.0] * 16
+    assert maps[1].tolist() == pytest.approx([1, 1] + [0] * 14)
+    assert oracle.queries.tolist() == [0, 6]
+
+
+def test_the_target_column_and_sigma_are_the_rows_own():
+    # the 6-bin clip's target is class 1, the 16-bin clip's class 0; with a confidence
+    # filter of 1/2 a pass needs p >= sigma / 2 too: the 6-bin clip's rule gives 0.625
+    # with bin 0, which passes against sigma 1 (part 0 alone: 1) but not against sigma
+    # 1.5, where only the whole signal passes (each part needs the two others: 1/3)
+    params = FreqrexParams(n_parts=3, min_band_bins=2, iterations=1, decision_margin=0.0,
+                           confidence_filter=0.5, max_depth=1)  # fmt: skip
+    rules = {30: win(0.75, lambda b: False), SIX: win(0.625, lambda b: 0 in b)}
+    maps, _ = maps_for(rules, [30, SIX], params, targets={30: 0, SIX: 1}, sigma=[1.0, 1.0])
+    assert maps[1, :6].tolist() == pytest.approx([1, 1, 0, 0, 0, 0])
+    maps, _ = maps_for(rules, [30, SIX], params, targets={30: 0, SIX: 1}, sigma=[1.0, 1.5])
+    assert maps[1, :6].tolist() == pytest.approx([1 / 3] * 6)
+
+
+# --- responsibility_maps against a brute-force reference ----------------------------------
+
+
+def reference(rules: dict[int, Rule], lengths, clips, target, sigma, empty, seeds, params):
+    """The maps, the (clip, bins) pairs asked and the number of levels, one tree at a time."""
+    n_vars = [n // 2 + 1 for n in lengths]
+    width = max(n_vars)
+    n, full = params.n_parts, (1 << params.n_parts) - 1
+    maps = np.zeros((len(lengths), width))
+    asked: set[tuple[int, frozenset[int]]] = set()
+    levels = 0
+
+    def held(bands):
+        return frozenset(v for b, e in bands for v in range(b, e))
+
+    def verdict(c, bands):
+        p = rules[lengths[c]](held(bands))
+        ok = p - (1 - p) >= params.decision_margin
+        if params.confidence_filter > 0:
+            ok = ok and p >= params.confidence_filter * sigma[c] + params.decision_margin
+        return ok, p
+
+    for c in clips:
+        for it in range(params.iterations):
+            rng = np.random.default_rng([*seeds[c], it])
+            frontier = [[(0, n_vars[c])]]
+            for depth in range(params.max_depth):
+                candidates, asked_here = [], 0
+                for node in frontier:
+                    widths = [e - b for b, e in node]
+                    by_width = sorted(range(len(node)), key=lambda a: (-widths[a], a))
+                    wide = [a for a in by_width if widths[a] >= n * params.min_band_bins]
+                    for a in sorted(wide[: params.max_split_bands]):
+                        parts = _cut(node[a], n, params.min_band_bins, rng)
+                        static = node[:a] + node[a + 1 :]
+                        ok, p, order = {full: True}, {}, {}
+                        for s in range(full):
+                            kept = static + [parts[x] for x in range(n) if s >> x & 1]
+                            if not kept:
+                                ok[s] = bool(empty[c])
+                                continue
+                            ok[s], p[s] = verdict(c, kept)
+                            asked.add((c, held(kept)))
+                            order[s] = asked_here
+                            asked_here += 1
+                        for x, (b, e) in enumerate(parts):
+                            needed = [bin(s).count("1") for s in range(1, full + 1)
+                                      if s >> x & 1 and ok[s] and not ok[s ^ (1 << x)]]  # fmt: skip
+                            maps[c, b:e] += 1 / min(needed) / params.iterations if needed else 0
+                        for s in range(full):
+                            kept = static + [parts[x] for x in range(n) if s >> x & 1]
+                            if kept and ok[s]:
+                                size = sum(e - b for b, e in kept)
+                                candidates.append((size, -p[s], order[s], kept))
+                levels = max(levels, depth + 1 if asked_here else depth)
+                frontier = [k for *_, k in sorted(candidates, key=lambda x: x[:3])][
+                    : params.queue_len
+                ]
+                if not frontier:
+                    break
+    return maps.astype(np.float32), asked, levels
+
+
+def check_against_reference(rules, lengths, params, empty=None, sigma=None, targets=None):
+    n = len(lengths)
+    targets = targets or {length: 0 for length in rules}
+    target = np.array([targets[length] for length in lengths])
+    sigma = np.ones(n) if sigma is None else np.asarray(sigma, dtype=float)
+    empty = np.zeros(n, dtype=bool) if empty is None else np.asarray(empty)
+    seeds = [[11, 3 * row + 1] for row in range(n)]
+    oracle = Oracle(RuleModel(rules, targets), [impulse(x) for x in lengths], FFTSpace)
+    clips = np.arange(n)
+    maps = responsibility_maps(oracle, clips, target, sigma, empty, seeds, params)
+    expected, asked, levels = reference(rules, lengths, clips, target, sigma, empty, seeds, params)
+    assert maps.dtype == np.float32
+    np.testing.assert_allclose(maps, expected, rtol=0, atol=1e-6)
+    assert oracle.queries.tolist() == [sum(1 for c, _ in asked if c == row) for row in range(n)]
+    assert oracle.rounds == levels
+    return maps
+
+
+def ladder(*steps: tuple[set[int], float]) -> Rule:
+    """p = the first step's p whose bins are all held, else 1/4."""
+    return lambda b: next((p for need, p in steps if need <= b), 0.25)
+
+
+# two clips of 16 and 11 bins; the rules reward a few scattered bins, with probabilities
+# that differ between passing masks (so ties in kept bandwidth go by probability)
+RULES = {
+    30: ladder(({3, 12}, 0.875), ({3, 9}, 0.75), ({14}, 0.625)),
+    20: ladder(({1, 8}, 0.75), ({5}, 0.625), ({0, 10}, 0.875)),
+}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n_parts=3, min_band_bins=1, max_depth=4, iterations=3),
+        dict(n_parts=3, min_band_bins=2, max_depth=3, iterations=2, queue_len=2),
+        dict(n_parts=3, min_band_bins=1, max_depth=5, iterations=2, max_split_bands=1),
+        dict(n_parts=2, min_band_bins=1, max_depth=6, iterations=2, queue_len=3),
+        dict(n_parts=2, min_band_bins=2, max_depth=2, iterations=1, max_split_bands=3),
+        dict(n_parts=4, min_band_bins=1, max_depth=3, iterations=1, queue_len=2),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_maps_match_the_brute_force_reference(params, seed):
+    p = FreqrexParams(seed=seed, decision_margin=0.0, **params)
+    check_against_reference(RULES, [30, 20], p)
+
+
+@pytest.mark.parametrize(
+    ("margin", "confidence", "sigma"),
+    [
+        (0.25, 0.0, [1.0, 1.0]),
+        (0.0, 0.75, [1.0, 1.0]),
+        (0.125, 0.5, [1.0, 1.5]),
+        (0.25, 0.5, [0.5, 0.5]),
+    ],
+)
+def test_maps_match_the_reference_with_margins_and_confidence_filters(margin, confidence, sigma):
+    # the probabilities 5/8, 3/4, 7/8 sit on either side of the thresholds these make
+    p = FreqrexParams(n_parts=3, min_band_bins=1, max_depth=4, iterations=2,
+                      decision_margin=margin, confidence_filter=confidence)  # fmt: skip
+    check_against_reference(RULES, [30, 20], p, sigma=sigma)
+
+
+def test_maps_match_the_reference_when_the_empty_signal_keeps_the_class():
+    # the 16-bin clip keeps the class with nothing (p 5/8) unless it holds bin 7
+    rules = {30: lambda b: 0.25 if 7 in b else (0.875 if {2, 11} <= b else 0.625), 20: RULES[20]}
+    p = FreqrexParams(n_parts=3, min_band_bins=1, max_depth=4, iterations=3, decision_margin=0.0)
+    check_against_reference(rules, [30, 20], p, empty=[True, False], targets={30: 1, 20: 0})
+
+
+def test_every_clip_gets_the_same_map_whoever_shares_the_call():
+    p = FreqrexParams(n_parts=3, min_band_bins=1, max_depth=4, iterations=2, decision_margin=0.0)
+    both, _ = maps_for(RULES, [30, 20], p)
+    alone, _ = maps_for(RULES, [30, 20], p, clips=[1])
+    assert np.array_equal(both[1], alone[1]) and both[1].any()
