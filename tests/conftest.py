@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,17 @@ from sigwarehouse import warehouse
 from sigwarehouse.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Under `make mutation` mutmut runs each mutant's tests with -x, in collection order: the
+# engine's unit tests go first, so most mutants fail in a second instead of after the
+# tone-model explanations (about 40 s a mutant otherwise).
+FAST_FIRST = ("test_search_units.py", "test_oracle_units.py", "test_responsibility_units.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST", "") in ("", "stats", "list_all_tests"):
+        return
+    items.sort(key=lambda item: item.path.name not in FAST_FIRST)  # stable: the rest keep order
 
 
 @pytest.fixture
