@@ -334,6 +334,19 @@ def test_a_length_groups_requests_go_to_the_model_in_order_batch_size_at_a_time(
     assert set(o.classifier.dtypes) == {torch.float32}
 
 
+def test_a_longer_interleaving_keeps_request_order_within_each_length():
+    # 14 requests, the 20-sample clip at positions 1, 4, 7, 11: its four go first, then
+    # the ten 30-sample ones, each group in request order (a stable sort by length)
+    pairs = [(A, 0), (B, 0), (C, 1), (A, 2), (B, 1), (C, 3), (A, 4), (B, 2), (C, 5), (A, 6),
+             (C, 7), (B, 3), (A, 8), (C, 9)]  # fmt: skip
+    o = oracle()
+    assert answers(o, singles(*pairs)) == [clip_of(c, b) for c, b in pairs]
+    in_order = [p for p in pairs if p[0] == B] + [p for p in pairs if p[0] != B]
+    assert [(length, amp, set(bins)) for length, amp, bins in o.classifier.asked] == [
+        clip_of(c, b) for c, b in in_order
+    ]
+
+
 def test_the_default_batch_is_64_mutants():
     o = Oracle(Decoder(), [impulse(30, 1)], FFTSpace)
     spans = [(a, b) for a in range(16) for b in range(a + 1, 17)][:65]  # 65 distinct masks
