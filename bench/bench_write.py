@@ -98,7 +98,9 @@ def write_executemany(path: Path, run_id: str, counters: runs.RunCounters, *rows
     with warehouse.opened(path) as con, warehouse.transaction(con):
         for (table, cols), batch in zip(tables, rows, strict=True):
             marks = ", ".join("?" * len(cols))
-            sql = f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})"
+            # signal_probs has no key index since migration 0007: OR IGNORE needs one
+            verb = "INSERT" if table == "signal_probs" else "INSERT OR IGNORE"
+            sql = f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({marks})"
             con.executemany(sql, batch)
         runs.update_run(con, run_id, counters)
 
