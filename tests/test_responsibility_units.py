@@ -383,3 +383,21 @@ def test_every_clip_gets_the_same_map_whoever_shares_the_call():
     both, _ = maps_for(RULES, [30, 20], p)
     alone, _ = maps_for(RULES, [30, 20], p, clips=[1])
     assert np.array_equal(both[1], alone[1]) and both[1].any()
+
+
+LONG = 62  # samples of a 32-bin clip
+
+
+@pytest.mark.parametrize("max_split_bands", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_band_beside_kept_bands_that_already_keep_the_class_gets_nothing(seed, max_split_bands):
+    # The target needs bin 31 only. With queue_len 3 every passing combination of the
+    # root's parts is refined: {2}, {0, 2} and {1, 2}. Cutting part 0 of {0, 2} leaves
+    # part 2 beside it, which keeps the class alone: none of part 0's pieces is a cause,
+    # so bin 0 (always in part 0, which never holds bin 31) gets no credit at any level.
+    # With max_split_bands 1 only the wider of two bands is cut.
+    p = FreqrexParams(seed=seed, n_parts=3, min_band_bins=2, max_depth=3, iterations=4,
+                      queue_len=3, max_split_bands=max_split_bands,
+                      decision_margin=0.0)  # fmt: skip
+    maps = check_against_reference({LONG: win(0.75, lambda b: 31 in b)}, [LONG], p)
+    assert maps[0, 0] == 0 and maps[0, 31] >= 2
