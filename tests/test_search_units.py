@@ -354,6 +354,19 @@ def test_minimise_shrinks_to_the_bins_the_class_needs_and_certifies_them():
     assert set(ctx.oracle.by_phase) == {"min"}
 
 
+@pytest.mark.parametrize(("kept", "final"), [(8, [0, 1]), (9, [7, 8])])
+def test_unit_levels_run_only_while_a_mask_holds_more_than_four_bins_a_unit(kept, final):
+    # Any two bins keep the target, and responsibility falls with the bin, so bin by bin
+    # alone keeps the two most responsible, 0 and 1. With 2 units a level runs only above
+    # 4 * 2 = 8 kept bins: at 9, each round cuts what is left into 2 units of equal
+    # slack and the lower goes first (0-4 of 0-8, then 5-6 of 5-8), leaving 7 and 8.
+    ctx = context(at_least(2, *range(N_VARS)), minimise_units=2)
+    falling = by_bin()[:, ::-1].copy()
+    search = minimise(ctx, SUFFICIENT, np.array([0]), mask_of(*range(kept)), falling, "min")
+    [(masks, _, _)] = drive(ctx.oracle, [search])
+    assert np.flatnonzero(masks[0]).tolist() == final
+
+
 def test_a_large_masks_figure_is_drawn_from_its_clips_seed_only():
     # 70 kept bins (above per_bin_limit 64), any 69 of them keep the target, and so no
     # unit of several bins can go: the mask stays whole and its figure is measured on 64
