@@ -388,6 +388,26 @@ def test_a_large_masks_figure_is_drawn_from_its_clips_seed_only():
     assert checked.tolist() == [64, 64, 64]
     assert all(29 <= r * 64 <= 35 and r * 64 == round(r * 64) for r in removable)
     assert removable[0] == removable[2]
+    assert set(ctx.oracle.by_phase) == {"min"}  # the sample's queries count in the phase
+
+
+def test_a_mask_of_exactly_per_bin_limit_bins_is_made_1_minimal_bin_by_bin():
+    # The large-mask rule (any 69 of bins 0-69, with 0-34 all held) on one clip, with
+    # per_bin_limit 70: no unit of several bins can go, so 70 bins reach the limit, which
+    # is still bin by bin. Tried lowest first, 0 cannot go, ..., 35 can, then no other:
+    # 69 bins remain, 1-minimal over all 69 checked (a sample would check 64).
+    wide = 80
+
+    def rule(held):
+        return torch.where((held[:, :70].sum(dim=1) >= 69) & held[:, :35].all(dim=1), 0.75, 0.25)
+
+    ctx = context(rule, n_vars=wide, per_bin_limit=70)
+    mask = np.zeros((1, wide), dtype=bool)
+    mask[0, :70] = True
+    search = minimise(ctx, SUFFICIENT, np.array([0]), mask, np.zeros((1, wide)), "min")
+    [(shrunk, removable, checked)] = drive(ctx.oracle, [search])
+    assert np.flatnonzero(shrunk[0]).tolist() == [b for b in range(70) if b != 35]
+    assert checked.tolist() == [69] and removable.tolist() == [0.0]
 
 
 # --- _units ------------------------------------------------------------------------------
