@@ -19,30 +19,20 @@
 -- (a scan of signal_probs took 9 s at 10^8 rows; this reads a few rows per cell).
 CREATE OR REPLACE MACRO alpha_transferability_for(hash) AS TABLE
 WITH cells AS (
-    SELECT
+    SELECT  -- the output's columns but task, in its order
         dataset,
         kind,
         source_model,
         target_model,
-        params_hash,
         sum(n)::BIGINT AS n_signals,
         coalesce(sum(n) FILTER (WHERE same_class), 0)::DOUBLE / sum(n) AS alpha,
         coalesce(sum(n) FILTER (WHERE mask = 'empty'), 0)::BIGINT AS n_empty,
         coalesce(sum(n) FILTER (WHERE same_class AND mask = 'kept'), 0)::DOUBLE
-            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS alpha_nonempty
+            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS alpha_nonempty,
+        params_hash
     FROM transfer_counts
     GROUP BY dataset, kind, source_model, target_model, params_hash
 )
-SELECT
-    w.task,
-    x.dataset,
-    x.kind,
-    x.source_model,
-    x.target_model,
-    x.n_signals,
-    x.alpha,
-    x.n_empty,
-    x.alpha_nonempty,
-    x.params_hash
+SELECT w.task, x.*
 FROM cells AS x
 JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;

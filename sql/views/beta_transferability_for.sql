@@ -20,12 +20,11 @@
 -- the branch whose condition is false before running the query.
 CREATE OR REPLACE MACRO beta_transferability_for(eps, hash) AS TABLE
 WITH cells AS (
-    SELECT
+    SELECT  -- the output's columns but task, in its order
         dataset,
         kind,
         source_model,
         target_model,
-        params_hash,
         sum(n)::BIGINT AS n_signals,
         coalesce(sum(n) FILTER (WHERE same_class AND eps_level <= round(eps * 100)), 0)::DOUBLE
             / sum(n) AS beta,
@@ -34,23 +33,13 @@ WITH cells AS (
         coalesce(sum(n) FILTER (WHERE mask = 'empty'), 0)::BIGINT AS n_empty,
         coalesce(sum(n) FILTER (
             WHERE same_class AND eps_level <= round(eps * 100) AND mask = 'kept'), 0)::DOUBLE
-            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS beta_nonempty
+            / nullif(sum(n) FILTER (WHERE mask = 'kept'), 0) AS beta_nonempty,
+        params_hash
     FROM transfer_counts
     WHERE round(eps * 100) / 100 = eps::DOUBLE
     GROUP BY dataset, kind, source_model, target_model, params_hash
 )
-SELECT
-    w.task,
-    x.dataset,
-    x.kind,
-    x.source_model,
-    x.target_model,
-    x.n_signals,
-    x.beta,
-    x.beta_entropy_only,
-    x.n_empty,
-    x.beta_nonempty,
-    x.params_hash
+SELECT w.task, x.*
 FROM cells AS x
 JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash
 UNION ALL

@@ -34,32 +34,21 @@ signals AS (
     WHERE s.kind IN ('sufficient', 'complete')
 ),
 cells AS (
-    SELECT
+    SELECT  -- the output's columns but task, in its order
         dataset,
         kind,
         source_model,
         target_model,
-        params_hash,
         count(*) AS n_signals,
         avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END) AS beta,
         avg(CASE WHEN confident THEN 1.0 ELSE 0.0 END) AS beta_entropy_only,
         count(*) FILTER (WHERE mask_size = 0) AS n_empty,
         avg(CASE WHEN same_class AND confident THEN 1.0 ELSE 0.0 END)
-            FILTER (WHERE mask_size > 0) AS beta_nonempty
+            FILTER (WHERE mask_size > 0) AS beta_nonempty,
+        params_hash
     FROM signals
     GROUP BY dataset, kind, source_model, target_model, params_hash
 )
-SELECT
-    w.task,
-    x.dataset,
-    x.kind,
-    x.source_model,
-    x.target_model,
-    x.n_signals,
-    x.beta,
-    x.beta_entropy_only,
-    x.n_empty,
-    x.beta_nonempty,
-    x.params_hash
+SELECT w.task, x.*
 FROM cells AS x
 JOIN model_sets_for(hash) AS w ON w.model = x.source_model AND w.params_hash = x.params_hash;
