@@ -25,6 +25,7 @@ import pytest
 import torch
 from light_params import ARGS as EXTRA
 from light_params import PARAMS
+from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
 from sigwarehouse.audio import load_clip
@@ -42,8 +43,14 @@ N_CLIPS = 2 * PER_LABEL  # spoof has two labels
 N_MODELS = 3  # of the task's zoo models, to keep the file quick
 
 
-def _build(path: Path, catalog_dir: Path = REPO / "ingest", store_audio: bool = True) -> Path:
-    """A warehouse with the catalog, the spoof clips and only N_MODELS spoof models."""
+def _build(
+    path: Path,
+    catalog_dir: Path = REPO / "ingest",
+    store_audio: bool = True,
+    n_models: int = N_MODELS,
+) -> Path:
+    """A warehouse with the catalog, the spoof clips and only the first n_models spoof
+    models (the first is the 1-D CNN, the fastest: the tests of processes use it alone)."""
     warehouse.init(path)
     with warehouse.opened(path) as con:
         catalog.sync(con, catalog_dir)
@@ -51,7 +58,7 @@ def _build(path: Path, catalog_dir: Path = REPO / "ingest", store_audio: bool = 
         con.execute(
             "DELETE FROM models WHERE task = ? AND model NOT IN"
             " (SELECT model FROM models WHERE task = ? ORDER BY model LIMIT ?)",
-            [TASK, TASK, N_MODELS],
+            [TASK, TASK, n_models],
         )
     return path
 
@@ -93,8 +100,13 @@ def _rows(path: Path) -> dict[str, list[tuple]]:
 
 
 def _rows_of(path: Path, model: str) -> dict[str, list[tuple]]:
-    """_rows of `model`'s own work (its explanations, and the signals it is the source of)."""
-    return {table: [row for row in rows if row[0] == model] for table, rows in _rows(path).items()}
+    """_rows of `model` alone: its explanations and answers, and its signals' answers on
+    itself (what a warehouse holding only `model` stores, the same clips explained)."""
+    target = {"signal_probs": 3, "transfer_counts": 2}  # the column of the target model
+    return {
+        table: [r for r in rows if r[0] == model and r[target.get(table, 0)] == model]
+        for table, rows in _rows(path).items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +225,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
 ) -> None:
     """One clip per transaction, killed after the first: the rerun ends with the rows of
     the uninterrupted reference run (`ingested`, the same clips and parameters)."""
-    killed = _build(tmp_path / "killed.duckdb")
+    killed = _build(tmp_path / "killed.duckdb", n_models=1)
     model = _models(killed)[0]
     args = ["ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
     job = subprocess.Popen(
@@ -241,7 +253,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
 
 
 def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path) -> None:
-    path = _build(tmp_path / "interrupted.duckdb")
+    path = _build(tmp_path / "interrupted.duckdb", n_models=1)
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", "4", "--clips-per-batch", "1", *EXTRA]
     job = subprocess.Popen(_sigwh(path, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -262,7 +274,7 @@ def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path)
 
 
 def test_two_jobs_at_once_and_reads_while_they_run(ingested: Path, tmp_path: Path) -> None:
-    path = _build(tmp_path / "concurrent.duckdb")
+    path = _build(tmp_path / "concurrent.duckdb", n_models=1)
     model = _models(path)[0]
     base = ["ingest", "--model", model, "--per-label", "2", "--clips-per-batch", "1", *EXTRA]
     jobs = [
@@ -270,12 +282,11 @@ def test_two_jobs_at_once_and_reads_while_they_run(ingested: Path, tmp_path: Pat
         for i in range(2)
     ]
     reads = 0
-    while any(j.poll() is None for j in jobs):
-        out = subprocess.run(
-            _sigwh(path, "sql", "SELECT count(*) FROM explanations"), capture_output=True
-        )
-        assert out.returncode == 0, out.stderr
+    while any(j.poll() is None for j in jobs):  # `sigwh sql`, in this process: no start-up
+        out = sigwh(path, "sql", "SELECT count(*) FROM explanations")
+        assert out.exit_code == 0, out.output
         reads += 1
+        time.sleep(0.2)  # the jobs need the file to write in between
     assert [j.wait() for j in jobs] == [0, 0], [j.stderr.read() for j in jobs]
     assert reads >= 1
     with warehouse.opened(path, read_only=True) as con:
@@ -469,7 +480,7 @@ def test_stored_derived_numbers_match_a_direct_computation(ingested: Path) -> No
 def test_two_jobs_with_the_same_plan_leave_the_rows_of_one(ingested: Path, tmp_path: Path) -> None:
     """Overlapping work: two processes run the very same plan at once; every row is
     offered twice, and the file ends with exactly the rows of one uninterrupted run."""
-    path = _build(tmp_path / "overlap.duckdb")
+    path = _build(tmp_path / "overlap.duckdb", n_models=1)
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
     jobs = [subprocess.Popen(_sigwh(path, *args, *EXTRA), stderr=subprocess.PIPE) for _ in range(2)]

@@ -133,27 +133,12 @@ def _copy(base: Path, tmp_path: Path, name: str = "warehouse.duckdb") -> Path:
 
 
 @pytest.mark.slow
-def test_a_ray_run_stores_exactly_the_rows_of_a_local_run(
+def test_a_ray_run_whose_actors_are_killed_mid_run_stores_exactly_the_rows_of_a_local_run(
     base: Path, local: Path, cluster: str, tmp_path: Path
 ) -> None:
-    path = _copy(base, tmp_path)
-    summary = on_ray.run_ingest_ray(path, _plan(path), actors=2, clips_per_batch=1)
-    assert summary.status == "done"
-    assert summary.counters.extra["cross_filled"] == 2 * PER_LABEL
-    assert _facts(path) == _facts(local)
-    assert _runs(path) == _runs(local)  # counters included: every query is counted once
-    with warehouse.opened(path, read_only=True) as con:
-        device, params = con.execute(
-            "SELECT device, params->'runtime'->'ray'->>'actors' FROM runs WHERE model = ?",
-            [LATER],
-        ).fetchone()
-    assert (device, params) == ("ray:2xgpu", "2")  # logical GPUs: one actor each
-
-
-@pytest.mark.slow
-def test_actors_killed_mid_run_are_replaced_and_their_batches_redone(
-    base: Path, local: Path, cluster: str, tmp_path: Path
-) -> None:
+    """Every actor is killed once, after the first batch is stored: they are replaced,
+    their batches redone, and the rows are a local run's (one Ray run serves both: a run
+    without kills is the same path with nothing to redo)."""
     path = _copy(base, tmp_path)
     killed = []
 
@@ -168,8 +153,15 @@ def test_actors_killed_mid_run_are_replaced_and_their_batches_redone(
     )
     assert len(killed) == 2 and summary.status == "done"
     assert summary.counters.extra["actors_replaced"] == 2
+    assert summary.counters.extra["cross_filled"] == 2 * PER_LABEL
     assert _facts(path) == _facts(local)
-    assert _runs(path) == _runs(local)
+    assert _runs(path) == _runs(local)  # counters included: every query is counted once
+    with warehouse.opened(path, read_only=True) as con:
+        device, params = con.execute(
+            "SELECT device, params->'runtime'->'ray'->>'actors' FROM runs WHERE model = ?",
+            [LATER],
+        ).fetchone()
+    assert (device, params) == ("ray:2xgpu", "2")  # logical GPUs: one actor each
 
 
 @pytest.mark.slow
