@@ -25,6 +25,7 @@ import pytest
 import torch
 from light_params import ARGS as EXTRA
 from light_params import PARAMS
+from polling import first_batch_stored
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -231,12 +232,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
     job = subprocess.Popen(
         _sigwh(killed, *args, *EXTRA), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    done = 0
-    while done < 1 and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.02)
-        with warehouse.opened(killed, read_only=True) as con:
-            done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    done = first_batch_stored(job, killed, "SELECT count(*) FROM explanations")
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert 1 <= done < N_CLIPS, "the job should have been killed part way"
@@ -257,11 +253,7 @@ def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path)
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", "4", "--clips-per-batch", "1", *EXTRA]
     job = subprocess.Popen(_sigwh(path, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline, done = time.monotonic() + 120, 0
-    while done < 1 and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.02)
-        with warehouse.opened(path, read_only=True) as con:
-            done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
+    first_batch_stored(job, path, "SELECT count(*) FROM explanations")
     job.send_signal(signal.SIGINT)
     output = job.communicate(timeout=60)[0].decode()
     assert job.returncode == 130, output

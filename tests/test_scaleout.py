@@ -15,13 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
 from light_params import ARGS as LIGHT_ARGS
 from light_params import PARAMS
+from polling import first_batch_stored
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -176,13 +176,8 @@ def test_a_sigkilled_driver_then_a_rerun_store_exactly_the_rows_of_a_local_run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline, done = time.monotonic() + 180, 0
-    while done < 1 and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.05)
-        with warehouse.opened(path, read_only=True) as con:
-            done = con.execute(
-                "SELECT count(*) FROM explanations WHERE model = ?", [LATER]
-            ).fetchone()[0]
+    count = "SELECT count(*) FROM explanations WHERE model = ?"
+    done = first_batch_stored(driver, path, count, [LATER])
     driver.send_signal(signal.SIGKILL)
     stderr = driver.communicate()[1].decode()
     assert 1 <= done < 2 * PER_LABEL, f"the driver should die part way ({done}): {stderr[-2000:]}"
