@@ -21,8 +21,10 @@ demo: setup
 
 # One worker per core (pytest-xdist), each with one torch thread: two workers of two
 # threads each on two cores fight over them (the zoo tests took 70 s that way, 50 s so).
+# loadgroup: the modules marked xdist_group (those whose fixtures run ingest jobs) run on
+# one worker, so each fixture is built once; every other test goes where a worker is free.
 test: setup browser
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist loadgroup
 
 # The report test renders the page in Debian's Chromium (Playwright drives it; nothing is
 # downloaded). Installed here when we may (root with apt); otherwise that test is skipped.

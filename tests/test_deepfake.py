@@ -31,6 +31,9 @@ from sigwarehouse.jobs import asr, compose, ingest
 from sigwarehouse.models.loader import load_classifier
 from sigwarehouse.signals import map_mask
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("deepfake")
+
 REPO = Path(__file__).resolve().parents[1]
 TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp5"), 3
 ASR_CLIPS = 2  # clips whose signals pocketsphinx transcribes (about 0.4 s per signal)

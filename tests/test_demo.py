@@ -31,6 +31,9 @@ from sigwarehouse.demo import run_demo
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 from sigwarehouse.jobs import label_transfer
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("demo")
+
 REPO = Path(__file__).resolve().parents[1]
 # a Hugging Face zoo model (kind "hf": the demo's jobs load it from the demo's catalog)
 # that gives silence "fake", so the demo has a real composite to apply

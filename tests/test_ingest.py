@@ -36,6 +36,9 @@ from sigwarehouse.models.loader import load_classifier
 from sigwarehouse.models.zoo import load_checkpoint, save_checkpoint
 from sigwarehouse.records import task_models
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("ingest")
+
 REPO = Path(__file__).resolve().parents[1]
 TASK = "spoof"
 DATASET = "spoof-eval"

@@ -31,6 +31,9 @@ from sharing import sigwh
 from sigwarehouse import catalog, clips, warehouse
 from sigwarehouse.models.loader import load_classifier, model_labels
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("multiplicity")
+
 REPO = Path(__file__).resolve().parents[1]
 EXPLAINER, OTHER, LATER = "sp1", "sp2", "sp3"
 K = 3

@@ -21,6 +21,9 @@ from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import ingest
 from sigwarehouse.models.loader import load_classifier
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("probes")
+
 REPO = Path(__file__).resolve().parents[1]
 TASK, DATASET = "spoof", "spoof-eval"
 MODELS = ["sp1", "sp2"]

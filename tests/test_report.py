@@ -22,6 +22,9 @@ from sigwarehouse import warehouse
 from sigwarehouse.analyses import build_report
 from sigwarehouse.cli import app
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("report")
+
 CHROMIUM = Path("/usr/bin/chromium")
 AUDIO = re.compile(r'<audio controls preload="auto" src="data:audio/wav;base64,([^"]+)"')
 

@@ -30,6 +30,9 @@ from sigwarehouse.jobs import ingest, shards
 ray = pytest.importorskip("ray")
 from sigwarehouse.jobs import on_ray  # noqa: E402  (after the skip: it is the Ray path)
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("scaleout")
+
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "spoof-eval"
 # LATER is a transformer, not the faster 1-D CNN: with the CNN a whole job can finish

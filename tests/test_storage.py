@@ -17,6 +17,9 @@ from sharing import copy_of, rounded, sigwh, view_queries
 
 from sigwarehouse import storage, warehouse
 
+# one worker builds this module's fixtures once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("storage")
+
 # Each DuckDB CLI release line the test reads the warehouse with (the oldest and the
 # newest 1.x that PyPI's duckdb-cli package offers).
 CLI_VERSIONS = ["duckdb-cli>=1.4,<1.5", "duckdb-cli>=1.5,<2"]
