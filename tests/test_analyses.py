@@ -329,3 +329,22 @@ def test_empty_warehouse_gives_missing_sections(wh_path: Path) -> None:
         assert accuracy.run(con).missing.startswith("No original probabilities")
     finally:
         con.close()
+
+
+def test_has_relations_finds_tables_views_and_table_macros_and_nothing_else(wh_path) -> None:
+    from sigwarehouse import warehouse
+    from sigwarehouse.analyses.common import has_relations
+
+    con = warehouse.connect(wh_path, read_only=True)
+    try:
+        assert has_relations(con, "signal_probs")  # a table
+        assert has_relations(con, "alpha_transferability", "signal_probs")  # a view, a table
+        assert has_relations(con, "beta_transferability_for")  # a table macro
+        assert has_relations(con, "beta_transferability_for", "runs")
+        assert has_relations(con)  # nothing asked for
+        assert not has_relations(con, "no_such_table")
+        assert not has_relations(con, "signal_probs", "no_such_table")
+        assert not has_relations(con, "beta_transferability_for", "no_such_macro")
+        assert not has_relations(con, "abs")  # a scalar function is no relation
+    finally:
+        con.close()

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_bench_gpu_smoke_runs_end_to_end_and_reports_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    args = ["--smoke", "--device", "cpu", "--budget-s", "40", "--work", str(tmp_path / "w")]
+    args = ["--smoke", "--device", "cpu", "--budget-s", "16", "--work", str(tmp_path / "w")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_gpu.py"), *args, "--json", str(out)],

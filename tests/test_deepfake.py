@@ -1,6 +1,6 @@
 """The deepfake jobs and analyses (section 5) on the shipped spoof zoo and clips.
 
-One real warehouse is built for the module: three real and three fake evaluation clips,
+One real warehouse is built for the module: two real and two fake evaluation clips,
 models sp1 and sp5 ingested with light freqrex parameters, then `compose`,
 `transfer-label` and `asr` driven through their typer commands. Checks recompute what
 the jobs stored by independent paths (plain NumPy FFTs, a freshly loaded model, pystoi,
@@ -35,7 +35,7 @@ from sigwarehouse.signals import map_mask
 pytestmark = pytest.mark.xdist_group("deepfake")
 
 REPO = Path(__file__).resolve().parents[1]
-TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp5"), 3
+TASK, DATASET, MODELS, PER_LABEL = "spoof", "spoof-eval", ("sp1", "sp5"), 2
 ASR_CLIPS = 2  # clips whose signals pocketsphinx transcribes (about 0.4 s per signal)
 
 
