@@ -219,6 +219,24 @@ def test_summary_and_table5_are_means_per_model_kind_and_class(with_transcripts)
         assert cell == (pytest.approx(value) if value is not None else None)
 
 
+def test_table5_has_a_row_per_model_in_model_order_whatever_the_input_order():
+    """Hand-made means of three models, given in no particular order: the table's rows
+    come sorted by model, each cell the mean of its model, kind and class."""
+    rows = [  # model, kind, class, lev_ratio_indel, stoi
+        ("m2", "sufficient", "real", 0.5, None), ("m3", "inverse", "real", 0.0, 0.25),
+        ("m1", "complete", "fake", 0.75, None), ("m3", "sufficient", "real", 0.125, None),
+        ("m1", "inverse", "real", 0.0, 0.5), ("m2", "complete", "fake", 1.0, None),
+    ]  # fmt: skip
+    means = pl.DataFrame(rows, schema=["model", "kind", "class", "lev_ratio_indel", "stoi"],
+                         orient="row")  # fmt: skip
+    wide = asr_fidelity.table5(means, ["real", "fake"])
+    assert wide["model"].to_list() == ["m1", "m2", "m3"]
+    assert wide.columns == ["model", "sufficient real", "complete fake", "inverse real"]
+    assert wide.row(0) == ("m1", None, 0.75, 0.5)
+    assert wide.row(1) == ("m2", 0.5, 1.0, None)
+    assert wide.row(2) == ("m3", 0.125, None, 0.25)
+
+
 # --- spectral entropy -------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ class STFTSpace:
 
     kind = "stft"
 
-    def __init__(self, n_samples: int, n_fft: int = 512, hop: int = 128):
+    def __init__(self, n_samples: int, n_fft: int, hop: int):
         if n_samples < n_fft:
             raise ValueError(f"clip of {n_samples} samples is shorter than n_fft={n_fft}")
         self.n_samples = int(n_samples)
