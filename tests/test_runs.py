@@ -134,7 +134,8 @@ def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) ->
                     [_dead_pid(), finished])  # fmt: skip
         assert runs.mark_abandoned(con) == 1
         assert runs.mark_abandoned(con) == 0
-    assert worker.poll() is None, "looking for a process must not signal it"
+    with pytest.raises(subprocess.TimeoutExpired):  # a signal takes a moment to act
+        worker.wait(timeout=0.5)  # looking for a process must not signal it
     worker.kill()
     worker.wait()
     status = {r: run_row(wh_path, r)["status"] for r in (dead, alive, elsewhere, finished)}
@@ -189,3 +190,17 @@ def test_timed_counts_rows_and_seconds_and_answers_as_the_model() -> None:
     timed(waves[:2])
     wall = time.perf_counter() - start
     assert counters.queries == 5 and 0.1 <= counters.model_seconds <= wall  # both passes
+
+
+def test_timed_passes_a_precision_to_the_model_it_wraps() -> None:
+    """HiddenOffset (tests/precision_models.py) answers "both" to a 500 Hz tone alone
+    only in a 16-bit float: the answer shows the precision the wrapped model ran in."""
+    from precision_models import LOW_HZ, N_SAMPLES, SAMPLE_RATE, HiddenOffset
+
+    model = HiddenOffset()
+    timed = runs.timed(model, runs.RunCounters())
+    low = torch.sin(2 * torch.pi * LOW_HZ * torch.arange(N_SAMPLES) / SAMPLE_RATE)[None] * 0.5
+    assert timed.dtype == torch.float32 and int(timed(low).argmax()) == 1  # "other"
+    assert timed.use_dtype(torch.bfloat16) == torch.bfloat16
+    assert timed.dtype == model.dtype == torch.bfloat16
+    assert int(timed(low).argmax()) == 0  # "both": the model itself ran in bfloat16

@@ -27,6 +27,8 @@ from small_warehouse import PARAMS_HASH
 from sigwarehouse import warehouse
 from sigwarehouse.jobs import runs
 
+pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
+
 PLANTED = "0123456789abcdef"  # a second parameter set, holding the planted signals
 COLUMNS = ("source_model", "clip_id", "params_hash", "kind", "target_model", "source_class",
            "probs", "top1", "entropy_bits", "run_id")  # fmt: skip
@@ -74,7 +76,12 @@ def _planted_rows(con: duckdb.DuckDBPyConnection, run: str) -> list[tuple]:
 def planted(small_filled, tmp_path: Path) -> Path:
     """A copy of the small warehouse with a second parameter set whose explanations copy
     the first's and whose signals, written by sigwarehouse's writer, sit on β's bounds."""
-    path = copy_of(small_filled[0], tmp_path)
+    return _plant(copy_of(small_filled[0], tmp_path))
+
+
+def _plant(path: Path, parts: int = 1) -> Path:
+    """planted's work on the file at path; the writer is given the signals as `parts`
+    Rows of signal_probs in one call (each counted from its own temporary table)."""
     run = str(uuid.uuid4())
     with warehouse.opened(path) as con, warehouse.transaction(con):
         con.execute(
@@ -95,7 +102,9 @@ def planted(small_filled, tmp_path: Path) -> Path:
             "DELETE FROM explanations WHERE params_hash = ? AND model = ? AND clip_id = ?",
             [PLANTED, rows[0][0], rows[0][1]],
         )
-        runs.insert_rows(con, [runs.Rows("signal_probs", COLUMNS, rows)])
+        runs.insert_rows(
+            con, [runs.Rows("signal_probs", COLUMNS, rows[i::parts]) for i in range(parts)]
+        )
     return path
 
 
@@ -189,6 +198,29 @@ def test_alpha_counts_signals_without_an_explanation_in_neither_share(planted: P
         n_hand, alpha_hand, empty_hand, nonempty_hand = expected[(kind, source, target)]
         assert (n, alpha, n_empty) == (n_hand, pytest.approx(alpha_hand), empty_hand)
         assert nonempty == (None if nonempty_hand is None else pytest.approx(nonempty_hand))
+
+
+def test_signals_given_as_several_rows_in_one_call_are_all_stored_and_counted(
+    small_filled, planted: Path, tmp_path: Path
+) -> None:
+    path = _plant(copy_of(small_filled[0], tmp_path / "parts"), parts=3)
+    rows = "SELECT * EXCLUDE (run_id) FROM signal_probs ORDER BY ALL"
+    with warehouse.opened(planted, read_only=True) as con:
+        in_one = con.execute(rows).fetchall()  # the same signals given as one Rows
+    with warehouse.opened(path, read_only=True) as con:
+        assert con.execute(rows).fetchall() == in_one
+        assert stored_transfer_counts(con) == tally_transfer_counts(con)
+        temporary = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary")
+        assert temporary.fetchone()[0] == 0  # each part's table dropped once counted
+
+
+def test_signal_rows_without_their_key_columns_are_refused(planted: Path) -> None:
+    with warehouse.opened(planted) as con:
+        for missing in ("kind", "clip_id"):
+            columns = tuple(c for c in COLUMNS if c != missing)
+            row = tuple(0 for _ in columns)
+            with pytest.raises(ValueError, match=r"signal_probs: rows must carry the key col"):
+                runs.insert_rows(con, [runs.Rows("signal_probs", columns, [row])])
 
 
 def test_a_batch_offered_twice_is_counted_once(planted: Path) -> None:
