@@ -339,3 +339,10 @@ def test_signal_probs_keep_their_natural_key_without_an_index(wh_path: Path) -> 
     with warehouse.opened(wh_path, read_only=True) as con:
         stored = con.execute("SELECT probs FROM signal_probs WHERE clip_id = 9").fetchall()
     assert stored == [([0.75, 0.25],)]
+
+
+def test_arrow_table_refuses_rows_of_unequal_length() -> None:
+    table = runs.arrow_table(runs.Rows("t", ("a", "b"), [(1, "x"), (2, "y")]))
+    assert table.column_names == ["a", "b"] and table.to_pylist()[1] == {"a": 2, "b": "y"}
+    with pytest.raises(ValueError):  # not cut to the shortest row: a value would be lost
+        runs.arrow_table(runs.Rows("t", ("a", "b"), [(1, "x", "lost"), (2, "y")]))

@@ -231,6 +231,7 @@ def store_batch(
 # Tables whose natural key no index keeps: at study scale the index cost most of each
 # row's bytes (migration 0007). insert_rows keeps the key instead: it inserts only rows
 # whose key is not stored yet, inside the batch's transaction, as INSERT OR IGNORE does.
+# Only signal_probs: insert_rows counts the rows it inserts there into transfer_counts.
 UNINDEXED_KEYS: dict[str, tuple[str, ...]] = {
     "signal_probs": ("source_model", "clip_id", "params_hash", "kind", "target_model"),
 }
@@ -272,12 +273,8 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
         name = f"_sigwh_rows_{rows.table}"
         cols = ", ".join(f'"{c}"' for c in rows.columns)
         con.register(name, arrow_table(Rows(rows.table, rows.columns, offered)))
-        if rows.table in UNINDEXED_KEYS and rows.table not in keys:
-            inserted = _insert_new_keys(con, rows, name, cols, offered, len(new_signals))
-            if rows.table == "signal_probs":
-                new_signals.append(inserted)
-            else:
-                con.execute(f'DROP TABLE "{inserted}"')
+        if rows.table in UNINDEXED_KEYS and rows.table not in keys:  # signal_probs
+            new_signals.append(_insert_new_keys(con, rows, name, cols, offered, len(new_signals)))
         else:
             verb = "INSERT OR IGNORE" if key else "INSERT"
             con.execute(f'{verb} INTO "{rows.table}" ({cols}) SELECT {cols} FROM "{name}"')
