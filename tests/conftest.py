@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.path.name not in FAST_FIRST)  # stable: the rest keep order
 
 
-@pytest.fixture
-def wh_path(tmp_path: Path) -> Path:
-    """A freshly initialised warehouse file at the current schema."""
-    path, _ = warehouse.init(tmp_path / "warehouse.duckdb")
+@pytest.fixture(scope="session")
+def _initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file freshly initialised, once per session (worker): nothing opens it."""
+    path, _ = warehouse.init(tmp_path_factory.mktemp("initialised") / "warehouse.duckdb")
     return path
+
+
+@pytest.fixture
+def wh_path(_initialised: Path, tmp_path: Path) -> Path:
+    """A freshly initialised warehouse file at the current schema: a copy of one made
+    once (init applies every migration, ~150 ms; a copy takes ~2 ms)."""
+    return Path(shutil.copyfile(_initialised, tmp_path / "warehouse.duckdb"))
 
 
 @pytest.fixture(scope="session")
