@@ -40,10 +40,11 @@ def duckdb_cli(request, tmp_path_factory: pytest.TempPathFactory, pip_cache: Pat
     """The `duckdb` executable of the duckdb-cli PyPI package, in a venv of its own."""
     venv = tmp_path_factory.mktemp("duckdb-cli-venv")
     env = {**os.environ, "PIP_CACHE_DIR": str(pip_cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", request.param],
-    ]
+    steps = [  # a venv without pip of its own (ensurepip takes seconds): ours installs
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+         request.param],
+    ]  # fmt: skip
     for step in steps:
         done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
