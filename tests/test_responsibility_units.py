@@ -11,7 +11,9 @@ bins. Checked here:
 - `_credit_split`: part x gets 1 / |P| for the smallest passing combination P that
   contains x and fails without x (hand-derived cases, monotone or not);
 - `responsibility_maps` on splits whose cuts are forced (a band exactly n_parts *
-  min_band_bins wide), derived by hand;
+  min_band_bins wide), derived by hand; also one with a seeded root cut (checked) and
+  forced cuts below it, where a node's other kept bands alone (every part of a split
+  removed) keep the class and are the node refined next;
 - `responsibility_maps` against an independent, brute-force reading of the
   algorithm's description (`reference`: one tree at a time, every combination judged
   by the rule itself, credit added bin by bin, the next node the passing combination
@@ -168,7 +170,7 @@ SIX = 10  # samples of a 6-bin clip: with n_parts 3 and min_band_bins 2 the root
 
 
 def maps_for(rules: dict[int, Rule], lengths: list[int], params: FreqrexParams, empty=None,
-             clips=None, targets=None, sigma=None):  # fmt: skip
+             clips=None, targets=None, sigma=None, seed=7):  # fmt: skip
     targets = targets or {n: 0 for n in rules}
     oracle = Oracle(RuleModel(rules, targets), [impulse(n) for n in lengths], FFTSpace)
     n = len(lengths)
@@ -176,7 +178,7 @@ def maps_for(rules: dict[int, Rule], lengths: list[int], params: FreqrexParams, 
     target = np.array([targets[length] for length in lengths])
     sigma = np.ones(n) if sigma is None else np.asarray(sigma, dtype=float)
     empty = np.zeros(n, dtype=bool) if empty is None else np.asarray(empty)
-    seeds = [[7, row] for row in range(n)]
+    seeds = [[seed, row] for row in range(n)]
     return responsibility_maps(oracle, clips, target, sigma, empty, seeds, params), oracle
 
 
@@ -242,6 +244,56 @@ def test_the_target_column_and_sigma_are_the_rows_own():
     assert maps[1, :6].tolist() == pytest.approx([1, 1, 0, 0, 0, 0])
     maps, _ = maps_for(rules, [30, SIX], params, targets={30: 0, SIX: 1}, sigma=[1.0, 1.5])
     assert maps[1, :6].tolist() == pytest.approx([1 / 3] * 6)
+
+
+NINE = 16  # samples of a 9-bin clip
+
+
+def test_a_passing_band_kept_beside_a_split_band_is_itself_a_candidate_for_the_next_node():
+    # The combination that removes every part of a split and keeps only the node's other
+    # bands (the "static" bands) is a candidate for the next node like any other; when it
+    # passes it is the narrowest of its split. Here it is the one chosen, and the level
+    # after refines it again, where without it another node would be refined instead.
+    #
+    # 9 bins, n_parts 3, min_band_bins 1, queue_len 2, max_depth 3, one tree. Seed [19, 0]
+    # cuts the root into A = 0-2, B = 3-5, C = 6-8 (checked first); every later cut is of
+    # a 3-bin band, forced into single bins. The target gets 7/8 with bins 0 and 4, else
+    # 3/4 with all of A, else 1/4 (fails).
+    #
+    # Level 0 (the root): A, AB (7/8) and AC pass, B, C and BC fail. A alone passes and
+    # the empty signal fails: A's bins get 1; B and C are never needed (AB and the whole
+    # without them still pass with A). Next nodes, narrowest first: [A] (3 bins), then of
+    # AB and AC (6 bins each) the likelier, AB.
+    # Level 1: [A] cut into 0 | 1 | 2: only all three pass, so each gets 1/3 and no
+    # combination passes to be a next node. [A, B] has two 3-bin bands, both cut:
+    #   cutting A beside B: B alone fails; B with bin 0 passes (0 and 4, 7/8), without
+    #   bin 0 fails: bin 0 alone is a cause beside B, 1. Passing: [B, 0] (4 bins, 7/8),
+    #   [B, 0, 1] and [B, 0, 2] (5 bins).
+    #   cutting B beside A: A alone passes (the kept-bands-only combination), so does A
+    #   with any part of B: no part of B is needed, no credit. Passing: [A] (3 bins),
+    #   [A, 3], [A, 5] (4 bins, 3/4), [A, 4] (4 bins, 7/8) and the 5-bin ones.
+    # The two next nodes: [A] (3 bins), then of the 4-bin ones at 7/8 the first asked,
+    # [B, 0] (the cut of A is asked before the cut of B). Without the kept-bands-only
+    # candidate they would be [B, 0] and [A, 4].
+    # Level 2: [A] again: 1/3 to each of bins 0-2. [B, 0]: only B (3 bins) is cut; bin 0
+    # alone fails, bin 0 with bin 4 passes, without it fails: bin 4 gets 1.
+    # (Refining [A, 4] instead of [A] would give bin 0 alone 1: it passes beside bin 4.)
+    #
+    # Sums: bin 0: 1 + 1/3 + 1 + 1/3 = 8/3; bins 1, 2: 1 + 1/3 + 1/3 = 5/3; bin 4: 1.
+    assert _cut((0, 9), 3, 1, np.random.default_rng([19, 0, 0])) == [(0, 3), (3, 6), (6, 9)]
+
+    def rule(b: frozenset[int]) -> float:
+        return 0.875 if {0, 4} <= b else (0.75 if {0, 1, 2} <= b else 0.25)
+
+    params = FreqrexParams(n_parts=3, min_band_bins=1, iterations=1, max_depth=3,
+                           queue_len=2, decision_margin=0.0)  # fmt: skip
+    maps, oracle = maps_for({NINE: rule}, [NINE], params, seed=19)
+    assert maps[0].tolist() == pytest.approx([8 / 3, 5 / 3, 5 / 3, 0, 1, 0, 0, 0, 0])
+    # distinct masks asked: 6 at level 0; at level 1 the 6 proper combinations of A's
+    # bins, 6 of B with some of A's bins and 6 of A with some of B's (B alone and A
+    # alone were asked at level 0); at level 2 [A]'s 6 again (reused) and bin 0 with the
+    # 6 proper combinations of B's bins (bin 0 alone was asked at level 1): 30, in 3 rounds
+    assert oracle.queries.tolist() == [30] and oracle.rounds == 3
 
 
 # --- responsibility_maps against a brute-force reference ----------------------------------

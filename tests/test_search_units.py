@@ -410,6 +410,41 @@ def test_a_mask_of_exactly_per_bin_limit_bins_is_made_1_minimal_bin_by_bin():
     assert checked.tolist() == [69] and removable.tolist() == [0.0]
 
 
+def all_or_none(group: list[int], needed: int) -> Callable:
+    """The target wins (3/4 against 1/4) when bin `needed` is held and the bins of `group`
+    are held all together or not at all."""
+
+    def rule(held: torch.Tensor) -> torch.Tensor:
+        some = held[:, group].sum(dim=1)
+        return torch.where(held[:, needed] & ((some == 0) | (some == len(group))), 0.75, 0.25)
+
+    return rule
+
+
+@pytest.mark.parametrize(("kept", "final"), [(17, [0]), (16, [0, 5, 6, 7, 8])])
+def test_the_second_unit_level_has_four_times_as_many_units(kept, final):
+    # The target needs bin 0, and bins 5-8 held all together or not at all: no one of
+    # them can go alone, only the four together. With minimise_units 1 the first level
+    # has one unit, the whole mask, which cannot go (bin 0). The next level has 4 units,
+    # and runs only while a unit would hold more than 4 bins, above 16 kept bins:
+    # - 17 bins (0-16): units 0-4, 5-8, 9-12, 13-16 (5, 4, 4, 4 bins). All but the first
+    #   can go alone, with the same slack, so all three go together (the lowest first,
+    #   then the prefixes of 3 and 2, of which 3 holds), leaving 0-4; again, in 4 units
+    #   0-1, 2, 3, 4, the last three go, leaving 0-1; in 2 units, 1 goes. Bin by bin {0}
+    #   is 1-minimal.
+    # - 16 bins (0-15): no second level. Bin by bin, lowest first: 1-4 and 9-15 go, but
+    #   none of 5-8, leaving {0, 5, 6, 7, 8}, 1-minimal per bin (a bin, not a group).
+    # (Five times as many units would need more than 20 bins: 17 would end as 16 does.)
+    ctx = context(all_or_none([5, 6, 7, 8], needed=0), n_vars=20, minimise_units=1)
+    mask = np.zeros((1, 20), dtype=bool)
+    mask[0, :kept] = True
+    rising = np.arange(20.0)[None]  # responsibility rising with the bin: lowest tried first
+    search = minimise(ctx, SUFFICIENT, np.array([0]), mask, rising, "min")
+    [(masks, removable, checked)] = drive(ctx.oracle, [search])
+    assert np.flatnonzero(masks[0]).tolist() == final
+    assert removable.tolist() == [0.0] and checked.tolist() == [len(final)]
+
+
 # --- _units ------------------------------------------------------------------------------
 
 
