@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 # Under `make mutation` mutmut runs each mutant's tests with -x, in collection order: the
 # engine's unit tests go first, so most mutants fail in a second instead of after the
 # tone-model explanations (about 40 s a mutant otherwise).
-FAST_FIRST = ("test_search_units.py", "test_oracle_units.py", "test_responsibility_units.py")
+FAST_FIRST = (
+    "test_search_units.py", "test_oracle_units.py", "test_responsibility_units.py",
+    "test_engine_edges.py",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
