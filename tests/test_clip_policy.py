@@ -69,6 +69,51 @@ def test_a_wav_cut_short_is_truncated(fmt: str) -> None:
     )
 
 
+def test_a_flac_cut_part_way_is_truncated_with_the_decoders_message() -> None:
+    noise = np.random.default_rng(0).standard_normal(16000) * 0.1
+    data = wav(noise, subtype="PCM_16", fmt="FLAC")
+    assert rejection(data[: len(data) * 6 // 10]) == (
+        "truncated: decoding failed part way (Error : flac decoder lost sync.)"  # libsndfile's
+    )
+
+
+_SOUNDFILE = sf.SoundFile  # the real one, which the tests below replace
+
+
+class _Decoder:
+    """soundfile.SoundFile as another libsndfile build may behave: `short` returns half
+    the frames its header declares without an error; `failing` raises a plain
+    RuntimeError (no libsndfile error_string) when opened."""
+
+    def __init__(self, how: str, data):
+        if how == "failing":
+            raise RuntimeError("no decoder for this stream")
+        self.real = _SOUNDFILE(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+    def read(self, **kwargs):
+        return self.real.read(**kwargs)[: self.real.frames // 2]
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("short", "truncated: header says 8000 frames, decoded 4000"),
+     ("failing", "unreadable: no decoder for this stream")],
+)  # fmt: skip
+def test_what_another_decoder_build_does_wrong_is_refused_too(monkeypatch, how, reason) -> None:
+    data = wav(np.full(8000, 0.25))
+    monkeypatch.setattr(audio.sf, "SoundFile", lambda file: _Decoder(how, file))
+    assert rejection(data) == reason
+
+
 @pytest.mark.parametrize("n", [7999, 8001, 1])
 def test_odd_lengths_keep_every_sample(n: int) -> None:
     x = np.sin(np.arange(n) * 0.01) * 0.5
@@ -214,3 +259,16 @@ def test_a_blob_at_another_rate_is_refused(registered):
     with pytest.raises(audio.ClipLoadError, match="clip 1: stored audio is at 8000 Hz, not 16000"):
         audio.load_clip(con, 1)
     con.close()
+
+
+def test_a_registered_file_the_policy_now_refuses_names_the_clip_and_file(tmp_path) -> None:
+    """The bytes match the hash registered, but decoding refuses them (as after a change
+    of policy): the error names the clip, the file and the policy's reason."""
+    data = b"RIFF....WAVEnot audio at all"
+    (tmp_path / "bad.wav").write_bytes(data)
+    src = audio.ClipSource(903, "files", "bad.wav", audio.sha256(data), str(tmp_path), SR, None)
+    with pytest.raises(audio.ClipLoadError) as info:
+        audio.load_source(src)
+    assert str(info.value) == (
+        f"clip 903: {tmp_path / 'bad.wav'}: unreadable: Error in WAV file. No 'data' chunk marker."
+    )

@@ -18,6 +18,7 @@ import torch
 from reference import fft_signal
 
 from sigwarehouse.freqrex import FreqrexParams, explain, signals_for
+from sigwarehouse.freqrex.params import DTYPES
 from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
 from sigwarehouse.freqrex.verdict import keeps, rejects, slack
 
@@ -140,6 +141,13 @@ LIMITS = [
     ("fill", "zero", "mean", "fill must be 'zero'"),
     ("batch_size", 1, 0, "batch_size must be >= 1"),
 ]
+
+
+@pytest.mark.parametrize("dtype", [None, *DTYPES])
+def test_every_precision_the_engine_runs_in_is_accepted_and_no_other(dtype) -> None:
+    assert FreqrexParams(dtype=dtype).dtype == dtype
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'bfloat16'"):
+        FreqrexParams(dtype="float64")
 
 
 @pytest.mark.parametrize(("field", "last_ok", "first_bad", "message"), LIMITS)
