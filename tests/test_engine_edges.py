@@ -371,6 +371,7 @@ def test_signals_for_takes_lists_and_says_what_is_wrong_with_bad_shapes():
         ValueError, match=r"masks shaped \(2, 401\) do not match 3 clips of 401 variables"
     ):
         signals_for(torch.from_numpy(waves), masks[:2])
+    assert make_space(801).shape == (401,)  # an rfft bin each, odd length included
     # an STFT space with a hop other than torch's default (n_fft / 4), against torch directly
     params = FreqrexParams(space="stft", stft_n_fft=128, stft_hop=48)
     space = make_space(801, params)
