@@ -37,9 +37,12 @@ from sigwarehouse.errors import SigwhError
 EXTENSIONS = (".wav", ".flac", ".ogg")
 BLOB_SUBTYPE = "PCM_24"
 
-# libsndfile logs e.g. "data : 32000 (should be 15978)" when a WAV's data chunk is cut
-# short; it then silently reads what is there, so the log is the only sign of truncation.
-_SHORT_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# libsndfile logs e.g. "data : 32000 (should be 15978)" when the audio chunk of a WAV
+# (AIFF: "SSND", AU: "Data Size") is cut short; it then silently reads what is there, so
+# the log is the only sign of truncation.
+_SHORT_CHUNK = re.compile(
+    r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE
+)
 
 
 class Rejected(SigwhError):
@@ -94,13 +97,10 @@ def decode(data: bytes, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
         raise Rejected(f"unreadable: {_sf_message(exc)}") from exc
     with f:
         frames, native_sr, channels = f.frames, f.samplerate, f.channels
-        if f.format == "WAV" or f.format == "WAVEX":
-            cut = _SHORT_CHUNK.search(f.extra_info)
-            # 0xFFFFFFFF is what streaming writers put when the length was not yet known.
-            if cut and int(cut[2]) < int(cut[1]) != 0xFFFFFFFF:
-                raise Rejected(
-                    f"truncated: header says {cut[1]} bytes of audio, the file has {cut[2]}"
-                )
+        cut = _SHORT_CHUNK.search(f.extra_info)
+        # 0xFFFFFFFF is what streaming writers put when the length was not yet known.
+        if cut and int(cut[2]) < int(cut[1]) != 0xFFFFFFFF:
+            raise Rejected(f"truncated: header says {cut[1]} bytes of audio, the file has {cut[2]}")
         if frames == 0:
             raise Rejected("empty: no samples")
         if frames / native_sr < min_duration_s:
