@@ -340,6 +340,23 @@ def test_signal_entropies_of_stored_masks_match_numpy(small_filled):
     assert silent > 0  # the deaf model's empty sufficient masks are silent signals
 
 
+def test_signal_entropies_without_a_stored_parameter_set_read_masks_as_fft(small_filled, tmp_path):
+    """A file whose freqrex_params row is missing (written by another program): its
+    masks are read as FFT masks, the default space, and give the same entropies."""
+    from sharing import copy_of
+
+    con = duckdb.connect(str(small_filled[0]), read_only=True)
+    want = spectral_entropy.signal_entropies(con).sort("model", "clip_id", "kind")
+    con.close()
+    path = copy_of(small_filled[0], tmp_path)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM freqrex_params")
+    got = spectral_entropy.signal_entropies(con).sort("model", "clip_id", "kind")
+    con.close()
+    assert got.height == want.height > 0
+    assert got.equals(want, null_equal=True)
+
+
 def test_tests_compare_the_two_classes_of_each_model_and_kind():
     frame = pl.DataFrame({
         "task": ["u"] * 7, "dataset": ["e"] * 7, "params_hash": ["h"] * 7,
