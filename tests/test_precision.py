@@ -26,6 +26,9 @@ from sigwarehouse.freqrex.verdict import keeps, rejects
 from sigwarehouse.models import batching, features, precision
 from sigwarehouse.models.loader import load_classifier, model_labels
 
+# run for every mutant by `make mutation`: the engine's lower-precision path is tested here
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parents[1]
 ZOO_W2V2 = REPO / "data" / "zoo" / "emotion" / "vc3"  # w2v2-tiny, a Hugging Face directory
 ZOO_CNN = REPO / "data" / "zoo" / "emotion" / "vc1.safetensors"  # cnn1d-wave
