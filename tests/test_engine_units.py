@@ -224,3 +224,132 @@ def test_complete_mask_minimises_the_grown_prefix_and_not_one_bin_more():
     assert bins(ex.complete_mask) == [0]
     assert ex.complete_probs.tolist() == [0.75, 0.25]
     assert ex.inverse_probs.tolist() == [0.25, 0.75]
+
+
+# --- disjoint extra sufficient masks ---------------------------------------------------
+
+
+def bin3_or_7_and_9(held: torch.Tensor) -> torch.Tensor:
+    """The target wins (3/4 against 1/4) when bin 3 is held, or bins 7 and 9 both."""
+    return torch.where(held[:, 3] | (held[:, 7] & held[:, 9]), 0.75, 0.25)
+
+
+def bin3_or_7(held: torch.Tensor) -> torch.Tensor:
+    return torch.where(held[:, 3] | held[:, 7], 0.75, 0.25)
+
+
+def test_an_extra_sufficient_mask_may_need_more_bins_than_the_first():
+    # A 16-bin clip is too narrow to split (3 parts of >= 16 bins), so responsibility is
+    # zero and every ranking goes by magnitude: all 1 on an impulse, so by bin index.
+    # First mask: prefix {0..3} is the first to hold bin 3; one by one (bin order) bins
+    # 0, 1, 2 go, 3 stays: {3}. The extra search ranks the 15 other bins, limit 15:
+    # 0, 1, 2, 4, ..., so bin 7 is at position 6 and bin 9 at 8; sizes 1, 2, 3, 4, 6,
+    # 7, 9, 12, 15 (geometric), 9 is the first to hold both (7 does not hold 9), then
+    # 8 (the bracket) lacks 9: prefix 9, minimised to {7, 9}.
+    params = FreqrexParams(n_sufficient=2, **LIGHT)
+    [ex] = explain(BinRule(bin3_or_7_and_9), [impulse()], params)
+    assert bins(ex.sufficient_mask) == [3]
+    assert [bins(m) for m in ex.extra_sufficient_masks] == [[7, 9]]
+    assert [p.tolist() for p in ex.extra_sufficient_probs] == [[0.75, 0.25]]
+
+
+def test_extra_search_with_nothing_to_search_returns_no_extra_masks():
+    # the empty signal keeps the target: no sufficient search, so no clip to look for a
+    # second mask for; n_sufficient = 3 still returns one explanation, no extras
+    params = FreqrexParams(n_sufficient=3, **LIGHT)
+    [ex] = explain(BinRule(lambda held: torch.full((len(held),), 0.75)), [impulse()], params)
+    assert ex.sufficient_reason == EMPTY_KEEPS
+    assert ex.extra_sufficient_masks == []
+
+
+def short_clip_rule(held: torch.Tensor) -> torch.Tensor:
+    """On the 20-sample clip (11 bins): the target wins (3/4) with bin 0 held, or with
+    exactly 6 or exactly 10 of bins 1..10 held. On the 30-sample clip: needs(3)."""
+    if held.shape[1] == N_VARS:
+        return needs(3)(held)
+    count = held[:, 1:].sum(dim=1)
+    return torch.where(held[:, 0] | (count == 6) | (count == 10), 0.75, 0.25)
+
+
+def test_a_shorter_clips_extra_search_grows_over_its_own_free_bins_only():
+    # Clips of 30 samples (16 bins) and 20 samples (11 bins): the shared width is 16,
+    # the short clip's bins 11..15 are padding. Responsibility is zero (no band is wide
+    # enough to split), the ranking is by bin index. The short clip's first mask: {0}.
+    # Its extra search ranks bins 1..10 (limit 10: its own free bins, no padding):
+    # geometric sizes 1, 2, 3, 4, 5, 7, 8, 10 (no 6); 10 is the first to pass (all ten
+    # held), the bracket asks 9, which fails: prefix 10, and no single bin can go
+    # (9 held). The long clip: only bin 3 matters, and it is used by its first mask.
+    model = BinRule(short_clip_rule)
+    params = FreqrexParams(n_sufficient=2, **LIGHT)
+    long_, short = explain(model, [impulse(N_VARS), impulse(11)], params)
+    assert (long_.n_vars, short.n_vars) == (N_VARS, 11)
+    assert bins(long_.sufficient_mask) == [3] and long_.extra_sufficient_masks == []
+    assert bins(short.sufficient_mask) == [0]
+    assert [bins(m) for m in short.extra_sufficient_masks] == [list(range(1, 11))]
+    assert short.extra_sufficient_masks[0].shape == (11,)
+
+
+def test_an_extra_mask_failing_float32_verification_sends_the_clip_to_a_float32_retry():
+    # bfloat16 search rule: bin 3 or bin 7 -> first {3}, extra {7}; float32: bin 3, or
+    # bins 7 and 9 -> {3} passes the verification, {7} does not: the clip is searched
+    # again in float32, which finds {3} and the extra {7, 9} (see above)
+    model = TwoMinds(bin3_or_7_and_9, bin3_or_7, torch.bfloat16)
+    [ex] = explain(model, [impulse()], FreqrexParams(n_sufficient=2, **LIGHT))
+    assert ex.float32_retry is True and ex.searched_in == "float32"
+    assert bins(ex.sufficient_mask) == [3]
+    assert [bins(m) for m in ex.extra_sufficient_masks] == [[7, 9]]
+
+
+def test_a_lower_precision_search_whose_masks_all_pass_is_final():
+    model = TwoMinds(bin3_or_7, bin3_or_7, torch.bfloat16)
+    [ex] = explain(model, [impulse()], FreqrexParams(n_sufficient=2, **LIGHT))
+    assert ex.float32_retry is False and ex.searched_in == "bfloat16"
+    assert bins(ex.sufficient_mask) == [3]
+    assert [bins(m) for m in ex.extra_sufficient_masks] == [[7]]
+
+
+# --- the low-pass and high-pass rankings of the complete search ------------------------
+
+
+def shaped(magnitudes: list[float]) -> torch.Tensor:
+    """The 30-sample clip whose rfft bins hold these (real, >= 1) magnitudes."""
+    return torch.fft.irfft(torch.tensor(magnitudes, dtype=torch.float64), n=30).float()
+
+
+def more_low_than_high(held: torch.Tensor) -> torch.Tensor:
+    """The target wins (3/4) when at least as many of bins 0..7 are held as of 8..15."""
+    return torch.where(held[:, :8].sum(dim=1) >= held[:, 8:].sum(dim=1), 0.75, 0.25)
+
+
+def more_high_than_low(held: torch.Tensor) -> torch.Tensor:
+    return torch.where(held[:, 8:].sum(dim=1) >= held[:, :8].sum(dim=1), 0.75, 0.25)
+
+
+def test_complete_search_falls_back_to_a_low_pass_band():
+    # Magnitudes rising with frequency: the first ranking (zero responsibility, then
+    # magnitude) is 15, 14, ..., 0. The empty signal keeps the target (0 >= 0). A mask
+    # M is complete when the target wins on M and loses on its complement: low(M) >=
+    # high(M) and 8 - low(M) < 8 - high(M), i.e. more low bins than high ones. No
+    # prefix of 15, 14, ... has that; the low-pass prefix {0} has: complete, and its
+    # only removal (the empty mask) is not.
+    clip = shaped([float(k + 1) for k in range(N_VARS)])
+    [ex] = explain(BinRule(more_low_than_high), [clip], FreqrexParams(**LIGHT))
+    assert ex.sufficient_reason == EMPTY_KEEPS
+    assert bins(ex.complete_mask) == [0] and ex.complete_reason is None
+    assert ex.queries_by_phase["complete-grow"] > 0
+    assert ex.queries_by_phase["complete-grow-lowpass"] > 0
+    assert "complete-grow-highpass" not in ex.queries_by_phase  # lowpass found it
+
+
+def test_complete_search_falls_back_to_a_high_pass_band_after_the_low_pass_one():
+    # Magnitudes largest in the middle, the first ranking: 7, 8, 6, 9, 5, 10, ..., 0,
+    # 15. Complete now means more high bins (8..15) than low ones: no prefix of that
+    # ranking (low never behind) nor of the low-pass one has it; the high-pass {15} has.
+    order = [7, 8, 6, 9, 5, 10, 4, 11, 3, 12, 2, 13, 1, 14, 0, 15]
+    mags = [0.0] * N_VARS
+    for j, b in enumerate(order):
+        mags[b] = float(N_VARS - j)
+    [ex] = explain(BinRule(more_high_than_low), [shaped(mags)], FreqrexParams(**LIGHT))
+    assert bins(ex.complete_mask) == [15] and ex.complete_reason is None
+    assert ex.queries_by_phase["complete-grow-lowpass"] > 0
+    assert ex.queries_by_phase["complete-grow-highpass"] > 0
