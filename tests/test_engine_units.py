@@ -353,3 +353,54 @@ def test_complete_search_falls_back_to_a_high_pass_band_after_the_low_pass_one()
     assert bins(ex.complete_mask) == [15] and ex.complete_reason is None
     assert ex.queries_by_phase["complete-grow-lowpass"] > 0
     assert ex.queries_by_phase["complete-grow-highpass"] > 0
+
+
+def any_of(*bins: int) -> Callable:
+    """The target wins (3/4 against 1/4) when any one of `bins` is held."""
+    return lambda held: torch.where(held[:, list(bins)].any(dim=1), 0.75, 0.25)
+
+
+def test_a_lower_precision_sufficient_mask_failing_alone_sends_the_clip_to_a_retry():
+    # bfloat16: bin 3 or bin 5 -> sufficient {3}; complete needs both out of the
+    # complement: {3, 5}. float32: bins 3 and 5 -> {3} fails, {3, 5} is complete (its
+    # complement holds neither). Only the sufficient mask failed: still a retry, which
+    # finds {3, 5} for both
+    model = TwoMinds(needs(3, 5), any_of(3, 5), torch.bfloat16)
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT))
+    assert ex.float32_retry is True and ex.searched_in == "float32"
+    assert bins(ex.sufficient_mask) == [3, 5]
+    assert bins(ex.complete_mask) == [3, 5]
+
+
+def test_a_lower_precision_complete_mask_failing_alone_sends_the_clip_to_a_retry():
+    # bfloat16: bin 3 -> sufficient {3}, complete {3}. float32: bin 3 or bin 5 -> {3}
+    # is sufficient, but its complement holds bin 5 and keeps the target: not complete.
+    # The retry finds sufficient {3} (prefix {0..3}, bins 0-2 dropped) and complete
+    # {3, 5} (the first prefix whose complement holds neither is {0..5})
+    model = TwoMinds(any_of(3, 5), needs(3), torch.bfloat16)
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT))
+    assert ex.float32_retry is True and ex.searched_in == "float32"
+    assert bins(ex.sufficient_mask) == [3]
+    assert bins(ex.complete_mask) == [3, 5]
+
+
+# --- the run's totals ------------------------------------------------------------------
+
+
+def test_stats_report_the_queries_batches_and_host_round_trips_of_the_run(monkeypatch):
+    from sigwarehouse.freqrex.oracle import Oracle
+
+    trips = []
+    run_many = Oracle.run_many
+
+    def counted(self, jobs, fresh=False):
+        trips.append(len(jobs))
+        return run_many(self, jobs, fresh=fresh)
+
+    monkeypatch.setattr(Oracle, "run_many", counted)
+    model = BinRule(needs(3))
+    stats: dict = {}
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT), stats)
+    assert stats["rounds"] == len(trips) > 0
+    assert stats["queries"] == ex.queries
+    assert stats["batches"] == len(model.batches) - 1  # the original's call is not a mutant
