@@ -404,3 +404,32 @@ def test_stats_report_the_queries_batches_and_host_round_trips_of_the_run(monkey
     assert stats["rounds"] == len(trips) > 0
     assert stats["queries"] == ex.queries
     assert stats["batches"] == len(model.batches) - 1  # the original's call is not a mutant
+
+
+# --- what the final verification asks of each mask -------------------------------------
+
+
+def test_verification_holds_a_sufficient_mask_to_sufficient_confidence():
+    # float32: p = 1 with bins 3 and 5, 3/4 with bin 3 alone, else 1/4 (sigma = 1).
+    # bfloat16: p = 1 with bin 3. With sufficient_confidence 0.9 the search keeps {3};
+    # in float32 {3} is top-1 (3/4 against 1/4) but 3/4 < 0.9: it fails verification,
+    # and the float32 retry needs p = 1: prefix {0..5}, minimised to {3, 5}.
+    def float32_rule(held):
+        return torch.where(held[:, 3], torch.where(held[:, 5], 1.0, 0.75), 0.25)
+
+    model = TwoMinds(float32_rule, lambda held: torch.where(held[:, 3], 1.0, 0.25), torch.bfloat16)
+    [ex] = explain(model, [impulse()], FreqrexParams(sufficient_confidence=0.9, **LIGHT))
+    assert ex.float32_retry is True
+    assert bins(ex.sufficient_mask) == [3, 5]
+    assert ex.sufficient_probs.tolist() == [1.0, 0.0]
+
+
+def test_verification_holds_a_complete_mask_to_delta_sigma_not_to_a_lead_of_delta():
+    # p = 5/8 with bin 3, else 1/4: sigma = 5/8. {3} is complete: 5/8 >= 0.5 * 5/8 +
+    # 1e-4, top-1 by 1/4, and its complement (1/4) loses. A lead of delta (0.5) it has
+    # not, and needs not.
+    model = BinRule(lambda held: torch.where(held[:, 3], 0.625, 0.25))
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT))
+    assert ex.confidence == 0.625
+    assert bins(ex.complete_mask) == [3] and ex.complete_reason is None
+    assert ex.complete_probs.tolist() == [0.625, 0.375]
