@@ -3,18 +3,32 @@
 The models (`BinRule`) read which rfft bins a signal holds and answer two classes,
 "target" and "other", by a stated rule over those bins. The clips are impulses, whose
 rfft is exactly 1 in every bin (and whose bins all have the same magnitude), so a
-masked clip holds exactly the mask's bins, and every probability is dyadic. With that,
-each test states what `explain` must return, derived in the comments:
+masked clip holds exactly the mask's bins, and every probability is dyadic (the band
+tests give the bins distinct magnitudes instead, which order the first ranking).
+`TwoMinds` answers by one rule in float32 and another in the search's lower precision.
+Clips this small are never split by the responsibility trees (3 parts of >= 16 bins),
+so every ranking goes by magnitude, then bin index. With that, each test states what
+`explain` must return, derived in the comments:
 
 - `_as_waves`: tensors stay tensors (whatever their dtype, with or without grad), and
   anything else is read through numpy (an object that only offers `__array__` too);
-- the model is never asked more than `batch_size` signals at once;
+- the model is never asked more than `batch_size` signals at once; `stats` reports the
+  run's queries, model batches and host round trips;
 - the empty signal suffices only when it reaches `sufficient_confidence * sigma` (and
   beats the other class by the margin, not by `sufficient_confidence`);
-- a mask found in lower precision that fails the float32 verification is searched again
-  in float32; a float32 search never asks for that retry, even when its mask fails;
+- the final verification holds a sufficient mask to `sufficient_confidence * sigma` and
+  a complete one to `delta * sigma` (not to a lead of delta);
+- a lower-precision search whose sufficient mask, complete mask or an extra mask fails
+  the float32 verification is searched again in float32 (float32_retry); one whose
+  masks all pass is final; a float32 search never asks for that retry, even when its
+  mask fails (it is dropped with "verification-failed");
 - the complete mask handed to minimisation is the grown prefix itself (no bin more): a
-  model where one more bin changes what minimisation can reach.
+  model where one more bin changes what minimisation can reach;
+- extra disjoint sufficient masks: searched over the clip's own free bins only (a
+  shorter clip's padding is never free), up to all of them, and none where no clip
+  has a first mask;
+- the complete search falls back to a low-pass, then a high-pass ranking, each asked
+  under its own phase name.
 """
 
 from __future__ import annotations
