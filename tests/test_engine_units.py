@@ -28,7 +28,10 @@ so every ranking goes by magnitude, then bin index. With that, each test states 
   shorter clip's padding is never free), up to all of them, and none where no clip
   has a first mask;
 - the complete search falls back to a low-pass, then a high-pass ranking, each asked
-  under its own phase name.
+  under its own phase name;
+- a shorter clip next to a longer one is explained as it is alone: the padding of the
+  shared width stays out of its ranking (parameters found by a seeded search for a
+  float residue that would otherwise rank a padding column above its own bins).
 """
 
 from __future__ import annotations
