@@ -29,6 +29,8 @@ so every ranking goes by magnitude, then bin index. With that, each test states 
   has a first mask;
 - the complete search falls back to a low-pass, then a high-pass ranking, each asked
   under its own phase name;
+- a clip whose class leads by less than the margin even whole gets no mask, with the
+  reasons "no-sufficient-prefix" and "no-complete-mask-found";
 - a shorter clip next to a longer one is explained as it is alone: the padding of the
   shared width stays out of its ranking (parameters found by a seeded search for a
   float residue that would otherwise rank a padding column above its own bins).
@@ -473,3 +475,18 @@ def test_a_shorter_clip_is_explained_next_to_a_longer_one_as_it_is_alone():
     assert mixed.queries_by_phase == alone.queries_by_phase
     assert mixed.queries == alone.queries
     assert mixed.responsibility.tolist() == alone.responsibility.tolist()
+
+
+# --- reasons ---------------------------------------------------------------------------
+
+
+def test_a_clip_whose_class_leads_by_less_than_the_margin_has_no_sufficient_prefix():
+    # p = 1/2 + 2**-15 with bin 3, 1/4 without: the class is the target, but it leads
+    # by 2**-14 (6.1e-5) < decision_margin 1e-4 even on the whole clip, so no prefix
+    # keeps it and no mask is complete; no mask was found, so none failed verification
+    lead = 0.5 + 2**-15
+    model = BinRule(lambda held: torch.where(held[:, 3], lead, 0.25))
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT))
+    assert ex.label_index == 0 and ex.confidence == lead
+    assert ex.sufficient_mask is None and ex.sufficient_reason == "no-sufficient-prefix"
+    assert ex.complete_mask is None and ex.complete_reason == "no-complete-mask-found"
