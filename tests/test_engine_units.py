@@ -490,3 +490,86 @@ def test_a_clip_whose_class_leads_by_less_than_the_margin_has_no_sufficient_pref
     assert ex.label_index == 0 and ex.confidence == lead
     assert ex.sufficient_mask is None and ex.sufficient_reason == "no-sufficient-prefix"
     assert ex.complete_mask is None and ex.complete_reason == "no-complete-mask-found"
+
+
+# --- explain's lower-precision path: which clips are retried, and the totals ----------
+
+
+def by_length(long_rule: Callable, short_rule: Callable) -> Callable:
+    """long_rule on the 30-sample clip (16 bins), short_rule on the 20-sample one."""
+    return lambda held: (long_rule if held.shape[1] == N_VARS else short_rule)(held)
+
+
+def counted_round_trips(monkeypatch) -> list:
+    from sigwarehouse.freqrex.oracle import Oracle
+
+    trips: list = []
+    run_many = Oracle.run_many
+
+    def counted(self, jobs, fresh=False):
+        trips.append(len(jobs))
+        return run_many(self, jobs, fresh=fresh)
+
+    monkeypatch.setattr(Oracle, "run_many", counted)
+    return trips
+
+
+def test_only_the_clips_whose_masks_fail_in_float32_are_searched_again(monkeypatch):
+    # clip 0 (16 bins): bin 3 in both precisions, its masks pass; clip 1 (11 bins):
+    # bfloat16 bin 3, float32 bins 3 and 5 (as above): only clip 1 is retried, and its
+    # explanation keeps its own index. The run's totals are both searches' totals,
+    # and a retried clip's queries are its two searches' (the first one's under
+    # "bfloat16-search").
+    trips = counted_round_trips(monkeypatch)
+    model = TwoMinds(by_length(needs(3), needs(3, 5)), needs(3), torch.bfloat16)
+    stats: dict = {}
+    kept, retried = explain(model, [impulse(), impulse(11)], FreqrexParams(**LIGHT), stats)
+    assert (kept.clip_index, kept.searched_in, kept.float32_retry) == (0, "bfloat16", False)
+    assert (retried.clip_index, retried.searched_in, retried.float32_retry) == (1, "float32", True)
+    assert retried.n_vars == 11 and bins(retried.sufficient_mask) == [3, 5]
+    assert bins(kept.sufficient_mask) == [3] and "bfloat16-search" not in kept.queries_by_phase
+    for ex in (kept, retried):
+        assert ex.queries == sum(ex.queries_by_phase.values())
+    assert 0 < retried.queries_by_phase["bfloat16-search"] < retried.queries
+    assert stats == {
+        "queries": kept.queries + retried.queries,
+        # the originals are not mutants: one call per clip length, 2 + 1 (the retry's)
+        "batches": len(model.batches) - 3,
+        "rounds": len(trips),
+    }
+
+
+def test_a_lower_precision_run_without_retry_reports_its_totals(monkeypatch):
+    trips = counted_round_trips(monkeypatch)
+    model = TwoMinds(needs(3), needs(3), torch.bfloat16)
+    stats: dict = {}
+    [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT), stats)
+    assert ex.float32_retry is False
+    assert stats == {"queries": ex.queries, "batches": len(model.batches) - 1, "rounds": len(trips)}
+
+
+def test_a_float32_runs_stats_hold_that_runs_totals_in_a_dict_used_before():
+    # "stats receives the run's totals": a dict passed again holds the second run's
+    model = BinRule(needs(3))
+    stats: dict = {}
+    explain(model, [impulse()], FreqrexParams(**LIGHT), stats)
+    first = dict(stats)
+    explain(BinRule(needs(3)), [impulse()], FreqrexParams(**LIGHT), stats)
+    assert stats == first  # the same run again: the same totals, not twice them
+
+
+class DuckClassifier:
+    """A classifier by duck typing only: labels, device and a call, no `dtype`."""
+
+    def __init__(self):
+        self.labels, self.n_labels, self.device = ["target", "other"], 2, torch.device("cpu")
+        self.inner = BinRule(needs(3))
+
+    def __call__(self, waves):
+        return self.inner(waves)
+
+
+def test_a_classifier_without_a_dtype_is_explained_in_float32():
+    [ex] = explain(DuckClassifier(), [impulse()], FreqrexParams(**LIGHT))
+    assert ex.searched_in == "float32" and ex.float32_retry is False
+    assert bins(ex.sufficient_mask) == [3]
