@@ -22,6 +22,10 @@ so every ranking goes by magnitude, then bin index. With that, each test states 
   the float32 verification is searched again in float32 (float32_retry); one whose
   masks all pass is final; a float32 search never asks for that retry, even when its
   mask fails (it is dropped with "verification-failed");
+- of a lower-precision batch only the failing clips are searched again, each keeping
+  its index; a retried clip's queries add both searches' (the first one's under
+  "<dtype>-search"); `stats` holds the run's totals, retry or not, and a float32 run's
+  totals replace what a reused dict held; a classifier without `dtype` is float32;
 - the complete mask handed to minimisation is the grown prefix itself (no bin more): a
   model where one more bin changes what minimisation can reach;
 - extra disjoint sufficient masks: searched over the clip's own free bins only (a
