@@ -23,7 +23,7 @@ from scipy.stats import entropy as scipy_entropy
 
 from sigwarehouse.analyses import asr_fidelity, spectral_entropy
 from sigwarehouse.analyses.spectral_entropy import spectral_entropy_bits
-from sigwarehouse.freqrex.spectral import pack_mask
+from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 from sigwarehouse.freqrex.toy import tone_set, train_tone_classifier
 from sigwarehouse.models.scoring import entropy_bits, evaluate
 
@@ -355,6 +355,35 @@ def test_signal_entropies_without_a_stored_parameter_set_read_masks_as_fft(small
     con.close()
     assert got.height == want.height > 0
     assert got.equals(want, null_equal=True)
+
+
+def test_a_complete_mask_without_a_sufficient_one_still_has_its_entropy(small_filled, tmp_path):
+    """Verification may drop a sufficient mask and keep the complete one: the complete
+    signal's row is still there, with the entropy of the power it keeps."""
+    from sharing import copy_of
+
+    path = copy_of(small_filled[0], tmp_path)
+    con = duckdb.connect(str(path))
+    model, clip, n, blob = con.execute(
+        "SELECT model, clip_id, n_bins, complete_mask FROM explanations e JOIN models m"
+        " USING (model) WHERE m.task = 'u' AND complete_mask IS NOT NULL"
+        " AND sufficient_mask IS NOT NULL ORDER BY ALL LIMIT 1"
+    ).fetchone()
+    con.execute(
+        "UPDATE explanations SET sufficient_mask = NULL WHERE model = ? AND clip_id = ?",
+        [model, clip],
+    )
+    frame = spectral_entropy.signal_entropies(con)
+    samples, _ = sf.read(
+        io.BytesIO(con.execute("SELECT audio FROM clips WHERE clip_id = ?", [clip]).fetchone()[0]),
+        dtype="float64",
+    )
+    con.close()
+    rows = frame.filter((pl.col("model") == model) & (pl.col("clip_id") == clip))
+    assert sorted(rows["kind"].to_list()) == ["complete", "original"]
+    kept = np.abs(np.fft.rfft(samples)) ** 2 * unpack_mask(blob, n)
+    (bits,) = rows.filter(pl.col("kind") == "complete")["bits"].to_list()
+    assert bits == pytest.approx(scipy_entropy(kept, base=2), rel=1e-9)
 
 
 def test_tests_compare_the_two_classes_of_each_model_and_kind():

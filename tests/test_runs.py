@@ -124,7 +124,10 @@ def _dead_pid() -> int:
 
 def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) -> None:
     dead, alive, elsewhere, finished = (start(wh_path) for _ in range(4))
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # SIGHUP as by default (a shell's nohup would leave it ignored): any signal sent to
+    # the worker must end it, so that the check below sees it
+    code = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(60)"
+    worker = subprocess.Popen([sys.executable, "-c", code])
     with warehouse.opened(wh_path) as con:
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [worker.pid, alive])
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [_dead_pid(), dead])
