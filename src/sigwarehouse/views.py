@@ -11,7 +11,6 @@ access. `differences()` compares the file's stored definitions with the package'
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,16 +38,8 @@ def ordered() -> list[tuple[str, str]]:
     Raises WarehouseError for a cycle, or a file whose statement is not
     `CREATE [OR REPLACE] VIEW|MACRO <its own name>`.
     """
-    # Every connection needs the order (twice); it is worked out again only when a file
-    # changes (about 5 ms of reading and matching otherwise, each time).
-    stamps = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in files())
-    return list(_ordered(stamps))
-
-
-@functools.lru_cache(maxsize=4)
-def _ordered(stamps: tuple[tuple[Path, int, int], ...]) -> tuple[tuple[str, str], ...]:
     texts = {}
-    for path, _mtime, _size in stamps:
+    for path in files():
         text = path.read_text()
         match = _CREATE.match(text)
         if not match or match[3] != path.stem:
@@ -74,7 +65,7 @@ def _ordered(stamps: tuple[tuple[Path, int, int], ...]) -> tuple[tuple[str, str]
 
     for name in sorted(texts):
         visit(name, ())
-    return tuple((name, texts[name]) for name in order)
+    return [(name, texts[name]) for name in order]
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
