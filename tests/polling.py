@@ -1,7 +1,8 @@
-"""Watching a job in another process until it has stored its first batch."""
+"""Stopping a job in another process once it has stored its first batch, and no later."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -9,15 +10,30 @@ from pathlib import Path
 from sigwarehouse import warehouse
 
 
-def first_batch_stored(
-    job: subprocess.Popen, path: Path, count_sql: str, params: list | None = None, timeout_s=180
+def signal_after_first_batch(
+    job: subprocess.Popen,
+    path: Path,
+    count_sql: str,
+    params: list | None = None,
+    sig: int = signal.SIGKILL,
+    timeout_s: float = 180,
 ) -> int:
     """Poll `count_sql` on the file every 50 ms until it counts a row, the job ends, or
-    timeout_s passes; the last count. Each poll opens the file without the package's
-    views: installing them costs more CPU than the count, CPU the watched job needs."""
-    deadline, done = time.monotonic() + timeout_s, 0
-    while done < 1 and time.monotonic() < deadline and job.poll() is None:
+    timeout_s passes; then send `sig` to the job. Returns the count the signal followed.
+
+    The signal is sent while the poll's read-only connection is still open. A job opens
+    the file for writing only to store a batch, and DuckDB lets no process write while
+    another reads, so no batch can be stored between the count and the signal: the job
+    is stopped after exactly `count` stored rows whatever the machine's speed (a fast
+    job once stored its last clip between a poll and the kill). Each poll opens the file
+    without the package's views: installing them costs more CPU than the count, CPU the
+    watched job needs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
         with warehouse.opened(path, read_only=True, package_views=False) as con:
             done = con.execute(count_sql, params or []).fetchone()[0]
-    return done
+            if done >= 1 and job.poll() is None:
+                job.send_signal(sig)
+                return done
+    raise AssertionError(f"the job stored nothing it could be stopped after (exit {job.poll()})")

@@ -25,7 +25,7 @@ import pytest
 import torch
 from light_params import ARGS as EXTRA
 from light_params import PARAMS
-from polling import first_batch_stored
+from polling import signal_after_first_batch
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -235,8 +235,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
     job = subprocess.Popen(
         _sigwh(killed, *args, *EXTRA), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    done = first_batch_stored(job, killed, "SELECT count(*) FROM explanations")
-    job.send_signal(signal.SIGKILL)
+    done = signal_after_first_batch(job, killed, "SELECT count(*) FROM explanations")
     job.wait()
     assert 1 <= done < N_CLIPS, "the job should have been killed part way"
     with warehouse.opened(killed, read_only=True) as con:
@@ -256,8 +255,7 @@ def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path)
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", "4", "--clips-per-batch", "1", *EXTRA]
     job = subprocess.Popen(_sigwh(path, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    first_batch_stored(job, path, "SELECT count(*) FROM explanations")
-    job.send_signal(signal.SIGINT)
+    signal_after_first_batch(job, path, "SELECT count(*) FROM explanations", sig=signal.SIGINT)
     output = job.communicate(timeout=60)[0].decode()
     assert job.returncode == 130, output
     assert "interrupted: stored batches are kept" in output

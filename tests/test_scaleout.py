@@ -12,7 +12,6 @@ stored explanations on sp2 and stores sp2's probes: every table ingest writes.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import duckdb
 import pytest
 from light_params import ARGS as LIGHT_ARGS
 from light_params import PARAMS
-from polling import first_batch_stored
+from polling import signal_after_first_batch
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -180,8 +179,7 @@ def test_a_sigkilled_driver_then_a_rerun_store_exactly_the_rows_of_a_local_run(
         stderr=subprocess.PIPE,
     )
     count = "SELECT count(*) FROM explanations WHERE model = ?"
-    done = first_batch_stored(driver, path, count, [LATER])
-    driver.send_signal(signal.SIGKILL)
+    done = signal_after_first_batch(driver, path, count, [LATER])
     stderr = driver.communicate()[1].decode()
     assert 1 <= done < 2 * PER_LABEL, f"the driver should die part way ({done}): {stderr[-2000:]}"
     rerun = sigwh(path, *args)  # in this process, on the same cluster
