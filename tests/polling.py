@@ -7,7 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import duckdb
+
 from sigwarehouse import warehouse
+from sigwarehouse.errors import WarehouseError
 
 
 def signal_after_first_batch(
@@ -31,9 +34,27 @@ def signal_after_first_batch(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
-        with warehouse.opened(path, read_only=True, package_views=False) as con:
+        try:  # no waiting with back-off: the file is free only between two batches
+            con = _open_at_once(path, deadline)
+        except TimeoutError:
+            break
+        with con:
             done = con.execute(count_sql, params or []).fetchone()[0]
             if done >= 1 and job.poll() is None:
                 job.send_signal(sig)
                 return done
     raise AssertionError(f"the job stored nothing it could be stopped after (exit {job.poll()})")
+
+
+def _open_at_once(path: Path, deadline: float) -> duckdb.DuckDBPyConnection:
+    """The file opened read-only as soon as the job lets go of it, trying every 10 ms
+    (`warehouse.opened` backs off up to a second between tries, and may miss the
+    moment between two batches again and again)."""
+    while time.monotonic() < deadline:
+        try:
+            return warehouse.connect(path, read_only=True, wait_s=0, package_views=False)
+        except WarehouseError as exc:
+            if "held by another process" not in str(exc):
+                raise
+            time.sleep(0.01)
+    raise TimeoutError(path)

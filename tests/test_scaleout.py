@@ -4,9 +4,9 @@ with `sigwh merge`, each checked row for row against a local run with the same s
 The cluster is Ray's own, started in this process with logical GPUs
 (`ray.init(num_cpus=2, num_gpus=4)`): the actors ask for `num_gpus=1` each as on a GPU
 machine, and run on the CPU since torch sees no GPU here. The work is the second model
-of the spoof task (sp2, with sp1 already ingested before sp2 was in the catalog), so
-each run explains clips, evaluates their signals on both models, cross-fills sp1's
-stored explanations on sp2 and stores sp2's probes: every table ingest writes.
+of the spoof task (sp1, with sp2 already ingested before sp1 was in the catalog), so
+each run explains clips, evaluates their signals on both models, cross-fills sp2's
+stored explanations on sp1 and stores sp1's probes: every table ingest writes.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ pytestmark = pytest.mark.xdist_group("scaleout")
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "spoof-eval"
-# LATER is a transformer, not the faster 1-D CNN: with the CNN a whole job can finish
-# within one held write, before the SIGKILL test sees a first batch stored
-FIRST, LATER = "sp1", "sp2"
+# LATER, explained in every run, is the fastest model (the 1-D CNN); FIRST, a
+# transformer, is explained once, by the `base` fixture
+FIRST, LATER = "sp2", "sp1"
 PER_LABEL = 2  # 4 clips: several one-clip batches for the actors to share
+FIRST_PER_LABEL = 1  # 2 clips of FIRST's to cross-fill: the transformer explains few
 # Every column of every table ingest writes, but the run ids and times: they differ
 # between runs by design.
 NOT_FACTS = {"run_id", "seconds", "happened_at"}
@@ -98,12 +99,12 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         later = con.execute("SELECT * FROM models WHERE model = ?", [LATER]).fetchall()
         con.execute("DELETE FROM models WHERE model = ?", [LATER])
     with warehouse.opened(path, read_only=True) as con:
-        plan = ingest.plan_ingest(con, FIRST, PARAMS, dataset=DATASET, per_label=PER_LABEL)
+        plan = ingest.plan_ingest(con, FIRST, PARAMS, dataset=DATASET, per_label=FIRST_PER_LABEL)
     assert ingest.run_ingest(path, plan, clips_per_batch=2).status == "done"
     with warehouse.opened(path) as con:
         con.execute(f"INSERT INTO models VALUES ({', '.join('?' * len(later[0]))})", later[0])
     plan = _plan(path)
-    assert len(plan.clip_ids) == 2 * PER_LABEL and len(plan.cross_fill) == 2 * PER_LABEL
+    assert len(plan.clip_ids) == 2 * PER_LABEL and len(plan.cross_fill) == 2 * FIRST_PER_LABEL
     assert plan.probe_samples is not None
     return path
 
@@ -112,8 +113,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference: LATER's job run locally, in one process, on one torch thread as
     each actor runs (Ray gives an actor of one CPU one thread). A transformer's outputs
-    differ in their last bits between thread counts (its matrix products sum in another
-    order), so equal rows need equal thread counts."""
+    (FIRST's, on LATER's signals) differ in their last bits between thread counts (its
+    matrix products sum in another order), so equal rows need equal thread counts."""
     from threads import torch_threads
 
     path = shutil.copy(base, tmp_path_factory.mktemp("local") / "warehouse.duckdb")
@@ -155,7 +156,7 @@ def test_a_ray_run_whose_actors_are_killed_mid_run_stores_exactly_the_rows_of_a_
     )
     assert len(killed) == 2 and summary.status == "done"
     assert summary.counters.extra["actors_replaced"] == 2
-    assert summary.counters.extra["cross_filled"] == 2 * PER_LABEL
+    assert summary.counters.extra["cross_filled"] == 2 * FIRST_PER_LABEL
     assert _facts(path) == _facts(local)
     assert _runs(path) == _runs(local)  # counters included: every query is counted once
     with warehouse.opened(path, read_only=True) as con:
@@ -173,6 +174,7 @@ def test_a_sigkilled_driver_then_a_rerun_store_exactly_the_rows_of_a_local_run(
     path = _copy(base, tmp_path)
     args = ["ingest", "--model", LATER, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
     args += [*LIGHT_ARGS, "--ray", cluster, "--actors", "1"]  # one actor: batches in turn
+    args += ["--hold-s", "0"]  # the file is let go after each batch, so the poll gets in
     driver = subprocess.Popen(
         [sys.executable, "-m", "sigwarehouse", "--warehouse", str(path), *args],
         stdout=subprocess.DEVNULL,

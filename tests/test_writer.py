@@ -18,7 +18,7 @@ from test_write_path import ingest_batch, snapshot, start, write
 
 from sigwarehouse import warehouse
 from sigwarehouse.jobs import ingest, runs
-from sigwarehouse.jobs.writer import EVERY_BATCH, HeldWarehouse, HoldPolicy
+from sigwarehouse.jobs.writer import EVERY_BATCH, HeldWarehouse, HoldPolicy, hold_at_most
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,3 +154,11 @@ def test_hold_policy_refuses_what_cannot_work() -> None:
         HoldPolicy(max_batches=0)
     with pytest.raises(ValueError, match="must be >= 0 seconds"):
         HoldPolicy(idle_s=-1)
+
+
+def test_hold_s_zero_closes_after_every_batch_and_otherwise_bounds_the_hold() -> None:
+    """`sigwh ingest --hold-s`: 0 is the open-per-batch policy; any other value keeps
+    the default's batches and idle time and bounds the hold."""
+    assert hold_at_most(0) == EVERY_BATCH
+    assert hold_at_most(0.5) == HoldPolicy(max_hold_s=0.5)
+    assert hold_at_most(2.0) == HoldPolicy()

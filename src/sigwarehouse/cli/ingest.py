@@ -10,6 +10,7 @@ import typer
 from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
 from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
+from sigwarehouse.jobs.writer import HoldPolicy, hold_at_most
 
 # The defaults shown in --help are the parameters' own; the demo uses the "quick" preset.
 DEFAULTS = FreqrexParams()
@@ -173,6 +174,15 @@ def ingest(
         "wait passively, so other busy processes slow a job down only by the cores they "
         "take).",
     ),
+    hold_s: float = typer.Option(
+        HoldPolicy().max_hold_s,
+        "--hold-s",
+        min=0,
+        help="Seconds the job may keep the warehouse open for writing across batches: "
+        "opening the file costs about as much as writing a batch, but while it is open "
+        "another process that wants it (a second job, `sigwh sql`, a report) waits. "
+        "0: close it after every batch.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
 ) -> None:
     """Explain every clip of MODEL's task not yet done and store the results.
@@ -237,6 +247,7 @@ def ingest(
                     actors=actors,
                     clips_per_batch=clips_per_batch,
                     progress=progress,
+                    hold=hold_at_most(hold_s),
                     auto_batch=fixed_batch is None,
                 )
             return job.run_ingest(
@@ -245,6 +256,7 @@ def ingest(
                 device=devices.default_device(device),
                 clips_per_batch=clips_per_batch,
                 progress=progress,
+                hold=hold_at_most(hold_s),
                 auto_batch=fixed_batch is None,
                 into=into,
             )

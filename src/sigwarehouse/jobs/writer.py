@@ -59,6 +59,12 @@ class HoldPolicy:
 EVERY_BATCH = HoldPolicy(max_batches=1, max_hold_s=0.0, idle_s=0.0)
 
 
+def hold_at_most(seconds: float) -> HoldPolicy:
+    """The policy of `sigwh ingest --hold-s`: the default's, holding the file at most
+    `seconds` at a time; 0 closes it after every batch (EVERY_BATCH)."""
+    return EVERY_BATCH if seconds == 0 else HoldPolicy(max_hold_s=seconds)
+
+
 class HeldWarehouse:
     """A read-write connection to `path` that `write` opens when needed and closes as
     `policy` says. Not thread-safe: one thread (the writer's) uses it."""
