@@ -562,6 +562,27 @@ def test_a_float32_runs_stats_hold_that_runs_totals_in_a_dict_used_before():
     assert stats == first  # the same run again: the same totals, not twice them
 
 
+@pytest.mark.parametrize(
+    "float32_rule", [needs(3), needs(3, 5)], ids=["no retry", "with a float32 retry"]
+)
+def test_a_lower_precision_runs_stats_hold_that_runs_totals_in_a_dict_used_before(
+    float32_rule,
+):
+    # as in float32: the totals of the run, whatever the dict held before it
+    def run(stats: dict) -> dict:
+        explain(
+            TwoMinds(needs(3), float32_rule, torch.bfloat16),
+            [impulse()],
+            FreqrexParams(**LIGHT),
+            stats,
+        )
+        return stats
+
+    fresh = run({})
+    assert run({"queries": 10**6, "batches": 7, "rounds": 5}) == fresh
+    assert run(dict(fresh)) == fresh
+
+
 class DuckClassifier:
     """A classifier by duck typing only: labels, device and a call, no `dtype`."""
 

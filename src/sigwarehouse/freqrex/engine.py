@@ -179,19 +179,19 @@ def explain(
     # mask that failed its float32 verification (see the module doc).
     searched_in = str(dtype).removeprefix("torch.")
     first_stats: dict = {}
+    retry_stats: dict = {}
     out = _explain(classifier, clips, params, first_stats, searched_in)
     retry = [i for i, ex in enumerate(out) if ex.float32_retry]
     if retry:
         with precision.float32_only():
-            again = _explain(classifier, [clips[i] for i in retry], params, stats, "float32")
+            again = _explain(classifier, [clips[i] for i in retry], params, retry_stats, "float32")
         for i, ex in zip(retry, again, strict=True):
             ex.clip_index, ex.float32_retry = i, True
             ex.queries += out[i].queries
             ex.queries_by_phase[f"{searched_in}-search"] = out[i].queries
             out[i] = ex
-    if stats is not None:
-        for key, value in first_stats.items():
-            stats[key] = stats.get(key, 0) + value
+    if stats is not None:  # the run's totals, as a float32 run's: both searches' sums
+        stats.update({key: value + retry_stats.get(key, 0) for key, value in first_stats.items()})
     return out
 
 
