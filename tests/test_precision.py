@@ -231,7 +231,7 @@ def test_sigwh_ingest_in_bfloat16_with_auto_batches_records_its_choices(tmp_path
     from sigwarehouse.audio import load_clip
     from sigwarehouse.freqrex.spectral import unpack_mask
 
-    path = _build(tmp_path / "warehouse.duckdb")
+    path = _build(tmp_path / "warehouse.duckdb", n_models=2)  # one to explain, one other
     model, *others = _models(path)
     args = ["ingest", "--model", model, "--dataset", DATASET, "--per-label", "1"]
     more = ["--dtype", "bfloat16", "--batch-size", "auto", "--device", "cpu", *ARGS]
