@@ -31,16 +31,26 @@ PARTS = {  # part of the core -> module prefixes of its mutants
         "sigwarehouse.analyses.asr_fidelity.",
     ),
 }
-DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+DETECTED = {"killed", "timeout", "segfault", "killed by a signal", "caught by type check"}
 
 
 def results(where: Path) -> dict[str, str]:
-    """Mutant name -> status, from every .meta file mutmut wrote under `where`."""
+    """Mutant name -> status, from every .meta file mutmut wrote under `where`.
+
+    A test process that a signal ended (a negative exit code mutmut has no name for,
+    e.g. -1: a mutant that sends SIGHUP where it meant signal 0, to the tests' own
+    process) failed its tests: the mutant is detected, not "suspicious"."""
     out = {}
     for meta in where.rglob("*.meta"):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            out[name] = status_by_exit_code[code]
+            out[name] = _status(code)
     return out
+
+
+def _status(code: int | None) -> str:
+    if code is not None and code < 0 and code not in status_by_exit_code:
+        return "killed by a signal"
+    return status_by_exit_code[code]
 
 
 def equivalents() -> dict[str, str]:
