@@ -74,6 +74,15 @@ def test_a_file_cut_short_is_truncated(fmt: str, declared: int) -> None:
     )
 
 
+def test_a_wave64_file_cut_short_is_truncated() -> None:
+    """Of Wave64 libsndfile logs only the file's size against the header's."""
+    data = wav(np.full(4000, 0.25), subtype="PCM_16", fmt="W64")
+    assert len(audio.decode(data, SR).samples) == 4000  # whole, it is accepted
+    assert rejection(data[: len(data) - 1000]) == (
+        f"truncated: header says {len(data)} bytes in all, the file has {len(data) - 1000}"
+    )
+
+
 def test_a_flac_cut_part_way_is_truncated_with_the_decoders_message() -> None:
     noise = np.random.default_rng(0).standard_normal(16000) * 0.1
     data = wav(noise, subtype="PCM_16", fmt="FLAC")

@@ -39,10 +39,13 @@ BLOB_SUBTYPE = "PCM_24"
 
 # libsndfile logs e.g. "data : 32000 (should be 15978)" when the audio chunk of a WAV
 # (AIFF: "SSND", AU: "Data Size") is cut short; it then silently reads what is there, so
-# the log is the only sign of truncation.
+# the log is the only sign of truncation. Of a Wave64 file it logs only the whole file's
+# size against the header's ("riff : 32104 (should be 16052)").
 _SHORT_CHUNK = re.compile(
-    r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE
+    r"^\s*(data|SSND|Data Size|riff)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE
 )
+# What streaming writers put in a size field when the length was not yet known.
+_UNKNOWN_SIZE = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
 
 
 class Rejected(SigwhError):
@@ -98,9 +101,9 @@ def decode(data: bytes, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
     with f:
         frames, native_sr, channels = f.frames, f.samplerate, f.channels
         cut = _SHORT_CHUNK.search(f.extra_info)
-        # 0xFFFFFFFF is what streaming writers put when the length was not yet known.
-        if cut and int(cut[2]) < int(cut[1]) != 0xFFFFFFFF:
-            raise Rejected(f"truncated: header says {cut[1]} bytes of audio, the file has {cut[2]}")
+        if cut and int(cut[3]) < int(cut[2]) and int(cut[2]) not in _UNKNOWN_SIZE:
+            of = "in all" if cut[1] == "riff" else "of audio"
+            raise Rejected(f"truncated: header says {cut[2]} bytes {of}, the file has {cut[3]}")
         if frames == 0:
             raise Rejected("empty: no samples")
         if frames / native_sr < min_duration_s:
