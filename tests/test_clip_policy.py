@@ -74,10 +74,21 @@ def test_a_file_cut_short_is_truncated(fmt: str, declared: int) -> None:
     )
 
 
+def test_a_wav_whose_sizes_a_streaming_writer_left_unknown_is_read_whole() -> None:
+    """A writer that did not know the length ahead puts 0xFFFFFFFF in the RIFF and data
+    sizes; libsndfile logs "data : 4294967295 (should be 8000)" and reads it all."""
+    data = bytearray(wav(np.full(4000, 0.25), subtype="PCM_16"))
+    at = data.find(b"data")
+    data[4:8] = data[at + 4 : at + 8] = b"\xff\xff\xff\xff"
+    assert len(audio.decode(bytes(data), SR).samples) == 4000
+
+
 def test_a_wave64_file_cut_short_is_truncated() -> None:
     """Of Wave64 libsndfile logs only the file's size against the header's."""
     data = wav(np.full(4000, 0.25), subtype="PCM_16", fmt="W64")
     assert len(audio.decode(data, SR).samples) == 4000  # whole, it is accepted
+    # longer than its header says ("riff : N (should be N + 1000)"): not truncated
+    assert len(audio.decode(data + bytes(1000), SR).samples) >= 4000
     assert rejection(data[: len(data) - 1000]) == (
         f"truncated: header says {len(data)} bytes in all, the file has {len(data) - 1000}"
     )
