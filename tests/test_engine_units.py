@@ -562,6 +562,15 @@ def test_a_float32_runs_stats_hold_that_runs_totals_in_a_dict_used_before():
     assert stats == first  # the same run again: the same totals, not twice them
 
 
+def test_a_lower_precision_model_inside_float32_only_is_searched_in_float32():
+    # as the retry runs: the model answers in float32, and the search says so
+    model = TwoMinds(needs(3, 5), needs(3), torch.bfloat16)
+    with precision.float32_only():
+        [ex] = explain(model, [impulse()], FreqrexParams(**LIGHT))
+    assert (ex.searched_in, ex.float32_retry) == ("float32", False)
+    assert bins(ex.sufficient_mask) == [3, 5]
+
+
 @pytest.mark.parametrize(
     "float32_rule", [needs(3), needs(3, 5)], ids=["no retry", "with a float32 retry"]
 )
