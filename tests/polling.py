@@ -28,9 +28,11 @@ def signal_after_first_batch(
     the file for writing only to store a batch, and DuckDB lets no process write while
     another reads, so no batch can be stored between the count and the signal: the job
     is stopped after exactly `count` stored rows whatever the machine's speed (a fast
-    job once stored its last clip between a poll and the kill). Each poll opens the file
-    without the package's views: installing them costs more CPU than the count, CPU the
-    watched job needs."""
+    job once stored its last clip between a poll and the kill). For that count to be
+    its first batch's, the job must let go of the file after each batch (`sigwh ingest
+    --hold-s 0`): a writer holding it stores several batches unseen. Each poll opens
+    the file without the package's views: installing them costs more CPU than the
+    count, CPU the watched job needs."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
@@ -43,7 +45,9 @@ def signal_after_first_batch(
             if done >= 1 and job.poll() is None:
                 job.send_signal(sig)
                 return done
-    raise AssertionError(f"the job stored nothing it could be stopped after (exit {job.poll()})")
+    raise AssertionError(
+        f"the job ended (exit {job.poll()}) or timed out before a poll saw a stored row"
+    )
 
 
 def _open_at_once(path: Path, deadline: float) -> duckdb.DuckDBPyConnection:
