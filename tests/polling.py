@@ -12,6 +12,10 @@ import duckdb
 from sigwarehouse import warehouse
 from sigwarehouse.errors import WarehouseError
 
+# `sigwh ingest` arguments of a job watched here: it lets go of the file after every
+# batch, so a poll gets in between two batches (see signal_after_first_batch)
+LET_GO_EACH_BATCH = ["--hold-s", "0"]
+
 
 def signal_after_first_batch(
     job: subprocess.Popen,
@@ -29,8 +33,8 @@ def signal_after_first_batch(
     another reads, so no batch can be stored between the count and the signal: the job
     is stopped after exactly `count` stored rows whatever the machine's speed (a fast
     job once stored its last clip between a poll and the kill). For that count to be
-    its first batch's, the job must let go of the file after each batch (`sigwh ingest
-    --hold-s 0`): a writer holding it stores several batches unseen. Each poll opens
+    its first batch's, the job must let go of the file after each batch
+    (LET_GO_EACH_BATCH): a writer holding it stores several batches unseen. Each poll opens
     the file without the package's views: installing them costs more CPU than the
     count, CPU the watched job needs."""
     deadline = time.monotonic() + timeout_s

@@ -25,7 +25,7 @@ import pytest
 import torch
 from light_params import ARGS as EXTRA
 from light_params import PARAMS
-from polling import signal_after_first_batch
+from polling import LET_GO_EACH_BATCH, signal_after_first_batch
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -232,7 +232,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
     killed = _build(tmp_path / "killed.duckdb", n_models=1)
     model = _models(killed)[0]
     args = ["ingest", "--model", model, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
-    args += ["--hold-s", "0"]  # the file is let go after each batch, so the poll gets in
+    args += LET_GO_EACH_BATCH
     job = subprocess.Popen(
         _sigwh(killed, *args, *EXTRA), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -255,7 +255,7 @@ def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path)
     path = _build(tmp_path / "interrupted.duckdb", n_models=1)
     model = _models(path)[0]
     args = ["ingest", "--model", model, "--per-label", "4", "--clips-per-batch", "1", *EXTRA]
-    args += ["--hold-s", "0"]  # the file is let go after each batch, so the poll gets in
+    args += LET_GO_EACH_BATCH
     job = subprocess.Popen(_sigwh(path, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     signal_after_first_batch(job, path, "SELECT count(*) FROM explanations", sig=signal.SIGINT)
     output = job.communicate(timeout=60)[0].decode()

@@ -3,8 +3,8 @@ with `sigwh merge`, each checked row for row against a local run with the same s
 
 The cluster is Ray's own, started in this process with logical GPUs
 (`ray.init(num_cpus=2, num_gpus=4)`): the actors ask for `num_gpus=1` each as on a GPU
-machine, and run on the CPU since torch sees no GPU here. The work is the second model
-of the spoof task (sp1, with sp2 already ingested before sp1 was in the catalog), so
+machine, and run on the CPU since torch sees no GPU here. The work is one model of the
+spoof task (sp1, the 1-D CNN, with sp2 already ingested before sp1 was in the catalog), so
 each run explains clips, evaluates their signals on both models, cross-fills sp2's
 stored explanations on sp1 and stores sp1's probes: every table ingest writes.
 """
@@ -20,7 +20,7 @@ import duckdb
 import pytest
 from light_params import ARGS as LIGHT_ARGS
 from light_params import PARAMS
-from polling import signal_after_first_batch
+from polling import LET_GO_EACH_BATCH, signal_after_first_batch
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, warehouse
@@ -174,7 +174,7 @@ def test_a_sigkilled_driver_then_a_rerun_store_exactly_the_rows_of_a_local_run(
     path = _copy(base, tmp_path)
     args = ["ingest", "--model", LATER, "--per-label", str(PER_LABEL), "--clips-per-batch", "1"]
     args += [*LIGHT_ARGS, "--ray", cluster, "--actors", "1"]  # one actor: batches in turn
-    args += ["--hold-s", "0"]  # the file is let go after each batch, so the poll gets in
+    args += LET_GO_EACH_BATCH
     driver = subprocess.Popen(
         [sys.executable, "-m", "sigwarehouse", "--warehouse", str(path), *args],
         stdout=subprocess.DEVNULL,
