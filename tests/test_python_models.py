@@ -25,7 +25,7 @@ from light_params import ARGS
 from pymodels import net
 from sharing import digest, sigwh
 
-from sigwarehouse import catalog, warehouse
+from sigwarehouse import catalog, store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.toy import LABELS, SAMPLE_RATE, tone_clip
 from sigwarehouse.models.factory import PROB_TOL, PythonModelError
@@ -235,10 +235,10 @@ def test_a_python_ref_stored_in_a_warehouse_is_never_imported(planted, tmp_path:
 
 
 def _warehouse_with_stored_python_model(path: Path, ref: str) -> Path:
-    path, _ = warehouse.init(path)
+    path, _ = store.init(path)
     from sigwarehouse.audio import encode_flac
 
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         con.execute("INSERT INTO tasks VALUES ('tones', ?, 16000, 0.5, NULL)", [LABELS])
         con.execute("INSERT INTO datasets VALUES ('d', 'tones', '/nowhere', 'folder', NULL, NULL)")
         con.execute(

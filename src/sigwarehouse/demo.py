@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 
@@ -47,7 +47,7 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
             say(summary.describe())
 
     real_fake = "list_sort(tasks.labels) = ['fake', 'real']"
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         models = con.execute(
             f"SELECT model FROM models JOIN tasks USING (task) WHERE {real_fake} ORDER BY 1"
         ).fetchall()
@@ -55,21 +55,21 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
             f"SELECT dataset FROM datasets JOIN tasks USING (task) WHERE {real_fake} ORDER BY 1"
         ).fetchall()
     for (model,) in models:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = compose.plan_compose(con, model)
         told(carry_out(plan, lambda p: compose.run_compose(path, p, device=device)))
         # The paper applies the fake composite to real clips; a model that calls silence
         # "fake" has an empty fake composite, and then only the other direction says much.
         for source in ("fake", "real"):
             try:
-                with warehouse.opened(path, read_only=True) as con:
+                with store.opened(path, read_only=True) as con:
                     plan = label_transfer.plan_transfer(con, model, from_label=source)
             except SigwhError as exc:
                 say(f"label transfer from {source} on {model}: {exc}")
                 continue
             told(carry_out(plan, lambda p: label_transfer.run_transfer(path, p, device=device)))
     for (dataset,) in datasets:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = asr.plan_asr(con, asr.DEFAULT_ASR, dataset=dataset)
         told(carry_out(plan, lambda p: asr.run_asr(path, p, device="cpu")))
 
@@ -78,16 +78,16 @@ def _prepare(path: Path) -> None:
     """Create the warehouse, or migrate it and store this sigwarehouse's views in it; a
     file that is current in both is left as it is (migrating rewrites the views, and so
     the file, which would make the report look changed)."""
-    from sigwarehouse import views
+    from sigwarehouse.store import views
 
     if path.exists():
-        with warehouse.opened(path, read_only=True) as con:
-            applied = warehouse.applied_versions(con)
-            pending = {m.version for m in warehouse.migrations()} - set(applied)
+        with store.opened(path, read_only=True) as con:
+            applied = store.applied_versions(con)
+            pending = {m.version for m in store.migrations()} - set(applied)
             stale = [d for d in views.differences(con, applied) if d.status != "extra"]
         if not pending and not stale:
             return
-    warehouse.init(path)
+    store.init(path)
 
 
 def run_demo(
@@ -155,7 +155,7 @@ def _run(
         clock = now
 
     _prepare(path)
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         for line in catalog.sync(con, catalog_dir).lines():
             say(line)
         for name in clips.dataset_names(con):
@@ -176,7 +176,7 @@ def _run(
 
     stored = []
     for model in models:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, params, per_label=per_label)
         summary = carry_out(plan, explain)
         if summary is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from sigwarehouse import __version__
+from sigwarehouse import __version__, store
 from sigwarehouse.cli import help as help_layout
 from sigwarehouse.cli.common import (
     fail,
@@ -22,6 +22,8 @@ from sigwarehouse.cli.common import (
     warehouse_path,
 )
 from sigwarehouse.demo import DEMO_PER_LABEL, DEMO_PRESET
+from sigwarehouse.store.convert import convert as convert_warehouse
+from sigwarehouse.store.views_check import check as check_views
 
 app = typer.Typer(
     name="sigwh",
@@ -72,11 +74,9 @@ def main_options(
 @friendly_errors
 def init() -> None:
     """Create the warehouse file (or bring an existing one to the current schema)."""
-    from sigwarehouse import warehouse
-
-    path, applied = warehouse.init(warehouse_path())
+    path, applied = store.init(warehouse_path())
     typer.echo(
-        f"{path}: schema {warehouse.code_schema_version()} ({len(applied)} migration(s) applied)"
+        f"{path}: schema {store.code_schema_version()} ({len(applied)} migration(s) applied)"
     )
 
 
@@ -88,27 +88,25 @@ def migrate(
     ),
 ) -> None:
     """Apply pending schema migrations to the warehouse (each in its own transaction)."""
-    from sigwarehouse import warehouse
-
     path = warehouse_path()
     if list_only:
-        con = warehouse.connect(path, read_only=True)
+        con = store.connect(path, read_only=True)
         try:
-            done = set(warehouse.applied_versions(con))
+            done = set(store.applied_versions(con))
         finally:
             con.close()
-        for m in warehouse.migrations():
+        for m in store.migrations():
             mark = "applied" if m.version in done else "pending"
             typer.echo(f"{m.version:04d}_{m.name:<30} {mark}")
         return
-    con = warehouse.connect(path, package_views=False)
+    con = store.connect(path, package_views=False)
     try:
-        applied = warehouse.migrate(con)
+        applied = store.migrate(con)
     finally:
         con.close()
     for m in applied:
         typer.echo(f"applied {m.version:04d}_{m.name}")
-    typer.echo(f"{path}: at schema {warehouse.code_schema_version()}, views re-created")
+    typer.echo(f"{path}: at schema {store.code_schema_version()}, views re-created")
 
 
 class OutputFormat(StrEnum):
@@ -196,9 +194,7 @@ def views(
     ),
 ) -> None:
     """List the views and macros and where the file's own definitions differ from ours."""
-    from sigwarehouse import views as v
-
-    text, n_differ = v.check(warehouse_path())
+    text, n_differ = check_views(warehouse_path())
     typer.echo(text)
     if check and n_differ:
         raise typer.Exit(1)
@@ -222,9 +218,7 @@ def convert(
     ),
 ) -> None:
     """Rewrite the warehouse in a storage version that older DuckDB readers open."""
-    from sigwarehouse import storage
-
-    typer.echo(storage.convert(warehouse_path(), storage_version, out).describe())
+    typer.echo(convert_warehouse(warehouse_path(), storage_version, out).describe())
 
 
 @app.command()

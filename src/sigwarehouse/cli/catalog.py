@@ -26,7 +26,7 @@ def sync(
 ) -> None:
     """Validate the catalog and upsert its tasks, datasets and models (all or nothing)."""
     from sigwarehouse import catalog as cat
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     folder = catalog_dir(catalog)
     with opened(warehouse_path()) as con:
@@ -41,7 +41,7 @@ def sync(
 def list_() -> None:
     """Show the tasks, datasets and models in the warehouse."""
     from sigwarehouse import catalog as cat
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     with opened(warehouse_path(), read_only=True) as con:
         for title, rel in cat.listing(con).items():

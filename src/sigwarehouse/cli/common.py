@@ -34,7 +34,7 @@ def set_model_trust(trust_warehouse: bool) -> None:
 
 def warehouse_path() -> Path:
     """The warehouse the user chose: --warehouse, else $SIGWH_WAREHOUSE, else ./warehouse.duckdb."""
-    from sigwarehouse.warehouse import default_path
+    from sigwarehouse.store import default_path
 
     return _state.get("warehouse") or default_path()
 

@@ -27,7 +27,7 @@ def add(
     """Scan a dataset's files: register valid clips, record rejected files with a reason."""
     from sigwarehouse import clips
     from sigwarehouse.errors import SigwhError
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     if all_ == (name is not None):
         fail("give a dataset NAME or --all (not both)")
@@ -58,7 +58,7 @@ def relocate(
 ) -> None:
     """Point a dataset at a new root folder, after checking its clips' files are there."""
     from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     with opened(warehouse_path()) as con:
         typer.echo(clips.relocate(con, name, new_root).line())
@@ -69,7 +69,7 @@ def relocate(
 def list_() -> None:
     """Show every dataset with its clip, blob and rejection counts."""
     from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     with opened(warehouse_path(), read_only=True) as con:
         typer.echo(str(clips.listing(con)))
@@ -80,7 +80,7 @@ def list_() -> None:
 def rejected(name: str = typer.Argument(..., help="Dataset name.")) -> None:
     """List a dataset's rejected files, one per line: path, a tab, the reason."""
     from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse.store import opened
 
     with opened(warehouse_path(), read_only=True) as con:
         rows = clips.rejected(con, name).fetchall()

@@ -35,13 +35,13 @@ def compose(
     candidates tried, its own sufficient mask); the `compositionality` view gives
     |κ| / candidates. Needs `sigwh ingest --model MODEL` first.
     """
-    from sigwarehouse import devices, warehouse
+    from sigwarehouse import devices, store
     from sigwarehouse.jobs import compose as job
     from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_compose(con, model, dataset=dataset, seed=seed, params_hash=params_hash)
     carry_out(
         plan,
@@ -88,13 +88,13 @@ def transfer_label(
     bins); nothing else changes. The `label_transfer` view gives the share of clips that
     MODEL then gives the FROM class. Needs `sigwh compose --model MODEL` first.
     """
-    from sigwarehouse import devices, warehouse
+    from sigwarehouse import devices, store
     from sigwarehouse.jobs import label_transfer as job
     from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_transfer(
             con, model, from_label=from_label, to_labels=to_label or None, mask=mask,
             dataset=dataset, seed=seed, params_hash=params_hash,
@@ -134,14 +134,14 @@ def asr(
     its original clip (table `signal_stoi`); the ASR fidelity analysis of `sigwh report`
     compares every transcript with the original's (Levenshtein ratio).
     """
-    from sigwarehouse import devices, warehouse
+    from sigwarehouse import devices, store
     from sigwarehouse.jobs import asr as job
     from sigwarehouse.jobs.skeleton import carry_out
 
     path = warehouse_path()
     name = job.asr_name(asr_model)
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_asr(con, name, model=model, dataset=dataset, limit=limit)
     # pocketsphinx runs on the CPU whatever the machine has
     on = "cpu" if name == job.DEFAULT_ASR else None

@@ -192,7 +192,7 @@ def ingest(
     complete and inverse signals; then evaluates MODEL on the signals other models have
     stored. Rerunning does only the missing work; a killed job loses one batch at most.
     """
-    from sigwarehouse import devices, warehouse
+    from sigwarehouse import devices, store
     from sigwarehouse.jobs import ingest as job
     from sigwarehouse.jobs.skeleton import carry_out
 
@@ -219,8 +219,8 @@ def ingest(
         from sigwarehouse.jobs import shards
 
         shards.refuse_self(into, path)
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_ingest(
             con,
             model,

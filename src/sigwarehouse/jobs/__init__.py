@@ -4,7 +4,7 @@ Concurrency design (DuckDB lets one process write a file at a time, and a read-o
 process cannot open a file while another writes it): a job never keeps the warehouse
 open while it computes. It reads what it needs, closes the file, works on the model,
 then opens the file for one short transaction per batch of results and closes it again.
-`warehouse.connect` waits while another process holds the file, so two jobs and any
+`store.connect` waits while another process holds the file, so two jobs and any
 number of `sigwh sql` readers take turns in milliseconds-long slots. Every stored row
 has a natural key and is written with INSERT OR IGNORE, so two jobs that happen to do
 the same work store it once.

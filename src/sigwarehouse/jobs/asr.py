@@ -31,10 +31,10 @@ from typing import Protocol
 
 import numpy as np
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import runs
 from sigwarehouse.jobs.skeleton import chunks, job_run
+from sigwarehouse.store import write_path
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
 DEFAULT_ASR = "pocketsphinx"
@@ -278,7 +278,7 @@ def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
 class AsrSummary:
     run_id: str
     plan: AsrPlan
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     transcribed: int = 0
     status: str = "running"
 
@@ -315,7 +315,7 @@ def run_asr(
     asr = transcriber or load_asr(plan.asr.removeprefix("whisper:"), device)
     if asr.name != plan.asr:
         raise SigwhError(f"the transcriber is {asr.name}, the plan is for {plan.asr}")
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         rate_of = dict(
             con.execute(
                 "SELECT c.clip_id, t.sample_rate FROM clips c JOIN datasets d USING (dataset)"
@@ -327,7 +327,7 @@ def run_asr(
         by_clip.setdefault(it.clip_id, []).append(it)
     originals = set(plan.original_clips)
     clips = sorted(originals | set(by_clip))
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     with job_run(
         path, lambda run_id: AsrSummary(run_id, plan, counters), counters,
         job="asr", model=None, task=None, dataset=None,
@@ -336,7 +336,7 @@ def run_asr(
     ) as run:  # fmt: skip
         summary, run_id = run.summary, run.run_id
         for batch in chunks(clips, clips_per_batch):
-            with warehouse.opened(path, read_only=True) as con:
+            with store.opened(path, read_only=True) as con:
                 samples = dict(zip(batch, load_clips(con, batch), strict=True))
             keys, waves, stoi_rows = [], [], []
             for clip in batch:
@@ -368,8 +368,8 @@ def run_asr(
             run.clock()
             run.write(
                 [
-                    runs.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
-                    runs.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
+                    write_path.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
+                    write_path.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
                 ]
             )
             if progress:

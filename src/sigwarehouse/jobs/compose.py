@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs
 from sigwarehouse.jobs.skeleton import job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
@@ -48,6 +47,7 @@ from sigwarehouse.records import (
     task_labels,
 )
 from sigwarehouse.signals import fit_length, map_mask
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
@@ -203,7 +203,7 @@ class ComposeSummary:
     run_id: str
     plan: ComposePlan
     made: list[tuple[str, str, int, int]] = field(default_factory=list)  # ds, label, |κ|, n
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     status: str = "running"
 
     def describe(self) -> str:
@@ -223,7 +223,7 @@ def _member_signals(
     from sigwarehouse.freqrex.spectral import unpack_mask
     from sigwarehouse.signals import masked_signal
 
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         clips = load_clips(con, [c.clip_id for c in item.candidates])
     signals = [
         masked_signal(x, unpack_mask(c.mask, c.n_bins), params.to_dict())
@@ -312,7 +312,7 @@ def run_compose(
     A model that cannot load fails the job before any work; stored composites stay
     stored whatever happens (Ctrl-C ends the run as `interrupted`).
     """
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
     with job_run(
         path, lambda run_id: ComposeSummary(run_id, plan, counters=counters), counters,
@@ -326,7 +326,7 @@ def run_compose(
             row = _compose_item(path, plan, item, clf, run.run_id)
             counters.clips_done += row["n_composed"]
             run.clock()
-            run.write([runs.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])])
+            run.write([write_path.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])])
             label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
             run.summary.made.append((item.dataset, label, kept, tried))
             if progress:

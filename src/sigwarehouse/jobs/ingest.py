@@ -22,13 +22,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import devices, probes, warehouse
+from sigwarehouse import devices, probes, store
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import ingest_batch, runs, writer
+from sigwarehouse.jobs import ingest_batch, writer
 from sigwarehouse.jobs.skeleton import JobRun, chunks, job_run, timed_models
 from sigwarehouse.jobs.writer import HoldPolicy
 from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
 from sigwarehouse.signals import SIGNAL_KINDS
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,7 +92,7 @@ class IngestPlan:
 class IngestSummary:
     run_id: str
     plan: IngestPlan
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     status: str = "running"
 
     def describe(self) -> str:
@@ -201,14 +202,14 @@ def batch_tables(
     signal_rows: list[tuple],
     errors: list[dict],
     ranks: list[tuple] | tuple = (),
-) -> tuple[list[runs.Rows], list[dict]]:
+) -> tuple[list[write_path.Rows], list[dict]]:
     """One ingest batch's rows as the tables and errors the writer stores; `ranks` are the
     further sufficient masks (rank >= 2) of explanations with n_sufficient > 1."""
     tables = [
-        runs.Rows("explanations", EXPLANATION_COLUMNS, explanations),
-        runs.Rows("sufficient_ranks", RANK_COLUMNS, list(ranks)),
-        runs.Rows("original_probs", ORIGINAL_COLUMNS, originals),
-        runs.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
+        write_path.Rows("explanations", EXPLANATION_COLUMNS, explanations),
+        write_path.Rows("sufficient_ranks", RANK_COLUMNS, list(ranks)),
+        write_path.Rows("original_probs", ORIGINAL_COLUMNS, originals),
+        write_path.Rows("signal_probs", SIGNAL_COLUMNS, signal_rows),
     ]
     return tables, errors
 
@@ -216,7 +217,7 @@ def batch_tables(
 def _write_batch(
     path: Path,
     run_id: str,
-    counters: runs.RunCounters,
+    counters: write_path.RunCounters,
     explanations: list[tuple],
     originals: list[tuple],
     signal_rows: list[tuple],
@@ -226,16 +227,16 @@ def _write_batch(
     """Store one batch of results in one transaction (all of it, or none of it), opening
     and closing the file (the job itself keeps it open across batches: ingest_writer)."""
     tables, errors = batch_tables(explanations, originals, signal_rows, errors, ranks)
-    runs.write_batch(path, tables, run_id, counters, errors)
+    write_path.write_batch(path, tables, run_id, counters, errors)
 
 
-def probe_table(rows: list[tuple]) -> runs.Rows:
-    """probes.probe_rows' rows, for runs.write_batch."""
-    return runs.Rows("model_probes", probes.PROBE_COLUMNS, rows)
+def probe_table(rows: list[tuple]) -> write_path.Rows:
+    """probes.probe_rows' rows, for write_path.write_batch."""
+    return write_path.Rows("model_probes", probes.PROBE_COLUMNS, rows)
 
 
 def ingest_writer(
-    path: Path, run_id: str, counters: runs.RunCounters, policy: HoldPolicy = HoldPolicy()
+    path: Path, run_id: str, counters: write_path.RunCounters, policy: HoldPolicy = HoldPolicy()
 ) -> writer.BatchWriter:
     """The ingest job's writer: called with (explanations, originals, signal rows,
     errors) per batch, it stores each batch in one transaction on a background thread,
@@ -250,7 +251,7 @@ def clip_sources(path: Path, clip_ids: list[int], *, read_only: bool = False) ->
     as its writer thread does (one DuckDB instance per file and process)."""
     from sigwarehouse.audio import clip_sources as sources
 
-    with warehouse.opened(path, read_only=read_only) as con:
+    with store.opened(path, read_only=read_only) as con:
         return sources(con, clip_ids)
 
 
@@ -258,7 +259,7 @@ def stored_masks(
     path: Path, pairs: list[tuple[str, int]], params_hash: str, *, read_only: bool = False
 ) -> list[ingest_batch.StoredMasks]:
     """The stored masks of (source model, clip) pairs that cross-filling evaluates."""
-    with warehouse.opened(path, read_only=read_only) as con:
+    with store.opened(path, read_only=read_only) as con:
         return stored_masks_on(con, pairs, params_hash)
 
 
@@ -326,7 +327,7 @@ def run_ingest(
     *,
     device: str = "cpu",
     clips_per_batch: int | None = None,
-    progress: Callable[[int, runs.RunCounters], None] | None = None,
+    progress: Callable[[int, write_path.RunCounters], None] | None = None,
     hold: HoldPolicy = HoldPolicy(),
     auto_batch: bool = False,
     into: Path | None = None,
@@ -348,10 +349,10 @@ def run_ingest(
     once on one main warehouse; `sigwh merge` folds the shards in afterwards.
     """
     per_batch = clips_per_batch or devices.clips_per_batch(device)
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         records = task_models(con, plan.task)
         longest = _longest_clip(con, plan.clip_ids)
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     models = timed_models(records, plan.task_labels, device, counters)
     plan, runtime = _runtime_choices(plan, models, device, auto_batch, longest)
     from sigwarehouse.models.precision import float32_only  # torch: loaded with the models
@@ -378,7 +379,7 @@ def run_ingest(
 def started_run(
     path: Path,
     plan: IngestPlan,
-    counters: runs.RunCounters,
+    counters: write_path.RunCounters,
     runtime: dict,
     device: str,
     hold: HoldPolicy = HoldPolicy(),
@@ -386,7 +387,7 @@ def started_run(
     """An ingest run on `path`: its parameter set stored, a `runs` row opened (and closed
     with how the block ended), and the writer its batches go through. The local job and
     the Ray driver (jobs.on_ray) both run inside it, so their runs are recorded alike."""
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         con.execute(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
             [plan.params.hash(), json.dumps(plan.params.to_dict(), sort_keys=True)],
@@ -453,7 +454,7 @@ def _runtime_choices(
 
 
 @contextmanager
-def progress_bar(plan: IngestPlan) -> Iterator[Callable[[int, runs.RunCounters], None]]:
+def progress_bar(plan: IngestPlan) -> Iterator[Callable[[int, write_path.RunCounters], None]]:
     """A progress bar (tqdm, on stderr) over the plan's clips, showing model queries per
     second and errors; yields the `progress` callback that run_ingest takes. What `sigwh
     ingest` and `sigwh demo` show while a model explains its clips."""
@@ -463,7 +464,7 @@ def progress_bar(plan: IngestPlan) -> Iterator[Callable[[int, runs.RunCounters],
         total=len(plan.clip_ids), unit="clip", desc=f"ingest {plan.model}", dynamic_ncols=True
     )
 
-    def progress(done: int, counters: runs.RunCounters) -> None:
+    def progress(done: int, counters: write_path.RunCounters) -> None:
         bar.update(done)
         bar.set_postfix(queries_s=f"{queries_per_second(counters):.0f}", errors=counters.n_errors)
 
@@ -473,5 +474,5 @@ def progress_bar(plan: IngestPlan) -> Iterator[Callable[[int, runs.RunCounters],
         bar.close()
 
 
-def queries_per_second(counters: runs.RunCounters) -> float:
+def queries_per_second(counters: write_path.RunCounters) -> float:
     return counters.queries / counters.total_seconds if counters.total_seconds else math.nan

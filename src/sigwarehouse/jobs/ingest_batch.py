@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigwarehouse.jobs import runs
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,16 +62,16 @@ class BatchRows:
     float32_retries: int | None = None  # clips searched again in float32; None: no search
     cross_filled: int = 0
 
-    def tables(self) -> list[runs.Rows]:
-        """The rows as runs.write_batch takes them."""
+    def tables(self) -> list[write_path.Rows]:
+        """The rows as write_path.write_batch takes them."""
         return [
-            runs.Rows("explanations", EXPLANATION_COLUMNS, self.explanations),
-            runs.Rows("sufficient_ranks", RANK_COLUMNS, self.ranks),
-            runs.Rows("original_probs", ORIGINAL_COLUMNS, self.originals),
-            runs.Rows("signal_probs", SIGNAL_COLUMNS, self.signals),
+            write_path.Rows("explanations", EXPLANATION_COLUMNS, self.explanations),
+            write_path.Rows("sufficient_ranks", RANK_COLUMNS, self.ranks),
+            write_path.Rows("original_probs", ORIGINAL_COLUMNS, self.originals),
+            write_path.Rows("signal_probs", SIGNAL_COLUMNS, self.signals),
         ]
 
-    def count_into(self, counters: runs.RunCounters) -> None:
+    def count_into(self, counters: write_path.RunCounters) -> None:
         """Add this batch's clips, errors, float32 retries and cross-filled explanations."""
         counters.clips_done += self.clips_done
         counters.n_errors += len(self.errors)
@@ -85,7 +85,7 @@ class BatchRows:
     # Ray's object store moves without pickling each value. The round trip is exact for
     # these columns (ints, floats, strings, bytes, lists of floats, None).
     def to_arrow(self) -> dict:
-        tables = {t.table: runs.arrow_table(t) if t.rows else None for t in self.tables()}
+        tables = {t.table: write_path.arrow_table(t) if t.rows else None for t in self.tables()}
         return {
             "tables": tables,
             "errors": self.errors,

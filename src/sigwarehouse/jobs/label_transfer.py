@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import runs
 from sigwarehouse.jobs.skeleton import chunks, job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
@@ -39,6 +38,7 @@ from sigwarehouse.records import (
     task_labels,
 )
 from sigwarehouse.signals import map_mask
+from sigwarehouse.store import write_path
 
 MASKS = ("sufficient", "members")
 
@@ -159,7 +159,7 @@ def plan_transfer(
 class TransferSummary:
     run_id: str
     plan: TransferPlan
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     applied: int = 0
     flipped: int = 0
     status: str = "running"
@@ -204,7 +204,7 @@ def run_transfer(
     from sigwarehouse.audio import load_clips
     from sigwarehouse.models.scoring import evaluate
 
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
     with job_run(
         path, lambda run_id: TransferSummary(run_id, plan, counters), counters,
@@ -217,7 +217,7 @@ def run_transfer(
         summary, run_id = run.summary, run.run_id
         for sig in plan.signatures:
             for batch in chunks(sig.clip_ids, clips_per_batch):
-                with warehouse.opened(path, read_only=True) as con:
+                with store.opened(path, read_only=True) as con:
                     samples = load_clips(con, batch)
                 as_tensor = [torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in samples]
                 before = evaluate(clf, as_tensor, batch_size)
@@ -255,7 +255,7 @@ def run_transfer(
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
                 run.clock()
-                run.write([runs.Rows("label_transfers", TRANSFER_COLUMNS, rows)], errors)
+                run.write([write_path.Rows("label_transfers", TRANSFER_COLUMNS, rows)], errors)
                 if progress:
                     progress(len(batch))
     return summary

@@ -27,12 +27,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigwarehouse import devices, warehouse
+from sigwarehouse import devices, store
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import ingest, ingest_batch, runs
-from sigwarehouse.jobs.skeleton import chunks
+from sigwarehouse.jobs import ingest, ingest_batch
+from sigwarehouse.jobs.skeleton import chunks, timed
 from sigwarehouse.jobs.writer import HoldPolicy
 from sigwarehouse.records import task_models
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     from sigwarehouse.audio import ClipSource
@@ -68,11 +69,11 @@ class IngestWorker:
         from sigwarehouse.models.trust import ModelSource
 
         self.device = devices.default_device(device)
-        self.counters = runs.RunCounters()  # queries and forward seconds, as runs.timed counts
+        self.counters = write_path.RunCounters()  # queries and forward seconds, as timed counts
         # The driver has resolved the records under its trust policy and catalog
         # (models.trust.resolve); the worker loads them as they are.
         loaded = load_models(records, labels, self.device, ModelSource(trust_warehouse=True))
-        self.models = {name: runs.timed(clf, self.counters) for name, clf in loaded.items()}
+        self.models = {name: timed(clf, self.counters) for name, clf in loaded.items()}
         self.returned: float | None = None  # when the last batch's method returned
 
     def where(self) -> str:
@@ -170,7 +171,7 @@ def run_ingest_ray(
     device: str | None = None,
     actors: int | None = None,
     clips_per_batch: int | None = None,
-    progress: Callable[[int, runs.RunCounters], None] | None = None,
+    progress: Callable[[int, write_path.RunCounters], None] | None = None,
     hold: HoldPolicy = HoldPolicy(),
     auto_batch: bool = False,
     on_result: Callable[[int, list], None] | None = None,
@@ -196,7 +197,7 @@ def run_ingest_ray(
     options = actor_options(use_gpus)
     per_batch = clips_per_batch or devices.clips_per_batch("cuda" if use_gpus else "cpu")
 
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         records = trust.resolve(task_models(con, plan.task))  # the driver's catalog decides
         longest = ingest._longest_clip(con, plan.clip_ids)
     worker = ray.remote(IngestWorker)
@@ -218,7 +219,7 @@ def run_ingest_ray(
             f"(zoo checkpoints, hf folders). Ray said: {exc}"
         ) from exc
     runtime["ray"] = {"actors": count, "per_actor": options, "places": places}
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     on = "gpu" if use_gpus else "cpu"
     with ingest.started_run(path, plan, counters, runtime, f"ray:{count}x{on}", hold) as (
         run,
@@ -245,7 +246,7 @@ def _drive(
     pool: list,
     start_actor: Callable[[], Any],
     work: deque[_Work],
-    progress: Callable[[int, runs.RunCounters], None] | None,
+    progress: Callable[[int, write_path.RunCounters], None] | None,
     on_result: Callable[[int, list], None] | None,
 ) -> None:
     """Keep every actor busy until all work is stored; replace dead actors and submit
@@ -328,7 +329,7 @@ def _read_inputs(path: Path, plan: IngestPlan, items: list[_Work]) -> None:
     the stored masks. (Opening the file costs about as much as reading a batch.)"""
     from sigwarehouse.audio import clip_sources
 
-    with warehouse.opened(path) as con:  # as the writer thread opens it: one instance
+    with store.opened(path) as con:  # as the writer thread opens it: one instance
         for item in items:
             if item.kind == "explain":
                 item.args = (item.items, clip_sources(con, item.items))
@@ -338,7 +339,7 @@ def _read_inputs(path: Path, plan: IngestPlan, items: list[_Work]) -> None:
                 item.args = (stored, clip_sources(con, clip_ids))
 
 
-def _add_spent(counters: runs.RunCounters, spent: tuple[int, float]) -> None:
+def _add_spent(counters: write_path.RunCounters, spent: tuple[int, float]) -> None:
     queries, seconds = spent
     counters.queries += queries
     counters.model_seconds += seconds

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sigwarehouse import warehouse
-from sigwarehouse.jobs import runs
+from sigwarehouse import store
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
+    import torch
+
     from sigwarehouse.models.base import AudioClassifier
     from sigwarehouse.records import ModelRecord
 
@@ -79,7 +81,7 @@ class JobRun(Generic[S]):
 
     path: Path
     run_id: str
-    counters: runs.RunCounters
+    counters: write_path.RunCounters
     summary: S
     started: float
 
@@ -87,35 +89,64 @@ class JobRun(Generic[S]):
         """Count the seconds since the run started into its counters."""
         self.counters.total_seconds = time.perf_counter() - self.started
 
-    def write(self, tables: list[runs.Rows], errors: list[dict] | None = None) -> None:
-        """Store one batch and the counters in one transaction (runs.write_batch)."""
-        runs.write_batch(self.path, tables, self.run_id, self.counters, errors)
+    def write(self, tables: list[write_path.Rows], errors: list[dict] | None = None) -> None:
+        """Store one batch and the counters in one transaction (write_path.write_batch)."""
+        write_path.write_batch(self.path, tables, self.run_id, self.counters, errors)
 
 
 @contextmanager
 def job_run(
     path: Path,
     summary: Callable[[str], S],
-    counters: runs.RunCounters,
+    counters: write_path.RunCounters,
     **start: Any,
 ) -> Iterator[JobRun[S]]:
-    """Open a `runs` row (`start` are runs.start_run's keywords), make the job's summary
-    from its run id, and record how the body ended (runs.recorded: `done`, `interrupted`
+    """Open a `runs` row (`start` are write_path.start_run's keywords), make the job's summary
+    from its run id, and record how the body ended (write_path.recorded: `done`, `interrupted`
     or `failed`, re-raising what the body raised)."""
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(con, **start)
+    with store.opened(path) as con:
+        run_id = write_path.start_run(con, **start)
     run = JobRun(path, run_id, counters, summary(run_id), time.perf_counter())
-    with runs.recorded(path, run_id, counters, run.summary, run.started):
+    with write_path.recorded(path, run_id, counters, run.summary, run.started):
         yield run
 
 
 def timed_models(
-    records: list[ModelRecord], labels: list[str], device: str, counters: runs.RunCounters
+    records: list[ModelRecord], labels: list[str], device: str, counters: write_path.RunCounters
 ) -> dict[str, AudioClassifier]:
     """The records' models on the device, counting their queries and forward-pass seconds
     into `counters`. Loaded before the run starts: a model that cannot load fails the job
     without a run row."""
-    from sigwarehouse.models.loader import load_models
+    from sigwarehouse.models.loader import load_models  # imports torch: not at CLI start-up
 
     loaded = load_models(records, labels, device)
-    return {name: runs.timed(clf, counters) for name, clf in loaded.items()}
+    return {name: timed(clf, counters) for name, clf in loaded.items()}
+
+
+def timed(clf: AudioClassifier, counters: write_path.RunCounters) -> AudioClassifier:
+    """The same classifier, counting its queries and forward-pass seconds into `counters`."""
+    # models.base imports torch: a job module stays cheap to import for the CLI
+    from sigwarehouse.models.base import AudioClassifier
+
+    class Timed(AudioClassifier):
+        def __init__(self) -> None:
+            super().__init__(clf.labels, clf.sample_rate, clf.device)
+            self.inner = clf
+            self.dtype, self.attention = clf.dtype, clf.attention
+
+        def use_dtype(self, dtype: torch.dtype) -> torch.dtype:
+            self.dtype = self.inner.use_dtype(dtype)  # the inner forward applies it
+            return self.dtype
+
+        def forward(self, waves: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            out = self.inner.forward(waves)
+            if out.device.type == "cuda":
+                import torch  # torch is loaded by now; named here, not at the module's top
+
+                torch.cuda.synchronize(out.device)
+            counters.model_seconds += time.perf_counter() - start
+            counters.queries += waves.shape[0]
+            return out
+
+    return Timed()

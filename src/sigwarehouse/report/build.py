@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sigwarehouse import __version__, warehouse
+from sigwarehouse import __version__
+from sigwarehouse import store as warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.report.sections import Analysis
 
@@ -74,7 +75,7 @@ def _code_digest(analyses: Sequence[Analysis]) -> str:
     analysis counts with every module beside it (the helpers it shares with the others)."""
     import inspect
 
-    from sigwarehouse import views
+    from sigwarehouse.store import sql_files
 
     sources = [inspect.getfile(a if inspect.ismodule(a) else type(a)) for a in analyses]
     folders = {Path(source).parent for source in sources}
@@ -82,7 +83,7 @@ def _code_digest(analyses: Sequence[Analysis]) -> str:
     for folder in [*sorted(folders), Path(__file__).parent]:
         for source in sorted(folder.glob("*.py")):
             digest.update(source.name.encode() + source.read_bytes())
-    for source in views.files():  # the report reads through the package's views
+    for source in sql_files.view_files():  # the report reads through the package's views
         digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -165,7 +166,7 @@ def build_report(
 
 def _require_views(con, path: Path) -> None:
     """Refuse a warehouse that predates views the analyses read (they would fail midway)."""
-    from sigwarehouse import views
+    from sigwarehouse.store import views
 
     missing = views.unavailable(con)
     if missing:
