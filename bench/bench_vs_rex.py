@@ -122,7 +122,8 @@ DRIVER = textwrap.dedent(
         net.load_state_dict(torch.load(f"{work}/toy.pt"))
         clf = ToneClassifier(net)
     else:
-        from sigwarehouse.models.loader import load_classifier, model_labels
+        from sigwarehouse.models.loader import load_classifier
+        from sigwarehouse.models.labels import model_labels
         path = spec["model"][4:]
         clf = load_classifier(_kind(path), path, model_labels(_kind(path), path))
 
@@ -304,7 +305,8 @@ def load_model(spec: str, n_samples: int, work: Path):
         torch.save(clf.net.state_dict(), work / "toy.pt")
         return clf
     if spec.startswith("zoo:"):
-        from sigwarehouse.models.loader import load_classifier, model_labels
+        from sigwarehouse.models.labels import model_labels
+        from sigwarehouse.models.loader import load_classifier
 
         path = spec[4:]
         return load_classifier(_kind(path), path, model_labels(_kind(path), path))

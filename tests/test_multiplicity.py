@@ -29,7 +29,8 @@ from reference import fft_signal
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, store
-from sigwarehouse.models.loader import load_classifier, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier
 
 # one worker builds this module's fixtures once (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("multiplicity")

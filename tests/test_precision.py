@@ -24,7 +24,8 @@ from sigwarehouse.freqrex import FreqrexParams, explain
 from sigwarehouse.freqrex.engine import _explain
 from sigwarehouse.freqrex.verdict import keeps, rejects
 from sigwarehouse.models import batching, features, precision
-from sigwarehouse.models.loader import load_classifier, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier
 
 # run for every mutant by `make mutation`: the engine's lower-precision path is tested here
 pytestmark = pytest.mark.core

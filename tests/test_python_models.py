@@ -29,7 +29,8 @@ from sigwarehouse import catalog, store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.toy import LABELS, SAMPLE_RATE, tone_clip
 from sigwarehouse.models.factory import PROB_TOL, PythonModelError
-from sigwarehouse.models.loader import load_classifier, load_models, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier, load_models
 from sigwarehouse.models.trust import ModelSource
 from sigwarehouse.records import ModelRecord
 

@@ -145,7 +145,7 @@ def test_catalog_lists_the_detectors_with_licences_and_their_accuracy_holds() ->
 
 def test_labels_are_read_without_torch_and_silero_leaves_torch_as_it_was() -> None:
     code = (
-        "import sys; from sigwarehouse.models.loader import model_labels\n"
+        "import sys; from sigwarehouse.models.labels import model_labels\n"
         "print([model_labels('python', f'sigwarehouse.models.vad:{n}') for n in"
         " ('silero', 'webrtc', 'earshot')])\n"
         "assert 'torch' not in sys.modules\n"

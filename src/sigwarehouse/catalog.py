@@ -35,7 +35,7 @@ from sqlmodel import SQLModel
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.factory import split_ref
-from sigwarehouse.models.loader import LabelMappingError, model_labels, resolve_label_map
+from sigwarehouse.models.labels import LabelMappingError, model_labels, resolve_label_map
 from sigwarehouse.store import transaction
 
 

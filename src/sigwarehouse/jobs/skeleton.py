@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sigwarehouse import store
+from sigwarehouse.models.loader import load_models
 from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ def timed_models(
     """The records' models on the device, counting their queries and forward-pass seconds
     into `counters`. Loaded before the run starts: a model that cannot load fails the job
     without a run row."""
-    from sigwarehouse.models.loader import load_models  # imports torch: not at CLI start-up
-
     loaded = load_models(records, labels, device)
     return {name: timed(clf, counters) for name, clf in loaded.items()}
 

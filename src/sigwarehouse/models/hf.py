@@ -20,7 +20,7 @@ from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import features
 from sigwarehouse.models.attention import attention_of, load_with_sdpa
 from sigwarehouse.models.base import AudioClassifier
-from sigwarehouse.models.loader import label_matrix, resolve_label_map
+from sigwarehouse.models.labels import label_matrix, resolve_label_map
 
 FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 

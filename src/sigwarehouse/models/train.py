@@ -403,7 +403,7 @@ def evaluate_one(
 
 def read_meta(checkpoint: str | Path) -> dict[str, Any]:
     """The metadata of a zoo model: sigwh_zoo.json of a directory, or a file's sidecar."""
-    from sigwarehouse.models.loader import sidecar_path
+    from sigwarehouse.models.labels import sidecar_path
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():

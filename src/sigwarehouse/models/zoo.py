@@ -24,7 +24,7 @@ from torch import nn
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.attention import attention_of
 from sigwarehouse.models.base import AudioClassifier
-from sigwarehouse.models.loader import label_matrix, resolve_label_map, sidecar_path
+from sigwarehouse.models.labels import label_matrix, resolve_label_map, sidecar_path
 
 FORMAT = "sigwh-zoo/1"
 

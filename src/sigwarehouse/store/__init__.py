@@ -2,7 +2,7 @@
 
 Modules, each importing only those below it (tests/test_layers.py checks it):
 
-    sql_files, transaction   the SQL this package ships, and BEGIN … COMMIT
+    sql_files, atomic        the SQL this package ships; BEGIN … COMMIT (transaction)
     file_format              DuckDB's file header and the storage version
     integrity                is the file a whole sigwarehouse warehouse?
     views                    the package's views in front of the file's
@@ -17,6 +17,7 @@ What most callers need is exported here: `store.opened(path)`, `store.transactio
 """
 
 from sigwarehouse.errors import WarehouseError
+from sigwarehouse.store.atomic import transaction
 from sigwarehouse.store.connection import (
     DEFAULT_WAREHOUSE,
     connect,
@@ -38,7 +39,6 @@ from sigwarehouse.store.sql_files import (
     sql_dir,
     view_files,
 )
-from sigwarehouse.store.transaction import transaction
 
 __all__ = [
     "DEFAULT_WAREHOUSE",

@@ -30,8 +30,8 @@ import duckdb
 from sigwarehouse import __version__
 from sigwarehouse.errors import WarehouseError
 from sigwarehouse.store import file_format, integrity, sql_files, views
+from sigwarehouse.store.atomic import transaction
 from sigwarehouse.store.sql_files import MIGRATIONS_TABLE, Migration
-from sigwarehouse.store.transaction import transaction
 
 DEFAULT_WAREHOUSE = "warehouse.duckdb"
 

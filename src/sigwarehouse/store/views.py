@@ -21,8 +21,8 @@ import duckdb
 
 from sigwarehouse.errors import WarehouseError
 from sigwarehouse.store import integrity
+from sigwarehouse.store.atomic import transaction
 from sigwarehouse.store.sql_files import CREATE, ordered_views
-from sigwarehouse.store.transaction import transaction
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from sigwarehouse import __version__
 from sigwarehouse.store import connection, transfer_counts
-from sigwarehouse.store.transaction import transaction
+from sigwarehouse.store.atomic import transaction
 
 
 @functools.cache
