@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from light_params import PARAMS  # noqa: E402
 
 from sigwarehouse import catalog, clips, store  # noqa: E402
-from sigwarehouse.jobs import ingest, on_ray  # noqa: E402
+from sigwarehouse.jobs import ingest  # noqa: E402
+from sigwarehouse.jobs.ingest import on_ray  # noqa: E402
 
 
 def build(path: Path, model: str) -> Path:

@@ -11,7 +11,7 @@ by `store.init`, as a job writes it: open the file, one transaction with the row
 and the run's counters, close. Two ways, measured in the same run:
   - before: `executemany` per table (how write_path.write_batch wrote until it used Arrow),
     kept here as the reference;
-  - after: `jobs.ingest._write_batch`, i.e. write_path.write_batch, opening and closing the
+  - after: `jobs.ingest.write_batch`, i.e. write_path.write_batch, opening and closing the
     file for every batch (how the ingest job wrote until it held the file);
   - held: the ingest job's writer (`jobs.ingest.ingest_writer`, default HoldPolicy),
     which keeps the file open across batches that come quickly (up to 16 batches or
@@ -110,7 +110,7 @@ def write_executemany(
 
 def write_arrow(path: Path, run_id: str, counters: write_path.RunCounters, *rows: list) -> None:
     """The new path, exactly as the ingest job calls it."""
-    ingest._write_batch(path, run_id, counters, *rows, [])
+    ingest.write_batch(path, run_id, counters, *rows, [])
 
 
 def new_warehouse(folder: Path, name: str) -> tuple[Path, str]:

@@ -24,10 +24,11 @@ from polling import LET_GO_EACH_BATCH, signal_after_first_batch
 from sharing import sigwh
 
 from sigwarehouse import catalog, clips, store
-from sigwarehouse.jobs import ingest, shards
+from sigwarehouse.jobs import ingest
+from sigwarehouse.jobs.ingest import shards
 
 ray = pytest.importorskip("ray")
-from sigwarehouse.jobs import on_ray  # noqa: E402  (after the skip: it is the Ray path)
+from sigwarehouse.jobs.ingest import on_ray  # noqa: E402  (after the skip: it is the Ray path)
 
 # one worker builds this module's fixtures once (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("scaleout")

@@ -61,7 +61,7 @@ def ingest_batch(rng: np.random.Generator, clip_ids: list[int], run_id: str) -> 
 
 
 def write(path: Path, run_id: str, rows: tuple, counters=None, errors=None) -> None:
-    ingest._write_batch(path, run_id, counters or write_path.RunCounters(), *rows, errors or [])
+    ingest.write_batch(path, run_id, counters or write_path.RunCounters(), *rows, errors or [])
 
 
 def snapshot(path: Path) -> dict[str, list]:

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import store
+from sigwarehouse import probes, store
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.jobs.ingest.plan import IngestPlan
 from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
-
-    from sigwarehouse.jobs.ingest import IngestPlan
 
 # What an ingest job writes, in the order merged (the parameter sets first, runs last).
 KEYED_TABLES = (
@@ -106,8 +105,6 @@ def without_stored(plan: IngestPlan, shard: Path) -> IngestPlan:
 
 
 def _probe_count() -> int:
-    from sigwarehouse import probes
-
     return len(probes.PROBES)
 
 
