@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from sigwarehouse import store
 from sigwarehouse.cli import app
-from sigwarehouse.demo import run_demo
+from sigwarehouse.cli.demo import run_demo
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 from sigwarehouse.jobs import label_transfer
 

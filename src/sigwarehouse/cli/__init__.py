@@ -14,6 +14,7 @@ import typer
 
 from sigwarehouse import __version__, store
 from sigwarehouse.cli import help as help_layout
+from sigwarehouse.cli.catalog import catalog_app
 from sigwarehouse.cli.common import (
     fail,
     friendly_errors,
@@ -21,7 +22,14 @@ from sigwarehouse.cli.common import (
     set_warehouse,
     warehouse_path,
 )
-from sigwarehouse.demo import DEMO_PER_LABEL, DEMO_PRESET
+from sigwarehouse.cli.corpus import corpus_app
+from sigwarehouse.cli.dataset import dataset_app
+from sigwarehouse.cli.deepfake import asr, compose, transfer_label
+from sigwarehouse.cli.demo import DEMO_PER_LABEL, DEMO_PRESET, run_demo
+from sigwarehouse.cli.ingest import ingest, merge
+from sigwarehouse.cli.report import report
+from sigwarehouse.cli.zoo import zoo_app
+from sigwarehouse.freqrex.params import PRESETS
 from sigwarehouse.store.convert import convert as convert_warehouse
 from sigwarehouse.store.views_check import check as check_views
 
@@ -169,7 +177,7 @@ def sql(
 
     Views are sigwarehouse's own; a file whose stored views differ gets a warning.
     """
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     text = q.run(
         warehouse_path(),
@@ -225,7 +233,7 @@ def convert(
 @friendly_errors
 def info() -> None:
     """Summarise the warehouse: schema, tasks, datasets, clips, models and rows per table."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.summary(warehouse_path()))
 
@@ -238,7 +246,7 @@ def recount() -> None:
     sigwarehouse keeps those counts as it writes; run this after rows of signal_probs
     were changed by another program (`sigwh info` warns when the counts disagree).
     `sigwh sql --write` recounts by itself. Seconds at 10^8 rows."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.recount(warehouse_path()))
 
@@ -251,7 +259,7 @@ def export(
     ),
 ) -> None:
     """Write every table as Parquet (plus schema.sql and load.sql to rebuild it in DuckDB)."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.export_parquet(warehouse_path(), parquet))
 
@@ -281,9 +289,6 @@ def demo(
     Runs on the CPU: about ten minutes on two cores with the defaults. A second run only
     does what is missing.
     """
-    from sigwarehouse.demo import run_demo
-    from sigwarehouse.freqrex.params import PRESETS
-
     if preset not in PRESETS:
         fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     sample = None if all_clips else per_label
@@ -298,14 +303,6 @@ def demo(
 
 def _register() -> None:
     """Sub-commands live in their own modules; none of them imports torch at start."""
-    from sigwarehouse.cli.catalog import catalog_app
-    from sigwarehouse.cli.corpus import corpus_app
-    from sigwarehouse.cli.dataset import dataset_app
-    from sigwarehouse.cli.deepfake import asr, compose, transfer_label
-    from sigwarehouse.cli.ingest import ingest, merge
-    from sigwarehouse.cli.report import report
-    from sigwarehouse.cli.zoo import zoo_app
-
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(corpus_app, name="corpus")

@@ -22,18 +22,23 @@ Resumable like ingest: what is stored for the ASR model is skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from pystoi import stoi
 
 from sigwarehouse import store
+from sigwarehouse.audio import load_clips, resample
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs.skeleton import chunks, job_run
+from sigwarehouse.signals import stored_signals
 from sigwarehouse.store import write_path
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
@@ -60,7 +65,7 @@ class PocketSphinx:
     name = DEFAULT_ASR
 
     def __init__(self) -> None:
-        from pocketsphinx import Decoder
+        from pocketsphinx import Decoder  # pocketsphinx: only for its own ASR
 
         self.decoder = Decoder(samprate=ASR_RATE, logfn=os.devnull)
 
@@ -87,6 +92,7 @@ class Whisper:
     """A Whisper checkpoint from a local directory (WhisperForConditionalGeneration)."""
 
     def __init__(self, directory: Path, device: str = "cpu", batch_size: int = 8) -> None:
+        # transformers: only for Whisper
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         self.name = f"whisper:{directory.resolve()}"
@@ -102,7 +108,7 @@ class Whisper:
         self.extra = {"language": "en", "task": "transcribe"} if "<|en|>" in known else {}
 
     def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        import torch
+        import torch  # torch: only for Whisper (pocketsphinx runs without)
 
         texts = [""] * len(waves)  # a silent signal is not shown to the model
         audible = [(i, y) for i, x in enumerate(waves) if (y := _peak_normalised(x)) is not None]
@@ -252,9 +258,6 @@ def plan_asr(
 
 def stoi_of(reference: np.ndarray, signal: np.ndarray, rate: int) -> float | None:
     """pystoi's STOI of `signal` against the clean `reference`; None when it gives no number."""
-    import warnings
-
-    from pystoi import stoi
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pystoi warns about silent or very short signals
@@ -264,9 +267,6 @@ def stoi_of(reference: np.ndarray, signal: np.ndarray, rate: int) -> float | Non
 
 def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
     """The item's sufficient, complete and inverse signals that exist (by kind)."""
-    import json
-
-    from sigwarehouse.signals import stored_signals
 
     params = json.loads(item.params) if item.params else None
     return stored_signals(
@@ -310,8 +310,6 @@ def run_asr(
     `transcriber` defaults to `load_asr(plan.asr)` (pass one to reuse a loaded model; its
     name must be the plan's).
     """
-    from sigwarehouse.audio import load_clips, resample
-
     asr = transcriber or load_asr(plan.asr.removeprefix("whisper:"), device)
     if asr.name != plan.asr:
         raise SigwhError(f"the transcriber is {asr.name}, the plan is for {plan.asr}")

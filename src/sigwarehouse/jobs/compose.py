@@ -35,9 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from sigwarehouse import store
+from sigwarehouse.audio import decode_flac, encode_flac, load_clips
+from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 from sigwarehouse.jobs.skeleton import job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
@@ -46,12 +50,11 @@ from sigwarehouse.records import (
     task_datasets,
     task_labels,
 )
-from sigwarehouse.signals import fit_length, map_mask
+from sigwarehouse.signals import fit_length, map_mask, masked_signal
 from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
-    import torch
 
     from sigwarehouse.models.base import AudioClassifier
 
@@ -219,10 +222,6 @@ def _member_signals(
     path: Path, item: ComposeItem, params: FreqrexParams
 ) -> tuple[list[np.ndarray], int]:
     """Each candidate's sufficient signal (at its clip's length) and the common length."""
-    from sigwarehouse.audio import load_clips
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.signals import masked_signal
-
     with store.opened(path, read_only=True) as con:
         clips = load_clips(con, [c.clip_id for c in item.candidates])
     signals = [
@@ -245,11 +244,6 @@ def _compose_item(
     path: Path, plan: ComposePlan, item: ComposeItem, clf: AudioClassifier, run_id: str
 ) -> dict:
     """The composites row of one item, by column (computed with the warehouse closed)."""
-    import torch
-
-    from sigwarehouse.audio import decode_flac, encode_flac
-    from sigwarehouse.freqrex import explain
-    from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 
     start = time.perf_counter()
     ids = [c.clip_id for c in item.candidates]

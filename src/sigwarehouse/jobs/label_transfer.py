@@ -25,10 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sigwarehouse import store
+from sigwarehouse.audio import load_clips
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs.skeleton import chunks, job_run, timed_models
+from sigwarehouse.models.scoring import evaluate
 from sigwarehouse.records import (
     ModelRecord,
     class_index,
@@ -103,8 +107,6 @@ def plan_transfer(
     whose composite is missing or has no usable mask is skipped with its reason (all of
     them skipped: refused, saying what to run).
     """
-    from sigwarehouse.freqrex.spectral import unpack_mask
-
     if mask not in MASKS:
         raise SigwhError(f"--mask must be one of {', '.join(MASKS)}, not {mask!r}")
     record = model_record(con, model)
@@ -199,10 +201,6 @@ def run_transfer(
     progress: Callable[[int], None] | None = None,
 ) -> TransferSummary:
     """Apply the plan's masks, storing each batch of clips in one transaction."""
-    import torch
-
-    from sigwarehouse.audio import load_clips
-    from sigwarehouse.models.scoring import evaluate
 
     counters = write_path.RunCounters()
     clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]

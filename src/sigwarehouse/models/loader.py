@@ -46,17 +46,17 @@ def load_classifier(
     """
     # Each branch imports its adapter (torch, and transformers for hf): only the one chosen
     if kind == "zoo":
-        from sigwarehouse.models.zoo import ZooClassifier
+        from sigwarehouse.models.zoo import ZooClassifier  # torch: only this branch
 
         return ZooClassifier(ref, task_labels, label_map=label_map, device=device)
     if kind == "hf":
-        from sigwarehouse.models.hf import HFAudioClassifier
+        from sigwarehouse.models.hf import HFAudioClassifier  # torch, transformers
 
         return HFAudioClassifier(
             str(ref), task_labels, label_map=label_map, device=device, allow_download=allow_download
         )
     if kind == "python":
-        from sigwarehouse.models.python import PythonClassifier
+        from sigwarehouse.models.python import PythonClassifier  # torch: only this branch
 
         return PythonClassifier(str(ref), task_labels, label_map, device=device, name=name)
     raise SigwhError(f"unknown model kind {kind!r}; expected one of {KINDS}")

@@ -55,8 +55,8 @@ READ_AHEAD = 8  # batches whose inputs the driver reads per open of the warehous
 
 def import_ray() -> Any:
     """The ray module, or a SigwhError that says how to install it."""
-    try:  # only here: `sigwh --help` and local jobs never import ray
-        import ray
+    try:
+        import ray  # only here: `sigwh --help` and local jobs never import it
     except ImportError as exc:
         raise SigwhError(
             f"--ray needs Ray, which is not installed here: {INSTALL_HINT} (on every node "

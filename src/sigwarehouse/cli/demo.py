@@ -18,6 +18,9 @@ from pathlib import Path
 from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
+from sigwarehouse.jobs.skeleton import carry_out
+from sigwarehouse.models import trust
+from sigwarehouse.store import views
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
 # `sigwh ingest`'s defaults at 0.3-0.6 of the queries, so that every model of every task
@@ -39,8 +42,7 @@ class DemoResult:
 
 def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
     """Section 5 of the paper on every real/fake task: composites, label transfer, ASR."""
-    from sigwarehouse.jobs import asr, compose, label_transfer
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse.jobs import asr, compose, label_transfer  # torch: not at CLI start-up
 
     def told(summary) -> None:
         if summary is not None:
@@ -78,8 +80,6 @@ def _prepare(path: Path) -> None:
     """Create the warehouse, or migrate it and store this sigwarehouse's views in it; a
     file that is current in both is left as it is (migrating rewrites the views, and so
     the file, which would make the report look changed)."""
-    from sigwarehouse.store import views
-
     if path.exists():
         with store.opened(path, read_only=True) as con:
             applied = store.applied_versions(con)
@@ -121,8 +121,6 @@ def run_demo(
 @contextmanager
 def _models_from(catalog_dir: Path) -> Iterator[None]:
     """Let model jobs take non-zoo models from `catalog_dir` for the duration."""
-    from sigwarehouse.models import trust
-
     before = trust.current()
     trust.set_source(replace(before, catalog_dir=Path(catalog_dir)))
     try:
@@ -142,9 +140,8 @@ def _run(
     say: Callable[[str], None],
     progress: bool,
 ) -> DemoResult:
-    from sigwarehouse import catalog, clips
-    from sigwarehouse.jobs import ingest
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse import catalog, clips  # sqlmodel, scipy: not at CLI start-up
+    from sigwarehouse.jobs import ingest  # torch: not at CLI start-up
 
     clock = time.perf_counter()
 
@@ -188,7 +185,7 @@ def _run(
     step("ingest")
     _deepfake_jobs(path, device, say)
     step("deepfake jobs")
-    from sigwarehouse.analyses import build_report
+    from sigwarehouse.analyses import build_report  # torch and altair: not at start-up
 
     say(build_report(path, out_dir, if_changed=True).message)
     result.report = out_dir / "index.html"

@@ -235,7 +235,7 @@ def _execute(
 
 
 def _table(frame, max_rows: int) -> str:
-    import polars as pl
+    import polars as pl  # polars: only for --format and the table printed
 
     with pl.Config(
         tbl_rows=max_rows if max_rows > 0 else -1,
