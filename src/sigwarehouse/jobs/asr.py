@@ -43,7 +43,6 @@ from sigwarehouse.store import write_path
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
 DEFAULT_ASR = "pocketsphinx"
-KINDS = ("sufficient", "complete", "inverse")
 
 
 class Transcriber(Protocol):
