@@ -19,7 +19,7 @@ import torch
 
 from sigwarehouse import __version__, store
 from sigwarehouse.freqrex.toy import train_tone_classifier
-from sigwarehouse.jobs import skeleton
+from sigwarehouse.models import counting
 from sigwarehouse.store import write_path
 
 pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
@@ -189,7 +189,7 @@ class _Slow:
 def test_timed_counts_rows_and_seconds_and_answers_as_the_model() -> None:
     model = _Slow(train_tone_classifier(n_samples=1000, seed=0, steps=5))
     counters = write_path.RunCounters()
-    timed = skeleton.timed(model, counters)
+    timed = counting.timed(model, counters)
     assert (timed.labels, timed.sample_rate, timed.device) == (model.labels, model.sample_rate,
                                                                model.device)  # fmt: skip
     waves = torch.randn(3, 1000) * 0.1
@@ -206,7 +206,7 @@ def test_timed_passes_a_precision_to_the_model_it_wraps() -> None:
     from precision_models import LOW_HZ, N_SAMPLES, SAMPLE_RATE, HiddenOffset
 
     model = HiddenOffset()
-    timed = skeleton.timed(model, write_path.RunCounters())
+    timed = counting.timed(model, write_path.RunCounters())
     low = torch.sin(2 * torch.pi * LOW_HZ * torch.arange(N_SAMPLES) / SAMPLE_RATE)[None] * 0.5
     assert timed.dtype == torch.float32 and int(timed(low).argmax()) == 1  # "other"
     assert timed.use_dtype(torch.bfloat16) == torch.bfloat16

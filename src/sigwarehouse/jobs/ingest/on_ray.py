@@ -36,9 +36,10 @@ from sigwarehouse.jobs.ingest import batch
 from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary
 from sigwarehouse.jobs.ingest.rows import probe_table, started_run, stored_masks_on, write_rows
 from sigwarehouse.jobs.ingest.runtime import longest_clip, runtime_choices
-from sigwarehouse.jobs.skeleton import chunks, timed
+from sigwarehouse.jobs.skeleton import chunks
 from sigwarehouse.jobs.writer import HoldPolicy
 from sigwarehouse.models import trust
+from sigwarehouse.models.counting import timed
 from sigwarehouse.models.loader import load_models
 from sigwarehouse.models.precision import float32_only
 from sigwarehouse.records import task_models
