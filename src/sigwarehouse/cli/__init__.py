@@ -2,7 +2,9 @@
 
 Each command parses its options, opens the warehouse, calls one library function and
 prints the result. Nothing here imports torch: model work is imported inside the
-commands that need it, so `sigwh --help` stays fast.
+commands that need it (each such import says so), so `sigwh --help` stays fast.
+Options several commands share are defined once, in options.py; query.py and demo.py
+hold the code only the CLI uses (`sigwh sql`, `info`, `export`, `recount`; `sigwh demo`).
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ def _table(frame, max_rows: int) -> str:
 def duplicate_keys(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
     """A warning per table of UNINDEXED_KEYS with rows that share a natural key.
 
-    No index keeps those keys (see jobs/runs.py); sigwarehouse's writer never stores a
+    No index keeps those keys (see store/write_path.py); sigwarehouse's writer never stores a
     key twice, but a file someone else wrote into may, and the views would count those
     rows twice."""
     out = []

@@ -96,7 +96,7 @@ def run_ingest(
     (models/batching.py). Both are resolved here and stored with the run's parameters,
     with each model's precision and attention kernel (outside the parameter hash).
 
-    `into`: a shard file (jobs.shards) to write instead of `path`, which is then only
+    `into`: a shard file (shards.py) to write instead of `path`, which is then only
     read (catalog, clips, other models' explanations), so many shard jobs can run at
     once on one main warehouse; `sigwh merge` folds the shards in afterwards.
     """

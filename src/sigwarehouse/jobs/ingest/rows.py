@@ -130,7 +130,7 @@ def started_run(
 ) -> Iterator[tuple[JobRun[IngestSummary], writer.BatchWriter]]:
     """An ingest run on `path`: its parameter set stored, a `runs` row opened (and closed
     with how the block ended), and the writer its batches go through. The local job and
-    the Ray driver (jobs.on_ray) both run inside it, so their runs are recorded alike."""
+    the Ray driver (on_ray.py) both run inside it, so their runs are recorded alike."""
     with store.opened(path) as con:
         con.execute(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
