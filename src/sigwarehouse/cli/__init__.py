@@ -115,7 +115,7 @@ def migrate(
     finally:
         con.close()
     for m in applied:
-        typer.echo(f"applied {m.version:04d}_{m.name}")
+        typer.echo(f"applied {m.stem}")
     typer.echo(f"{path}: at schema {store.code_schema_version()}, views re-created")
 
 

@@ -205,10 +205,16 @@ def ingest(
     if actors is not None and ray is None:
         fail("--actors goes with --ray")
     settings = job.Settings(
-        device, clips_per_batch, hold_at_most(hold_s), fixed_batch is None, threads
+        device=device,
+        clips_per_batch=clips_per_batch,
+        hold=hold_at_most(hold_s),
+        auto_batch=fixed_batch is None,
+        threads=threads,
     )
     driver = job.create(warehouse_path(), settings, into=into, ray=ray, actors=actors)
-    selection = job.Selection(dataset, limit, per_label, _parse_shard(shard))
+    selection = job.Selection(
+        dataset=dataset, limit=limit, per_label=per_label, shard=_parse_shard(shard)
+    )
     plan = driver.plan(model, params, selection)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:

@@ -103,11 +103,7 @@ def connect(
         if applied and not allow_damaged:
             integrity.require_whole(con, path, applied)
         if package_views and applied:
-            todo = [
-                f"{m.version:04d}_{m.name}"
-                for m in sql_files.migrations()
-                if m.version not in applied
-            ]
+            todo = [m.stem for m in sql_files.migrations() if m.version not in applied]
             views.install(con, path, todo)
     except duckdb.Error as exc:
         con.close()
@@ -194,7 +190,7 @@ def require_current(con: duckdb.DuckDBPyConnection, path: str | Path | None = No
         where = path or "this warehouse"
         raise WarehouseError(
             f"{where} is at an older schema ({len(todo)} migration(s) pending, e.g. "
-            f"{todo[0].version:04d}_{todo[0].name}); run `sigwh migrate` first"
+            f"{todo[0].stem}); run `sigwh migrate` first"
         )
 
 

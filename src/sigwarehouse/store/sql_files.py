@@ -31,6 +31,11 @@ class Migration:
     name: str
     path: Path
 
+    @property
+    def stem(self) -> str:
+        """How messages name it: "0007_signal_probs_unindexed"."""
+        return f"{self.version:04d}_{self.name}"
+
 
 def sql_dir() -> Path:
     """The sql/ folder: shipped inside the wheel, or the repository's in a source checkout."""

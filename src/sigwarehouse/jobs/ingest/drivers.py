@@ -149,12 +149,7 @@ class RayDriver(LocalDriver):
 
 
 def create(
-    path: Path,
-    settings: Settings,
-    *,
-    into: Path | None = None,
-    ray: str | None = None,
-    actors: int | None = None,
+    path: Path, settings: Settings, into: Path | None, ray: str | None, actors: int | None
 ) -> Driver:
     """The driver for these options: Ray when `ray` names a cluster address (None inside
     it: ray.init's own choice), a shard job when `into` names a shard file, else local."""
