@@ -12,7 +12,7 @@ import typer
 from sigwarehouse import devices, store
 from sigwarehouse.cli.common import friendly_errors, warehouse_path
 from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
-from sigwarehouse.jobs.skeleton import carry_out
+from sigwarehouse.jobs.plans import carry_out
 
 
 @friendly_errors

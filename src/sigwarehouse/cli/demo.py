@@ -18,7 +18,7 @@ from pathlib import Path
 from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
-from sigwarehouse.jobs.skeleton import carry_out
+from sigwarehouse.jobs.plans import carry_out
 from sigwarehouse.models import trust
 from sigwarehouse.store import views
 

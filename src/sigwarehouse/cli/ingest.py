@@ -11,7 +11,7 @@ from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
 from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
 from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
-from sigwarehouse.jobs.skeleton import carry_out
+from sigwarehouse.jobs.plans import carry_out
 from sigwarehouse.jobs.writer import HoldPolicy, hold_at_most
 
 # The defaults shown in --help are the parameters' own; the demo uses the "quick" preset.

@@ -1,9 +1,8 @@
-"""What every job does around its own work: plan → dry run → run, a recorded run, and
-the chunks it computes and stores one at a time (see `sigwarehouse.jobs`).
+"""What every job does around its own work: a recorded run, the chunks it computes and
+stores one at a time, and its models, timed (see `sigwarehouse.jobs`).
 
-A job module supplies a plan (`describe`, `is_empty`) and a function that carries it
-out inside `job_run`; the commands and the demo call `carry_out`, so each says "nothing
-to do" the same way and a plan with nothing missing starts no run.
+A job module supplies a plan (plans.py) and a function that carries it out inside
+`job_run`, which records the run's row and how it ended.
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sigwarehouse import store
+from sigwarehouse.jobs.plans import S
 from sigwarehouse.models.counting import timed
 from sigwarehouse.models.loader import load_models
 from sigwarehouse.store import write_path
@@ -25,47 +25,6 @@ if TYPE_CHECKING:
     from sigwarehouse.records import ModelRecord
 
 T = TypeVar("T")
-
-
-class Plan(Protocol):
-    def describe(self) -> str: ...
-
-    def is_empty(self) -> bool: ...
-
-
-class Summary(Protocol):
-    status: str
-
-    def describe(self) -> str: ...
-
-
-P = TypeVar("P", bound=Plan)
-S = TypeVar("S", bound=Summary)
-
-
-def carry_out(
-    plan: P,
-    run: Callable[[P], S],
-    *,
-    dry_run: bool = False,
-    say: Callable[[str], None] | None = None,
-    nothing: str = "everything is stored",
-) -> S | None:
-    """Show the plan, and run it unless it is empty or a dry run; the run's summary, or
-    None when nothing ran. `say` (None: silent) gets the plan, "nothing to do: <nothing>"
-    and the summary; a caller that says nothing reports the summary itself."""
-    if say:
-        say(plan.describe())
-    if plan.is_empty():
-        if say:
-            say(f"nothing to do: {nothing}")
-        return None
-    if dry_run:
-        return None
-    summary = run(plan)
-    if say:
-        say(summary.describe())
-    return summary
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -26,14 +26,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from sigwarehouse import __version__
 from sigwarehouse.store import connection, transfer_counts
 from sigwarehouse.store.atomic import transaction
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @functools.cache
@@ -260,6 +262,8 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
 def arrow_table(rows: Rows) -> pa.Table:
     """The rows as an Arrow table, one array per column: Arrow infers each column's type
     from the values and DuckDB casts it to the table's on insert."""
+    import pyarrow as pa  # pyarrow: a tenth of a second the CLI's start-up does not pay
+
     arrays = [pa.array(c) for c in zip(*rows.rows, strict=True)]
     return pa.table(arrays, names=list(rows.columns))
 
