@@ -129,7 +129,8 @@ DRIVER = textwrap.dedent(
         clf = PythonClassifier("sigwarehouse.models.vad:" + spec["model"][4:], list(LABELS))
     else:
         from pathlib import Path
-        from sigwarehouse.models.loader import load_classifier, model_labels
+        from sigwarehouse.models.labels import model_labels
+        from sigwarehouse.models.loader import load_classifier
         path = spec["model"][4:]
         kind = "hf" if Path(path).is_dir() else "zoo"  # as the benchmark's _kind
         clf = load_classifier(kind, path, model_labels(kind, path))
@@ -312,7 +313,8 @@ def load_model(spec: str, n_samples: int, work: Path):
         torch.save(clf.net.state_dict(), work / "toy.pt")
         return clf
     if spec.startswith("zoo:"):
-        from sigwarehouse.models.loader import load_classifier, model_labels
+        from sigwarehouse.models.labels import model_labels
+        from sigwarehouse.models.loader import load_classifier
 
         path = spec[4:]
         return load_classifier(_kind(path), path, model_labels(_kind(path), path))
@@ -375,10 +377,11 @@ def main() -> None:
     (work / "rex_driver.py").write_text(DRIVER)
     print(f"{len(waves_np)} clips of {waves_np.shape[1]} samples; model {args.model}")
 
-    # ReX's results depend only on the clips, the model and ReX's arguments: kept under
-    # a key of those, so that comparing engine versions does not rerun ReX each time
+    # ReX's results depend only on the clips, the model, ReX's version and its arguments:
+    # kept under a key of those, so that comparing engine versions does not rerun ReX
+    # each time (delete the file to run ReX again after changing the driver)
     job_key = hashlib.sha256(
-        waves_np.tobytes() + (work / "job.json").read_bytes() + DRIVER.encode()
+        waves_np.tobytes() + (work / "job.json").read_bytes() + REX_VERSION.encode()
     ).hexdigest()[:16]
     cached = work / f"rex_results-{job_key}.json"
     if cached.exists():
