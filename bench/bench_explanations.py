@@ -81,13 +81,18 @@ def probs_of(model, wave: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def removable_share(model, wave, mask, c, sigma, params, complete: bool) -> float:
-    """Share of the mask's kept bins whose single removal keeps the property."""
-    kept = np.flatnonzero(mask)
+def removable_share(
+    model, wave, mask, c, sigma, params, complete: bool, bins_per_var: int = 1
+) -> float:
+    """Share of the mask's kept variables whose single removal keeps the property. A
+    variable is `bins_per_var` consecutive rfft bins (the engine's grouping on long
+    clips, `Explanation.bins_per_var`); removing one removes all its bins."""
+    variable = np.arange(len(mask)) // bins_per_var
+    kept = np.unique(variable[np.asarray(mask, dtype=bool)])
     if kept.size == 0:
         return 0.0
     drops = np.repeat(mask[None, :], kept.size, axis=0)
-    drops[np.arange(kept.size), kept] = False
+    drops &= variable[None, :] != kept[:, None]
     p = probs_of(model, wave, drops)
     m = params.decision_margin
     top_other = np.where(np.arange(p.shape[1]) == c, -np.inf, p).max(axis=1)
