@@ -26,16 +26,19 @@ import polars as pl
 from scipy import stats
 
 from sigwarehouse.analyses.common import count, groups, has_relations, slug
+from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested
 from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Spectral entropy, real vs fake"
-LEVEL = 0.05
+LEVEL = 0.05  # the test's significance level
 INTRO = (
     "Spectral entropy (bits) of each sufficient and complete signal: the Shannon entropy "
     "of its normalised power spectrum |rfft|². Signals are grouped by the class their "
     "source model gave the clip; for each two-class task and model, a two-sided "
     "Mann–Whitney U test compares the classes, with the rank-biserial correlation "
     "r = 2U/(n1·n2) − 1 as effect size (positive: the first class has higher entropy). "
+    "Each signal is one clip's (n1, n2 count clips); a model and kind with fewer than "
+    f"{MIN_CLIPS['Mann–Whitney']} clips in either class is not tested. "
     "Original clips are included as a baseline (kind `original`)."
 )
 
@@ -106,25 +109,30 @@ def signal_entropies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def mann_whitney(first: list[float], second: list[float]) -> dict:
-    """n1, n2, medians, U (for `first`), two-sided p and the rank-biserial r.
+    """n1, n2 (clips: one signal per clip), medians, U (for `first`), two-sided p, the
+    rank-biserial r, reject and verdict.
 
-    U, p and r are None unless both groups have at least one value.
-    """
+    U, p, r and reject are None, and `verdict` says why, unless both groups have at least
+    MIN_CLIPS["Mann–Whitney"] clips (inference.not_tested)."""
+    n1, n2 = len(first), len(second)
     row = {
-        "n1": len(first),
-        "n2": len(second),
+        "n1": n1,
+        "n2": n2,
         "median1": float(np.median(first)) if first else None,
         "median2": float(np.median(second)) if second else None,
         "U": None,
         "p": None,
         "r_rank_biserial": None,
         "reject": None,
+        "verdict": not_tested("Mann–Whitney", min(n1, n2), " in the smaller class"),
     }
-    if first and second:
+    if row["verdict"] is None:
         result = stats.mannwhitneyu(first, second, alternative="two-sided")
         row["U"], row["p"] = float(result.statistic), float(result.pvalue)
-        row["r_rank_biserial"] = 2 * row["U"] / (len(first) * len(second)) - 1
+        row["r_rank_biserial"] = 2 * row["U"] / (n1 * n2) - 1
         row["reject"] = row["p"] < LEVEL
+        row["verdict"] = "differ" if row["reject"] else "no difference shown"
+        row["verdict"] += f" (p {'<' if row['reject'] else '≥'} {LEVEL})"
     return row
 
 
@@ -168,6 +176,11 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             "and are left out: " + ", ".join(f"{m} {k}: {n}" for m, k, n in per) + "."
         )
     result = tests(frame, labels_of)
+    untested = result.filter(pl.col("p").is_null())
+    if untested.height:
+        reasons = [f"{m} ({k}), {v}" for m, k, v in
+                   untested.select("model", "kind", "verdict").iter_rows()]  # fmt: skip
+        section.below_minimum.append(illustrative(TITLE, reasons))
     section.tables.append(
         Table("spectral_entropy_signals", "Spectral entropy of every signal (CSV only).",
               frame, in_page=False)

@@ -23,7 +23,7 @@ from sigwarehouse import __version__, warehouse
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.report.sections import Analysis
 
-REPORT_FORMAT = 1  # bump when the page changes, so --if-changed rebuilds old reports
+REPORT_FORMAT = 2  # bump when the page changes, so --if-changed rebuilds old reports
 FINGERPRINT_FILE = ".fingerprint.json"
 
 
@@ -228,6 +228,7 @@ def _render(
         body_sections=toc,
         body="\n".join(body),
         javascript=vlc.javascript_bundle(vl_version=vl_version),
+        below_minimum=[reason for section in sections for reason in section.below_minimum],
     )
     _write_atomic(out / "index.html", page)
     return result
