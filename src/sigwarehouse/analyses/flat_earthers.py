@@ -100,10 +100,13 @@ def clip_gaps(shares: np.ndarray) -> np.ndarray:
 
 
 def _estimate(gaps: np.ndarray) -> tuple[int, float | None, float | None, float | None, str | None]:
-    """(n_clips, mean, lo, hi, note) of one model's per-clip gaps (NaN left out)."""
+    """(n_clips, mean, lo, hi, note) of one model's per-clip gaps (NaN left out); no
+    interval below the minimum number of clips."""
     g = gaps[~np.isnan(gaps)]
     if g.size == 0:
         return 0, None, None, None, None
+    if not_tested("flat-earther gap", g.size):
+        return g.size, float(g.mean()), None, None, None
     lo, hi, note = mean_interval(g)
     return g.size, float(g.mean()), (None if note else lo), (None if note else hi), note
 
