@@ -141,10 +141,14 @@ def gaps(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> pl.DataFrame
                         float(np.nanmean(shares["out_share"][:, j])) if n_out else None,
                         float(np.nanmean(shares["in_share"][:, j])) if n_in else None,
                         g_out, out_lo, out_hi, g_in, in_lo, in_hi, named, verdict))  # fmt: skip
-    schema = [*keys, "model", "n_clips", "avg_out", "avg_in", "gap_out", "gap_out_lo",
-              "gap_out_hi", "gap_in", "gap_in_lo", "gap_in_hi", "flat_earther",
-              "verdict"]  # fmt: skip
-    return pl.DataFrame(out, schema=schema, orient="row", infer_schema_length=None)
+    text, real = pl.String, pl.Float64
+    schema = {
+        **dict.fromkeys([*keys, "model"], text), "n_clips": pl.Int64,
+        **dict.fromkeys(["avg_out", "avg_in", "gap_out", "gap_out_lo", "gap_out_hi", "gap_in",
+                         "gap_in_lo", "gap_in_hi"], real),
+        "flat_earther": pl.Boolean, "verdict": text,
+    }  # fmt: skip
+    return pl.DataFrame(out, schema=schema, orient="row")
 
 
 def flagged_note(row: dict, view_row: dict | None, margin: float) -> str:
