@@ -113,12 +113,15 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     counts = base.mark_text(dy=-8, fontSize=9).encode(
         y=alt.Y("hi:Q"), text=alt.Text("n_clips:Q", format="d")
     )
-    chart = (
+    # one panel per dataset, each with its own models (a concatenation, not a facet: Vega
+    # cannot size faceted layers with independent scales)
+    panels = [
         alt.layer(bars, points, counts, data=long)
-        .properties(width=alt.Step(18), height=160)
-        .facet(column=alt.Column("dataset:N", title=None))
-        .resolve_scale(x="independent")
-    )
+        .transform_filter(alt.datum.dataset == dataset)
+        .properties(width=alt.Step(18), height=160, title=dataset)
+        for dataset in sorted(frame["dataset"].unique())
+    ]
+    chart = alt.concat(*panels).resolve_scale(x="independent", xOffset="independent")
     section.charts.append(
         Chart(
             "accuracy",

@@ -29,6 +29,7 @@ from sigwarehouse.analyses.inference import (
     illustrative,
     mean_interval,
     not_tested,
+    untested,
 )
 from sigwarehouse.report.sections import Chart, Section, Table
 
@@ -200,11 +201,15 @@ def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
         Table("flat_earthers_view", f"View flat_earthers_at({margin}): the paper's point "
               "rule, over all and over non-empty signals (CSV only).", view, in_page=False)
     )  # fmt: skip
-    untested = frame.filter(pl.col("verdict").str.starts_with("not tested"))
-    if untested.height:
-        reasons = [f"{t} / {d} ({k}), {v}" for t, d, k, v in
-                   untested.select("task", "dataset", "kind", "verdict").unique(
-                       maintain_order=True).iter_rows()]  # fmt: skip
+    reasons = []
+    for (task, dataset, kind), rows in frame.group_by(
+        "task", "dataset", "kind", maintain_order=True
+    ):
+        below = rows.filter(pl.col("n_clips") < MIN_CLIPS["flat-earther gap"])["n_clips"]
+        if below.len():
+            label = f"{task} / {dataset} ({kind} signals)"
+            reasons.append(untested(label, "flat-earther gap", below.to_list(), rows.height))
+    if reasons:
         section.below_minimum.append(illustrative(TITLE, reasons))
     flagged = frame.filter(pl.col("flat_earther"))
     if flagged.is_empty():

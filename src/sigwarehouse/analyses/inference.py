@@ -60,6 +60,16 @@ def not_tested(test: str, n: int, unit: str = "") -> str | None:
     return f"not tested: n = {clips(n)}{unit} (needs ≥ {need})"
 
 
+def untested(label: str, test: str, ns: list[int], total: int, unit: str = "") -> str:
+    """One group's reason its figures are illustrative: 'genre / genre-eval: 10 of 10
+    tests not tested, n = 1 to 2 clips (needs ≥ 8)'."""
+    low, high = min(ns), max(ns)
+    n = clips(low) if low == high else f"{low} to {clips(high)}"
+    tests = "test" if total == 1 else "tests"
+    need = MIN_CLIPS[test]
+    return f"{label}: {len(ns)} of {total} {tests} not tested, n = {n}{unit} (needs ≥ {need})"
+
+
 def illustrative(section: str, reasons: list[str]) -> str:
     """The sentence that says why a section's figures are illustrative (for the page's top)."""
     shown = "; ".join(dict.fromkeys(reasons))

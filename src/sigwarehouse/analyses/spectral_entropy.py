@@ -26,7 +26,7 @@ import polars as pl
 from scipy import stats
 
 from sigwarehouse.analyses.common import count, groups, has_relations, slug
-from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested
+from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested, untested
 from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Spectral entropy, real vs fake"
@@ -176,10 +176,14 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             "and are left out: " + ", ".join(f"{m} {k}: {n}" for m, k, n in per) + "."
         )
     result = tests(frame, labels_of)
-    untested = result.filter(pl.col("p").is_null())
-    if untested.height:
-        reasons = [f"{m} ({k}), {v}" for m, k, v in
-                   untested.select("model", "kind", "verdict").iter_rows()]  # fmt: skip
+    reasons = []
+    for _t, _d, _p, label, rows in groups(result):
+        smaller = rows.select(pl.min_horizontal("n1", "n2"))[:, 0]
+        below = smaller.filter(smaller < MIN_CLIPS["Mann–Whitney"]).to_list()
+        if below:
+            unit = " in the smaller class"
+            reasons.append(untested(label, "Mann–Whitney", below, rows.height, unit))
+    if reasons:
         section.below_minimum.append(illustrative(TITLE, reasons))
     section.tables.append(
         Table("spectral_entropy_signals", "Spectral entropy of every signal (CSV only).",

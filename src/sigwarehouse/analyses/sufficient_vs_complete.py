@@ -107,9 +107,9 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
                      **paired_test(g)})  # fmt: skip
     rows.append({"task": "all", "dataset": "all", "params_hash": "all", **paired_test(frame)})
     tests = pl.DataFrame(rows)
-    untested = [f"{r['task']} / {r['dataset']}, {r['verdict']}" for r in rows if r["p"] is None]
-    if untested:
-        section.below_minimum.append(illustrative(TITLE, untested))
+    reasons = [f"{r['task']} / {r['dataset']}, {r['verdict']}" for r in rows if r["p"] is None]
+    if reasons:
+        section.below_minimum.append(illustrative(TITLE, reasons))
     section.tables.append(
         Table("paired_test", "Paired test over clips of the share of accepted signals, "
               "complete vs sufficient, per group.", tests)
