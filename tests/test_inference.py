@@ -142,6 +142,9 @@ def test_an_all_ones_matrix_gives_wilson_intervals_and_no_zero_width_interval(wh
     assert cells["lo"].to_list() == pytest.approx([n_clips / (n_clips + z**2)] * cells.height)
     assert cells["hi"].to_list() == pytest.approx([1.0] * cells.height)
     assert acc["lo"].to_list() == pytest.approx([n_clips / (n_clips + z**2)] * n_models)
+    assert acc.select("n_clips", "accuracy", "hi", "reported", "reported_n").unique().rows() == [
+        (n_clips, 1.0, 1.0, 0.9, 50)
+    ]  # the warehouse's figure with its n, beside the catalog's with its own
     # every clip's difference is 0: p = 1, and no interval rather than [0, 0]
     row = tests.filter(pl.col("task") == "p").row(0, named=True)
     assert row["mean_diff"] == 0.0 and row["p"] == 1.0 and row["reject"] is False
