@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 
 from sigwarehouse.analyses.common import count, has_relations, query
-from sigwarehouse.analyses.inference import LEVEL, wilson
+from sigwarehouse.analyses.inference import LEVEL, with_wilson
 from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Model accuracy"
@@ -40,11 +40,8 @@ def table(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         ORDER BY a.task, a.dataset, a.model
         """,
     )
-    bounds = [wilson(k, n) for k, n in frame.select("n_correct", "n_clips").iter_rows()]
     reported_n = reported_counts(con, frame["model"].to_list())
-    return frame.with_columns(
-        pl.Series("lo", [b[0] for b in bounds], dtype=pl.Float64),
-        pl.Series("hi", [b[1] for b in bounds], dtype=pl.Float64),
+    return with_wilson(frame, "n_correct", "n_clips").with_columns(
         pl.Series("reported_n", [reported_n.get(m) for m in frame["model"]], dtype=pl.Int64),
     ).select(
         "task", "dataset", "model", "backbone", "size_M", "n_clips", "n_correct", "accuracy",

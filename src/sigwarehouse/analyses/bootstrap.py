@@ -24,7 +24,7 @@ from sigwarehouse.analyses.common import (
     query,
     slug,
 )
-from sigwarehouse.analyses.inference import LEVEL, wilson
+from sigwarehouse.analyses.inference import LEVEL, with_wilson
 from sigwarehouse.analyses.transferability import BETA_EPS
 from sigwarehouse.report.sections import Chart, Section, Table
 
@@ -60,11 +60,7 @@ def intervals(con: duckdb.DuckDBPyConnection, eps: float | None = None) -> pl.Da
         """,
         [] if eps is None else [eps],
     )
-    bounds = [wilson(k, n) for k, n in frame.select("n_accepted", "n_clips").iter_rows()]
-    return frame.with_columns(
-        pl.Series("lo", [b[0] for b in bounds], dtype=pl.Float64),
-        pl.Series("hi", [b[1] for b in bounds], dtype=pl.Float64),
-    )
+    return with_wilson(frame, "n_accepted", "n_clips")
 
 
 def panel_layout(n_panels: int, n_targets: int) -> tuple[int, int]:

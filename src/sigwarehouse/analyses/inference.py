@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 from scipy import stats
 
 LEVEL = 0.95  # confidence of every interval
@@ -82,6 +83,19 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
         return math.nan, math.nan
     ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def with_wilson(frame: pl.DataFrame, k: str, n: str, level: float = LEVEL) -> pl.DataFrame:
+    """The frame with columns lo and hi: the Wilson interval of column k's successes in
+    column n's clips on each row (null where either is null)."""
+    bounds = [
+        (math.nan, math.nan) if a is None or b is None else wilson(a, b, level)
+        for a, b in frame.select(k, n).iter_rows()
+    ]
+    return frame.with_columns(
+        pl.Series("lo", [b[0] for b in bounds], dtype=pl.Float64).fill_nan(None),
+        pl.Series("hi", [b[1] for b in bounds], dtype=pl.Float64).fill_nan(None),
+    )
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
