@@ -107,7 +107,12 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
                      **paired_test(g)})  # fmt: skip
     rows.append({"task": "all", "dataset": "all", "params_hash": "all", **paired_test(frame)})
     tests = pl.DataFrame(rows)
-    reasons = [f"{r['task']} / {r['dataset']}, {r['verdict']}" for r in rows if r["p"] is None]
+    reasons = [
+        ("all clips" if r["task"] == "all" else f"{r['task']} / {r['dataset']}")
+        + f", {r['verdict']}"
+        for r in rows
+        if r["p"] is None
+    ]
     if reasons:
         section.below_minimum.append(illustrative(TITLE, reasons))
     section.tables.append(
