@@ -132,7 +132,9 @@ def gaps(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> pl.DataFrame
             n = min(n_out, n_in)
             verdict = not_tested("flat-earther gap", n)
             named = False
-            if verdict is None:
+            if verdict:  # too few clips on one side: no interval on either
+                out_lo = out_hi = in_lo = in_hi = None
+            else:
                 named = (out_hi is not None and out_hi < -margin
                          and in_hi is not None and in_hi < -margin)  # fmt: skip
                 verdict = "flat-earther" if named else "not shown to be one"
