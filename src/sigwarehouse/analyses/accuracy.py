@@ -75,28 +75,32 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         Table("accuracy", f"Accuracy per model and dataset, with n and its {LEVEL:.0%} "
               "Wilson interval, beside the catalog's.", frame)
     )  # fmt: skip
-    long = pl.concat(
-        [
-            frame.select(
-                "dataset",
-                "model",
-                "n_clips",
-                "lo",
-                "hi",
-                pl.col("accuracy").alias("value"),
-                pl.lit("this warehouse").alias("of"),
-            ),
-            frame.select(
-                "dataset",
-                "model",
-                pl.col("reported_n").alias("n_clips"),
-                pl.lit(None, pl.Float64).alias("lo"),
-                pl.lit(None, pl.Float64).alias("hi"),
-                pl.col("reported").alias("value"),
-                pl.lit("catalog").alias("of"),
-            ),
-        ]  # fmt: skip
-    ).drop_nulls("value")
+    long = (
+        pl.concat(
+            [
+                frame.select(
+                    "dataset",
+                    "model",
+                    "n_clips",
+                    "lo",
+                    "hi",
+                    pl.col("accuracy").alias("value"),
+                    pl.lit("this warehouse").alias("of"),
+                ),
+                frame.select(
+                    "dataset",
+                    "model",
+                    pl.col("reported_n").alias("n_clips"),
+                    pl.lit(None, pl.Float64).alias("lo"),
+                    pl.lit(None, pl.Float64).alias("hi"),
+                    pl.col("reported").alias("value"),
+                    pl.lit("catalog").alias("of"),
+                ),
+            ]  # fmt: skip
+        )
+        .drop_nulls("value")
+        .with_columns(top=pl.coalesce("hi", "value"))
+    )  # where n is written
     base = alt.Chart().encode(
         x=alt.X("model:N", title=None),
         xOffset=alt.XOffset("of:N", sort=["this warehouse", "catalog"]),
@@ -108,7 +112,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     )
     bars = base.mark_rule().encode(y="lo:Q", y2="hi:Q")
     counts = base.mark_text(dy=-8, fontSize=9).encode(
-        y=alt.Y("hi:Q"), text=alt.Text("n_clips:Q", format="d")
+        y=alt.Y("top:Q"), text=alt.Text("n_clips:Q", format="d")
     )
     # one panel per dataset, each with its own models (a concatenation, not a facet: Vega
     # cannot size faceted layers with independent scales)
