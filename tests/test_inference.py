@@ -228,3 +228,20 @@ def test_below_the_minimum_the_sentence_names_n_and_the_minimum() -> None:
     row = inference.paired_difference(np.zeros(7), np.ones(7))
     assert row["mean_diff"] == 1.0 and row["n_clips"] == 7
     assert (row["p"], row["lo"], row["hi"], row["reject"]) == (None,) * 4
+
+
+def test_beyond_the_resampling_limit_the_t_test_of_per_clip_values_takes_over() -> None:
+    rng = np.random.default_rng(11)
+    n = inference.RESAMPLE_UP_TO
+    d = rng.normal(0.05, 1.0, n + 1)
+    t = stats.ttest_1samp(d, 0.0)
+    ci = t.confidence_interval(0.95)
+    lo, hi, note = inference.mean_interval(d)
+    assert note is None and (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert inference.sign_flip_p(d) == pytest.approx(t.pvalue)
+    # at the limit itself the clips are still resampled, and the answers agree closely
+    lo, hi, _ = inference.mean_interval(d[:n])
+    ci = stats.ttest_1samp(d[:n], 0.0).confidence_interval(0.95)
+    assert (lo, hi) == (pytest.approx(ci.low, abs=0.01), pytest.approx(ci.high, abs=0.01))
+    assert inference.sign_flip_p(d[:n]) == pytest.approx(stats.ttest_1samp(d[:n], 0).pvalue,
+                                                         abs=0.02)  # fmt: skip
