@@ -54,7 +54,8 @@ class Recording:
 
 
 def load_model(path: Path):
-    from sigwarehouse.models.loader import load_classifier, model_labels
+    from sigwarehouse.models.labels import model_labels
+    from sigwarehouse.models.loader import load_classifier
 
     return load_classifier(_kind(path), path, model_labels(_kind(path), path))
 

@@ -152,7 +152,7 @@ def make_warehouse(work: Path, model, setup: Setup) -> Path:
     """A catalog (task, dataset, the model as kind "hf") and a warehouse with the clips."""
     from transformers import Wav2Vec2FeatureExtractor
 
-    from sigwarehouse import catalog, clips, warehouse
+    from sigwarehouse import catalog, clips, store
     from sigwarehouse.models import trust
 
     model_dir, data, cat = work / "model", work / "clips", work / "catalog"
@@ -171,8 +171,8 @@ def make_warehouse(work: Path, model, setup: Setup) -> Path:
         f'name = "bench-clips"\ntask = "bench"\nroot = "{data}"\nlabels_from = "folder"\n'
     )
     trust.set_source(trust.ModelSource(catalog_dir=cat))  # the hf model loads from here
-    path, _ = warehouse.init(work / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(work / "warehouse.duckdb")
+    with store.opened(path) as con:
         catalog.sync(con, cat)
         clips.add_dataset(con, "bench-clips", progress=False)
     return path
@@ -180,10 +180,10 @@ def make_warehouse(work: Path, model, setup: Setup) -> Path:
 
 def ingest_run(path: Path, params, device: str, limit: int, auto_batch: bool):
     """One ingest run of `limit` clips not yet explained; (summary, wall seconds)."""
-    from sigwarehouse import warehouse
+    from sigwarehouse import store
     from sigwarehouse.jobs import ingest
 
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         plan = ingest.plan_ingest(con, "w2v2", params, limit=limit)
     start = time.perf_counter()
     summary = ingest.run_ingest(path, plan, device=device, auto_batch=auto_batch)
@@ -193,7 +193,7 @@ def ingest_run(path: Path, params, device: str, limit: int, auto_batch: bool):
 def end_to_end(
     model, setup: Setup, device: str, dtype: str, batch: str, budget_s: float, work: Path
 ) -> dict:
-    from sigwarehouse import warehouse
+    from sigwarehouse import store
     from sigwarehouse.devices import clips_per_batch
     from sigwarehouse.freqrex.params import FreqrexParams
 
@@ -219,7 +219,7 @@ def end_to_end(
     summary, wall, n = ingest_run(path, params, device, n_clips, auto)
     c = summary.counters
     say(f"  {summary.describe()}")
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         stored = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
     return {
         "clips": n,

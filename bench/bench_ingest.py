@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sigwarehouse import clips, warehouse
+from sigwarehouse import clips, store
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import ingest
 from sigwarehouse.models.loader import load_classifier
@@ -106,8 +106,8 @@ def make_warehouse(work: Path, spec: str, n_clips: int, seconds: float) -> tuple
         folder = root / labels[i % len(labels)]
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"clip{i:04d}.wav", w, SR, subtype="FLOAT")
-    path, _ = warehouse.init(work / "bench.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(work / "bench.duckdb")
+    with store.opened(path) as con:
         con.execute("INSERT INTO tasks VALUES ('bench', ?, ?, 0.5, NULL)", [labels, SR])
         con.execute(
             "INSERT INTO datasets VALUES ('bench', 'bench', ?, 'folder', NULL, NULL)", [str(root)]
@@ -152,7 +152,7 @@ def main() -> None:
 
     path, ref = make_warehouse(work, args.model, args.clips, args.seconds)
     params = FreqrexParams(iterations=args.iterations, batch_size=args.batch_size)
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         plan = ingest.plan_ingest(con, "m", params)
         labels = con.execute("SELECT labels FROM tasks").fetchone()[0]
     kind = "zoo" if args.model.startswith("zoo:") else "hf"
@@ -168,7 +168,7 @@ def main() -> None:
     )
     c = summary.counters
     rate = c.queries / c.total_seconds
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         n_expl = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
         blob_bytes = con.execute(
             "SELECT sum(octet_length(responsibility) + coalesce(octet_length(sufficient_mask), 0)"

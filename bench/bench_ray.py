@@ -41,13 +41,14 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from light_params import PARAMS  # noqa: E402
 
-from sigwarehouse import catalog, clips, warehouse  # noqa: E402
-from sigwarehouse.jobs import ingest, on_ray  # noqa: E402
+from sigwarehouse import catalog, clips, store  # noqa: E402
+from sigwarehouse.jobs import ingest  # noqa: E402
+from sigwarehouse.jobs.ingest import on_ray  # noqa: E402
 
 
 def build(path: Path, model: str) -> Path:
-    warehouse.init(path)
-    with warehouse.opened(path) as con:
+    store.init(path)
+    with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
         clips.add_dataset(con, "spoof-eval", store_audio=True, progress=False)
         con.execute("DELETE FROM models WHERE task = 'spoof' AND model <> ?", [model])
@@ -94,7 +95,7 @@ def main() -> None:
         local, remote = (Path(shutil.copy(start, folder / n)) for n in ("l.duckdb", "r.duckdb"))
 
         def plan_of(path: Path) -> ingest.IngestPlan:
-            with warehouse.opened(path, read_only=True) as con:
+            with store.opened(path, read_only=True) as con:
                 plan = ingest.plan_ingest(con, args.model, PARAMS, limit=args.clips)
             return plan
 

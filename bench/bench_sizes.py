@@ -26,7 +26,8 @@ import torch
 from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.params import PRESETS
 from sigwarehouse.freqrex.spectral import pack_mask
-from sigwarehouse.models.loader import load_classifier, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier
 from sigwarehouse.signals import encode_responsibility
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -93,7 +93,8 @@ def load_model(spec: str, device: str, dtype: torch.dtype) -> AudioClassifier:
 
         return train_tone_classifier(n_samples=3 * SR, device=device)
     if spec.startswith("zoo:"):
-        from sigwarehouse.models.loader import load_classifier, model_labels
+        from sigwarehouse.models.labels import model_labels
+        from sigwarehouse.models.loader import load_classifier
 
         path = spec[4:]
         return load_classifier(_kind(path), path, model_labels(_kind(path), path), device=device)

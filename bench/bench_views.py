@@ -36,7 +36,8 @@ from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import transfer_counts, warehouse
+from sigwarehouse import store
+from sigwarehouse.store import transfer_counts
 
 TASKS = {"emotion": 5, "genre": 5, "spoof": 2}
 MODELS_PER_TASK = 8
@@ -73,7 +74,7 @@ ORDER BY s, k, tm, clip_id
 
 
 def generate(path: Path, rows: int, batch_clips: int, memory_limit: str) -> None:
-    warehouse.init(path)
+    store.init(path)
     con = duckdb.connect(str(path))
     con.execute(f"SET memory_limit = '{memory_limit}'")
     per_clip = MODELS_PER_TASK * KINDS * MODELS_PER_TASK  # rows per clip in a task
@@ -130,7 +131,7 @@ def generate(path: Path, rows: int, batch_clips: int, memory_limit: str) -> None
     # the per-cell counts the views read: the writer keeps them batch by batch; rows
     # generated here are counted afresh at once, as migration 0008 and `sigwh recount` do
     start = time.perf_counter()
-    with warehouse.transaction(con):
+    with store.transaction(con):
         transfer_counts.rebuild(con)
     con.execute("CHECKPOINT")
     cells = con.execute("SELECT count(*) FROM transfer_counts").fetchone()[0]

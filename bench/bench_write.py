@@ -7,11 +7,11 @@ Builds realistic ingest batches with numpy (no model): per clip one `explanation
 piecewise constant over bands, and packed sufficient and complete masks), one
 `original_probs` row, and the 45 `signal_probs` rows a real ingest writes (3 signals on
 15 models of the task; 8 labels). Each batch is written into a fresh warehouse file made
-by `warehouse.init`, as a job writes it: open the file, one transaction with the rows
+by `store.init`, as a job writes it: open the file, one transaction with the rows
 and the run's counters, close. Two ways, measured in the same run:
-  - before: `executemany` per table (how runs.write_batch wrote until it used Arrow),
+  - before: `executemany` per table (how write_path.write_batch wrote until it used Arrow),
     kept here as the reference;
-  - after: `jobs.ingest._write_batch`, i.e. runs.write_batch, opening and closing the
+  - after: `jobs.ingest.write_batch`, i.e. write_path.write_batch, opening and closing the
     file for every batch (how the ingest job wrote until it held the file);
   - held: the ingest job's writer (`jobs.ingest.ingest_writer`, default HoldPolicy),
     which keeps the file open across batches that come quickly (up to 16 batches or
@@ -39,10 +39,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.freqrex.spectral import pack_mask
-from sigwarehouse.jobs import ingest, runs
+from sigwarehouse.jobs import ingest
 from sigwarehouse.signals import SIGNAL_KINDS, encode_responsibility
+from sigwarehouse.store import write_path
 
 N_BINS = 3 * 16000 // 2 + 1  # rfft bins of a 3 s clip at 16 kHz
 N_LABELS = 8
@@ -88,32 +89,34 @@ def make_batch(rng: np.random.Generator, first_clip: int, n_clips: int, run_id: 
     return rows_e, rows_o, rows_s
 
 
-def write_executemany(path: Path, run_id: str, counters: runs.RunCounters, *rows: list) -> None:
-    """The reference: how runs.write_batch wrote a batch before (one statement per row)."""
+def write_executemany(
+    path: Path, run_id: str, counters: write_path.RunCounters, *rows: list
+) -> None:
+    """The reference: how write_path.write_batch wrote a batch before (one statement per row)."""
     tables = [
         ("explanations", ingest.EXPLANATION_COLUMNS),
         ("original_probs", ingest.ORIGINAL_COLUMNS),
         ("signal_probs", ingest.SIGNAL_COLUMNS),
     ]
-    with warehouse.opened(path) as con, warehouse.transaction(con):
+    with store.opened(path) as con, store.transaction(con):
         for (table, cols), batch in zip(tables, rows, strict=True):
             marks = ", ".join("?" * len(cols))
             # signal_probs has no key index since migration 0007: OR IGNORE needs one
             verb = "INSERT" if table == "signal_probs" else "INSERT OR IGNORE"
             sql = f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({marks})"
             con.executemany(sql, batch)
-        runs.update_run(con, run_id, counters)
+        write_path.update_run(con, run_id, counters)
 
 
-def write_arrow(path: Path, run_id: str, counters: runs.RunCounters, *rows: list) -> None:
+def write_arrow(path: Path, run_id: str, counters: write_path.RunCounters, *rows: list) -> None:
     """The new path, exactly as the ingest job calls it."""
-    ingest._write_batch(path, run_id, counters, *rows, [])
+    ingest.write_batch(path, run_id, counters, *rows, [])
 
 
 def new_warehouse(folder: Path, name: str) -> tuple[Path, str]:
-    path, _ = warehouse.init(folder / f"{name}.duckdb")
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(
+    path, _ = store.init(folder / f"{name}.duckdb")
+    with store.opened(path) as con:
+        run_id = write_path.start_run(
             con, job="bench-write", model="model00", task="bench", dataset=None, params={},
             params_hash=PARAMS_HASH, seed=0, device="cpu",
         )  # fmt: skip
@@ -127,7 +130,7 @@ def measure(
     after `prefill` batches written the new way, untimed."""
     path, run_id = new_warehouse(folder, name)
     rng = np.random.default_rng(0)
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     times = []
     for b in range(prefill + n_batches):
         rows = make_batch(rng, 1 + b * clips, clips, run_id)
@@ -144,7 +147,7 @@ def measure_held(folder: Path, n_batches: int, clips: int, prefill: int) -> list
     figure, the total, as the writes overlap nothing here and the last close counts."""
     path, run_id = new_warehouse(folder, "held")
     rng = np.random.default_rng(0)
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     batches = [make_batch(rng, 1 + b * clips, clips, run_id) for b in range(prefill + n_batches)]
     if prefill:
         with ingest.ingest_writer(path, run_id, counters) as write:
@@ -163,7 +166,7 @@ def bare_open(folder: Path, n: int = 10) -> float:
     path, _ = new_warehouse(folder, "open")
     start = time.perf_counter()
     for _ in range(n):
-        with warehouse.opened(path, package_views=False):
+        with store.opened(path, package_views=False):
             pass
     return (time.perf_counter() - start) / n
 

@@ -10,7 +10,7 @@ import small_warehouse
 from sharing import copy_of
 from typer.testing import CliRunner
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def _initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One file freshly initialised, once per session (worker): nothing opens it."""
-    path, _ = warehouse.init(tmp_path_factory.mktemp("initialised") / "warehouse.duckdb")
+    path, _ = store.init(tmp_path_factory.mktemp("initialised") / "warehouse.duckdb")
     return path
 
 
@@ -49,7 +49,7 @@ def small_filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, small_
     """The small hand-made ingest result (tests/small_warehouse.py) and what it inserted,
     built once for the session. Nothing opens it: each user takes a copy
     (sharing.copy_of), so no test sees another's writes."""
-    path, _ = warehouse.init(tmp_path_factory.mktemp("small-filled") / "warehouse.duckdb")
+    path, _ = store.init(tmp_path_factory.mktemp("small-filled") / "warehouse.duckdb")
     return path, small_warehouse.fill(path)
 
 

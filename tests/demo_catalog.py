@@ -17,7 +17,7 @@ from pathlib import Path
 
 from light_params import PARAMS
 
-from sigwarehouse.demo import run_demo
+from sigwarehouse.cli.demo import run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 # a Hugging Face zoo model (kind "hf": the demo's jobs load it from the demo's catalog)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import WarehouseError
 
 # `sigwh ingest` arguments of a job watched here: it lets go of the file after every
@@ -56,11 +56,11 @@ def signal_after_first_batch(
 
 def _open_at_once(path: Path, deadline: float) -> duckdb.DuckDBPyConnection:
     """The file opened read-only as soon as the job lets go of it, trying every 10 ms
-    (`warehouse.opened` backs off up to a second between tries, and may miss the
+    (`store.opened` backs off up to a second between tries, and may miss the
     moment between two batches again and again)."""
     while time.monotonic() < deadline:
         try:
-            return warehouse.connect(path, read_only=True, wait_s=0, package_views=False)
+            return store.connect(path, read_only=True, wait_s=0, package_views=False)
         except WarehouseError as exc:
             if "held by another process" not in str(exc):
                 raise

@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 from typer.testing import CliRunner
 
-from sigwarehouse import views
 from sigwarehouse.cli import app
+from sigwarehouse.store import sql_files
 
 
 def copy_of(source: Path, directory: Path, name: str = "warehouse.duckdb") -> Path:
@@ -51,7 +51,7 @@ def view_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     )
     some_hash = con.execute("SELECT min(params_hash) FROM freqrex_params").fetchall()[0][0]
     out = {}
-    for name, _ in views.ordered():
+    for name, _ in sql_files.ordered_views():
         if name in params:
             args = ", ".join(f"'{some_hash}'" if "hash" in p else "0.5" for p in params[name])
             out[name] = f"SELECT * FROM {name}({args}) ORDER BY ALL"

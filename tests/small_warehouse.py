@@ -34,9 +34,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from sigwarehouse import transfer_counts
 from sigwarehouse.audio import encode_flac
 from sigwarehouse.freqrex.spectral import pack_mask
+from sigwarehouse.store import transfer_counts
 
 TASKS = {
     "t": {"labels": ["a", "b", "c"], "models": ["m1", "m2", "m3", "m4"], "dataset": "d"},

@@ -362,10 +362,10 @@ def test_empty_warehouse_gives_missing_sections(wh_path: Path) -> None:
 
 
 def test_has_relations_finds_tables_views_and_table_macros_and_nothing_else(wh_path) -> None:
-    from sigwarehouse import warehouse
+    from sigwarehouse import store
     from sigwarehouse.analyses.common import has_relations
 
-    con = warehouse.connect(wh_path, read_only=True)
+    con = store.connect(wh_path, read_only=True)
     try:
         assert has_relations(con, "signal_probs")  # a table
         assert has_relations(con, "alpha_transferability", "signal_probs")  # a view, a table

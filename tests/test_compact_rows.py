@@ -16,7 +16,8 @@ import pytest
 from reference import stored_transfer_counts, tally_transfer_counts
 from sharing import copy_of, sigwh
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
+from sigwarehouse.store import sql_files
 
 OLD_TABLE = """
 CREATE TABLE signal_probs_old (
@@ -51,7 +52,7 @@ def _as_before_0007(path: Path) -> None:
 
 
 def _read(path: Path, sql: str) -> list[tuple]:
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         return con.execute(sql + " ORDER BY ALL").fetchall()
     finally:
@@ -102,20 +103,20 @@ def test_an_interrupted_migration_leaves_the_old_table_whole(
     path = copy_of(small_filled[0], tmp_path)
     _as_before_0007(path)
     before = _read(path, "SELECT * FROM signal_probs")
-    migration = next(m for m in warehouse.migrations() if m.version == 7)
+    migration = next(m for m in store.migrations() if m.version == 7)
     text = migration.path.read_text() + "\nSELECT error('interrupted');\n"
     broken = tmp_path / "0007_signal_probs_unindexed.sql"
     broken.write_text(text)
     monkeypatch.setattr(
-        warehouse, "migrations",
-        lambda real=warehouse.migrations: [
+        sql_files, "migrations",
+        lambda real=store.migrations: [
             m if m.version != 7 else type(m)(m.version, m.name, broken) for m in real()
         ],
     )  # fmt: skip
     con = duckdb.connect(str(path))
     try:
-        with pytest.raises(warehouse.WarehouseError, match="failed and was rolled back"):
-            warehouse.migrate(con)
+        with pytest.raises(store.WarehouseError, match="failed and was rolled back"):
+            store.migrate(con)
     finally:
         con.close()
     raw = duckdb.connect(str(path), read_only=True)

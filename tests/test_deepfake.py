@@ -21,7 +21,7 @@ import typer
 from light_params import PARAMS
 from typer.testing import CliRunner
 
-from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse import catalog, clips, store
 from sigwarehouse.analyses import asr_fidelity, composition, label_transfer, spectral_entropy
 from sigwarehouse.audio import decode_flac, load_clip
 from sigwarehouse.cli import deepfake
@@ -62,7 +62,7 @@ def _cli(path: Path, *args: str, expect: int = 0):
 def _counts(path: Path) -> dict[str, int]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return dict(warehouse.table_counts(con))
+        return dict(store.table_counts(con))
     finally:
         con.close()
 
@@ -75,8 +75,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (audio / label).mkdir(parents=True)
         for f in sorted((REPO / "data/corpus/spoof/eval" / label).glob("*.flac"))[:PER_LABEL]:
             shutil.copy(f, audio / label / f.name)
-    path, _ = warehouse.init(root / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(root / "warehouse.duckdb")
+    with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
         con.execute("UPDATE datasets SET root = ? WHERE dataset = ?", [str(audio), DATASET])
         clips.add_dataset(con, DATASET, store_audio=True, progress=False)
@@ -85,7 +85,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             [TASK, list(MODELS)],
         )
     for model in MODELS:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, PARAMS, dataset=DATASET)
         assert ingest.run_ingest(path, plan).status == "done"
     for model in MODELS:
@@ -473,7 +473,7 @@ def test_a_local_whisper_checkpoint_works_through_the_same_interface(
 def test_a_composite_made_from_other_clips_is_reported_stale(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(built, copy)
-    with warehouse.opened(copy, read_only=True) as con:
+    with store.opened(copy, read_only=True) as con:
         assert compose.plan_compose(con, "sp1").stale == []
     con = duckdb.connect(str(copy))
     con.execute(
@@ -481,7 +481,7 @@ def test_a_composite_made_from_other_clips_is_reported_stale(built: Path, tmp_pa
         " FROM explanations WHERE model = 'sp1' AND orig_class = 1)"
     )
     con.close()
-    with warehouse.opened(copy, read_only=True) as con:
+    with store.opened(copy, read_only=True) as con:
         plan = compose.plan_compose(con, "sp1")
     assert plan.items == [] and plan.stale == [f"{DATASET} / fake"]
     assert "another --seed" in plan.describe()

@@ -27,7 +27,7 @@ from light_params import ARGS as SAME
 from light_params import PARAMS
 from typer.testing import CliRunner
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.cli import app
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 from sigwarehouse.jobs import label_transfer
@@ -130,7 +130,7 @@ def test_label_transfer_stores_every_clip_it_checked(demo) -> None:
     explained clips whose stored class is the composite's own (the plan skips those);
     the view counts only the clips of another class."""
     _root, path, _lines, _err = demo
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         stored = dict(
             con.execute(
@@ -177,7 +177,7 @@ def test_label_transfer_reads_as_the_mask_of_one_class_applied_to_the_other(demo
     from sigwarehouse.analyses import label_transfer as analysis
 
     _root, path, _lines, _err = demo
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         section = analysis.run(con)
         directions = con.execute("SELECT from_class, to_class FROM label_transfer").fetchall()

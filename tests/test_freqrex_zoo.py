@@ -71,7 +71,8 @@ LIGHT = dict(
 @pytest.mark.skipif(not CHECKPOINTS, reason=f"no zoo models under {ZOO}")
 @pytest.mark.parametrize("ckpt", CHECKPOINTS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_zoo_masks_meet_their_definitions(ckpt: Path):
-    from sigwarehouse.models.loader import load_classifier, model_labels
+    from sigwarehouse.models.labels import model_labels
+    from sigwarehouse.models.loader import load_classifier
 
     labels = model_labels(_kind(ckpt), ckpt)
     model = load_classifier(_kind(ckpt), ckpt, labels)
@@ -128,7 +129,8 @@ def test_zoo_explanations_do_not_depend_on_the_batch(ckpt: Path):
     alone)."""
     import soundfile as sf
 
-    from sigwarehouse.models.loader import load_classifier, model_labels
+    from sigwarehouse.models.labels import model_labels
+    from sigwarehouse.models.loader import load_classifier
 
     model = load_classifier(_kind(ckpt), ckpt, model_labels(_kind(ckpt), ckpt))
     files = sorted((CORPUS / ckpt.parent.name / "eval").rglob("*.flac"))[::4][:8]

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from sigwarehouse.cli import app
-from sigwarehouse.demo import DEMO_PER_LABEL, DEMO_PRESET
+from sigwarehouse.cli.demo import DEMO_PER_LABEL, DEMO_PRESET
 from sigwarehouse.freqrex.params import FreqrexParams
 
 

@@ -170,7 +170,7 @@ def test_wilson_is_the_score_interval(k: int, n: int) -> None:
 
 
 def test_a_flat_earther_is_named_only_when_its_intervals_exclude_the_margin(tmp_path) -> None:
-    from sigwarehouse import warehouse
+    from sigwarehouse import store
 
     def planted_gaps(n_clips: int, seed: int) -> tuple[pl.DataFrame, list, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -178,7 +178,7 @@ def test_a_flat_earther_is_named_only_when_its_intervals_exclude_the_margin(tmp_
         accepted = rng.random((2, n_clips, 4, 4)) < 0.8
         accepted[:, :, 3, :] = rng.random((2, n_clips, 4)) < 0.15
         accepted[:, :, :, 3] = rng.random((2, n_clips, 4)) < 0.15
-        path, _ = warehouse.init(tmp_path / f"w{n_clips}.duckdb")
+        path, _ = store.init(tmp_path / f"w{n_clips}.duckdb")
         con = _connect(path, accepted)
         try:
             section = flat_earthers.run(con)

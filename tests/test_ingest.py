@@ -28,7 +28,7 @@ from light_params import PARAMS
 from polling import LET_GO_EACH_BATCH, signal_after_first_batch
 from sharing import sigwh
 
-from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse import catalog, clips, store
 from sigwarehouse.audio import load_clip
 from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs import ingest
@@ -55,8 +55,8 @@ def _build(
 ) -> Path:
     """A warehouse with the catalog, the spoof clips and only the first n_models spoof
     models (the first is the 1-D CNN, the fastest: the tests of processes use it alone)."""
-    warehouse.init(path)
-    with warehouse.opened(path) as con:
+    store.init(path)
+    with store.opened(path) as con:
         catalog.sync(con, catalog_dir)
         clips.add_dataset(con, DATASET, store_audio=store_audio, progress=False)
         con.execute(
@@ -68,12 +68,12 @@ def _build(
 
 
 def _models(path: Path) -> list[str]:
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         return [m.model for m in task_models(con, TASK)]
 
 
 def _ingest(path: Path, model: str) -> ingest.IngestSummary:
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         plan = ingest.plan_ingest(con, model, PARAMS, dataset=DATASET, per_label=PER_LABEL)
     return ingest.run_ingest(path, plan, clips_per_batch=2)
 
@@ -189,7 +189,7 @@ def test_stored_masks_keep_their_definitions_when_rerun(ingested: Path) -> None:
 
 def test_a_second_run_does_nothing(ingested: Path) -> None:
     before = _rows(ingested)
-    with warehouse.opened(ingested, read_only=True) as con:
+    with store.opened(ingested, read_only=True) as con:
         plans = [
             ingest.plan_ingest(con, m, PARAMS, dataset=DATASET, per_label=PER_LABEL)
             for m in _models(ingested)
@@ -211,7 +211,7 @@ def test_models_added_later_and_jobs_in_another_order_give_the_same_rows(
     con.execute("DELETE FROM models WHERE model IN (SELECT unnest(?::VARCHAR[]))", [later])
     con.close()
     _ingest(path, first)  # explains with only `first` known
-    with warehouse.opened(path) as con:  # the other models arrive
+    with store.opened(path) as con:  # the other models arrive
         con.executemany(f"INSERT INTO models VALUES ({', '.join('?' * len(kept[0]))})", kept)
     for model in reversed(later):
         summary = _ingest(path, model)
@@ -239,14 +239,14 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(
     done = signal_after_first_batch(job, killed, "SELECT count(*) FROM explanations")
     job.wait()
     assert 1 <= done < N_CLIPS, "the job should have been killed part way"
-    with warehouse.opened(killed, read_only=True) as con:
+    with store.opened(killed, read_only=True) as con:
         status = con.execute("SELECT status FROM runs").fetchall()
     assert status == [("running",)]
     rerun = subprocess.run(_sigwh(killed, *args, *EXTRA), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     reference = _rows_of(ingested, model)
     assert _rows(killed) == reference
-    with warehouse.opened(killed, read_only=True) as con:
+    with store.opened(killed, read_only=True) as con:
         statuses = sorted(s for (s,) in con.execute("SELECT status FROM runs").fetchall())
     assert statuses == ["abandoned", "done"]
 
@@ -262,7 +262,7 @@ def test_ctrl_c_stops_cleanly_and_records_the_run_as_interrupted(tmp_path: Path)
     assert job.returncode == 130, output
     assert "interrupted: stored batches are kept" in output
     assert "Traceback" not in output
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         run = con.execute("SELECT status, clips_done FROM runs").fetchone()
         stored = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
     assert run == ("interrupted", stored) and 1 <= stored < 8
@@ -284,7 +284,7 @@ def test_two_jobs_at_once_and_reads_while_they_run(ingested: Path, tmp_path: Pat
         time.sleep(0.2)  # the jobs need the file to write in between
     assert [j.wait() for j in jobs] == [0, 0], [j.stderr.read() for j in jobs]
     assert reads >= 1
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         left = ingest.plan_ingest(con, model, PARAMS, dataset=DATASET, per_label=2).clip_ids
         done = con.execute("SELECT count(*) FROM explanations").fetchone()[0]
         statuses = con.execute("SELECT status FROM runs").fetchall()
@@ -329,7 +329,7 @@ def test_a_model_that_cannot_load_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=rf"model {first} .*could not be loaded"):
         _ingest(path, second)  # any job of the task loads every model of the task
     assert _rows(path)["explanations"] == []
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
 
 
@@ -503,7 +503,7 @@ def test_a_changed_clip_takes_its_signals_out_of_the_counts(ingested: Path, tmp_
     from reference import stored_transfer_counts, tally_transfer_counts
 
     path = shutil.copyfile(ingested, tmp_path / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         root = Path(clips.dataset_info(con, DATASET).root)
         copy = shutil.copytree(root, tmp_path / "clips")
         clips.relocate(con, DATASET, copy)
@@ -516,7 +516,7 @@ def test_a_changed_clip_takes_its_signals_out_of_the_counts(ingested: Path, tmp_
     import soundfile as sf
 
     sf.write(copy / rel, wave, 16000)
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         clips.add_dataset(con, DATASET, progress=False)
         assert con.execute(
             "SELECT count(*) FROM clips WHERE clip_id = ?", [clip_id]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.loader import load_models
 from sigwarehouse.models.trust import ModelSource, resolve
@@ -151,8 +151,8 @@ def test_sigwh_ingest_refuses_a_warehouse_model_and_writes_nothing(
 
     from sigwarehouse.audio import encode_flac
 
-    path, _ = warehouse.init(tmp_path / "wh" / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(tmp_path / "wh" / "warehouse.duckdb")
+    with store.opened(path) as con:
         con.execute("INSERT INTO tasks VALUES ('t', ['neg', 'pos'], 16000, 0.5, NULL)")
         con.execute("INSERT INTO datasets VALUES ('d', 't', '/nowhere', 'folder', NULL, NULL)")
         con.execute(

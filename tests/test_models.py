@@ -25,12 +25,8 @@ from threads import torch_threads
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import hfzoo, zoo
 from sigwarehouse.models import train as tr
-from sigwarehouse.models.loader import (
-    LabelMappingError,
-    load_classifier,
-    model_labels,
-    resolve_label_map,
-)
+from sigwarehouse.models.labels import LabelMappingError, model_labels, resolve_label_map
+from sigwarehouse.models.loader import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 INGEST = ROOT / "ingest"
@@ -133,7 +129,7 @@ def test_zoo_probabilities_follow_task_order(eval_splits):
 def test_zoo_labels_are_read_without_torch(kind):
     entry = next(m for m in ZOO if m["kind"] == kind)
     code = (
-        "import sys; from sigwarehouse.models.loader import model_labels; "
+        "import sys; from sigwarehouse.models.labels import model_labels; "
         f"print(model_labels({kind!r}, {entry['ref']!r})); assert 'torch' not in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -28,8 +28,9 @@ from light_params import ARGS
 from reference import fft_signal
 from sharing import sigwh
 
-from sigwarehouse import catalog, clips, warehouse
-from sigwarehouse.models.loader import load_classifier, model_labels
+from sigwarehouse import catalog, clips, store
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier
 
 # one worker builds this module's fixtures once (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("multiplicity")
@@ -65,12 +66,12 @@ def _ingest(path: Path, model: str, k: int, *more: str) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("multiplicity")
-    path, _ = warehouse.init(root / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(root / "warehouse.duckdb")
+    with store.opened(path) as con:
         catalog.sync(con, _catalog(root, (EXPLAINER, OTHER)))
         clips.add_dataset(con, "spoof-eval", progress=False, per_label=2)
     _ingest(path, EXPLAINER, K)
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         catalog.sync(con, _catalog(root, (EXPLAINER, OTHER, LATER)))
     # evaluates EXPLAINER's stored signals, every rank, on LATER (what the tests read);
     # LATER's own explanations are not, so it explains one clip only
@@ -79,7 +80,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -112,7 +113,7 @@ def _masks(path: Path) -> list[tuple[int, Path, int, np.ndarray, list[np.ndarray
 
 
 def test_further_masks_are_disjoint_and_each_keeps_the_class(built: Path) -> None:
-    con = warehouse.connect(built, read_only=True)
+    con = store.connect(built, read_only=True)
     try:
         model = _classifier(con, EXPLAINER)
     finally:
@@ -131,7 +132,7 @@ def test_further_masks_are_disjoint_and_each_keeps_the_class(built: Path) -> Non
 
 
 def test_every_model_answered_every_rank_as_a_direct_call_does(built: Path) -> None:
-    con = warehouse.connect(built, read_only=True)
+    con = store.connect(built, read_only=True)
     try:
         models = {m: _classifier(con, m) for m in (EXPLAINER, OTHER, LATER)}
         stored = {
@@ -172,7 +173,7 @@ def test_alpha_by_rank_one_is_alpha_and_rank_two_is_the_direct_share(built: Path
             "SELECT source_model, target_model, n_signals, alpha FROM alpha_by_rank WHERE rank = 2",
         )
     )
-    con = warehouse.connect(built, read_only=True)
+    con = store.connect(built, read_only=True)
     try:
         models = {m: _classifier(con, m) for m in (EXPLAINER, OTHER, LATER)}
     finally:
@@ -223,7 +224,7 @@ def test_the_report_section_lets_you_hear_each_rank(built: Path) -> None:
 
     from sigwarehouse.analyses import multiplicity
 
-    con = warehouse.connect(built, read_only=True)
+    con = store.connect(built, read_only=True)
     try:
         section = multiplicity.run(con)
     finally:

@@ -19,7 +19,8 @@ import pytest
 from sharing import copy_of
 from small_warehouse import PARAMS_HASH, TASKS
 
-from sigwarehouse import transfer_counts, warehouse
+from sigwarehouse import store
+from sigwarehouse.store import transfer_counts
 
 A = PARAMS_HASH
 B = "0123456789abcdef"
@@ -82,7 +83,7 @@ def hand_alpha(path: Path, params_hash: str) -> dict[tuple, tuple[int, float]]:
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -172,7 +173,7 @@ def test_report_analyses_show_the_shown_set_and_name_every_set(path: Path) -> No
     from sigwarehouse.analyses import beta_curve, bootstrap, provenance, transferability
 
     add_set(path, B, ["m1", "m2"], "2030-01-01")
-    con = warehouse.connect(path, read_only=True)
+    con = store.connect(path, read_only=True)
     try:
         frames = {
             "alpha": transferability.cells(con),

@@ -24,7 +24,8 @@ from sigwarehouse.freqrex import FreqrexParams, explain
 from sigwarehouse.freqrex.engine import _explain
 from sigwarehouse.freqrex.verdict import keeps, rejects
 from sigwarehouse.models import batching, features, precision
-from sigwarehouse.models.loader import load_classifier, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier
 
 # run for every mutant by `make mutation`: the engine's lower-precision path is tested here
 pytestmark = pytest.mark.core
@@ -227,7 +228,7 @@ def test_sigwh_ingest_in_bfloat16_with_auto_batches_records_its_choices(tmp_path
     from sharing import sigwh
     from test_ingest import DATASET, TASK, _build, _models
 
-    from sigwarehouse import warehouse
+    from sigwarehouse import store
     from sigwarehouse.audio import load_clip
     from sigwarehouse.freqrex.spectral import unpack_mask
 
@@ -239,7 +240,7 @@ def test_sigwh_ingest_in_bfloat16_with_auto_batches_records_its_choices(tmp_path
     assert result.exit_code == 0, result.output
     assert "2 clip(s) explained by" in result.output
     assert "(search in bfloat16, batches of 64, " in result.output
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         params_json, params_hash = con.execute(
             "SELECT params, params_hash FROM runs WHERE job = 'ingest'"
         ).fetchone()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse import catalog, clips, store
 from sigwarehouse.cli import app
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import ingest
@@ -34,8 +34,8 @@ def probed(tmp_path_factory) -> tuple[Path, str]:
     """A spoof warehouse with two models whose probes `sigwh ingest` stored while
     explaining no clip (--per-label 0); and the first command's output."""
     path = tmp_path_factory.mktemp("probes") / "warehouse.duckdb"
-    warehouse.init(path)
-    with warehouse.opened(path) as con:
+    store.init(path)
+    with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
         clips.add_dataset(con, DATASET, progress=False)
         con.execute("DELETE FROM models WHERE model NOT IN (SELECT unnest(?::VARCHAR[]))", [MODELS])
@@ -108,15 +108,15 @@ def test_a_second_run_has_nothing_to_do_until_a_probe_goes_missing(probed) -> No
         path, "ingest", "--model", "sp1", "--per-label", "0"
     )
     params = FreqrexParams()
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         plan = ingest.plan_ingest(con, "sp2", params, per_label=0)
         n = _median_length(con)
     assert plan.is_empty() and "to store: none (stored)" in plan.describe()
-    with warehouse.opened(path) as con:  # one of two probes lost: the plan wants it back
+    with store.opened(path) as con:  # one of two probes lost: the plan wants it back
         con.execute("DELETE FROM model_probes WHERE model = 'sp2' AND probe = 'silence'")
         plan = ingest.plan_ingest(con, "sp2", params, per_label=0)
     assert not plan.is_empty() and plan.probe_samples == n
     ingest.run_ingest(path, plan)
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         assert ingest.plan_ingest(con, "sp2", params, per_label=0).is_empty()
         assert con.execute("SELECT count(*) FROM model_probes").fetchone() == (4,)

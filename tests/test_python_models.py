@@ -25,11 +25,12 @@ from light_params import ARGS
 from pymodels import net
 from sharing import digest, sigwh
 
-from sigwarehouse import catalog, warehouse
+from sigwarehouse import catalog, store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.toy import LABELS, SAMPLE_RATE, tone_clip
 from sigwarehouse.models.factory import PROB_TOL, PythonModelError
-from sigwarehouse.models.loader import load_classifier, load_models, model_labels
+from sigwarehouse.models.labels import model_labels
+from sigwarehouse.models.loader import load_classifier, load_models
 from sigwarehouse.models.trust import ModelSource
 from sigwarehouse.records import ModelRecord
 
@@ -235,10 +236,10 @@ def test_a_python_ref_stored_in_a_warehouse_is_never_imported(planted, tmp_path:
 
 
 def _warehouse_with_stored_python_model(path: Path, ref: str) -> Path:
-    path, _ = warehouse.init(path)
+    path, _ = store.init(path)
     from sigwarehouse.audio import encode_flac
 
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         con.execute("INSERT INTO tasks VALUES ('tones', ?, 16000, 0.5, NULL)", [LABELS])
         con.execute("INSERT INTO datasets VALUES ('d', 'tones', '/nowhere', 'folder', NULL, NULL)")
         con.execute(

@@ -18,7 +18,7 @@ from sharing import copy_of
 from small_warehouse import N_BINS, TASKS, fill
 from typer.testing import CliRunner
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.analyses import build_report
 from sigwarehouse.cli import app
 
@@ -127,7 +127,7 @@ def test_empty_warehouse_says_what_is_missing(wh_path: Path, tmp_path: Path) -> 
 def test_a_page_below_the_minimums_says_at_its_top_that_it_is_illustrative(tmp_path) -> None:
     """Three clips a task: every test is below its minimum, so the page opens with the
     warning and each section's reason, and no p-value or interval of a test is given."""
-    path, _ = warehouse.init(tmp_path / "w.duckdb")
+    path, _ = store.init(tmp_path / "w.duckdb")
     fill(path, n_clips=3)
     page = build_report(path, tmp_path / "out", chart_files=False).index.read_text()
     top = page[: page.index("<nav>")]
@@ -156,7 +156,7 @@ def test_a_page_with_enough_clips_has_no_such_warning(built) -> None:
 
 
 def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path) -> None:
-    path, _ = warehouse.init(tmp_path / "w.duckdb")
+    path, _ = store.init(tmp_path / "w.duckdb")
     fill(path, n_clips=3)
     runner, out = CliRunner(), str(tmp_path / "out")
 
@@ -283,7 +283,7 @@ def wide(tmp_path_factory):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     root = tmp_path_factory.mktemp("wide")
-    path, _ = warehouse.init(root / "warehouse.duckdb")
+    path, _ = store.init(root / "warehouse.duckdb")
     tasks = {**TASKS, "t": {**TASKS["t"], "models": [f"m{i}" for i in range(1, 8)]}}
     fill(path, tasks=tasks)
     con = duckdb.connect(str(path))

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sigwarehouse import __version__, warehouse
+from sigwarehouse import __version__, store
 from sigwarehouse.freqrex.toy import train_tone_classifier
-from sigwarehouse.jobs import runs
+from sigwarehouse.models import counting
+from sigwarehouse.store import write_path
 
 pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
 
@@ -31,7 +32,7 @@ COLUMNS = (
 
 
 def run_row(path: Path, run_id: str) -> dict:
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         cur = con.execute(f"SELECT {COLUMNS} FROM runs WHERE run_id = ?", [run_id])
         names = [d[0] for d in cur.description]
         (row,) = cur.fetchall()
@@ -41,8 +42,8 @@ def run_row(path: Path, run_id: str) -> dict:
 def start(path: Path, **over) -> str:
     spec = dict(job="ingest", model="m0", task="t", dataset="d", params={"b": 1, "a": [2, 3]},
                 params_hash="0123456789abcdef", seed=7, device="cpu") | over  # fmt: skip
-    with warehouse.opened(path) as con:
-        return runs.start_run(con, **spec)
+    with store.opened(path) as con:
+        return write_path.start_run(con, **spec)
 
 
 def test_a_started_run_records_what_made_its_rows(wh_path: Path) -> None:
@@ -56,11 +57,11 @@ def test_a_started_run_records_what_made_its_rows(wh_path: Path) -> None:
     assert (row["host"], row["pid"], row["status"]) == (socket.gethostname(), os.getpid(),
                                                         "running")  # fmt: skip
     assert before <= row["started_at"] <= datetime.now() and row["ended_at"] is None
-    assert row["code_version"] == runs.code_version()
+    assert row["code_version"] == write_path.code_version()
 
 
 def test_code_version_names_the_package_and_the_commit() -> None:
-    version = runs.code_version()
+    version = write_path.code_version()
     assert version == __version__ or re.fullmatch(
         re.escape(__version__) + r"\+g[0-9a-f]{12}(-dirty)?", version
     )
@@ -72,17 +73,19 @@ def test_code_version_names_the_package_and_the_commit() -> None:
 
 def test_update_writes_counters_and_keeps_status_until_one_is_given(wh_path: Path) -> None:
     run_id = start(wh_path)
-    counters = runs.RunCounters(clips_done=3, queries=120, model_seconds=1.5,
+    counters = write_path.RunCounters(clips_done=3, queries=120, model_seconds=1.5,
                                 total_seconds=2.25, n_errors=1)  # fmt: skip
-    with warehouse.opened(wh_path) as con:
-        runs.update_run(con, run_id, counters)
+    with store.opened(wh_path) as con:
+        write_path.update_run(con, run_id, counters)
     row = run_row(wh_path, run_id)
     assert (row["clips_done"], row["queries"], row["model_seconds"], row["total_seconds"],
             row["n_errors"]) == (3, 120, 1.5, 2.25, 1)  # fmt: skip
     assert row["status"] == "running" and row["ended_at"] is None and row["message"] is None
-    with warehouse.opened(wh_path) as con:
-        runs.update_run(con, run_id, counters, "failed", "boom")
-        runs.update_run(con, run_id, runs.RunCounters(clips_done=4))  # a late counter update
+    with store.opened(wh_path) as con:
+        write_path.update_run(con, run_id, counters, "failed", "boom")
+        write_path.update_run(
+            con, run_id, write_path.RunCounters(clips_done=4)
+        )  # a late counter update
     row = run_row(wh_path, run_id)
     assert (row["status"], row["message"], row["clips_done"]) == ("failed", "boom", 4)
     assert row["ended_at"] is not None and row["ended_at"] >= row["started_at"]
@@ -98,10 +101,10 @@ class _Summary:
 )  # fmt: skip
 def test_recorded_writes_how_the_job_ended(wh_path: Path, raised, status) -> None:
     run_id = start(wh_path)
-    counters, summary = runs.RunCounters(clips_done=2), _Summary()
+    counters, summary = write_path.RunCounters(clips_done=2), _Summary()
     started = time.perf_counter() - 5.0  # the job began five seconds ago
     try:
-        with runs.recorded(wh_path, run_id, counters, summary, started):
+        with write_path.recorded(wh_path, run_id, counters, summary, started):
             if raised is not None:
                 raise raised("stopped")
     except BaseException as exc:  # noqa: BLE001 - re-raised by recorded: the kind is checked
@@ -128,15 +131,15 @@ def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) ->
     # the worker must end it, so that the check below sees it
     code = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(60)"
     worker = subprocess.Popen([sys.executable, "-c", code])
-    with warehouse.opened(wh_path) as con:
+    with store.opened(wh_path) as con:
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [worker.pid, alive])
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [_dead_pid(), dead])
         con.execute("UPDATE runs SET pid = ?, host = 'another-host' WHERE run_id = ?",
                     [_dead_pid(), elsewhere])  # fmt: skip
         con.execute("UPDATE runs SET status = 'done', pid = ? WHERE run_id = ?",
                     [_dead_pid(), finished])  # fmt: skip
-        assert runs.mark_abandoned(con) == 1
-        assert runs.mark_abandoned(con) == 0
+        assert write_path.mark_abandoned(con) == 1
+        assert write_path.mark_abandoned(con) == 0
     with pytest.raises(subprocess.TimeoutExpired):  # a signal takes a moment to act
         worker.wait(timeout=0.5)  # looking for a process must not signal it
     worker.kill()
@@ -149,7 +152,7 @@ def test_a_killed_jobs_row_is_marked_abandoned_by_the_next_job(wh_path: Path) ->
 
 def test_a_start_marks_abandoned_runs_first(wh_path: Path) -> None:
     dead = start(wh_path)
-    with warehouse.opened(wh_path) as con:
+    with store.opened(wh_path) as con:
         con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [_dead_pid(), dead])
     start(wh_path)
     assert run_row(wh_path, dead)["status"] == "abandoned"
@@ -157,9 +160,11 @@ def test_a_start_marks_abandoned_runs_first(wh_path: Path) -> None:
 
 def test_an_error_row_keeps_its_fields_and_at_most_2000_characters(wh_path: Path) -> None:
     run_id = start(wh_path)
-    with warehouse.opened(wh_path) as con:
-        runs.record_error(con, run_id, model="m0", clip_id=4, stage="explain", error="x" * 2500)
-        runs.record_error(con, run_id, model=None, clip_id=None, stage="load", error="short")
+    with store.opened(wh_path) as con:
+        write_path.record_error(
+            con, run_id, model="m0", clip_id=4, stage="explain", error="x" * 2500
+        )
+        write_path.record_error(con, run_id, model=None, clip_id=None, stage="load", error="short")
         rows = con.execute(
             "SELECT model, clip_id, stage, error FROM job_errors WHERE run_id = ? ORDER BY stage",
             [run_id],
@@ -183,8 +188,8 @@ class _Slow:
 
 def test_timed_counts_rows_and_seconds_and_answers_as_the_model() -> None:
     model = _Slow(train_tone_classifier(n_samples=1000, seed=0, steps=5))
-    counters = runs.RunCounters()
-    timed = runs.timed(model, counters)
+    counters = write_path.RunCounters()
+    timed = counting.timed(model, counters)
     assert (timed.labels, timed.sample_rate, timed.device) == (model.labels, model.sample_rate,
                                                                model.device)  # fmt: skip
     waves = torch.randn(3, 1000) * 0.1
@@ -201,7 +206,7 @@ def test_timed_passes_a_precision_to_the_model_it_wraps() -> None:
     from precision_models import LOW_HZ, N_SAMPLES, SAMPLE_RATE, HiddenOffset
 
     model = HiddenOffset()
-    timed = runs.timed(model, runs.RunCounters())
+    timed = counting.timed(model, write_path.RunCounters())
     low = torch.sin(2 * torch.pi * LOW_HZ * torch.arange(N_SAMPLES) / SAMPLE_RATE)[None] * 0.5
     assert timed.dtype == torch.float32 and int(timed(low).argmax()) == 1  # "other"
     assert timed.use_dtype(torch.bfloat16) == torch.bfloat16

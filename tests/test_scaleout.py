@@ -23,11 +23,12 @@ from light_params import PARAMS
 from polling import LET_GO_EACH_BATCH, signal_after_first_batch
 from sharing import sigwh
 
-from sigwarehouse import catalog, clips, warehouse
-from sigwarehouse.jobs import ingest, shards
+from sigwarehouse import catalog, clips, store
+from sigwarehouse.jobs import ingest
+from sigwarehouse.jobs.ingest import shards
 
 ray = pytest.importorskip("ray")
-from sigwarehouse.jobs import on_ray  # noqa: E402  (after the skip: it is the Ray path)
+from sigwarehouse.jobs.ingest import on_ray  # noqa: E402  (after the skip: it is the Ray path)
 
 # one worker builds this module's fixtures once (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("scaleout")
@@ -79,7 +80,7 @@ def _runs(path: Path) -> list[tuple]:
 
 
 def _plan(path: Path, **kwargs) -> ingest.IngestPlan:
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         return ingest.plan_ingest(
             con, LATER, PARAMS, dataset=DATASET, per_label=PER_LABEL, **kwargs
         )
@@ -89,8 +90,8 @@ def _plan(path: Path, **kwargs) -> ingest.IngestPlan:
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """FIRST ingested while it was the task's only model, then LATER added: what is
     left for LATER is explaining its clips and cross-filling FIRST's explanations."""
-    path, _ = warehouse.init(tmp_path_factory.mktemp("base") / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(tmp_path_factory.mktemp("base") / "warehouse.duckdb")
+    with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
         clips.add_dataset(con, DATASET, store_audio=True, progress=False)
         con.execute(
@@ -98,10 +99,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         later = con.execute("SELECT * FROM models WHERE model = ?", [LATER]).fetchall()
         con.execute("DELETE FROM models WHERE model = ?", [LATER])
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         plan = ingest.plan_ingest(con, FIRST, PARAMS, dataset=DATASET, per_label=FIRST_PER_LABEL)
     assert ingest.run_ingest(path, plan, clips_per_batch=2).status == "done"
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         con.execute(f"INSERT INTO models VALUES ({', '.join('?' * len(later[0]))})", later[0])
     plan = _plan(path)
     assert len(plan.clip_ids) == 2 * PER_LABEL and len(plan.cross_fill) == 2 * FIRST_PER_LABEL
@@ -159,7 +160,7 @@ def test_a_ray_run_whose_actors_are_killed_mid_run_stores_exactly_the_rows_of_a_
     assert summary.counters.extra["cross_filled"] == 2 * FIRST_PER_LABEL
     assert _facts(path) == _facts(local)
     assert _runs(path) == _runs(local)  # counters included: every query is counted once
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         device, params = con.execute(
             "SELECT device, params->'runtime'->'ray'->>'actors' FROM runs WHERE model = ?",
             [LATER],
@@ -225,7 +226,7 @@ def test_shards_merged_store_exactly_the_rows_of_a_local_run_however_often_merge
     # finished status stays. (The copy is the finished file with its runs set back to
     # `running`, as the file reads while its job runs.)
     stale = Path(shutil.copy(shard[1], tmp_path / "stale_1.duckdb"))
-    with warehouse.opened(stale) as con:
+    with store.opened(stale) as con:
         con.execute("UPDATE runs SET status = 'running', ended_at = NULL")
     assert sigwh(main, "merge", str(stale)).exit_code == 0
     assert _facts(main) == _facts(local)
@@ -235,14 +236,14 @@ def test_shards_merged_store_exactly_the_rows_of_a_local_run_however_often_merge
 def test_merge_refuses_a_shard_of_another_warehouse(
     base: Path, tmp_path: Path, wh_path: Path
 ) -> None:
-    with warehouse.opened(base, read_only=True) as con:
+    with store.opened(base, read_only=True) as con:
         row = con.execute("SELECT * FROM original_probs ORDER BY ALL LIMIT 1").fetchall()[0]
     # a shard of base as an ingest job starts it (its clip recorded), with one row
     shard = shards.open_shard(tmp_path / "shard.duckdb", base, [row[1]])
-    with warehouse.opened(shard) as into:
+    with store.opened(shard) as into:
         into.execute("INSERT INTO original_probs VALUES (?, ?, ?, ?, ?, ?)", row)
     other = _copy(base, tmp_path, "other.duckdb")  # the same clip ids, other files
-    with warehouse.opened(other) as con:
+    with store.opened(other) as con:
         con.execute("UPDATE clips SET sha256 = 'another file'")
     result = sigwh(other, "merge", str(shard))
     assert result.exit_code == 1

@@ -10,8 +10,11 @@ do and the numbers it must give, derived in the comments:
 - `_prefix_lengths` tries the prefix length the slacks predict and its stated multiples;
 - `_shrink` (one granularity of the group testing) removes, per round, the units that
   leave most slack first (ties: lowest first), as many together as the slack has room
-  for; its last round only measures; it never adds a bin; it returns the share of units
-  removable alone; for delta-completeness it asks the complement first.
+  for; every round removes what holds; it never adds a bin; it returns the share of units
+  its last round found removable alone;
+- `_one_by_one` removes runs of bins in doubling chunks and certifies the result;
+- a delta-completeness test stops at its first failing half, and asks first the half
+  that has decided more of the clip's failures.
 
 The search runs on the real `Oracle` and `drive`; only the model is a toy.
 """
@@ -303,18 +306,29 @@ def test_one_by_one_tries_equally_responsible_bins_lowest_first():
     assert share.tolist() == [0.0]
 
 
-def test_one_by_one_speculates_ahead_and_keeps_the_sequential_result():
-    # Bins 0-11 kept, the target needs all but 3 and 9; tried lowest first. A clip tests
-    # its next `ahead` removals at once: 1 ({0}), 2 ({1, 2}), 4 ({3..6}: 3 goes, the rest
-    # are forgotten); after a removal ahead is the failing run before it (0 -> 1): {4},
-    # then 2 ({5, 6}), 4 ({7..10}: 9 goes, after a run of 2), 2 ({10, 11}). Then the
-    # certification tests all 10 kept bins at once (8 new to the model: 10 and 11 were
-    # just tested against this mask). Sequentially, the same bins would go.
-    ctx = context(needs(0, 1, 2, 4, 5, 6, 7, 8, 10, 11))
+def test_one_by_one_removes_runs_in_doubling_chunks():
+    # Bins 0-11 kept, the target needs 0 and 11; tried lowest first, the chunk starting at
+    # 1. {0} fails (0 stays, the chunk stays 1); {1} goes, then {2, 3}, then {4..7} (the
+    # chunk doubles after each removal); {8..11} fails (11 is needed), so the chunk
+    # halves: {8, 9} goes; {10, 11} fails (the mask {0} again, answered from the
+    # oracle's memory); {10} goes; {11} alone fails and stays. The certification asks
+    # only the mask without 0 (the one without 11 is known): 8 queries in all, where one
+    # bin at a time takes 12, and 13 with the certification.
+    ctx = context(needs(0, 11))
     bins, share = one_by_one(ctx, SUFFICIENT, mask_of(*range(12)), by_bin())
-    assert bins == [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]
+    assert bins == [0, 11]
     assert share.tolist() == [0.0]
-    assert ctx.oracle.classifier.batches == [1, 2, 4, 1, 2, 4, 2, 8]
+    everything = set(range(12))
+    assert ctx.oracle.classifier.asked == [
+        everything - {0},
+        everything - {1},
+        everything - {1, 2, 3},
+        everything - set(range(1, 8)),
+        {0},
+        {0, 10, 11},
+        {0, 11},
+        {11},
+    ]
 
 
 def test_one_by_one_minimises_each_clip_against_its_own_mask():
@@ -327,16 +341,21 @@ def test_one_by_one_minimises_each_clip_against_its_own_mask():
     assert share.tolist() == [0.0, 0.0]
 
 
-def test_one_by_one_asks_a_complete_mask_only_where_its_complement_rejects():
-    # as for _shrink: the target needs 2 of bins 0-3, so the complement rejects only
-    # while the mask holds 3 of them. 0 goes; then every removal is refused by the
-    # complement, which is asked first: no query goes to a mask of fewer than 3.
+def test_a_complete_test_stops_at_its_first_failing_half_which_comes_first_when_it_leads():
+    # The target needs 2 of bins 0-3 held, so the mask must hold 3 of them for its
+    # complement (which also holds bins 4-15) to reject. Removing 0: the mask {1, 2, 3}
+    # keeps the target (asked first, no failure decided yet), its complement {0} rejects:
+    # 0 goes. Removing {1, 2} leaves {3}: the mask fails, its complement is not asked.
+    # Removing 1 alone: the mask {2, 3} passes, its complement {0, 1} fails (one failure
+    # each now, so the mask still comes first); removing 2 likewise. Removing 3: the
+    # complement has decided more failures, so {0, 3} is asked first, fails, and the mask
+    # {1, 2} is never asked. The certification's tests are all known.
     ctx = context(at_least(2, 0, 1, 2, 3))
     bins, share = one_by_one(ctx, COMPLETE, mask_of(0, 1, 2, 3), by_bin())
     assert bins == [1, 2, 3]
     assert share.tolist() == [0.0]
-    masks = [q for q in ctx.oracle.classifier.asked if q <= {0, 1, 2, 3}]
-    assert all(len(m) >= 3 for m in masks)
+    low = [q & {0, 1, 2, 3} for q in ctx.oracle.classifier.asked]
+    assert low == [{1, 2, 3}, {0}, {3}, {2, 3}, {0, 1}, {1, 3}, {0, 2}, {0, 3}]
 
 
 # --- minimise ---------------------------------------------------------------------------
@@ -517,11 +536,12 @@ def test_one_round_removes_as_many_units_as_the_slack_has_room_for(
     assert holds(ctx, prop, bins)
 
 
-def test_the_last_round_only_measures():
-    # one round: every single bin is removable (slack 5 - 1), none is removed
+def test_a_single_round_removes_and_reports_the_share_it_found():
+    # one round: every single bin is removable (slack 5 - 1), so the round reports 1.0,
+    # and removes the 5 the slack has room for
     ctx = context(additive([W] * 8, 3 * W))
     bins, share = shrink(ctx, SUFFICIENT, mask_of(*range(8)), n_units=8, rounds=1)
-    assert bins == list(range(8))
+    assert bins == [5, 6, 7]
     assert share.tolist() == [1.0]
 
 
@@ -559,18 +579,22 @@ def test_a_lone_removable_unit_is_removed_and_no_bin_is_added():
     assert share.tolist() == [0.0]
 
 
-def test_the_complete_property_asks_a_mask_only_where_its_complement_rejects():
+def test_the_complete_property_asks_a_complement_only_where_its_mask_passed():
     # The target needs 2 of bins 0-3 held, so the mask must hold 3 of them for its
     # complement to reject (hold at most 1). Each single bin is removable; two together
-    # leave the complement 2 and are not. Near minimality the complement fails more
-    # often, so it is asked first, and the mask only where the complement rejected: no
-    # query goes to a mask of fewer than 3 of the bins, in the removal round (which tries
-    # 4, 3, 2 bins) as in the measuring round (3 - 1).
+    # leave the complement 2 and are not. Round one: the lowest bin goes alone (the
+    # removal of 4 and of 3 bins fail on the mask, of 2 on the complement); round two
+    # finds no bin removable alone. The mask half decides more of the failures here
+    # (2 against 1 after round one), so it is asked first throughout: every complement
+    # asked is that of a mask asked before that kept the target.
     ctx = context(at_least(2, 0, 1, 2, 3))
     bins, share = shrink(ctx, COMPLETE, mask_of(0, 1, 2, 3), n_units=4, rounds=2)
     assert bins == [1, 2, 3]  # the lowest goes alone; no two more can follow
     assert share.tolist() == [0.0]
     asked = ctx.oracle.classifier.asked
-    masks = [q for q in asked if q <= {0, 1, 2, 3}]  # every complement holds bins 4-15
-    assert len(masks) < len(asked)
-    assert all(len(m) >= 3 for m in masks)
+    rest = set(range(4, N_VARS))
+    complements = [i for i, q in enumerate(asked) if q >= rest]
+    assert complements  # the complement half was asked
+    for i in complements:
+        mask = set(range(N_VARS)) - asked[i]
+        assert mask in asked[:i] and len(mask & {0, 1, 2, 3}) >= 2

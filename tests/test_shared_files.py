@@ -17,8 +17,9 @@ import pytest
 from polars.testing import assert_frame_equal
 from sharing import copy_of, digest, rounded, sigwh, view_queries
 
-from sigwarehouse import views, warehouse
+from sigwarehouse import store
 from sigwarehouse.analyses import build_report
+from sigwarehouse.store import sql_files
 
 SECRET = "s3cr3t-on-the-readers-machine"
 
@@ -117,19 +118,19 @@ def test_analyses_and_info_read_the_packages_views(filled: Path, tmp_path: Path)
     con.execute("CREATE OR REPLACE VIEW model_accuracy AS SELECT 'x' AS task, 'd' AS dataset, "
                 "'m1' AS model, 1 AS n_clips, 0.123 AS accuracy")  # fmt: skip
     con.close()
-    with warehouse.opened(filled, read_only=True) as con:
+    with store.opened(filled, read_only=True) as con:
         queries = view_queries(con)
         expected = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         got = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
     assert got == expected
-    assert set(expected) == {p.stem for p in warehouse.view_files()}
+    assert set(expected) == {p.stem for p in store.view_files()}
 
 
 def test_views_check_lists_each_difference(filled: Path, tmp_path: Path, secret_file) -> None:
     result = sigwh(filled, "views", "--check")
     assert result.exit_code == 0, result.output
-    names = [name for name, _ in views.ordered()]
+    names = [name for name, _ in sql_files.ordered_views()]
     for name in names:
         assert f"  {name:<28} same" in result.output
 
@@ -287,13 +288,13 @@ def test_a_view_needing_a_pending_migration_says_to_migrate(
     taken from the file; sql and report say to migrate, other views still work."""
     import shutil
 
-    path, _ = warehouse.init(tmp_path / "old" / "warehouse.duckdb")
+    path, _ = store.init(tmp_path / "old" / "warehouse.duckdb")
     con = duckdb.connect(str(path))  # the file's own, older definition of the new view
     con.execute("CREATE VIEW extra_view AS SELECT 'the file''s' AS x")
     con.close()
     copy = tmp_path / "sql"
-    shutil.copytree(warehouse.sql_dir(), copy)
-    monkeypatch.setattr(warehouse, "sql_dir", lambda: copy)
+    shutil.copytree(store.sql_dir(), copy)
+    monkeypatch.setattr(sql_files, "sql_dir", lambda: copy)
     (copy / "schema" / "9000_extra.sql").write_text("CREATE TABLE extra (x INTEGER);")
     (copy / "views" / "extra_view.sql").write_text(
         "CREATE OR REPLACE VIEW extra_view AS SELECT x FROM extra;"

@@ -15,7 +15,8 @@ import duckdb
 import pytest
 from sharing import copy_of, rounded, sigwh, view_queries
 
-from sigwarehouse import storage, warehouse
+from sigwarehouse import store
+from sigwarehouse.store import file_format
 
 # one worker builds this module's fixtures once (make test: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("storage")
@@ -89,13 +90,13 @@ def _assert_same_rows(cli_rows: list[tuple], rows: list[tuple], what: str) -> No
 
 
 def test_new_warehouses_are_written_in_a_storage_version_1x_readers_open(filled: Path) -> None:
-    expected = storage.STORAGE_NUMBERS[storage.STORAGE_VERSION]
+    expected = file_format.STORAGE_NUMBERS[file_format.STORAGE_VERSION]
     # the file was created by init, then written by DuckDB 2.x (fill): still the same
-    header = storage.read_header(filled)
+    header = file_format.read_header(filled)
     assert header.storage_number == expected == 65
     assert header.oldest_reader == "1.2"
     con = duckdb.connect(str(filled), read_only=True)
-    need = storage.required_size(con)
+    need = file_format.required_size(con)
     con.close()
     assert need is not None and 3 * 4096 < need <= header.size
     assert f"storage {expected} (DuckDB 1.2 or newer reads it)" in sigwh(filled, "info").output
@@ -106,16 +107,16 @@ def test_the_stock_duckdb_cli_reads_every_view(
 ) -> None:
     path = copy_of(filled, tmp_path / "shared")
     before = path.read_bytes()
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         queries = view_queries(con)
         expected = {name: con.execute(q).fetchall() for name, q in queries.items()}
-    assert set(queries) == {p.stem for p in warehouse.view_files()}
+    assert set(queries) == {p.stem for p in store.view_files()}
     for name, query in queries.items():
         _assert_same_rows(_cli_rows(duckdb_cli, path, query), expected[name], name)
     assert len(expected["model_accuracy"]) > 0
     # and the tables, audio blobs included
     rows = _cli_rows(duckdb_cli, path, "SELECT count(*), sum(octet_length(audio)) FROM clips")
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         want = con.execute("SELECT count(*), sum(octet_length(audio)) FROM clips").fetchall()
     assert rows == [tuple(str(v) for v in want[0])]
     assert path.read_bytes() == before
@@ -126,8 +127,8 @@ def _plain_2x_warehouse(path: Path) -> Path:
     import small_warehouse
 
     duckdb.connect(str(path)).close()
-    con = warehouse.connect(path)
-    warehouse.migrate(con)
+    con = store.connect(path)
+    store.migrate(con)
     con.close()
     small_warehouse.fill(path)
     return path
@@ -135,16 +136,16 @@ def _plain_2x_warehouse(path: Path) -> Path:
 
 def test_convert_rewrites_an_existing_file_for_1x_readers(tmp_path: Path, duckdb_cli) -> None:
     path = _plain_2x_warehouse(tmp_path / "warehouse.duckdb")
-    assert storage.read_header(path).oldest_reader is None
+    assert file_format.read_header(path).oldest_reader is None
     done = subprocess.run(
         [str(duckdb_cli), "-readonly", str(path), "-c", "SELECT 1"], capture_output=True, text=True
     )
     assert done.returncode != 0 and "version number" in done.stderr
     original = path.read_bytes()
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         queries = view_queries(con)
         expected = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
-        counts = warehouse.table_counts(con)
+        counts = store.table_counts(con)
         next_clip = con.execute("SELECT last_value FROM duckdb_sequences()").fetchall()
 
     result = sigwh(path, "convert")
@@ -155,9 +156,9 @@ def test_convert_rewrites_an_existing_file_for_1x_readers(tmp_path: Path, duckdb
         f"{sum(n for _, n in counts):,} rows copied; the original is kept as {backup}\n"
     )
     assert backup.read_bytes() == original
-    assert storage.read_header(path).storage_number == 65
-    with warehouse.opened(path, read_only=True) as con:
-        assert warehouse.table_counts(con) == counts
+    assert file_format.read_header(path).storage_number == 65
+    with store.opened(path, read_only=True) as con:
+        assert store.table_counts(con) == counts
         assert {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()} == expected
         assert con.execute("SELECT last_value FROM duckdb_sequences()").fetchall() == next_clip
     assert _cli_rows(duckdb_cli, path, "SELECT count(*) FROM model_accuracy") == [
@@ -175,7 +176,7 @@ def test_convert_to_another_file_and_refusals(filled: Path, tmp_path: Path) -> N
     out = tmp_path / "old-readers.duckdb"
     result = sigwh(path, "convert", "--storage-version", "v1.1.0", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert storage.read_header(out).storage_number == 64
+    assert file_format.read_header(out).storage_number == 64
     assert path.read_bytes() == before  # the source is left as it was
     result = sigwh(path, "convert", "--storage-version", "v0.9")
     assert result.exit_code == 1
@@ -186,9 +187,9 @@ def test_export_round_trips_through_import_database(filled: Path, tmp_path: Path
     out = tmp_path / "export"
     result = sigwh(filled, "export", "--parquet", str(out))
     assert result.exit_code == 0, result.output
-    n_views = len(warehouse.view_files())
-    with warehouse.opened(filled, read_only=True) as con:
-        tables = dict(warehouse.table_counts(con))
+    n_views = len(store.view_files())
+    with store.opened(filled, read_only=True) as con:
+        tables = dict(store.table_counts(con))
         queries = view_queries(con)
         views_expected = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
         tables_expected = {
@@ -218,7 +219,7 @@ def test_a_colleague_queries_the_parquet_export_in_place_with_the_views(
     out = tmp_path / "export"
     assert sigwh(filled, "export", "--parquet", str(out)).exit_code == 0
     received = shutil.move(out, tmp_path / "received")
-    with warehouse.opened(filled, read_only=True) as con:
+    with store.opened(filled, read_only=True) as con:
         queries = view_queries(con)
         expected = {n: rounded(con.execute(q).fetchall()) for n, q in queries.items()}
     monkeypatch.chdir(received)
@@ -242,15 +243,15 @@ def test_checks_on_a_file_this_process_holds_keep_duckdbs_lock(wh_path: Path) ->
         "try:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\n"
         "except duckdb.IOException as e:\n    print('locked' if 'lock' in str(e) else e)\n"
     )
-    con = warehouse.connect(wh_path)
+    con = store.connect(wh_path)
     try:
-        storage.check_magic(wh_path)
-        assert storage.read_header(wh_path) is None  # not read while held here
-        with warehouse.opened(wh_path) as again:  # a second connection in this process
+        file_format.check_magic(wh_path)
+        assert file_format.read_header(wh_path) is None  # not read while held here
+        with store.opened(wh_path) as again:  # a second connection in this process
             again.execute("SELECT 1").fetchall()
         out = subprocess.run([sys.executable, "-c", probe, str(wh_path)], capture_output=True,
                              text=True, timeout=60)  # fmt: skip
         assert out.stdout.strip() == "locked", out.stdout + out.stderr
     finally:
         con.close()
-    assert storage.read_header(wh_path) is not None  # free again: read as usual
+    assert file_format.read_header(wh_path) is not None  # free again: read as usual

@@ -24,8 +24,8 @@ from reference import stored_transfer_counts, tally_transfer_counts
 from sharing import copy_of, sigwh
 from small_warehouse import PARAMS_HASH
 
-from sigwarehouse import warehouse
-from sigwarehouse.jobs import runs
+from sigwarehouse import store
+from sigwarehouse.store import sql_files, write_path
 
 pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
 
@@ -83,7 +83,7 @@ def _plant(path: Path, parts: int = 1) -> Path:
     """planted's work on the file at path; the writer is given the signals as `parts`
     Rows of signal_probs in one call (each counted from its own temporary table)."""
     run = str(uuid.uuid4())
-    with warehouse.opened(path) as con, warehouse.transaction(con):
+    with store.opened(path) as con, store.transaction(con):
         con.execute(
             "INSERT INTO runs (run_id, job, params_hash, seed, code_version, started_at,"
             " status) VALUES (?, 'ingest', ?, 0, 'test', now(), 'done')",
@@ -102,8 +102,8 @@ def _plant(path: Path, parts: int = 1) -> Path:
             "DELETE FROM explanations WHERE params_hash = ? AND model = ? AND clip_id = ?",
             [PLANTED, rows[0][0], rows[0][1]],
         )
-        runs.insert_rows(
-            con, [runs.Rows("signal_probs", COLUMNS, rows[i::parts]) for i in range(parts)]
+        write_path.insert_rows(
+            con, [write_path.Rows("signal_probs", COLUMNS, rows[i::parts]) for i in range(parts)]
         )
     return path
 
@@ -155,7 +155,7 @@ def test_the_writer_counts_entropies_on_the_bound_as_a_plain_tally_does(planted:
 @pytest.mark.parametrize("eps", [0.01, 0.25, 0.37, 0.5, 0.99, 1.0, 0.375, 0.123456, 1 + 1e-10])
 def test_beta_on_and_off_the_grid_equals_beta_by_hand(planted: Path, eps: float) -> None:
     """On the grid (k/100) β is read from the counts, off it from the rows: both exact."""
-    con = warehouse.connect(planted, read_only=True)
+    con = store.connect(planted, read_only=True)
     try:
         expected = _beta_by_hand(con, eps)
         rows = con.execute(
@@ -179,7 +179,7 @@ def test_beta_on_and_off_the_grid_equals_beta_by_hand(planted: Path, eps: float)
 def test_alpha_counts_signals_without_an_explanation_in_neither_share(planted: Path) -> None:
     """α is β at ε = 1 (tests/test_views.py); here its silence columns, by hand, with
     empty, non-empty and explanation-less signals in one parameter set."""
-    con = warehouse.connect(planted, read_only=True)
+    con = store.connect(planted, read_only=True)
     try:
         expected = _beta_by_hand(con, 1.0)
         rows = con.execute(
@@ -205,9 +205,9 @@ def test_signals_given_as_several_rows_in_one_call_are_all_stored_and_counted(
 ) -> None:
     path = _plant(copy_of(small_filled[0], tmp_path / "parts"), parts=3)
     rows = "SELECT * EXCLUDE (run_id) FROM signal_probs ORDER BY ALL"
-    with warehouse.opened(planted, read_only=True) as con:
+    with store.opened(planted, read_only=True) as con:
         in_one = con.execute(rows).fetchall()  # the same signals given as one Rows
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         assert con.execute(rows).fetchall() == in_one
         assert stored_transfer_counts(con) == tally_transfer_counts(con)
         temporary = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary")
@@ -215,20 +215,20 @@ def test_signals_given_as_several_rows_in_one_call_are_all_stored_and_counted(
 
 
 def test_signal_rows_without_their_key_columns_are_refused(planted: Path) -> None:
-    with warehouse.opened(planted) as con:
+    with store.opened(planted) as con:
         for missing in ("kind", "clip_id"):
             columns = tuple(c for c in COLUMNS if c != missing)
             row = tuple(0 for _ in columns)
             with pytest.raises(ValueError, match=r"signal_probs: rows must carry the key col"):
-                runs.insert_rows(con, [runs.Rows("signal_probs", columns, [row])])
+                write_path.insert_rows(con, [write_path.Rows("signal_probs", columns, [row])])
 
 
 def test_a_batch_offered_twice_is_counted_once(planted: Path) -> None:
-    with warehouse.opened(planted) as con:
+    with store.opened(planted) as con:
         before = stored_transfer_counts(con)
         again = _planted_rows(con, str(uuid.uuid4()))
-        with warehouse.transaction(con):
-            runs.insert_rows(con, [runs.Rows("signal_probs", COLUMNS, again)])
+        with store.transaction(con):
+            write_path.insert_rows(con, [write_path.Rows("signal_probs", COLUMNS, again)])
         assert stored_transfer_counts(con) == before
 
 
@@ -276,18 +276,18 @@ def test_migration_0008_counts_an_older_file_all_or_nothing(
         con.execute("DELETE FROM schema_migrations WHERE version = 8")
     finally:
         con.close()
-    real = warehouse.migrations()
+    real = store.migrations()
     step = next(m for m in real if m.version == 8)
     broken = tmp_path / step.path.name
     broken.write_text(step.path.read_text() + "\nSELECT error('interrupted');\n")
     monkeypatch.setattr(
-        warehouse, "migrations",
+        sql_files, "migrations",
         lambda: [m if m.version != 8 else type(m)(m.version, m.name, broken) for m in real],
     )  # fmt: skip
     con = duckdb.connect(str(planted))
     try:
-        with pytest.raises(warehouse.WarehouseError, match="failed and was rolled back"):
-            warehouse.migrate(con)
+        with pytest.raises(store.WarehouseError, match="failed and was rolled back"):
+            store.migrate(con)
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "transfer_counts" not in tables
     finally:

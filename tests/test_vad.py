@@ -24,7 +24,7 @@ import torch
 from light_params import ARGS
 from sharing import sigwh
 
-from sigwarehouse import catalog, clips, warehouse
+from sigwarehouse import catalog, clips, store
 from sigwarehouse.corpus.speechset import build_speech_set
 from sigwarehouse.models.loader import load_classifier
 
@@ -145,7 +145,7 @@ def test_catalog_lists_the_detectors_with_licences_and_their_accuracy_holds() ->
 
 def test_labels_are_read_without_torch_and_silero_leaves_torch_as_it_was() -> None:
     code = (
-        "import sys; from sigwarehouse.models.loader import model_labels\n"
+        "import sys; from sigwarehouse.models.labels import model_labels\n"
         "print([model_labels('python', f'sigwarehouse.models.vad:{n}') for n in"
         " ('silero', 'webrtc', 'earshot')])\n"
         "assert 'torch' not in sys.modules\n"
@@ -214,8 +214,8 @@ def test_a_rebuild_gives_the_same_samples(tmp_path: Path) -> None:
 
 def test_sigwh_ingest_explains_a_detector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGWH_CATALOG", str(REPO / "ingest"))
-    path, _ = warehouse.init(tmp_path / "warehouse.duckdb")
-    with warehouse.opened(path) as con:
+    path, _ = store.init(tmp_path / "warehouse.duckdb")
+    with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
         clips.add_dataset(con, "speech-eval", progress=False, per_label=1)
     args = ["--model", "silero", "--per-label", "1", "--device", "cpu", *ARGS]
@@ -253,7 +253,7 @@ def _the_report_section_matches_direct_calls(path: Path) -> None:
 
     from sigwarehouse.analyses import pretrained
 
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         section = pretrained.run(con)
         stored = con.execute(
             "SELECT c.path, e.n_bins, e.sufficient_mask, e.orig_class FROM explanations e "

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from sigwarehouse import transfer_counts
+from sigwarehouse.store import transfer_counts
 
 LABELS = ["a", "b", "c"]
 MODELS = ["m1", "m2", "m3", "m4"]

@@ -1,4 +1,4 @@
-"""The jobs' write path (runs.write_batch: Arrow tables, one transaction per batch) and
+"""The jobs' write path (write_path.write_batch: Arrow tables, one transaction per batch) and
 the transaction helper, on real warehouse files."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from sigwarehouse import probes, warehouse
+from sigwarehouse import probes, store
 from sigwarehouse.freqrex.spectral import pack_mask
-from sigwarehouse.jobs import asr, compose, ingest, label_transfer, runs
+from sigwarehouse.jobs import asr, compose, ingest, label_transfer
 from sigwarehouse.signals import SIGNAL_KINDS, encode_responsibility
+from sigwarehouse.store import write_path
 
 pytestmark = pytest.mark.core  # run for every mutant by `make mutation`
 
@@ -23,8 +24,8 @@ N_BINS = 4001
 
 
 def start(path: Path) -> str:
-    with warehouse.opened(path) as con:
-        return runs.start_run(
+    with store.opened(path) as con:
+        return write_path.start_run(
             con, job="test", model="m0", task="t", dataset=None, params={}, params_hash=PH,
             seed=0, device="cpu",
         )  # fmt: skip
@@ -60,12 +61,12 @@ def ingest_batch(rng: np.random.Generator, clip_ids: list[int], run_id: str) -> 
 
 
 def write(path: Path, run_id: str, rows: tuple, counters=None, errors=None) -> None:
-    ingest._write_batch(path, run_id, counters or runs.RunCounters(), *rows, errors or [])
+    ingest.write_batch(path, run_id, counters or write_path.RunCounters(), *rows, errors or [])
 
 
 def snapshot(path: Path) -> dict[str, list]:
     """Every row of every table the ingest job writes, in key order."""
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         return {
             t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
             for t in ("explanations", "original_probs", "signal_probs", "runs", "job_errors")
@@ -81,7 +82,7 @@ def test_stored_rows_equal_what_was_offered(wh_path: Path) -> None:
     run_id = start(wh_path)
     rows_e, rows_o, rows_s = ingest_batch(np.random.default_rng(1), [1, 2, 3], run_id)
     write(wh_path, run_id, (rows_e, rows_o, rows_s))
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         cols = ", ".join(ingest.EXPLANATION_COLUMNS)
         got = con.execute(f"SELECT {cols} FROM explanations ORDER BY clip_id").fetchall()
         got_o = con.execute(
@@ -115,7 +116,7 @@ def test_the_arrow_path_stores_what_executemany_stored(tmp_path: Path) -> None:
     """Every job's table, its awkward values included (NaN, NULL, empty lists, a column
     named `class`): the new path stores exactly what one executemany per table did."""
     rng = np.random.default_rng(2)
-    paths = [warehouse.init(tmp_path / f"{name}.duckdb")[0] for name in ("old", "new")]
+    paths = [store.init(tmp_path / f"{name}.duckdb")[0] for name in ("old", "new")]
     run_ids = [start(p) for p in paths]
     rid = "00000000-0000-4000-8000-000000000001"  # the rows carry their own run id
     composite = dict.fromkeys(compose._COLUMNS)
@@ -126,34 +127,38 @@ def test_the_arrow_path_stores_what_executemany_stored(tmp_path: Path) -> None:
     )  # fmt: skip
     composite["class"] = 1
     tables = [
-        runs.Rows("explanations", ingest.EXPLANATION_COLUMNS, ingest_batch(rng, [7, 8], rid)[0]),
-        runs.Rows(
+        write_path.Rows(
+            "explanations", ingest.EXPLANATION_COLUMNS, ingest_batch(rng, [7, 8], rid)[0]
+        ),
+        write_path.Rows(
             "model_probes", probes.PROBE_COLUMNS,
             [("m0", "silence", 16000, [math.nan, math.nan], None, None, rid),
              ("m0", "noise-60dbfs", 16000, [0.25, 0.75], 1, 0.811, rid)],
         ),
-        runs.Rows(
+        write_path.Rows(
             "transcripts", asr.TRANSCRIPT_COLUMNS,
             [("pocketsphinx", 7, "", "", "original", "hello there", 0.1, rid),
              ("pocketsphinx", 7, "m0", PH, "sufficient", "", 0.2, rid)],
         ),
-        runs.Rows("signal_stoi", asr.STOI_COLUMNS, [("m0", 7, PH, "sufficient", None, rid),
+        write_path.Rows("signal_stoi", asr.STOI_COLUMNS, [("m0", 7, PH, "sufficient", None, rid),
                                                     ("m0", 7, PH, "complete", 0.75, rid)]),
-        runs.Rows(
+        write_path.Rows(
             "label_transfers", label_transfer.TRANSFER_COLUMNS,
             [("m0", 7, PH, 3, 1, "sufficient", rid, 8001, 120, [0.9, 0.1], 0, [0.2, 0.8], 1)],
         ),
-        runs.Rows("composites", compose._COLUMNS, [tuple(composite[c] for c in compose._COLUMNS)]),
+        write_path.Rows(
+            "composites", compose._COLUMNS, [tuple(composite[c] for c in compose._COLUMNS)]
+        ),
     ]  # fmt: skip
-    with warehouse.opened(paths[0]) as con, warehouse.transaction(con):
+    with store.opened(paths[0]) as con, store.transaction(con):
         for t in tables:
             cols = ", ".join(f'"{c}"' for c in t.columns)
             marks = ", ".join("?" * len(t.columns))
             con.executemany(f"INSERT OR IGNORE INTO {t.table} ({cols}) VALUES ({marks})", t.rows)
-    runs.write_batch(paths[1], tables, run_ids[1], runs.RunCounters())
+    write_path.write_batch(paths[1], tables, run_ids[1], write_path.RunCounters())
 
     def rows(path: Path, table: str) -> str:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             # repr: NaN compares unequal to itself, its text does not
             return repr(con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall())
 
@@ -166,8 +171,10 @@ def test_columns_are_matched_by_name_not_position(wh_path: Path) -> None:
     run_id = start(wh_path)
     cols = probes.PROBE_COLUMNS[::-1]
     row = ("m0", "silence", 16000, [0.5, 0.5], 0, 1.0, run_id)[::-1]
-    runs.write_batch(wh_path, [runs.Rows("model_probes", cols, [row])], run_id, runs.RunCounters())
-    with warehouse.opened(wh_path, read_only=True) as con:
+    write_path.write_batch(
+        wh_path, [write_path.Rows("model_probes", cols, [row])], run_id, write_path.RunCounters()
+    )
+    with store.opened(wh_path, read_only=True) as con:
         got = con.execute("SELECT model, probe, n_samples, top1 FROM model_probes").fetchall()
     assert got == [("m0", "silence", 16000, 0)]
 
@@ -192,13 +199,13 @@ def test_of_rows_sharing_a_key_in_one_batch_the_first_is_kept(wh_path: Path) -> 
     first = ("m0", "silence", 16000, [0.5, 0.5], 0, 1.0, run_id)
     second = ("m0", "silence", 16000, [0.25, 0.75], 1, 0.5, run_id)
     table = ingest.probe_table([first, second, first])
-    runs.write_batch(wh_path, [table], run_id, runs.RunCounters())
-    with warehouse.opened(wh_path, read_only=True) as con:
+    write_path.write_batch(wh_path, [table], run_id, write_path.RunCounters())
+    with store.opened(wh_path, read_only=True) as con:
         assert con.execute("SELECT probs, top1 FROM model_probes").fetchall() == [([0.5, 0.5], 0)]
 
 
-def _counters(clips: int) -> runs.RunCounters:
-    return runs.RunCounters(clips_done=clips, queries=10 * clips)
+def _counters(clips: int) -> write_path.RunCounters:
+    return write_path.RunCounters(clips_done=clips, queries=10 * clips)
 
 
 @pytest.mark.parametrize("failure", ["constraint", "bad row", "run update"])
@@ -222,7 +229,7 @@ def test_a_batch_failing_midway_stores_none_of_its_rows(
         def broken(*_args, **_kwargs):
             raise RuntimeError("injected")
 
-        monkeypatch.setattr(runs, "update_run", broken)
+        monkeypatch.setattr(write_path, "update_run", broken)
         raised = RuntimeError
     with pytest.raises(raised):
         write(wh_path, run_id, (rows_e, rows_o, rows_s), _counters(4), errors)
@@ -230,7 +237,7 @@ def test_a_batch_failing_midway_stores_none_of_its_rows(
     assert [r[1] for r in before["explanations"]] == [1, 2]
     monkeypatch.undo()
     write(wh_path, run_id, ingest_batch(rng, [3, 4], run_id), _counters(4))  # the file is fine
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM explanations").fetchall() == [(4,)]
         assert con.execute("SELECT clips_done FROM runs").fetchall() == [(4,)]
 
@@ -241,7 +248,7 @@ def test_errors_and_counters_are_written_with_the_batch(wh_path: Path) -> None:
     write(
         wh_path, run_id, ingest_batch(np.random.default_rng(5), [1], run_id), _counters(1), errors
     )
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         assert con.execute("SELECT model, clip_id, stage FROM job_errors").fetchall() == [
             ("m1", 1, "evaluate")
         ]
@@ -260,7 +267,7 @@ def con(tmp_path: Path):
 
 
 def test_transaction_commits_the_block(con) -> None:
-    with warehouse.transaction(con):
+    with store.transaction(con):
         con.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
     assert con.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
 
@@ -268,18 +275,18 @@ def test_transaction_commits_the_block(con) -> None:
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_transaction_rolls_back_and_reraises(con, error: type[BaseException]) -> None:
     con.execute("INSERT INTO t VALUES (1, 'kept')")
-    with pytest.raises(error), warehouse.transaction(con):
+    with pytest.raises(error), store.transaction(con):
         con.execute("INSERT INTO t VALUES (2, 'gone')")
         con.execute("UPDATE t SET v = 'changed' WHERE k = 1")
         raise error()
     assert con.execute("SELECT * FROM t").fetchall() == [(1, "kept")]
-    with warehouse.transaction(con):  # no transaction was left open
+    with store.transaction(con):  # no transaction was left open
         con.execute("INSERT INTO t VALUES (3, 'next')")
     assert con.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
 
 
 def test_transaction_rolls_back_after_a_failed_statement(con) -> None:
-    with pytest.raises(duckdb.ConstraintException), warehouse.transaction(con):
+    with pytest.raises(duckdb.ConstraintException), store.transaction(con):
         con.execute("INSERT INTO t VALUES (1, 'a')")
         con.execute("INSERT INTO t VALUES (2, NULL)")
     assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
@@ -288,7 +295,7 @@ def test_transaction_rolls_back_after_a_failed_statement(con) -> None:
 def test_a_failed_commit_raises_its_own_error(con) -> None:
     """DuckDB rolls back a COMMIT that fails; the helper reports the commit's error."""
     other = con.cursor()
-    with pytest.raises(duckdb.TransactionException, match="commit"), warehouse.transaction(other):
+    with pytest.raises(duckdb.TransactionException, match="commit"), store.transaction(other):
         other.execute("INSERT INTO t VALUES (1, 'theirs')")
         con.execute("INSERT INTO t VALUES (1, 'mine')")  # commits first
     assert con.execute("SELECT * FROM t").fetchall() == [(1, "mine")]
@@ -300,24 +307,24 @@ def test_insert_rows_keeps_every_row_of_a_table_without_a_key(tmp_path: Path) ->
     with duckdb.connect(str(tmp_path / "k.duckdb")) as con:
         con.execute("CREATE TABLE free (a INTEGER, b VARCHAR)")
         con.execute("CREATE TABLE keyed (k INTEGER PRIMARY KEY, v VARCHAR)")
-        runs.insert_rows(con, [
-            runs.Rows("keyed", ("k", "v"), []),
-            runs.Rows("free", ("a", "b"), [(1, "x"), (1, "x"), (2, "y")]),
-            runs.Rows("keyed", ("v", "k"), [("a", 1), ("b", 1), ("c", 2)]),
+        write_path.insert_rows(con, [
+            write_path.Rows("keyed", ("k", "v"), []),
+            write_path.Rows("free", ("a", "b"), [(1, "x"), (1, "x"), (2, "y")]),
+            write_path.Rows("keyed", ("v", "k"), [("a", 1), ("b", 1), ("c", 2)]),
         ])  # fmt: skip
         assert con.execute("SELECT * FROM free ORDER BY ALL").fetchall() == [
             (1, "x"), (1, "x"), (2, "y")
         ]  # fmt: skip
         assert con.execute("SELECT * FROM keyed ORDER BY k").fetchall() == [(1, "a"), (2, "c")]
         with pytest.raises(ValueError, match=r"free: every row must have 2 values \('a', 'b'\)"):
-            runs.insert_rows(con, [runs.Rows("free", ("a", "b"), [(1, "x"), (2,)])])
+            write_path.insert_rows(con, [write_path.Rows("free", ("a", "b"), [(1, "x"), (2,)])])
 
 
 def test_signal_probs_keep_their_natural_key_without_an_index(wh_path: Path) -> None:
     """signal_probs has no primary-key index (migration 0007); the writer keeps its key:
     a batch overlapping the stored clips adds only the new clips' rows, and of two rows
     offered with one key in one batch the first is stored."""
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         indexed = con.execute(
             "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'signal_probs'"
             " AND constraint_type = 'PRIMARY KEY'"
@@ -336,13 +343,13 @@ def test_signal_probs_keep_their_natural_key_without_an_index(wh_path: Path) -> 
     twice = [("m0", 9, PH, "sufficient", "m1", 0, [0.75, 0.25], 0, 0.8, run_id),
              ("m0", 9, PH, "sufficient", "m1", 1, [0.25, 0.75], 1, 0.8, run_id)]  # fmt: skip
     write(wh_path, run_id, ([], [], twice))
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         stored = con.execute("SELECT probs FROM signal_probs WHERE clip_id = 9").fetchall()
     assert stored == [([0.75, 0.25],)]
 
 
 def test_arrow_table_refuses_rows_of_unequal_length() -> None:
-    table = runs.arrow_table(runs.Rows("t", ("a", "b"), [(1, "x"), (2, "y")]))
+    table = write_path.arrow_table(write_path.Rows("t", ("a", "b"), [(1, "x"), (2, "y")]))
     assert table.column_names == ["a", "b"] and table.to_pylist()[1] == {"a": 2, "b": "y"}
     with pytest.raises(ValueError):  # not cut to the shortest row: a value would be lost
-        runs.arrow_table(runs.Rows("t", ("a", "b"), [(1, "x", "lost"), (2, "y")]))
+        write_path.arrow_table(write_path.Rows("t", ("a", "b"), [(1, "x", "lost"), (2, "y")]))

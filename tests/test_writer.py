@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from test_write_path import ingest_batch, snapshot, start, write
 
-from sigwarehouse import warehouse
-from sigwarehouse.jobs import ingest, runs
+from sigwarehouse import store
+from sigwarehouse.jobs import ingest
 from sigwarehouse.jobs.writer import EVERY_BATCH, HeldWarehouse, HoldPolicy, hold_at_most
+from sigwarehouse.store import write_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,13 +41,13 @@ def other_process_can_write(path: Path) -> bool:
 
 
 def test_holding_the_file_stores_what_opening_per_batch_stores(tmp_path: Path) -> None:
-    paths = [warehouse.init(tmp_path / f"{name}.duckdb")[0] for name in ("per", "held")]
+    paths = [store.init(tmp_path / f"{name}.duckdb")[0] for name in ("per", "held")]
     run_ids = [start(p) for p in paths]
     per_batch = batches(run_ids[0], 5)
     for rows in per_batch:
         write(paths[0], run_ids[0], rows)
     policy = HoldPolicy(max_batches=2, max_hold_s=60, idle_s=60)
-    writer = ingest.ingest_writer(paths[1], run_ids[1], runs.RunCounters(), policy)
+    writer = ingest.ingest_writer(paths[1], run_ids[1], write_path.RunCounters(), policy)
     with writer as write_held:
         for rows in batches(run_ids[1], 5):
             write_held(*rows, [])
@@ -67,7 +68,7 @@ def test_every_batch_policy_opens_the_file_for_each_batch(wh_path: Path) -> None
     held = HeldWarehouse(wh_path, EVERY_BATCH)
     for rows in batches(run_id, 3):
         tables, errors = ingest.batch_tables(*rows, [])
-        held.write(tables, run_id, runs.RunCounters(), errors)
+        held.write(tables, run_id, write_path.RunCounters(), errors)
         assert not held.is_open
     assert held.opens == 3
 
@@ -76,13 +77,13 @@ def test_the_file_is_let_go_after_max_batches_and_when_idle(wh_path: Path) -> No
     run_id = start(wh_path)
     rows = batches(run_id, 3)
     held = HeldWarehouse(wh_path, HoldPolicy(max_batches=2, max_hold_s=60, idle_s=60))
-    held.write(ingest.batch_tables(*rows[0], [])[0], run_id, runs.RunCounters())
+    held.write(ingest.batch_tables(*rows[0], [])[0], run_id, write_path.RunCounters())
     assert held.is_open and not other_process_can_write(wh_path)
-    held.write(ingest.batch_tables(*rows[1], [])[0], run_id, runs.RunCounters())
+    held.write(ingest.batch_tables(*rows[1], [])[0], run_id, write_path.RunCounters())
     assert not held.is_open and other_process_can_write(wh_path)
 
     policy = HoldPolicy(max_batches=100, max_hold_s=60, idle_s=0.2)
-    with ingest.ingest_writer(wh_path, run_id, runs.RunCounters(), policy) as write_held:
+    with ingest.ingest_writer(wh_path, run_id, write_path.RunCounters(), policy) as write_held:
         write_held(*rows[2], [])
         write_held.wait()
         time.sleep(1.0)  # no batch for longer than idle_s: the writer closed the file
@@ -95,7 +96,7 @@ def test_a_failed_batch_stores_nothing_and_the_next_is_written(wh_path: Path) ->
     good, bad, after = batches(run_id, 3)
     broken = (bad[0], bad[1], [r[:-1] for r in bad[2]])  # signal rows a column short
     policy = HoldPolicy(max_batches=100, max_hold_s=60, idle_s=60)
-    with ingest.ingest_writer(wh_path, run_id, runs.RunCounters(), policy) as write_held:
+    with ingest.ingest_writer(wh_path, run_id, write_path.RunCounters(), policy) as write_held:
         write_held(*good, [])
         write_held(*broken, [])
         with pytest.raises(ValueError, match="signal_probs: every row must have 10 values"):
@@ -112,13 +113,14 @@ KILLED_MID_BATCH = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, {tests!r})
     from test_write_path import ingest_batch
-    from sigwarehouse.jobs import ingest, runs
+    from sigwarehouse.jobs import ingest
+    from sigwarehouse.store import write_path
     from sigwarehouse.jobs.writer import HeldWarehouse, HoldPolicy
 
     run_id = {run_id!r}
     held = HeldWarehouse({path!r}, HoldPolicy(max_batches=100, max_hold_s=600, idle_s=600))
     rng = np.random.default_rng(3)
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     for b in range(3):
         counters.clips_done += 4
         rows = ingest_batch(rng, list(range(1 + 4 * b, 5 + 4 * b)), run_id)
@@ -127,7 +129,7 @@ KILLED_MID_BATCH = textwrap.dedent(
     # the fourth batch: its rows inserted, not committed, when the process is killed
     rows = ingest_batch(rng, [13, 14, 15, 16], run_id)
     held.con.execute("BEGIN TRANSACTION")
-    runs.insert_rows(held.con, ingest.batch_tables(*rows, [])[0])
+    write_path.insert_rows(held.con, ingest.batch_tables(*rows, [])[0])
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
@@ -142,7 +144,7 @@ def test_sigkill_with_the_file_held_loses_only_the_batch_in_flight(wh_path: Path
     stored = snapshot(wh_path)  # DuckDB replays the write-ahead log of the killed process
     assert sorted(r[1] for r in stored["explanations"]) == list(range(1, 13))
     assert len(stored["signal_probs"]) == 12 * 9
-    with warehouse.opened(wh_path, read_only=True) as con:
+    with store.opened(wh_path, read_only=True) as con:
         (clips_done,) = con.execute(
             "SELECT clips_done FROM runs WHERE run_id = ?", [run_id]
         ).fetchone()

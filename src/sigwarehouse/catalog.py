@@ -35,8 +35,8 @@ from sqlmodel import SQLModel
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.factory import split_ref
-from sigwarehouse.models.loader import LabelMappingError, model_labels, resolve_label_map
-from sigwarehouse.warehouse import transaction
+from sigwarehouse.models.labels import LabelMappingError, model_labels, resolve_label_map
+from sigwarehouse.store import transaction
 
 
 class CatalogError(SigwhError):

@@ -30,10 +30,10 @@ from pathlib import Path, PurePosixPath
 import duckdb
 from tqdm import tqdm
 
-from sigwarehouse import audio, transfer_counts
+from sigwarehouse import audio
 from sigwarehouse.audio import Rejected
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.warehouse import transaction
+from sigwarehouse.store import transaction, transfer_counts
 
 
 class DatasetError(SigwhError):

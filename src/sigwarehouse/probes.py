@@ -77,7 +77,7 @@ def probe_rows(clf: AudioClassifier, model: str, n_samples: int, run_id: str) ->
     A non-finite output is stored as given, with top1 and entropy NULL: that a model
     gives no class to silence is itself what the card should show.
     """
-    import torch
+    import torch  # torch: only to run a probe; planning reads without it
 
     waves = [torch.from_numpy(probe_wave(p, n_samples)).to(clf.device) for p in PROBES]
     probs = evaluate(clf, waves, batch_size=len(PROBES))

@@ -57,7 +57,7 @@ def derived_signals(
 ) -> list[Signal]:
     """The sufficient, complete and inverse signals of one clip (those that exist), and
     one signal per further sufficient mask (ranks 2, 3, …; kind `sufficient_kind(rank)`)."""
-    from sigwarehouse.freqrex.spectral import signals_for
+    from sigwarehouse.freqrex.spectral import signals_for  # torch: the spectral module imports it
 
     masks = {}
     if sufficient is not None:
@@ -125,8 +125,7 @@ def masked_signal(samples: np.ndarray, mask: np.ndarray, params: dict | None = N
         return np.fft.irfft(spectrum * mask, n=len(samples)).astype(np.float32)
     import torch  # only STFT-space explanations need torch's STFT
 
-    from sigwarehouse.freqrex.params import FreqrexParams
-    from sigwarehouse.freqrex.spectral import signals_for
+    from sigwarehouse.freqrex.spectral import signals_for  # torch: the spectral module imports it
 
     rebuilt = FreqrexParams.from_dict(params)
     return signals_for(torch.as_tensor(samples)[None], mask[None], rebuilt)[0].numpy()
@@ -141,7 +140,7 @@ def stored_signals(
 ) -> dict[str, np.ndarray]:
     """The sufficient, complete and inverse signals (those that exist) of a clip, from its
     stored packed masks, in NumPy: for analyses and reports that read one at a time."""
-    from sigwarehouse.freqrex.spectral import unpack_mask
+    from sigwarehouse.freqrex.spectral import unpack_mask  # torch: the spectral module imports it
 
     out = {}
     if sufficient is not None:

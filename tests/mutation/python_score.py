@@ -23,7 +23,10 @@ from mutmut.stats import status_by_exit_code
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = {  # part of the core -> module prefixes of its mutants
     "search engine (freqrex)": ("sigwarehouse.freqrex.",),
-    "write path (jobs/runs.py)": ("sigwarehouse.jobs.runs.",),
+    "write path (store/write_path.py, models/counting.py)": (
+        "sigwarehouse.store.write_path.",
+        "sigwarehouse.models.counting.",
+    ),
     "clip policy (audio.py)": ("sigwarehouse.audio.",),
     "metrics (scoring, spectral entropy, ASR fidelity)": (
         "sigwarehouse.models.scoring.",

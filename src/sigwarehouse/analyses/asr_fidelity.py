@@ -24,6 +24,7 @@ from rapidfuzz.distance import Indel
 
 from sigwarehouse.analyses.common import count, has_relations, query, slug
 from sigwarehouse.report.sections import Chart, Section, Table
+from sigwarehouse.signals import SIGNAL_KINDS as KINDS
 
 TITLE = "ASR fidelity of sufficient, complete and inverse signals"
 INTRO = (
@@ -37,7 +38,6 @@ INTRO = (
     "table follows the paper's table 5: mean ratio of sufficient and complete signals and "
     "mean STOI of inverse signals, by the class the model gave."
 )
-KINDS = ("sufficient", "complete", "inverse")
 
 
 def normalise(text: str) -> str:

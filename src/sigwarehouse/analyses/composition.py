@@ -15,6 +15,7 @@ import polars as pl
 from scipy.signal import welch
 
 from sigwarehouse.analyses.common import count, groups, has_relations, query, slug
+from sigwarehouse.audio import decode_flac, wav_bytes
 from sigwarehouse.report.sections import Audio, Chart, Section, Table
 
 TITLE = "Global composition (real vs fake signatures)"
@@ -54,8 +55,6 @@ def composites(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def psd_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Welch PSD (dB) of every stored composite: task, dataset, params_hash, seed, model,
     class, freq_hz, psd_db."""
-    from sigwarehouse.audio import decode_flac
-
     parts = []
     for task, dataset, ph, seed, model, label, audio in composites(con):
         x, rate = decode_flac(audio)
@@ -80,8 +79,6 @@ def psd_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def listenable(con: duckdb.DuckDBPyConnection) -> list[Audio]:
     """Every stored composite as WAV bytes, captioned with its model, class and members."""
-    from sigwarehouse.audio import decode_flac, wav_bytes
-
     rows = con.execute(
         """
         SELECT m.task, k.dataset, k.params_hash, k.seed, k.model, t.labels[k.class + 1],

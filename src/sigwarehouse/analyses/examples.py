@@ -20,7 +20,6 @@ from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Example, ExampleSignal, Section, Verdict
 from sigwarehouse.signals import masked_signal
 
-SIGNALS = ("original", "sufficient", "complete", "inverse")
 PER_MODEL = 2  # examples of each explained model
 TITLE = "Listen: original, sufficient, complete and inverse signals"
 INTRO = (

@@ -27,7 +27,10 @@ from scipy import stats
 
 from sigwarehouse.analyses.common import count, groups, has_relations, slug
 from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested, untested
+from sigwarehouse.audio import ClipLoadError, load_clips
+from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Chart, Section, Table
+from sigwarehouse.signals import masked_signal
 
 TITLE = "Spectral entropy, real vs fake"
 LEVEL = 0.05  # the test's significance level
@@ -56,10 +59,6 @@ def spectral_entropy_bits(power: np.ndarray) -> float:
 def signal_entropies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per (explanation, kind): task, dataset, params_hash, model, clip_id, class,
     kind (original, sufficient, complete), bits (NaN for a silent signal)."""
-    from sigwarehouse.audio import ClipLoadError, load_clips
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.signals import masked_signal
-
     rows = con.execute(
         """
         SELECT m.task, c.dataset, e.params_hash, e.model, e.clip_id,

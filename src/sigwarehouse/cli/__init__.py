@@ -2,7 +2,9 @@
 
 Each command parses its options, opens the warehouse, calls one library function and
 prints the result. Nothing here imports torch: model work is imported inside the
-commands that need it, so `sigwh --help` stays fast.
+commands that need it (each such import says so), so `sigwh --help` stays fast.
+Options several commands share are defined once, in options.py; query.py and demo.py
+hold the code only the CLI uses (`sigwh sql`, `info`, `export`, `recount`; `sigwh demo`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import typer
 
-from sigwarehouse import __version__
+from sigwarehouse import __version__, store
 from sigwarehouse.cli import help as help_layout
+from sigwarehouse.cli.catalog import catalog_app
 from sigwarehouse.cli.common import (
     fail,
     friendly_errors,
@@ -21,7 +24,16 @@ from sigwarehouse.cli.common import (
     set_warehouse,
     warehouse_path,
 )
-from sigwarehouse.demo import DEMO_PER_LABEL, DEMO_PRESET
+from sigwarehouse.cli.corpus import corpus_app
+from sigwarehouse.cli.dataset import dataset_app
+from sigwarehouse.cli.deepfake import asr, compose, transfer_label
+from sigwarehouse.cli.demo import DEMO_PER_LABEL, DEMO_PRESET, run_demo
+from sigwarehouse.cli.ingest import ingest, merge
+from sigwarehouse.cli.report import report
+from sigwarehouse.cli.zoo import zoo_app
+from sigwarehouse.freqrex.params import PRESETS
+from sigwarehouse.store.convert import convert as convert_warehouse
+from sigwarehouse.store.views_check import check as check_views
 
 app = typer.Typer(
     name="sigwh",
@@ -72,11 +84,9 @@ def main_options(
 @friendly_errors
 def init() -> None:
     """Create the warehouse file (or bring an existing one to the current schema)."""
-    from sigwarehouse import warehouse
-
-    path, applied = warehouse.init(warehouse_path())
+    path, applied = store.init(warehouse_path())
     typer.echo(
-        f"{path}: schema {warehouse.code_schema_version()} ({len(applied)} migration(s) applied)"
+        f"{path}: schema {store.code_schema_version()} ({len(applied)} migration(s) applied)"
     )
 
 
@@ -88,27 +98,25 @@ def migrate(
     ),
 ) -> None:
     """Apply pending schema migrations to the warehouse (each in its own transaction)."""
-    from sigwarehouse import warehouse
-
     path = warehouse_path()
     if list_only:
-        con = warehouse.connect(path, read_only=True)
+        con = store.connect(path, read_only=True)
         try:
-            done = set(warehouse.applied_versions(con))
+            done = set(store.applied_versions(con))
         finally:
             con.close()
-        for m in warehouse.migrations():
+        for m in store.migrations():
             mark = "applied" if m.version in done else "pending"
             typer.echo(f"{m.version:04d}_{m.name:<30} {mark}")
         return
-    con = warehouse.connect(path, package_views=False)
+    con = store.connect(path, package_views=False)
     try:
-        applied = warehouse.migrate(con)
+        applied = store.migrate(con)
     finally:
         con.close()
     for m in applied:
-        typer.echo(f"applied {m.version:04d}_{m.name}")
-    typer.echo(f"{path}: at schema {warehouse.code_schema_version()}, views re-created")
+        typer.echo(f"applied {m.stem}")
+    typer.echo(f"{path}: at schema {store.code_schema_version()}, views re-created")
 
 
 class OutputFormat(StrEnum):
@@ -171,7 +179,7 @@ def sql(
 
     Views are sigwarehouse's own; a file whose stored views differ gets a warning.
     """
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     text = q.run(
         warehouse_path(),
@@ -196,9 +204,7 @@ def views(
     ),
 ) -> None:
     """List the views and macros and where the file's own definitions differ from ours."""
-    from sigwarehouse import views as v
-
-    text, n_differ = v.check(warehouse_path())
+    text, n_differ = check_views(warehouse_path())
     typer.echo(text)
     if check and n_differ:
         raise typer.Exit(1)
@@ -222,16 +228,14 @@ def convert(
     ),
 ) -> None:
     """Rewrite the warehouse in a storage version that older DuckDB readers open."""
-    from sigwarehouse import storage
-
-    typer.echo(storage.convert(warehouse_path(), storage_version, out).describe())
+    typer.echo(convert_warehouse(warehouse_path(), storage_version, out).describe())
 
 
 @app.command()
 @friendly_errors
 def info() -> None:
     """Summarise the warehouse: schema, tasks, datasets, clips, models and rows per table."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.summary(warehouse_path()))
 
@@ -244,7 +248,7 @@ def recount() -> None:
     sigwarehouse keeps those counts as it writes; run this after rows of signal_probs
     were changed by another program (`sigwh info` warns when the counts disagree).
     `sigwh sql --write` recounts by itself. Seconds at 10^8 rows."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.recount(warehouse_path()))
 
@@ -257,7 +261,7 @@ def export(
     ),
 ) -> None:
     """Write every table as Parquet (plus schema.sql and load.sql to rebuild it in DuckDB)."""
-    from sigwarehouse import query as q
+    from sigwarehouse.cli import query as q  # pyarrow: only commands that query
 
     typer.echo(q.export_parquet(warehouse_path(), parquet))
 
@@ -287,9 +291,6 @@ def demo(
     Runs on the CPU: about ten minutes on two cores with the defaults. A second run only
     does what is missing.
     """
-    from sigwarehouse.demo import run_demo
-    from sigwarehouse.freqrex.params import PRESETS
-
     if preset not in PRESETS:
         fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     sample = None if all_clips else per_label
@@ -304,14 +305,6 @@ def demo(
 
 def _register() -> None:
     """Sub-commands live in their own modules; none of them imports torch at start."""
-    from sigwarehouse.cli.catalog import catalog_app
-    from sigwarehouse.cli.corpus import corpus_app
-    from sigwarehouse.cli.dataset import dataset_app
-    from sigwarehouse.cli.deepfake import asr, compose, transfer_label
-    from sigwarehouse.cli.ingest import ingest, merge
-    from sigwarehouse.cli.report import report
-    from sigwarehouse.cli.zoo import zoo_app
-
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(corpus_app, name="corpus")

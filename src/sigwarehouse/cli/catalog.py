@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sigwarehouse.cli.common import catalog_dir, friendly_errors, warehouse_path
+from sigwarehouse.store import opened
 
 catalog_app = typer.Typer(
     help="The catalog of tasks, datasets and models (TOML files in ingest/).",
@@ -25,8 +26,7 @@ def sync(
     ),
 ) -> None:
     """Validate the catalog and upsert its tasks, datasets and models (all or nothing)."""
-    from sigwarehouse import catalog as cat
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import catalog as cat  # sqlmodel and pydantic: half a second
 
     folder = catalog_dir(catalog)
     with opened(warehouse_path()) as con:
@@ -40,8 +40,7 @@ def sync(
 @friendly_errors
 def list_() -> None:
     """Show the tasks, datasets and models in the warehouse."""
-    from sigwarehouse import catalog as cat
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import catalog as cat  # sqlmodel and pydantic: half a second
 
     with opened(warehouse_path(), read_only=True) as con:
         for title, rel in cat.listing(con).items():

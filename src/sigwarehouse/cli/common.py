@@ -11,6 +11,8 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.models import trust
+from sigwarehouse.store import default_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,15 +29,11 @@ def set_warehouse(path: Path | None) -> None:
 def set_model_trust(trust_warehouse: bool) -> None:
     """--trust-warehouse-models: whether model jobs may load hf models the local catalog
     does not list, from the kind and ref the warehouse stores."""
-    from sigwarehouse.models import trust
-
     trust.set_source(trust.ModelSource(trust_warehouse=trust_warehouse))
 
 
 def warehouse_path() -> Path:
     """The warehouse the user chose: --warehouse, else $SIGWH_WAREHOUSE, else ./warehouse.duckdb."""
-    from sigwarehouse.warehouse import default_path
-
     return _state.get("warehouse") or default_path()
 
 

@@ -35,6 +35,7 @@ def build(
     jobs: int | None = typer.Option(None, "--jobs", help="Worker processes (default 2)."),
 ) -> None:
     """Render the train and eval splits and the eval manifest under --out."""
+    # the corpus builders import scipy.signal (most of a second): not at CLI start-up
     from sigwarehouse.corpus import TASKS, build_corpus
     from sigwarehouse.corpus.debian import apt_command, install, missing_packages
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
+from sigwarehouse.errors import SigwhError
+from sigwarehouse.store import opened
 
 dataset_app = typer.Typer(
     help="Datasets: register their audio files as clips, relocate them, list rejections.",
@@ -25,9 +27,7 @@ def add(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Scan a dataset's files: register valid clips, record rejected files with a reason."""
-    from sigwarehouse import clips
-    from sigwarehouse.errors import SigwhError
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import clips  # clips and audio import scipy: not at start-up
 
     if all_ == (name is not None):
         fail("give a dataset NAME or --all (not both)")
@@ -57,8 +57,7 @@ def relocate(
     new_root: Path = typer.Argument(..., help="The folder that now holds the dataset's files."),
 ) -> None:
     """Point a dataset at a new root folder, after checking its clips' files are there."""
-    from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import clips  # clips and audio import scipy: not at start-up
 
     with opened(warehouse_path()) as con:
         typer.echo(clips.relocate(con, name, new_root).line())
@@ -68,8 +67,7 @@ def relocate(
 @friendly_errors
 def list_() -> None:
     """Show every dataset with its clip, blob and rejection counts."""
-    from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import clips  # clips and audio import scipy: not at start-up
 
     with opened(warehouse_path(), read_only=True) as con:
         typer.echo(str(clips.listing(con)))
@@ -79,8 +77,7 @@ def list_() -> None:
 @friendly_errors
 def rejected(name: str = typer.Argument(..., help="Dataset name.")) -> None:
     """List a dataset's rejected files, one per line: path, a tab, the reason."""
-    from sigwarehouse import clips
-    from sigwarehouse.warehouse import opened
+    from sigwarehouse import clips  # clips and audio import scipy: not at start-up
 
     with opened(warehouse_path(), read_only=True) as con:
         rows = clips.rejected(con, name).fetchall()

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import typer
 
+from sigwarehouse import devices, store
 from sigwarehouse.cli.common import friendly_errors, warehouse_path
+from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
+from sigwarehouse.jobs.plans import carry_out
 
 
 @friendly_errors
 def compose(
-    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog, e.g. sp2."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Only this dataset (default: every dataset of the task)."
-    ),
+    model: Model,
+    dataset: Dataset = None,
     seed: int = typer.Option(0, help="Seeds the order in which candidates are tried."),
     params_hash: str | None = typer.Option(
         None,
         help="The explanations' parameter set (default: MODEL's only one; needed when it has "
         "several).",
     ),
-    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+    device: Device = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Compose a global signature per class: superimpose MODEL's sufficient signals.
 
@@ -35,13 +36,11 @@ def compose(
     candidates tried, its own sufficient mask); the `compositionality` view gives
     |κ| / candidates. Needs `sigwh ingest --model MODEL` first.
     """
-    from sigwarehouse import devices, warehouse
-    from sigwarehouse.jobs import compose as job
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse.jobs import compose as job  # torch: not at CLI start-up
 
     path = warehouse_path()
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_compose(con, model, dataset=dataset, seed=seed, params_hash=params_hash)
     carry_out(
         plan,
@@ -56,7 +55,7 @@ def compose(
 
 @friendly_errors
 def transfer_label(
-    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog."),
+    model: Model,
     from_label: str = typer.Option(
         "fake", "--from", help="The class whose composite mask is applied."
     ),
@@ -72,15 +71,15 @@ def transfer_label(
         help="sufficient: the composite's own freqrex sufficient mask; members: the union "
         "of its members' sufficient masks.",
     ),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
+    dataset: Dataset = None,
     seed: int = typer.Option(0, help="The composite's seed (as given to `sigwh compose`)."),
     params_hash: str | None = typer.Option(
         None,
         help="The explanations' parameter set (default: MODEL's only one; needed when it has "
         "several).",
     ),
-    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+    device: Device = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Apply the FROM composite's mask to the clips MODEL gives TO, and ask MODEL again.
 
@@ -88,13 +87,11 @@ def transfer_label(
     bins); nothing else changes. The `label_transfer` view gives the share of clips that
     MODEL then gives the FROM class. Needs `sigwh compose --model MODEL` first.
     """
-    from sigwarehouse import devices, warehouse
-    from sigwarehouse.jobs import label_transfer as job
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse.jobs import label_transfer as job  # torch: not at CLI start-up
 
     path = warehouse_path()
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_transfer(
             con, model, from_label=from_label, to_labels=to_label or None, mask=mask,
             dataset=dataset, seed=seed, params_hash=params_hash,
@@ -119,29 +116,26 @@ def asr(
     model: str | None = typer.Option(
         None, "--model", "-m", help="Only this source model's explanations."
     ),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
+    dataset: Dataset = None,
     limit: int | None = typer.Option(
         None, help="Only the first N explained clips, by id (default: every clip)."
     ),
-    device: str | None = typer.Option(
-        None, help="cuda or cpu, for Whisper (default: cuda when available)."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+    device: Device = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Transcribe original, sufficient, complete and inverse signals; score them with STOI.
 
     Stores each transcript (table `transcripts`) and each derived signal's STOI against
     its original clip (table `signal_stoi`); the ASR fidelity analysis of `sigwh report`
-    compares every transcript with the original's (Levenshtein ratio).
+    compares every transcript with the original's (Levenshtein ratio). --device is
+    Whisper's: pocketsphinx runs on the CPU whatever the machine has.
     """
-    from sigwarehouse import devices, warehouse
-    from sigwarehouse.jobs import asr as job
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse.jobs import asr as job  # torch: not at CLI start-up
 
     path = warehouse_path()
     name = job.asr_name(asr_model)
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
+    with store.opened(path, read_only=True) as con:
+        store.require_current(con, path)
         plan = job.plan_asr(con, name, model=model, dataset=dataset, limit=limit)
     # pocketsphinx runs on the CPU whatever the machine has
     on = "cpu" if name == job.DEFAULT_ASR else None

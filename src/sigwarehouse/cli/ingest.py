@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
+from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
 from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
+from sigwarehouse.jobs.plans import carry_out
 from sigwarehouse.jobs.writer import HoldPolicy, hold_at_most
 
 # The defaults shown in --help are the parameters' own; the demo uses the "quick" preset.
 DEFAULTS = FreqrexParams()
-RAY_LOCAL = "local"  # --ray local: ray.init's own choice (RAY_ADDRESS, else a new instance)
 
 
 def _parse_batch_size(text: str) -> int | None:
@@ -73,11 +74,9 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
 
 @friendly_errors
 def ingest(
-    model: str = typer.Option(..., "--model", "-m", help="Model id from the catalog, e.g. vc3."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Only this dataset (default: every dataset of the task)."
-    ),
-    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
+    model: Model,
+    dataset: Dataset = None,
+    device: Device = None,
     limit: int | None = typer.Option(
         None, help="Explain at most N clips in this run (default: no limit)."
     ),
@@ -131,7 +130,7 @@ def ingest(
         "and explains the batches this process "
         "sends; this process alone writes the warehouse. ADDRESS: `auto` (the cluster "
         "this machine joined with `ray start`), `HOST:6379` or `ray://HOST:10001`, or "
-        f"`{RAY_LOCAL}` (a Ray instance started for this job on this machine; RAY_ADDRESS "
+        "`local` (a Ray instance started for this job on this machine; RAY_ADDRESS "
         "when set). Needs `pip install 'sigwarehouse[ray]'` on every node.",
     ),
     actors: int | None = typer.Option(
@@ -183,7 +182,7 @@ def ingest(
         "another process that wants it (a second job, `sigwh sql`, a report) waits. "
         "0: close it after every batch.",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and do nothing."),
+    dry_run: DryRun = False,
 ) -> None:
     """Explain every clip of MODEL's task not yet done and store the results.
 
@@ -192,9 +191,8 @@ def ingest(
     complete and inverse signals; then evaluates MODEL on the signals other models have
     stored. Rerunning does only the missing work; a killed job loses one batch at most.
     """
-    from sigwarehouse import devices, warehouse
+    # jobs.ingest imports torch: only once the command runs
     from sigwarehouse.jobs import ingest as job
-    from sigwarehouse.jobs.skeleton import carry_out
 
     if dtype is not None and dtype not in ("float32", "bfloat16", "float16"):
         fail(f"--dtype {dtype!r}: expected float32, bfloat16 or float16")
@@ -202,64 +200,26 @@ def ingest(
     params = _parse_params(
         preset, seed, iterations, delta, fixed_batch or DEFAULTS.batch_size, dtype, param
     )
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     if ray is not None and into is not None:
         fail("--ray and --into: choose one (a Ray driver writes the warehouse itself)")
     if actors is not None and ray is None:
         fail("--actors goes with --ray")
-    if ray is not None:
-        from sigwarehouse.jobs import on_ray
-
-        on_ray.import_ray()  # before planning: say how to install it at once
-    path = warehouse_path()
-    if into is not None:
-        from sigwarehouse.jobs import shards
-
-        shards.refuse_self(into, path)
-    with warehouse.opened(path, read_only=True) as con:
-        warehouse.require_current(con, path)
-        plan = job.plan_ingest(
-            con,
-            model,
-            params,
-            dataset=dataset,
-            limit=limit,
-            per_label=per_label,
-            shard=_parse_shard(shard),
-        )
-    if into is not None and into.exists():  # a rerun: less what the shard holds
-        plan = shards.without_stored(plan, into)
+    settings = job.Settings(
+        device=device,
+        clips_per_batch=clips_per_batch,
+        hold=hold_at_most(hold_s),
+        auto_batch=fixed_batch is None,
+        threads=threads,
+    )
+    driver = job.create(warehouse_path(), settings, into=into, ray=ray, actors=actors)
+    selection = job.Selection(
+        dataset=dataset, limit=limit, per_label=per_label, shard=_parse_shard(shard)
+    )
+    plan = driver.plan(model, params, selection)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:
-        if into is not None:
-            touched = {*plan.clip_ids, *(clip for _, clip in plan.cross_fill)}
-            shards.open_shard(into, path, sorted(touched))
         with job.progress_bar(plan) as progress:
-            if ray is not None:
-                return on_ray.run_ingest_ray(
-                    path,
-                    plan,
-                    address=None if ray == RAY_LOCAL else ray,
-                    device=device,
-                    actors=actors,
-                    clips_per_batch=clips_per_batch,
-                    progress=progress,
-                    hold=hold_at_most(hold_s),
-                    auto_batch=fixed_batch is None,
-                )
-            return job.run_ingest(
-                path,
-                plan,
-                device=devices.default_device(device),
-                clips_per_batch=clips_per_batch,
-                progress=progress,
-                hold=hold_at_most(hold_s),
-                auto_batch=fixed_batch is None,
-                into=into,
-            )
+            return driver.run(plan, progress)
 
     try:
         carry_out(plan, run, dry_run=dry_run, say=typer.echo)
@@ -280,7 +240,7 @@ def merge(
     twice, or a partial shard and later its complete version, stores each fact once;
     each run keeps its latest status. A shard made from another warehouse is refused.
     """
-    from sigwarehouse.jobs import shards as shard_files
+    from sigwarehouse.jobs.ingest import shards as shard_files  # torch: not at start-up
 
     for summary in shard_files.merge(warehouse_path(), shards):
         typer.echo(summary.describe())

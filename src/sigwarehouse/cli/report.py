@@ -22,7 +22,7 @@ def report(
     ),
 ) -> None:
     """Write a self-contained HTML report: every analysis, its runs, and listenable examples."""
-    from sigwarehouse.analyses import build_report
+    from sigwarehouse.analyses import build_report  # torch and altair: not at start-up
 
     result = build_report(warehouse_path(), out, if_changed=if_changed)
     typer.echo(result.message)

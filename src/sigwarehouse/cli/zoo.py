@@ -21,7 +21,7 @@ MODELS_HELP = "Comma-separated zoo ids (e.g. vc1,vc3) or 'all'."
 
 
 def _ids(task: str, models: str) -> list[str]:
-    from sigwarehouse.models.train import model_ids
+    from sigwarehouse.models.train import model_ids  # torch: not at CLI start-up
 
     known = model_ids(task)
     if models == "all":
@@ -46,9 +46,9 @@ def train(
     threads: int = typer.Option(1, help="CPU threads for torch (1 is best on a shared machine)."),
 ) -> None:
     """Train zoo models on the train split, score them on the eval split, update the catalog."""
-    import torch
+    import torch  # torch: only once the command runs
 
-    from sigwarehouse.models import train as tr
+    from sigwarehouse.models import train as tr  # torch: not at CLI start-up
 
     torch.set_num_threads(threads)
     ids = _ids(task, models)
@@ -89,7 +89,7 @@ def evaluate(
     seconds: float = typer.Option(3.0, help="Seconds spent timing each model's forward."),
 ) -> None:
     """Print each zoo model's eval accuracy, parameters, size and forward throughput."""
-    from sigwarehouse.models import train as tr
+    from sigwarehouse.models import train as tr  # torch: not at CLI start-up
 
     info = tr.task_info(catalog_dir(catalog) / "tasks.toml", task)
     labels, sr = list(info["labels"]), int(info["sample_rate"])

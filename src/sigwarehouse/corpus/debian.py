@@ -62,19 +62,6 @@ class MissingPackagesError(RuntimeError):
         )
 
 
-def required_packages(tasks: list[str]) -> list[str]:
-    """Names of the Debian packages the given tasks need, without duplicates, in order.
-
-    Refuses (KeyError) an unknown task name.
-    """
-    names: list[str] = []
-    for task in tasks:
-        for pkg in REQUIRED[task]:
-            if pkg.name not in names:
-                names.append(pkg.name)
-    return names
-
-
 def missing_packages(tasks: list[str]) -> list[str]:
     """Names of the needed packages whose programs or files are absent (empty: all present)."""
     missing: list[str] = []

@@ -59,22 +59,24 @@ EMPTY_KEEPS = "empty-signal-keeps-class"
 
 @dataclass
 class Explanation:
-    """The freqrex result for one clip on one model (masks over the space's variables).
+    """The freqrex result for one clip on one model (masks and map per rfft bin, or per
+    STFT cell; the search ran over variables of bins_per_var bins each).
 
     Reasons: sufficient_reason is None when a non-empty sufficient mask was found,
     "empty-signal-keeps-class" when the empty mask is the answer, otherwise the reason
     the mask is None ("no-sufficient-prefix", "verification-failed"). complete_reason is
     None when complete_mask is set, else why not ("no-complete-mask-found",
     "verification-failed"). The *_removable figures are the share of the mask's kept
-    bins whose single removal keeps the property (0.0: 1-minimal per bin), measured over
-    *_checked bins (all kept bins, or a sample for a very large mask); nan when there
-    is no non-empty mask.
+    variables whose single removal keeps the property (0.0: 1-minimal per variable, i.e.
+    per bin where bins_per_var is 1), measured over *_checked variables (all kept ones,
+    or a sample for a very large mask); nan when there is no non-empty mask.
     """
 
     clip_index: int
     n_samples: int
     space: str
-    n_vars: int
+    n_vars: int  # entries of the masks and the map: rfft bins (or STFT cells)
+    bins_per_var: int  # bins per search variable (see FreqrexParams.variable_hz)
     label_index: int
     confidence: float
     probs: np.ndarray
@@ -121,6 +123,7 @@ class Explanation:
             "sufficient_checked": self.sufficient_checked,
             "complete_removable": num(self.complete_removable),
             "complete_checked": self.complete_checked,
+            "bins_per_variable": self.bins_per_var,
             "searched_in": self.searched_in,
             "float32_retry": self.float32_retry,
         }
@@ -209,7 +212,10 @@ def _explain(
     those); otherwise the Explanation is final."""
     low = searched_in != "float32"
     oracle = Oracle(
-        classifier, clips, lambda n_samples: make_space(n_samples, params), params.batch_size
+        classifier,
+        clips,
+        lambda n_samples: make_space(n_samples, params, getattr(classifier, "sample_rate", None)),
+        params.batch_size,
     )
     n, width, dev = oracle.n_clips, oracle.width, oracle.device
     seeds = [_clip_seed(w, params.seed) for w in clips]
@@ -235,16 +241,32 @@ def _explain(
     magnitude = oracle.magnitude()
     rank = rank_positions(resp, magnitude, allowed=own)
 
-    def search(prop, clips_, rankings, limit, phase):
-        """Grow prefixes along each (name, ranking) in turn, the clips that found nothing
-        trying the next; then minimise. limit[row]: the most variables row may keep."""
+    def search(prop, clips_, stages, limit, phase, base=None):
+        """Grow prefixes, then minimise. `stages` is a list of lists of (name, ranking):
+        a stage's rankings are each grown on the clips still without a candidate, and a
+        clip takes the smallest passing prefix among them (ties: the earlier ranking);
+        the clips that found none go on to the next stage. limit[row]: the most
+        variables row may keep. base (per oracle row, or None): variables every
+        candidate keeps besides its prefix."""
         left, found, masks = clips_, [], []
-        for name, rank_t in rankings:
-            size = yield from grow(ctx, prop, left, rank_t, limit[left], f"{phase}-grow{name}")
-            hit = size >= 0
-            sizes = torch.as_tensor(size[hit], device=dev)[:, None]
-            masks.append((rank_t[torch.as_tensor(left[hit], device=dev)] < sizes).cpu().numpy())
-            found.append(left[hit])
+        for stage in stages:
+            best = np.full(len(left), -1, dtype=np.int64)
+            winner = np.zeros(len(left), dtype=np.int64)
+            for j, (name, rank_t) in enumerate(stage):
+                size = yield from grow(
+                    ctx, prop, left, rank_t, limit[left], f"{phase}-grow{name}", base=base
+                )
+                better = (size >= 0) & ((best < 0) | (size < best))
+                best[better], winner[better] = size[better], j
+            hit = best >= 0
+            for j, (_, rank_t) in enumerate(stage):
+                won = hit & (winner == j)
+                rows_won = torch.as_tensor(left[won], device=dev)
+                grown = rank_t[rows_won] < torch.as_tensor(best[won], device=dev)[:, None]
+                if base is not None:
+                    grown |= base[rows_won]
+                masks.append(grown.cpu().numpy())
+                found.append(left[won])
             left = left[~hit]
             if left.size == 0:
                 break
@@ -255,7 +277,7 @@ def _explain(
         return Found(found_arr, *shrunk)
 
     def sufficient_then_extras():
-        first = yield from search(suff, active, [("", rank)], oracle.n_vars, "sufficient")
+        first = yield from search(suff, active, [[("", rank)]], oracle.n_vars, "sufficient")
         extra: dict[int, list[np.ndarray]] = {int(i): [] for i in rows}
         used = ~own
         used[first.rows] |= first.masks
@@ -263,7 +285,7 @@ def _explain(
             cand = np.asarray([i for i in first.rows if (~used[i]).any()], dtype=np.int64)
             if cand.size == 0:
                 break
-            rank_x = [("", rank_positions(resp, magnitude, allowed=~used))]
+            rank_x = [[("", rank_positions(resp, magnitude, allowed=~used))]]
             limit = (~used).sum(axis=1)
             more = yield from search(suff, cand, rank_x, limit, f"extra{round_}")
             for i, m in zip(more.rows, more.masks, strict=True):
@@ -271,18 +293,55 @@ def _explain(
                 used[i] |= m
         return first, extra
 
-    # Every clip gets a complete search, silence-class ones too (their map is all zero,
-    # so their first ranking is by magnitude); where the first ranking finds nothing, a
-    # low-pass and then a high-pass band are tried.
-    complete_rankings = [
-        ("", rank),
-        ("-lowpass", _band_order(oracle, dev, low_first=True)),
-        ("-highpass", _band_order(oracle, dev, low_first=False)),
-    ]
-    complete_search = search(comp, rows, complete_rankings, oracle.n_vars, "complete")
+    def complete_search(first: Found):
+        """The delta-complete search, started from each clip's certified sufficient mask
+        S where it has one (see _certified): S itself if it is complete (then certified
+        1-minimal already), else S plus the shortest prefix of the other variables in
+        responsibility order, minimised. Clips without such an S, and those whose every
+        S-based candidate fails, search from nothing: responsibility order, then a
+        low-pass and a high-pass band."""
+        start = _certified(first, params)
+        results: list[Found] = []
+        left = np.setdiff1d(rows, first.rows[start])
+        if start.any():
+            s_rows, s_masks = first.rows[start], first.masks[start]
+            base = _base_on(oracle, s_rows, s_masks)
+            ok = yield from ctx.holds(comp, s_rows, "complete-from-sufficient", base=base)
+            if ok.any():
+                results.append(Found(s_rows[ok], s_masks[ok], first.removable[start][ok],
+                                     first.checked[start][ok]))  # fmt: skip
+            grow_rows = s_rows[~ok]
+            if grow_rows.size:
+                free = own.copy()
+                free[s_rows] &= ~s_masks
+                rank_free = rank_positions(resp, magnitude, allowed=free)
+                # only a few variables more than S: a complete mask that needs many is
+                # better searched from nothing (S-based ones minimise worse, measured)
+                s_size = np.zeros(n, dtype=np.int64)
+                s_size[s_rows] = s_masks.sum(axis=1)
+                limit = np.minimum(free.sum(axis=1), _grow_beyond(s_size))
+                grown = yield from search(
+                    comp, grow_rows, [[("-from-sufficient", rank_free)]], limit,
+                    "complete", base=base,
+                )  # fmt: skip
+                results.append(grown)
+                left = np.union1d(left, np.setdiff1d(grow_rows, grown.rows))
+        if left.size:
+            by_magnitude = rank_positions(np.zeros_like(resp), magnitude, allowed=own)
+            stages = [
+                [("", rank), ("-magnitude", by_magnitude)],
+                [("-lowpass", _band_order(oracle, dev, low_first=True))],
+                [("-highpass", _band_order(oracle, dev, low_first=False))],
+            ]
+            results.append((yield from search(comp, left, stages, oracle.n_vars, "complete")))
+        return _merge(results, width)
 
-    # the sufficient and the complete search are independent: run them side by side
-    (sufficient, extra), complete = drive(oracle, [sufficient_then_extras(), complete_search])
+    def sufficient_then_complete():
+        first, extra = yield from sufficient_then_extras()
+        complete = yield from complete_search(first)
+        return first, extra, complete
+
+    [(sufficient, extra, complete)] = drive(oracle, [sufficient_then_complete()])
 
     with precision.float32_only():
         verdicts = _verify(ctx, sufficient, complete, extra)
@@ -300,6 +359,45 @@ def _explain(
             queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds
         )
     return out
+
+
+def _certified(first: Found, params: FreqrexParams) -> np.ndarray:
+    """Which of the sufficient search's masks the complete search may start from: the
+    non-empty ones whose last certification tested every kept variable and found none
+    removable. If such a mask S is also delta-complete it is 1-minimal as a complete
+    mask too: each S minus one variable fails sufficiency (top-1 by the margin, and
+    p[c] >= sufficient_confidence * sigma), so it fails the stricter delta test as
+    well, as long as delta >= sufficient_confidence."""
+    sizes = first.masks.sum(axis=1)
+    ok = (sizes > 0) & (first.removable == 0) & (first.checked == sizes)
+    return ok & (params.delta >= params.sufficient_confidence)
+
+
+def _grow_beyond(sizes: np.ndarray) -> np.ndarray:
+    """The most variables the complete search adds to a sufficient mask of each size."""
+    return np.maximum(16, sizes)
+
+
+def _base_on(oracle: Oracle, rows: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """Per-oracle-row base masks on the device: masks[k] at row rows[k], zero elsewhere."""
+    base = np.zeros((oracle.n_clips, oracle.width), dtype=bool)
+    base[rows] = masks
+    return torch.as_tensor(base, device=oracle.device)
+
+
+def _merge(parts: list[Found], width: int) -> Found:
+    """One Found from several over disjoint rows, in oracle row order."""
+    if not parts:
+        empty = np.zeros(0)
+        return Found(empty.astype(np.int64), np.zeros((0, width), dtype=bool), empty, empty)
+    rows = np.concatenate([p.rows for p in parts])
+    order = np.argsort(rows, kind="stable")
+    return Found(
+        rows[order],
+        np.concatenate([p.masks for p in parts])[order],
+        np.concatenate([p.removable for p in parts])[order],
+        np.concatenate([p.checked for p in parts])[order],
+    )
 
 
 def _band_order(oracle: Oracle, device, low_first: bool) -> torch.Tensor:
@@ -407,14 +505,20 @@ def _build(
     responsibility: np.ndarray,
     verdicts: Verdicts,
 ) -> Explanation:
-    """Oracle row i's Explanation from the verdicts (masks cut to the clip's variables)."""
+    """Oracle row i's Explanation from the verdicts: masks and map cut to the clip's
+    variables and given per bin (each variable's value on every bin it holds)."""
     oracle = ctx.oracle
     space, n_vars = oracle.space_of(i), int(oracle.n_vars[i])
+
+    def per_bin(values: np.ndarray) -> np.ndarray:
+        return space.to_bins(values[:n_vars])
+
     suff, comp = verdicts.sufficient.get(i), verdicts.complete.get(i)
     if empty_keeps:
-        s_mask, s_reason, s_probs = np.zeros(n_vars, dtype=bool), EMPTY_KEEPS, empty_probs.numpy()
+        s_mask, s_reason, s_probs = per_bin(np.zeros(n_vars, dtype=bool)), EMPTY_KEEPS, \
+            empty_probs.numpy()  # fmt: skip
     elif suff is not None:
-        s_mask, s_reason, s_probs = suff.mask[:n_vars], None, suff.probs
+        s_mask, s_reason, s_probs = per_bin(suff.mask), None, suff.probs
     else:
         failed = i in verdicts.failed_sufficient
         s_mask, s_probs = None, None
@@ -428,18 +532,19 @@ def _build(
         clip_index=i,
         n_samples=space.n_samples,
         space=space.kind,
-        n_vars=n_vars,
+        n_vars=len(per_bin(np.zeros(n_vars))),
+        bins_per_var=getattr(space, "bins_per_var", 1),
         label_index=int(ctx.target[i]),
         confidence=float(ctx.sigma[i]),
         probs=probs.numpy(),
         empty_probs=empty_probs.numpy(),
-        responsibility=responsibility[:n_vars].copy(),
+        responsibility=per_bin(responsibility).copy(),
         sufficient_mask=s_mask,
         sufficient_reason=s_reason,
         sufficient_probs=s_probs,
         sufficient_removable=float(suff.removable) if suff is not None else np.nan,
         sufficient_checked=suff.checked if suff is not None else 0,
-        complete_mask=None if comp is None else comp.mask[:n_vars],
+        complete_mask=None if comp is None else per_bin(comp.mask),
         complete_reason=c_reason,
         complete_probs=None if comp is None else comp.probs,
         inverse_probs=None if comp is None else comp.inverse_probs,
@@ -449,6 +554,6 @@ def _build(
         queries=int(oracle.queries[i]),
         queries_by_phase={k: int(v[i]) for k, v in oracle.by_phase.items()},
         params=ctx.params.to_dict(),
-        extra_sufficient_masks=[x.mask[:n_vars] for x in verdicts.extra[i]],
+        extra_sufficient_masks=[per_bin(x.mask) for x in verdicts.extra[i]],
         extra_sufficient_probs=[x.probs for x in verdicts.extra[i]],
     )

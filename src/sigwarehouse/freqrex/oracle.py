@@ -343,9 +343,9 @@ class Oracle:
         masks = [prepared[j][0].build(lo, hi, space.n_vars) for j, lo, hi in pieces]
         local = [prepared[j][0].local[lo:hi] for j, lo, hi in pieces]
         if len(pieces) == 1:
-            mutant = coeffs[local[0]] * masks[0]
+            mutant = coeffs[local[0]] * space.expand(masks[0])
         else:
-            mutant = coeffs[torch.cat(local)] * torch.cat(masks)
+            mutant = coeffs[torch.cat(local)] * space.expand(torch.cat(masks))
         probs = self.classifier(space.inverse(mutant))
         self.batches += 1
         offset = 0

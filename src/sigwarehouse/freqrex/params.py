@@ -34,7 +34,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 # candidates, so that no stored figure depends on which clips share a batch. 5: the
 # prefix search narrows its bracket after a round in which every size failed (4 asked
 # the same sizes again in later rounds; the same masks at the default grid_rounds = 2).
-ALGORITHM_VERSION = 5
+# 6: variables of at most `variable_hz` Hz (several bins each on clips longer than
+# 1 / variable_hz s); the complete search starts from the certified sufficient mask; a
+# delta-completeness test asks first the half (mask or complement) that has decided more
+# of the clip's failures; group testing no longer ends a level with a round that only
+# tests, and stops refining a mask that stays far above per_bin_limit.
+ALGORITHM_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,14 @@ class FreqrexParams:
         least this much (and likewise for "does not keep c", and for the delta
         threshold), so a result cannot flip under float noise of a different batch.
 
+    Variables:
+      variable_hz: the widest a variable of the "fft" space may be, in Hz. A clip of d
+        seconds has rfft bins 1/d Hz apart; each variable holds floor(d * variable_hz)
+        consecutive bins (at least one), so at 1 Hz clips shorter than 2 s are searched
+        bin by bin and a 30 s clip has as many variables (about sample_rate / 2) as a
+        1 s one. The search, its minimality and its figures are over these variables;
+        stored masks and maps are per bin all the same.
+
     Beyond the paper:
       n_sufficient: how many pairwise-disjoint sufficient masks to look for per clip
         (1 = the paper's single explanation).
@@ -123,6 +136,7 @@ class FreqrexParams:
     certify_rounds: int = 8
     per_bin_limit: int = 1024
     decision_margin: float = 1e-4
+    variable_hz: float = 1.0
     n_sufficient: int = 1
     space: str = "fft"
     stft_n_fft: int = 512
@@ -151,6 +165,7 @@ class FreqrexParams:
             (self.certify_rounds >= 1, "certify_rounds must be >= 1"),
             (self.per_bin_limit >= 64, "per_bin_limit must be >= 64"),
             (0.0 <= self.decision_margin < math.inf, "decision_margin must be >= 0 and finite"),
+            (0.0 < self.variable_hz < math.inf, "variable_hz must be > 0 and finite"),
             (self.n_sufficient >= 1, "n_sufficient must be >= 1"),
             (self.space in ("fft", "stft"), "space must be 'fft' or 'stft'"),
             (self.stft_n_fft >= 8, "stft_n_fft must be >= 8"),

@@ -13,14 +13,15 @@ round tests every single-unit removal in one batch, then removes as many of the
 removable units together as still hold: ordered by the slack their single removal
 leaves (most first; `verdict.slack`), with the slacks' drop summed to predict how
 long a prefix may go, prefixes around that length are tried in one batch and the
-longest that holds is taken. Then single variables (bins): sequential elimination in
-ascending responsibility, and certification rounds that test every single removal of
-the result until none holds (`certify_rounds` at most). This makes the mask *1-minimal
-per bin*: no kept variable can be dropped alone with the property holding. The
-reported figure is the share of kept variables that the last certification found
-removable (0.0 for a 1-minimal mask; more only if the rounds ran out). A mask of more
-than `per_bin_limit` variables skips the per-variable level; its figure is measured
-on a seeded sample of `PER_BIN_SAMPLE` of its variables instead.
+longest that holds is taken. Then single variables: elimination in ascending
+responsibility, in chunks that double while removals hold, and certification rounds
+that test every single removal of the result until none holds (`certify_rounds` at
+most). This makes the mask *1-minimal per variable* (per bin where a variable is one
+bin): no kept variable can be dropped alone with the property holding. The reported
+figure is the share of kept variables that the last certification found removable (0.0
+for a 1-minimal mask; more only if the rounds ran out). A mask of more than
+`per_bin_limit` variables skips the per-variable level; its figure is measured on a
+seeded sample of `PER_BIN_SAMPLE` of its variables instead.
 
 Every search is a generator (`Search`): it yields `(MaskRequests, phase)` and is sent
 the probabilities back, so `drive` can run independent searches (the sufficient and the
@@ -105,42 +106,55 @@ class Context:
     params: FreqrexParams
     seeds: list[list[int]]
 
+    def __post_init__(self) -> None:
+        # per oracle row: how often each half of a delta-completeness test decided a
+        # failure, [mask half, inverse half]; the likelier one is asked first
+        self.half_fails = np.zeros((len(self.target), 2), dtype=np.int64)
+
     def holds(
-        self, prop: Property, clip: np.ndarray, phase: str, inverse_first: bool = False,
-        with_slack: bool = False, **mask_spec,
+        self, prop: Property, clip: np.ndarray, phase: str, with_slack: bool = False,
+        **mask_spec,
     ) -> Search:  # fmt: skip
         """Search step returning a bool per request: does the mask satisfy prop?
 
-        For delta-completeness the second half is queried only for masks that pass the
-        first (by default the mask itself; `inverse_first` asks the complement first,
-        which fails more often when a bin is taken from a nearly minimal mask). With
+        For delta-completeness a test has two halves, the mask and its complement, and
+        the second is asked only for requests that pass the first. Which half goes first
+        is decided per clip: the one that has decided more of that clip's failures so far
+        (the mask half on a tie), so a failing test usually costs one query. That history
+        is the clip's own, so the order never depends on which clips share a batch. With
         `with_slack` it returns (ok, slack): slack is the smallest margin of the halves
         queried (see verdict.slack), for ordering candidates."""
         margin, ratio = self.params.decision_margin, prop.min_ratio
         target, sigma = self.target, self.sigma
-
-        def mask_half(probs, rows):
-            ok = keeps(probs, target[rows], sigma[rows], margin, ratio)
-            return ok, slack(probs, target[rows], sigma[rows], margin, ratio)
-
-        def inverse_half(probs, rows):
-            ok = rejects(probs, target[rows], margin)
-            return ok, slack(probs, target[rows], sigma[rows], margin, reject=True)
-
-        halves = [(False, mask_half), (True, inverse_half)] if prop.needs_inverse else [
-            (False, mask_half)]  # fmt: skip
-        if inverse_first:
-            halves.reverse()
-        ok = np.ones(len(clip), dtype=bool)
-        room = np.full(len(clip), np.inf)
-        for invert, test in halves:
+        n = len(clip)
+        ok = np.ones(n, dtype=bool)
+        room = np.full(n, np.inf)
+        if prop.needs_inverse:
+            fails = self.half_fails[clip]
+            inverse_first = fails[:, 1] > fails[:, 0]
+            stages = [inverse_first, ~inverse_first]
+        else:
+            stages = [np.zeros(n, dtype=bool)]
+        for invert in stages:
             idx = np.flatnonzero(ok)
             if idx.size == 0:
                 break
             sub = {k: _take(v, idx) for k, v in mask_spec.items()}
-            probs = yield MaskRequests(clip[idx], invert=np.full(len(idx), invert), **sub), phase
-            ok[idx], half_room = test(probs, clip[idx])
+            inv = invert[idx]
+            probs = yield MaskRequests(clip[idx], invert=inv, **sub), phase
+            rows = clip[idx]
+            kept = keeps(probs, target[rows], sigma[rows], margin, ratio)
+            gone = rejects(probs, target[rows], margin)
+            passed = np.where(inv, gone, kept)
+            half_room = np.where(
+                inv,
+                slack(probs, target[rows], sigma[rows], margin, reject=True),
+                slack(probs, target[rows], sigma[rows], margin, ratio),
+            )
+            ok[idx] = passed
             room[idx] = np.minimum(room[idx], np.round(half_room, SLACK_DECIMALS))
+            if prop.needs_inverse:
+                np.add.at(self.half_fails, (rows[~passed], inv[~passed].astype(np.int64)), 1)
         return (ok, room) if with_slack else ok
 
 
@@ -180,11 +194,15 @@ def grow(
     rank: torch.Tensor,
     limit: np.ndarray,
     phase: str,
+    base: torch.Tensor | None = None,
 ) -> Search:
     """Search returning the smallest passing prefix size per clip (-1: none passed).
 
     limit[k] is the largest prefix clips[k] may use (its number of allowed variables).
+    `base` (n_clips, width) on the device, if given: variables every candidate keeps
+    besides its prefix.
     """
+    with_base = {} if base is None else {"base": base}
     g = ctx.params.grid_size
     lo = np.zeros(len(clips), dtype=np.int64)  # largest size known to fail (0: empty)
     best = np.full(len(clips), -1, dtype=np.int64)
@@ -206,7 +224,7 @@ def grow(
             break
         clip_arr = np.asarray(req_clip, dtype=np.int64)
         size_arr = np.asarray(req_size, dtype=np.int64)
-        ok = yield from ctx.holds(prop, clip_arr, phase, rank=rank, sizes=size_arr)
+        ok = yield from ctx.holds(prop, clip_arr, phase, rank=rank, sizes=size_arr, **with_base)
         owner_arr = np.asarray(owner)
         for k in np.unique(owner_arr):
             sel = owner_arr == k
@@ -252,9 +270,18 @@ def minimise(
     p = ctx.params
     masks = masks.copy()
     n_units = p.minimise_units
-    # a level pays while its units hold several variables; below, per-variable is cheaper
-    while (coarse := np.flatnonzero(masks.sum(axis=1) > 4 * n_units)).size:
+    # a level pays while its units hold several variables; below, per-variable is cheaper.
+    # From the second level on, a mask still over twice per_bin_limit after a level that
+    # removed less than half of it stops there: each finer level costs about a query per
+    # unit and round, and the mask would most likely end above per_bin_limit anyway,
+    # with a sampled figure (see the module doc)
+    going = np.ones(len(clips), dtype=bool)
+    while (coarse := np.flatnonzero(going & (masks.sum(axis=1) > 4 * n_units))).size:
+        before = masks[coarse].sum(axis=1)
         yield from _shrink(ctx, prop, clips, masks, coarse, n_units, p.minimise_rounds, phase)
+        after = masks[coarse].sum(axis=1)
+        if n_units > p.minimise_units:
+            going[coarse] = (after <= 2 * p.per_bin_limit) | (2 * after <= before)
         n_units *= 4
     sizes = masks.sum(axis=1)
     removable = np.zeros(len(clips))
@@ -301,13 +328,13 @@ def _shrink(
     summed to predict how long a prefix can go, and prefixes around that length (and
     all of them) are tried in one batch; the longest that holds is removed (at least
     the first unit, known to hold alone). Rounds repeat until a round finds nothing
-    removable or `rounds` ran out, the last round only testing (single variables are
-    left to _one_by_one). Returns per entry of sel the share of units the last test
-    found removable."""
-    inverse_first = prop.needs_inverse  # near minimality the complement fails more often
+    removable or `rounds` rounds removed something (single variables are left to
+    _one_by_one, which certifies what is left). Returns per entry of sel the share of
+    units that its last round's tests found removable alone (before that round's
+    removals; 0.0 when that round found none)."""
     share = np.zeros(len(sel))
     todo = np.arange(len(sel))
-    for rnd in range(rounds):
+    for _ in range(rounds):
         units = {int(k): _units(masks[sel[k]], n_units) for k in todo}
         todo = np.asarray([k for k in todo if units[int(k)]], dtype=np.int64)
         if todo.size == 0:
@@ -316,7 +343,7 @@ def _shrink(
         drops = [d for k in todo for d in [[]] + [[u] for u in units[int(k)]]]
         rows = sel[todo]
         ok, room = yield from ctx.holds(
-            prop, clips[sel[owner]], phase, inverse_first, with_slack=True,
+            prop, clips[sel[owner]], phase, with_slack=True,
             base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(drops),
         )  # fmt: skip
         next_todo, cum_owner, cum_drops = [], [], []
@@ -325,7 +352,7 @@ def _shrink(
             mine = np.flatnonzero(owner == k)
             own_room, alone_ok, alone_room = room[mine[0]], ok[mine[1:]], room[mine[1:]]
             share[k] = alone_ok.mean()
-            if not alone_ok.any() or rnd == rounds - 1:
+            if not alone_ok.any():
                 continue
             idx = np.flatnonzero(alone_ok)
             idx = idx[np.argsort(-alone_room[idx], kind="stable")]
@@ -339,7 +366,7 @@ def _shrink(
             cum_owner_arr = np.asarray(cum_owner, dtype=np.int64)
             rows = sel[np.asarray(next_todo, dtype=np.int64)]
             ok = yield from ctx.holds(
-                prop, clips[sel[cum_owner_arr]], phase, inverse_first,
+                prop, clips[sel[cum_owner_arr]], phase,
                 base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(cum_drops),
             )  # fmt: skip
             for k in np.unique(cum_owner_arr):
@@ -363,7 +390,7 @@ def _prefix_lengths(cost: np.ndarray, room: float) -> list[int]:
     return sorted((j for j in lengths if 2 <= j <= n), reverse=True)
 
 
-SPECULATE_MAX = 64  # the most single removals one clip tests ahead in one request batch
+CHUNK_MAX = 64  # the most variables one elimination step tries to remove together
 
 
 def _one_by_one(
@@ -377,45 +404,42 @@ def _one_by_one(
 ) -> Search:
     """Make masks[sel] 1-minimal per variable (changed in place).
 
-    Sequential elimination: each kept variable, in ascending responsibility, is dropped
-    if the mask without it still holds. To need fewer round trips it speculates: a clip
-    tests its next `ahead` variables' removals against its current mask at once, keeps
-    those before the first that holds, drops that one, and forgets the rest (they are
-    tested again against the smaller mask); `ahead` doubles after a batch with no
-    removal, and after a removal becomes the length of the failing run before it. The
-    result is exactly that of testing one variable at a time. Since the property need
-    not be monotone, a certification round then tests every single removal of the
-    final mask at once; what it finds removable is eliminated again, up to
-    `certify_rounds` certifications in all. Returns per entry of sel the share of kept
-    variables the last certification found removable (0.0: 1-minimal)."""
-    inverse_first = prop.needs_inverse  # near minimality the complement fails more often
+    Elimination in chunks: each clip walks its kept variables in ascending
+    responsibility and tries to remove the next `chunk` of them together. If the mask
+    without them holds, they go and the chunk doubles (up to CHUNK_MAX); if not, the
+    chunk halves, and a single variable whose removal fails stays (the chunk starts again
+    at 1). A run of r removable variables so costs about log2(r) tests instead of r, and
+    every removal is a tested mask. Since the property need not be monotone, a
+    certification round then tests every single removal of the result at once; what it
+    finds removable is eliminated again in the same way (all of it tried together
+    first), up to `certify_rounds` certifications in all. Returns per entry of sel the
+    share of kept variables the last certification found removable (0.0: 1-minimal).
+    Each clip's steps depend on its own answers only."""
     share = np.zeros(len(sel))
-    queue, ahead = {}, {}
+    queue, chunk = {}, {}
     for k in range(len(sel)):
         kept = np.flatnonzero(masks[sel[k]])
         queue[k] = list(kept[np.argsort(responsibility[clips[sel[k]], kept], kind="stable")])
-        ahead[k] = 1
+        chunk[k] = 1
     for _ in range(ctx.params.certify_rounds):
         while waiting := [k for k in queue if queue[k]]:
-            tried = {k: queue[k][: ahead[k]] for k in waiting}
-            owner = np.asarray([k for k in waiting for _ in tried[k]], dtype=np.int64)
+            tried = {k: queue[k][: chunk[k]] for k in waiting}
             rows = sel[np.asarray(waiting)]
             ok = yield from ctx.holds(
-                prop, clips[sel[owner]], phase, inverse_first,
-                base=_base(ctx, clips[rows], masks[rows]),
-                drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in waiting
-                                           for b in tried[k]]),
+                prop, clips[rows], phase, base=_base(ctx, clips[rows], masks[rows]),
+                drop=Intervals.from_lists([[(int(b), int(b) + 1) for b in tried[k]]
+                                           for k in waiting]),
             )  # fmt: skip
-            for k in waiting:
-                passed = np.flatnonzero(ok[owner == k])
-                if passed.size:
-                    j = int(passed[0])
-                    masks[sel[k], tried[k][j]] = False
-                    del queue[k][: j + 1]
-                    ahead[k] = max(1, j)  # about the failing run just seen
-                else:
+            for k, passed in zip(waiting, ok, strict=True):
+                if passed:
+                    masks[sel[k], tried[k]] = False
                     del queue[k][: len(tried[k])]
-                    ahead[k] = min(2 * ahead[k], SPECULATE_MAX)
+                    chunk[k] = min(2 * chunk[k], CHUNK_MAX)
+                elif len(tried[k]) == 1:
+                    del queue[k][:1]  # needed, as far as this mask goes
+                    chunk[k] = 1
+                else:
+                    chunk[k] = len(tried[k]) // 2
         ks = [k for k in range(len(sel)) if masks[sel[k]].any()]
         if not ks:
             break
@@ -423,7 +447,7 @@ def _one_by_one(
         owner = np.concatenate([[k] * len(units[k]) for k in ks]).astype(np.int64)
         rows = sel[np.asarray(ks)]
         ok = yield from ctx.holds(
-            prop, clips[sel[owner]], phase, inverse_first,
+            prop, clips[sel[owner]], phase,
             base=_base(ctx, clips[rows], masks[rows]),
             drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in ks for b in units[k]]),
         )  # fmt: skip
@@ -431,7 +455,7 @@ def _one_by_one(
             found = ok[owner == k]
             share[k] = found.mean()
             queue[k] = list(units[k][found])
-            ahead[k] = 1
+            chunk[k] = max(1, len(queue[k]))
         if not any(queue.values()):
             break
     return share

@@ -1,10 +1,12 @@
 """Variable spaces (rfft bins, or STFT cells), masks over them, and compact mask storage.
 
-A *space* turns waveforms into one complex coefficient per causal variable and back:
-`FFTSpace` is the paper's (one variable per rfft bin of the whole clip, a removed bin set
-to 0, signal = irfft(m * S)); `STFTSpace` is the time-frequency option (one variable per
-STFT cell, flattened frequency-major so a contiguous index range is a frequency band
-over a span of frames). Both run batched in torch on the waveforms' device.
+A *space* turns waveforms into complex coefficients and back, and says which coefficients
+each causal variable holds: `FFTSpace` is the paper's (rfft bins of the whole clip, a
+removed bin set to 0, signal = irfft(m * S)), one variable per bin or, on long clips,
+per band of `variable_hz` Hz (`bins_per_variable`); `STFTSpace` is the time-frequency
+option (one variable per STFT cell, flattened frequency-major so a contiguous index
+range is a frequency band over a span of frames). Both run batched in torch on the
+waveforms' device.
 
 Masks are bool tensors/arrays over the variables. For storage, `pack_mask` packs one
 into bytes (numpy packbits) and `mask_to_bands` lists its kept runs.
@@ -12,6 +14,7 @@ into bytes (numpy packbits) and `mask_to_bands` lists its kept runs.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,26 +25,55 @@ if TYPE_CHECKING:
 
 
 class FFTSpace:
-    """One variable per rfft bin of a clip of `n_samples` samples."""
+    """One variable per `bins_per_var` consecutive rfft bins of a clip of `n_samples`
+    samples (1: one per bin, the paper's space; the last variable may hold fewer)."""
 
     kind = "fft"
 
-    def __init__(self, n_samples: int):
+    def __init__(self, n_samples: int, bins_per_var: int = 1):
         self.n_samples = int(n_samples)
-        self.n_vars = self.n_samples // 2 + 1
+        self.n_bins = self.n_samples // 2 + 1
+        self.bins_per_var = int(bins_per_var)
+        if self.bins_per_var < 1:
+            raise ValueError(f"bins_per_var must be >= 1, got {bins_per_var}")
+        self.n_vars = -(-self.n_bins // self.bins_per_var)
         self.shape = (self.n_vars,)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        """Complex coefficients (batch, n_vars) of real waveforms (batch, n_samples)."""
+        """Complex coefficients (batch, n_bins) of real waveforms (batch, n_samples)."""
         return torch.fft.rfft(waves.float(), dim=-1)
 
     def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """Waveforms (batch, n_samples) from coefficients (batch, n_vars)."""
+        """Waveforms (batch, n_samples) from coefficients (batch, n_bins)."""
         return torch.fft.irfft(coeffs, n=self.n_samples, dim=-1)
 
+    def expand(self, masks: torch.Tensor) -> torch.Tensor:
+        """Masks over the variables (batch, n_vars) as masks over the bins (batch, n_bins)."""
+        if self.bins_per_var == 1:
+            return masks
+        return masks.repeat_interleave(self.bins_per_var, dim=-1)[..., : self.n_bins]
+
+    def to_bins(self, values: np.ndarray) -> np.ndarray:
+        """A per-variable 1-D array (a mask, a map) as one value per bin."""
+        if self.bins_per_var == 1:
+            return values
+        return np.repeat(values, self.bins_per_var)[: self.n_bins]
+
     def magnitude_order_key(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """Per-variable magnitude, the tie-break when responsibilities are equal."""
-        return coeffs.abs()
+        """Per-variable magnitude (the root of its bins' summed power), the tie-break
+        when responsibilities are equal."""
+        power = coeffs.abs().square()
+        pad = self.n_vars * self.bins_per_var - self.n_bins
+        power = torch.nn.functional.pad(power, (0, pad))
+        return power.reshape(*power.shape[:-1], self.n_vars, self.bins_per_var).sum(-1).sqrt()
+
+
+def bins_per_variable(n_samples: int, sample_rate: int, variable_hz: float) -> int:
+    """How many rfft bins one variable of at most `variable_hz` Hz holds: bins lie
+    sample_rate / n_samples Hz apart, so a clip of d seconds has d * variable_hz of them
+    in that width (at least 1). The number of variables, about sample_rate / 2 /
+    variable_hz, then no longer grows with the clip's length."""
+    return max(1, math.floor(variable_hz * n_samples / sample_rate + 1e-9))
 
 
 class STFTSpace:
@@ -88,14 +120,28 @@ class STFTSpace:
             length=self.n_samples,
         )
 
+    def expand(self, masks: torch.Tensor) -> torch.Tensor:
+        return masks
+
+    def to_bins(self, values: np.ndarray) -> np.ndarray:
+        return values
+
     def magnitude_order_key(self, coeffs: torch.Tensor) -> torch.Tensor:
         return coeffs.abs()
 
 
-def make_space(n_samples: int, params: FreqrexParams | None = None) -> FFTSpace | STFTSpace:
-    """The variable space that `params.space` names, for clips of n_samples samples."""
+def make_space(
+    n_samples: int, params: FreqrexParams | None = None, sample_rate: int | None = None
+) -> FFTSpace | STFTSpace:
+    """The variable space that `params.space` names, for clips of n_samples samples.
+
+    With a sample rate, "fft" variables are `params.variable_hz` wide (several bins each
+    on clips longer than 1 / variable_hz seconds); without one, one per bin (the space
+    stored masks and `signals_for` use)."""
     if params is None or params.space == "fft":
-        return FFTSpace(n_samples)
+        if params is None or sample_rate is None:
+            return FFTSpace(n_samples)
+        return FFTSpace(n_samples, bins_per_variable(n_samples, sample_rate, params.variable_hz))
     return STFTSpace(n_samples, params.stft_n_fft, params.stft_hop)
 
 

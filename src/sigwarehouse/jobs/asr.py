@@ -22,23 +22,27 @@ Resumable like ingest: what is stored for the ASR model is skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from pystoi import stoi
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
+from sigwarehouse.audio import load_clips, resample
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import runs
 from sigwarehouse.jobs.skeleton import chunks, job_run
+from sigwarehouse.signals import stored_signals
+from sigwarehouse.store import write_path
 
 ASR_RATE = 16000  # both backends' models hear 16 kHz
 DEFAULT_ASR = "pocketsphinx"
-KINDS = ("sufficient", "complete", "inverse")
 
 
 class Transcriber(Protocol):
@@ -60,7 +64,7 @@ class PocketSphinx:
     name = DEFAULT_ASR
 
     def __init__(self) -> None:
-        from pocketsphinx import Decoder
+        from pocketsphinx import Decoder  # pocketsphinx: only for its own ASR
 
         self.decoder = Decoder(samprate=ASR_RATE, logfn=os.devnull)
 
@@ -87,6 +91,7 @@ class Whisper:
     """A Whisper checkpoint from a local directory (WhisperForConditionalGeneration)."""
 
     def __init__(self, directory: Path, device: str = "cpu", batch_size: int = 8) -> None:
+        # transformers: only for Whisper
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         self.name = f"whisper:{directory.resolve()}"
@@ -102,7 +107,7 @@ class Whisper:
         self.extra = {"language": "en", "task": "transcribe"} if "<|en|>" in known else {}
 
     def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        import torch
+        import torch  # torch: only for Whisper (pocketsphinx runs without)
 
         texts = [""] * len(waves)  # a silent signal is not shown to the model
         audible = [(i, y) for i, x in enumerate(waves) if (y := _peak_normalised(x)) is not None]
@@ -252,9 +257,6 @@ def plan_asr(
 
 def stoi_of(reference: np.ndarray, signal: np.ndarray, rate: int) -> float | None:
     """pystoi's STOI of `signal` against the clean `reference`; None when it gives no number."""
-    import warnings
-
-    from pystoi import stoi
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pystoi warns about silent or very short signals
@@ -264,9 +266,6 @@ def stoi_of(reference: np.ndarray, signal: np.ndarray, rate: int) -> float | Non
 
 def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
     """The item's sufficient, complete and inverse signals that exist (by kind)."""
-    import json
-
-    from sigwarehouse.signals import stored_signals
 
     params = json.loads(item.params) if item.params else None
     return stored_signals(
@@ -278,7 +277,7 @@ def derived(samples: np.ndarray, item: Item) -> dict[str, np.ndarray]:
 class AsrSummary:
     run_id: str
     plan: AsrPlan
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     transcribed: int = 0
     status: str = "running"
 
@@ -310,12 +309,10 @@ def run_asr(
     `transcriber` defaults to `load_asr(plan.asr)` (pass one to reuse a loaded model; its
     name must be the plan's).
     """
-    from sigwarehouse.audio import load_clips, resample
-
     asr = transcriber or load_asr(plan.asr.removeprefix("whisper:"), device)
     if asr.name != plan.asr:
         raise SigwhError(f"the transcriber is {asr.name}, the plan is for {plan.asr}")
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         rate_of = dict(
             con.execute(
                 "SELECT c.clip_id, t.sample_rate FROM clips c JOIN datasets d USING (dataset)"
@@ -327,7 +324,7 @@ def run_asr(
         by_clip.setdefault(it.clip_id, []).append(it)
     originals = set(plan.original_clips)
     clips = sorted(originals | set(by_clip))
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     with job_run(
         path, lambda run_id: AsrSummary(run_id, plan, counters), counters,
         job="asr", model=None, task=None, dataset=None,
@@ -336,7 +333,7 @@ def run_asr(
     ) as run:  # fmt: skip
         summary, run_id = run.summary, run.run_id
         for batch in chunks(clips, clips_per_batch):
-            with warehouse.opened(path, read_only=True) as con:
+            with store.opened(path, read_only=True) as con:
                 samples = dict(zip(batch, load_clips(con, batch), strict=True))
             keys, waves, stoi_rows = [], [], []
             for clip in batch:
@@ -368,8 +365,8 @@ def run_asr(
             run.clock()
             run.write(
                 [
-                    runs.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
-                    runs.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
+                    write_path.Rows("transcripts", TRANSCRIPT_COLUMNS, text_rows),
+                    write_path.Rows("signal_stoi", STOI_COLUMNS, stoi_rows),
                 ]
             )
             if progress:

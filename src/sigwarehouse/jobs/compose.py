@@ -35,10 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
+from sigwarehouse.audio import decode_flac, encode_flac, load_clips
+from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.jobs import runs
+from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 from sigwarehouse.jobs.skeleton import job_run, timed_models
 from sigwarehouse.records import (
     ModelRecord,
@@ -47,11 +50,11 @@ from sigwarehouse.records import (
     task_datasets,
     task_labels,
 )
-from sigwarehouse.signals import fit_length, map_mask
+from sigwarehouse.signals import fit_length, map_mask, masked_signal
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
-    import torch
 
     from sigwarehouse.models.base import AudioClassifier
 
@@ -203,7 +206,7 @@ class ComposeSummary:
     run_id: str
     plan: ComposePlan
     made: list[tuple[str, str, int, int]] = field(default_factory=list)  # ds, label, |κ|, n
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     status: str = "running"
 
     def describe(self) -> str:
@@ -219,11 +222,7 @@ def _member_signals(
     path: Path, item: ComposeItem, params: FreqrexParams
 ) -> tuple[list[np.ndarray], int]:
     """Each candidate's sufficient signal (at its clip's length) and the common length."""
-    from sigwarehouse.audio import load_clips
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.signals import masked_signal
-
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         clips = load_clips(con, [c.clip_id for c in item.candidates])
     signals = [
         masked_signal(x, unpack_mask(c.mask, c.n_bins), params.to_dict())
@@ -245,11 +244,6 @@ def _compose_item(
     path: Path, plan: ComposePlan, item: ComposeItem, clf: AudioClassifier, run_id: str
 ) -> dict:
     """The composites row of one item, by column (computed with the warehouse closed)."""
-    import torch
-
-    from sigwarehouse.audio import decode_flac, encode_flac
-    from sigwarehouse.freqrex import explain
-    from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 
     start = time.perf_counter()
     ids = [c.clip_id for c in item.candidates]
@@ -312,7 +306,7 @@ def run_compose(
     A model that cannot load fails the job before any work; stored composites stay
     stored whatever happens (Ctrl-C ends the run as `interrupted`).
     """
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
     with job_run(
         path, lambda run_id: ComposeSummary(run_id, plan, counters=counters), counters,
@@ -326,7 +320,7 @@ def run_compose(
             row = _compose_item(path, plan, item, clf, run.run_id)
             counters.clips_done += row["n_composed"]
             run.clock()
-            run.write([runs.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])])
+            run.write([write_path.Rows("composites", _COLUMNS, [tuple(row[c] for c in _COLUMNS)])])
             label, kept, tried = plan.labels[item.cls], row["n_composed"], row["n_candidates"]
             run.summary.made.append((item.dataset, label, kept, tried))
             if progress:

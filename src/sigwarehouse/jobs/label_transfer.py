@@ -25,11 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
+from sigwarehouse.audio import load_clips
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import runs
+from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.jobs.skeleton import chunks, job_run, timed_models
+from sigwarehouse.models.scoring import evaluate
 from sigwarehouse.records import (
     ModelRecord,
     class_index,
@@ -39,6 +42,7 @@ from sigwarehouse.records import (
     task_labels,
 )
 from sigwarehouse.signals import map_mask
+from sigwarehouse.store import write_path
 
 MASKS = ("sufficient", "members")
 
@@ -103,8 +107,6 @@ def plan_transfer(
     whose composite is missing or has no usable mask is skipped with its reason (all of
     them skipped: refused, saying what to run).
     """
-    from sigwarehouse.freqrex.spectral import unpack_mask
-
     if mask not in MASKS:
         raise SigwhError(f"--mask must be one of {', '.join(MASKS)}, not {mask!r}")
     record = model_record(con, model)
@@ -159,7 +161,7 @@ def plan_transfer(
 class TransferSummary:
     run_id: str
     plan: TransferPlan
-    counters: runs.RunCounters = field(default_factory=runs.RunCounters)
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
     applied: int = 0
     flipped: int = 0
     status: str = "running"
@@ -199,12 +201,8 @@ def run_transfer(
     progress: Callable[[int], None] | None = None,
 ) -> TransferSummary:
     """Apply the plan's masks, storing each batch of clips in one transaction."""
-    import torch
 
-    from sigwarehouse.audio import load_clips
-    from sigwarehouse.models.scoring import evaluate
-
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     clf = timed_models([plan.model], plan.labels, device, counters)[plan.model.model]
     with job_run(
         path, lambda run_id: TransferSummary(run_id, plan, counters), counters,
@@ -217,7 +215,7 @@ def run_transfer(
         summary, run_id = run.summary, run.run_id
         for sig in plan.signatures:
             for batch in chunks(sig.clip_ids, clips_per_batch):
-                with warehouse.opened(path, read_only=True) as con:
+                with store.opened(path, read_only=True) as con:
                     samples = load_clips(con, batch)
                 as_tensor = [torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in samples]
                 before = evaluate(clf, as_tensor, batch_size)
@@ -255,7 +253,7 @@ def run_transfer(
                 counters.clips_done += len(rows)
                 counters.n_errors += len(errors)
                 run.clock()
-                run.write([runs.Rows("label_transfers", TRANSFER_COLUMNS, rows)], errors)
+                run.write([write_path.Rows("label_transfers", TRANSFER_COLUMNS, rows)], errors)
                 if progress:
                     progress(len(batch))
     return summary

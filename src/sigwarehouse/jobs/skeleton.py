@@ -1,9 +1,8 @@
-"""What every job does around its own work: plan → dry run → run, a recorded run, and
-the chunks it computes and stores one at a time (see `sigwarehouse.jobs`).
+"""What every job does around its own work: a recorded run, the chunks it computes and
+stores one at a time, and its models, timed (see `sigwarehouse.jobs`).
 
-A job module supplies a plan (`describe`, `is_empty`) and a function that carries it
-out inside `job_run`; the commands and the demo call `carry_out`, so each says "nothing
-to do" the same way and a plan with nothing missing starts no run.
+A job module supplies a plan (plans.py) and a function that carries it out inside
+`job_run`, which records the run's row and how it ended.
 """
 
 from __future__ import annotations
@@ -13,57 +12,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sigwarehouse import warehouse
-from sigwarehouse.jobs import runs
+from sigwarehouse import store
+from sigwarehouse.jobs.plans import S
+from sigwarehouse.models.counting import timed
+from sigwarehouse.models.loader import load_models
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     from sigwarehouse.models.base import AudioClassifier
     from sigwarehouse.records import ModelRecord
 
 T = TypeVar("T")
-
-
-class Plan(Protocol):
-    def describe(self) -> str: ...
-
-    def is_empty(self) -> bool: ...
-
-
-class Summary(Protocol):
-    status: str
-
-    def describe(self) -> str: ...
-
-
-P = TypeVar("P", bound=Plan)
-S = TypeVar("S", bound=Summary)
-
-
-def carry_out(
-    plan: P,
-    run: Callable[[P], S],
-    *,
-    dry_run: bool = False,
-    say: Callable[[str], None] | None = None,
-    nothing: str = "everything is stored",
-) -> S | None:
-    """Show the plan, and run it unless it is empty or a dry run; the run's summary, or
-    None when nothing ran. `say` (None: silent) gets the plan, "nothing to do: <nothing>"
-    and the summary; a caller that says nothing reports the summary itself."""
-    if say:
-        say(plan.describe())
-    if plan.is_empty():
-        if say:
-            say(f"nothing to do: {nothing}")
-        return None
-    if dry_run:
-        return None
-    summary = run(plan)
-    if say:
-        say(summary.describe())
-    return summary
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -79,7 +40,7 @@ class JobRun(Generic[S]):
 
     path: Path
     run_id: str
-    counters: runs.RunCounters
+    counters: write_path.RunCounters
     summary: S
     started: float
 
@@ -87,35 +48,33 @@ class JobRun(Generic[S]):
         """Count the seconds since the run started into its counters."""
         self.counters.total_seconds = time.perf_counter() - self.started
 
-    def write(self, tables: list[runs.Rows], errors: list[dict] | None = None) -> None:
-        """Store one batch and the counters in one transaction (runs.write_batch)."""
-        runs.write_batch(self.path, tables, self.run_id, self.counters, errors)
+    def write(self, tables: list[write_path.Rows], errors: list[dict] | None = None) -> None:
+        """Store one batch and the counters in one transaction (write_path.write_batch)."""
+        write_path.write_batch(self.path, tables, self.run_id, self.counters, errors)
 
 
 @contextmanager
 def job_run(
     path: Path,
     summary: Callable[[str], S],
-    counters: runs.RunCounters,
+    counters: write_path.RunCounters,
     **start: Any,
 ) -> Iterator[JobRun[S]]:
-    """Open a `runs` row (`start` are runs.start_run's keywords), make the job's summary
-    from its run id, and record how the body ended (runs.recorded: `done`, `interrupted`
+    """Open a `runs` row (`start` are write_path.start_run's keywords), make the job's summary
+    from its run id, and record how the body ended (write_path.recorded: `done`, `interrupted`
     or `failed`, re-raising what the body raised)."""
-    with warehouse.opened(path) as con:
-        run_id = runs.start_run(con, **start)
+    with store.opened(path) as con:
+        run_id = write_path.start_run(con, **start)
     run = JobRun(path, run_id, counters, summary(run_id), time.perf_counter())
-    with runs.recorded(path, run_id, counters, run.summary, run.started):
+    with write_path.recorded(path, run_id, counters, run.summary, run.started):
         yield run
 
 
 def timed_models(
-    records: list[ModelRecord], labels: list[str], device: str, counters: runs.RunCounters
+    records: list[ModelRecord], labels: list[str], device: str, counters: write_path.RunCounters
 ) -> dict[str, AudioClassifier]:
     """The records' models on the device, counting their queries and forward-pass seconds
     into `counters`. Loaded before the run starts: a model that cannot load fails the job
     without a run row."""
-    from sigwarehouse.models.loader import load_models
-
     loaded = load_models(records, labels, device)
-    return {name: runs.timed(clf, counters) for name, clf in loaded.items()}
+    return {name: timed(clf, counters) for name, clf in loaded.items()}

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import warehouse
-from sigwarehouse.jobs import runs
+from sigwarehouse import store
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
@@ -82,26 +82,26 @@ class HeldWarehouse:
 
     def write(
         self,
-        tables: list[runs.Rows],
+        tables: list[write_path.Rows],
         run_id: str,
-        counters: runs.RunCounters,
+        counters: write_path.RunCounters,
         errors: list[dict] | None = None,
     ) -> None:
-        """Store one batch (runs.store_batch: rows, errors, counters) in one transaction,
+        """Store one batch (write_path.store_batch: rows, errors, counters) in one transaction,
         then close the connection if the policy says so. A batch that fails is rolled
         back whole and closes the connection before its error is raised."""
         if self.con is None:
             # Only tables are written: the package's views are not installed (see opened).
-            self.con = warehouse.connect(self.path, package_views=False)
+            self.con = store.connect(self.path, package_views=False)
             try:
-                warehouse.require_current(self.con, self.path)
+                store.require_current(self.con, self.path)
             except BaseException:
                 self.close()
                 raise
             self.opened_at, self.batches = time.monotonic(), 0
             self.opens += 1
         try:
-            runs.store_batch(self.con, tables, run_id, counters, errors)
+            write_path.store_batch(self.con, tables, run_id, counters, errors)
         except BaseException:
             self.close()
             raise
@@ -134,9 +134,9 @@ class BatchWriter:
         self,
         path: Path,
         run_id: str,
-        counters: runs.RunCounters,
+        counters: write_path.RunCounters,
         policy: HoldPolicy = HoldPolicy(),
-        to_tables: Callable[..., tuple[list[runs.Rows], list[dict]]] | None = None,
+        to_tables: Callable[..., tuple[list[write_path.Rows], list[dict]]] | None = None,
     ):
         """`to_tables(*rows)` turns what the job passes to a call into (tables, errors);
         by default a call passes (tables, errors) itself."""

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from sigwarehouse.models import precision
+
 
 class AudioClassifier(ABC):
     """Base class: holds the task's labels, the sample rate and the device."""
@@ -40,8 +42,6 @@ class AudioClassifier(ABC):
 
     def autocast(self):
         """The region an adapter runs its network body in (models/precision.py)."""
-        from sigwarehouse.models import precision
-
         return precision.autocast(self.device, self.dtype)
 
     @property

@@ -19,6 +19,7 @@ import torch
 
 from sigwarehouse.freqrex.spectral import FFTSpace
 from sigwarehouse.models.base import AudioClassifier
+from sigwarehouse.models.precision import float32_only
 
 PROBE_BATCH = 8
 HEADROOM = 0.7  # of the free memory: the caching allocator fragments, other tensors live
@@ -64,8 +65,6 @@ def auto_batch_size(classifier: AudioClassifier, n_samples: int, default: int) -
     device = classifier.device
     if device.type != "cuda":
         return default, f"{default} (the default: auto sizing needs a CUDA device)"
-    from sigwarehouse.models.precision import float32_only
-
     peak = _peak_bytes(classifier, PROBE_BATCH, n_samples)
     with float32_only():
         peak = max(peak, _peak_bytes(classifier, PROBE_BATCH, n_samples))

@@ -19,6 +19,7 @@ function the Hugging Face extractors use, so the filters are identical by constr
 
 from __future__ import annotations
 
+import functools
 import warnings
 from functools import lru_cache
 
@@ -36,7 +37,7 @@ _KALDI_MEL_FLOOR = 1.192092955078125e-07
 def _mel_filters_np(
     n_freqs: int, n_mels: int, f_min: float, f_max: float, sample_rate: int, kind: str
 ):
-    from transformers.audio_utils import mel_filter_bank
+    from transformers.audio_utils import mel_filter_bank  # transformers: only for mel features
 
     if kind == "slaney":  # Whisper
         return mel_filter_bank(n_freqs, n_mels, f_min, f_max, sample_rate, "slaney", "slaney")
@@ -80,7 +81,6 @@ def fit_length(waves: torch.Tensor, n_samples: int) -> torch.Tensor:
 
 def float32_features(fn):
     """Run a feature function with autocast off (its inputs are float32 already)."""
-    import functools
 
     @functools.wraps(fn)
     def run(waves: torch.Tensor, *args, **kwargs) -> torch.Tensor:

@@ -20,7 +20,7 @@ from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import features
 from sigwarehouse.models.attention import attention_of, load_with_sdpa
 from sigwarehouse.models.base import AudioClassifier
-from sigwarehouse.models.loader import label_matrix, resolve_label_map
+from sigwarehouse.models.labels import label_matrix, resolve_label_map
 
 FeatureFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
@@ -64,7 +64,7 @@ def feature_fn(extractor) -> FeatureFn:
 def quiet_progress() -> Iterator[None]:
     """No transformers progress bars ("Loading weights", "Writing model shards"): a job
     loads every model of its task, and the bars would bury its own progress on stderr."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # transformers: only when hf loads
 
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -92,6 +92,7 @@ class HFAudioClassifier(AudioClassifier):
         Raises SigwhError when the files are not available locally, LabelMappingError when
         the model's id2label does not map onto `task_labels`.
         """
+        # transformers: only when an hf model loads
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         local_only = not allow_download

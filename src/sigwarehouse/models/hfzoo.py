@@ -31,12 +31,14 @@ from torch import nn
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.attention import build_with_sdpa
+from sigwarehouse.models.hf import feature_fn, quiet_progress
 
 META_FILE = "sigwh_zoo.json"
 WINDOW_S = 4  # Whisper and AST see a fixed window; the corpus clips are 1-3.9 s long
 
 
 def _wave_extractor(sample_rate: int):
+    # transformers: only when a zoo model is built
     from transformers import Wav2Vec2FeatureExtractor
 
     return Wav2Vec2FeatureExtractor(
@@ -49,7 +51,7 @@ def _wave_extractor(sample_rate: int):
 
 
 def _whisper_extractor(sample_rate: int, hparams: dict[str, Any]):
-    from transformers import WhisperFeatureExtractor
+    from transformers import WhisperFeatureExtractor  # transformers: only when a zoo model is built
 
     return WhisperFeatureExtractor(
         feature_size=hparams["num_mel_bins"],
@@ -61,7 +63,7 @@ def _whisper_extractor(sample_rate: int, hparams: dict[str, Any]):
 
 
 def _ast_extractor(sample_rate: int, hparams: dict[str, Any]):
-    from transformers import ASTFeatureExtractor
+    from transformers import ASTFeatureExtractor  # transformers: only when a zoo model is built
 
     return ASTFeatureExtractor(
         feature_size=1,
@@ -73,7 +75,7 @@ def _ast_extractor(sample_rate: int, hparams: dict[str, Any]):
 
 
 def _config_and_class(family: str, hparams: dict[str, Any], labels: list[str]):
-    import transformers as tf
+    import transformers as tf  # transformers: only when a zoo model is built
 
     classes = {
         "hubert-tiny": (tf.HubertConfig, tf.HubertForSequenceClassification),
@@ -127,8 +129,6 @@ class WaveformClassifier(nn.Module):
 
     def __init__(self, model: nn.Module, extractor: Any):
         super().__init__()
-        from sigwarehouse.models.hf import feature_fn
-
         self.model = model
         self.extractor = extractor
         self._features = feature_fn(extractor)
@@ -152,8 +152,6 @@ def save(directory: str | Path, net: WaveformClassifier, meta: dict[str, Any]) -
     for key in ("family", "labels", "sample_rate"):
         if key not in meta:
             raise ValueError(f"zoo metadata lacks {key!r}")
-    from sigwarehouse.models.hf import quiet_progress
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with quiet_progress():

@@ -15,7 +15,7 @@ from sigwarehouse.models.factory import (
     probe_waves,
     who_is,
 )
-from sigwarehouse.models.loader import label_matrix, resolve_label_map
+from sigwarehouse.models.labels import label_matrix, resolve_label_map
 
 
 class PythonClassifier(AudioClassifier):

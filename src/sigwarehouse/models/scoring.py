@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # torch: only to evaluate; entropy_bits runs without
 
     from sigwarehouse.models.base import AudioClassifier
 
@@ -27,7 +27,7 @@ def entropy_bits(probs: np.ndarray) -> np.ndarray:
 
 def evaluate(clf: AudioClassifier, waves: list[torch.Tensor], batch_size: int) -> np.ndarray:
     """Probabilities (n, labels) of 1-D waves of any lengths: equal lengths share a batch."""
-    import torch
+    import torch  # torch: only to evaluate; entropy_bits runs without
 
     out = np.zeros((len(waves), clf.n_labels), dtype=np.float32)
     by_length: dict[int, list[int]] = {}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 import tomllib
 from collections.abc import Iterator
@@ -20,11 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import augment, hfzoo, zoo
+from sigwarehouse.models.features import fit_length
+from sigwarehouse.models.labels import sidecar_path
+from sigwarehouse.models.loader import load_classifier
 
 PREFIX = {"emotion": "vc", "genre": "mc", "spoof": "sp"}
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -157,8 +163,6 @@ def load_split(root: str | Path, labels: list[str], sample_rate: int) -> tuple[l
     Files are taken in sorted order. Raises SigwhError for a missing folder, a folder
     that is not a task label, or audio at another sample rate.
     """
-    import soundfile as sf
-
     root = Path(root)
     if not root.is_dir():
         raise SigwhError(f"no split at {root} (build the corpus with `sigwh corpus build`)")
@@ -269,8 +273,6 @@ def checkpoint_path(zoo_dir: str | Path, task: str, model_id: str) -> Path:
 
 def _remove_other_format(zoo_dir: Path, task: str, model_id: str, kind: str) -> None:
     """Delete a slot's checkpoint of the other format, so a slot has exactly one."""
-    import shutil
-
     base = zoo_dir / task / model_id
     if kind == "hf":
         for stale in (base.with_suffix(".safetensors"), base.with_suffix(".json")):
@@ -307,8 +309,6 @@ def train_one(
     log=print,
 ) -> Result:
     """Train, save and score one zoo model; returns its Result (meta as saved)."""
-    from sigwarehouse.models.loader import load_classifier
-
     spec = spec_of(model_id)
     epochs = spec.epochs_for(task) if epochs is None else epochs
     eq_scale = augment.TASK_EQ_SCALE.get(task, 1.0)
@@ -355,8 +355,6 @@ def train_one(
 
 def throughput(classifier, waves: list[np.ndarray], batch: int = 64, seconds: float = 3.0) -> float:
     """Forward clips per second at `batch` clips of 2 s (eval clips looped and fitted)."""
-    from sigwarehouse.models.features import fit_length
-
     n = 2 * classifier.sample_rate
     rows = [torch.from_numpy(waves[i % len(waves)]) for i in range(batch)]
     x = fit_length(torch.nn.utils.rnn.pad_sequence(rows, batch_first=True), n)
@@ -383,8 +381,6 @@ def evaluate_one(
 
     `checkpoint` is a zoo directory (Hugging Face family) or a .safetensors file (CNN).
     """
-    from sigwarehouse.models.loader import load_classifier
-
     if checkpoint.is_dir():
         clf, meta = load_classifier("hf", checkpoint, labels, device=device), read_meta(checkpoint)
         size = hfzoo.weight_bytes(checkpoint)
@@ -403,8 +399,6 @@ def evaluate_one(
 
 def read_meta(checkpoint: str | Path) -> dict[str, Any]:
     """The metadata of a zoo model: sigwh_zoo.json of a directory, or a file's sidecar."""
-    from sigwarehouse.models.loader import sidecar_path
-
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         return hfzoo.read_meta(checkpoint)
@@ -437,8 +431,6 @@ def _toml_value(v: Any) -> str:
 
 def zoo_block(metas: list[dict[str, Any]], checkpoint_dir: Path, toml_dir: Path) -> str:
     """The catalog TOML text for zoo models described by sidecar metadata."""
-    import os
-
     lines = [BEGIN_ZOO]
     for m in metas:
         family = m.get("family", m["arch"])

@@ -67,6 +67,8 @@ def resolve(records: list[ModelRecord], source: ModelSource | None = None) -> li
     source = source or _source
     if source.trust_warehouse or all(r.kind in SAFE_KINDS for r in records):
         return list(records)
+    # catalog imports sqlmodel and pydantic (half a second): not at CLI start-up, where
+    # cli.common sets the source
     from sigwarehouse import catalog
 
     directory = source.catalog()

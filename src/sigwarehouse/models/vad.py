@@ -147,7 +147,7 @@ class SileroVAD(Detector):
 
     def _weights(self) -> dict[str, Any]:
         if self._w is None:
-            import torch
+            import torch  # torch: VAD labels are read without it (catalog sync)
 
             with warnings.catch_warnings():  # torch 2.10+ marks torch.jit deprecated
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -167,8 +167,8 @@ class SileroVAD(Detector):
 
     def frame_probs(self, waves: np.ndarray) -> Any:
         """Per-frame speech probabilities, a torch tensor (batch, n_frames)."""
-        import torch
-        import torch.nn.functional as F
+        import torch  # torch: VAD labels are read without it (catalog sync)
+        import torch.nn.functional as F  # torch: as above
 
         w = self._weights()
         x = torch.from_numpy(frames(waves, self.frame).reshape(len(waves), -1))

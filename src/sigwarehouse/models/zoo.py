@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models.attention import attention_of
 from sigwarehouse.models.base import AudioClassifier
-from sigwarehouse.models.loader import label_matrix, resolve_label_map, sidecar_path
+from sigwarehouse.models.labels import label_matrix, resolve_label_map, sidecar_path
 
 FORMAT = "sigwh-zoo/1"
 
@@ -74,8 +76,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
     Returns the checkpoint path. `meta` must be JSON-serialisable.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for key in ("arch", "hparams", "labels", "sample_rate"):
@@ -96,9 +96,6 @@ def load_checkpoint(
 
     Needs nothing but the file. Raises SigwhError for a missing or foreign file.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise SigwhError(f"zoo checkpoint {path} not found (train it with `sigwh zoo train`)")

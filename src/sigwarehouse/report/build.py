@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -19,9 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sigwarehouse import __version__, warehouse
+from sigwarehouse import __version__
+from sigwarehouse import store as warehouse
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.report import html
 from sigwarehouse.report.sections import Analysis
+from sigwarehouse.store import sql_files, views
 
 REPORT_FORMAT = 2  # bump when the page changes, so --if-changed rebuilds old reports
 FINGERPRINT_FILE = ".fingerprint.json"
@@ -72,9 +76,6 @@ def _code_digest(analyses: Sequence[Analysis]) -> str:
     """A hash of the analyses', the report's and the views' source, so that upgrading any
     of them makes --if-changed rebuild even when the warehouse did not change. An
     analysis counts with every module beside it (the helpers it shares with the others)."""
-    import inspect
-
-    from sigwarehouse import views
 
     sources = [inspect.getfile(a if inspect.ismodule(a) else type(a)) for a in analyses]
     folders = {Path(source).parent for source in sources}
@@ -82,7 +83,7 @@ def _code_digest(analyses: Sequence[Analysis]) -> str:
     for folder in [*sorted(folders), Path(__file__).parent]:
         for source in sorted(folder.glob("*.py")):
             digest.update(source.name.encode() + source.read_bytes())
-    for source in views.files():  # the report reads through the package's views
+    for source in sql_files.view_files():  # the report reads through the package's views
         digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -100,8 +101,8 @@ def _previous_digest(out_dir: Path) -> str | None:
 
 def _vl_version() -> str | None:
     """The Vega-Lite version Altair writes, in vl-convert's spelling (e.g. '6.4')."""
-    import altair as alt
-    import vl_convert as vlc
+    import altair as alt  # altair, vl_convert: only when charts are drawn
+    import vl_convert as vlc  # vl_convert: only when charts are drawn
 
     wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     return wanted if wanted in vlc.get_vegalite_versions() else None
@@ -165,8 +166,6 @@ def build_report(
 
 def _require_views(con, path: Path) -> None:
     """Refuse a warehouse that predates views the analyses read (they would fail midway)."""
-    from sigwarehouse import views
-
     missing = views.unavailable(con)
     if missing:
         raise SigwhError(
@@ -178,9 +177,7 @@ def _require_views(con, path: Path) -> None:
 def _render(
     con, path: Path, out: Path, analyses: Sequence[Analysis], chart_files: bool
 ) -> ReportResult:
-    import vl_convert as vlc
-
-    from sigwarehouse.report import html
+    import vl_convert as vlc  # vl_convert: only when charts are drawn
 
     vl_version = _vl_version()
     sections = [analysis.run(con) for analysis in analyses]

@@ -1,8 +1,9 @@
 """Open a warehouse file, apply its ordered migrations, re-create its views.
 
-The schema lives in `sql/schema/NNNN_name.sql`, applied in order, each in its own
-transaction and recorded in `schema_migrations`. Views and table macros live in
-`sql/views/<name>.sql`, one per file, and are re-created after every migration.
+The top of the storage package. The schema lives in `sql/schema/NNNN_name.sql`, applied
+in order, each in its own transaction and recorded in `schema_migrations`. Views and
+table macros live in `sql/views/<name>.sql`, one per file, and are re-created after
+every migration (sql_files.py reads both).
 
 Reads never change a file: an older warehouse is migrated only by `migrate()`
 (`sigwh migrate` or `sigwh init`), and a warehouse newer than this code is refused.
@@ -12,35 +13,27 @@ file another process is writing. So every command holds the file only briefly, a
 `connect()` waits (with back-off) while another process holds the lock.
 
 A warehouse may come from someone else, so `connect()` also checks what it opens (a
-DuckDB file, whole, of sigwarehouse: storage.py, integrity.py), reads with DuckDB's
+DuckDB file, whole, of sigwarehouse: file_format.py, integrity.py), reads with DuckDB's
 external access off, and puts this package's views in front of the file's (views.py).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from sigwarehouse import __version__
 from sigwarehouse.errors import WarehouseError
+from sigwarehouse.store import file_format, integrity, sql_files, views
+from sigwarehouse.store.atomic import transaction
+from sigwarehouse.store.sql_files import MIGRATIONS_TABLE, Migration
 
 DEFAULT_WAREHOUSE = "warehouse.duckdb"
-MIGRATIONS_TABLE = "schema_migrations"
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    path: Path
 
 
 def default_path() -> Path:
@@ -48,58 +41,14 @@ def default_path() -> Path:
     return Path(os.environ.get("SIGWH_WAREHOUSE", DEFAULT_WAREHOUSE))
 
 
-def sql_dir() -> Path:
-    """The sql/ folder: shipped inside the wheel, or the repository's in a source checkout."""
-    packaged = Path(str(resources.files("sigwarehouse"))) / "sql"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "sql"
-
-
-def read_sql(name: str) -> str:
-    """The text of sql/<name>.sql, e.g. read_sql('views/model_accuracy')."""
-    path = sql_dir() / f"{name}.sql"
-    if not path.is_file():
-        raise WarehouseError(f"no SQL file named {name!r} (looked for {path})")
-    return path.read_text()
-
-
-def migrations() -> list[Migration]:
-    """Every migration shipped with this code, in order."""
-    found = []
-    for path in sorted((sql_dir() / "schema").glob("*.sql")):
-        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", path.name)
-        if not match:
-            raise WarehouseError(f"{path}: migration files must be named NNNN_name.sql")
-        found.append(Migration(int(match[1]), match[2], path))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise WarehouseError(f"two migrations share a number in {sql_dir() / 'schema'}")
-    return found
-
-
-def code_schema_version() -> int:
-    return max((m.version for m in migrations()), default=0)
-
-
-def applied_versions(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Versions recorded in the warehouse (empty for a new file)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [MIGRATIONS_TABLE]
-    ).fetchone()[0]
-    if not exists:
-        return []
-    rows = con.execute(f"SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version").fetchall()
-    return [v for (v,) in rows]
-
-
 def _check_not_newer(applied: list[int], path: Path) -> list[int]:
-    known = {m.version for m in migrations()}
+    known = {m.version for m in sql_files.migrations()}
     unknown = [v for v in applied if v not in known]
     if unknown:
         raise WarehouseError(
             f"{path} has schema version {max(applied)}, newer than this sigwarehouse "
-            f"({__version__}, schema {code_schema_version()}); upgrade sigwarehouse to open it"
+            f"({__version__}, schema {sql_files.code_schema_version()}); "
+            "upgrade sigwarehouse to open it"
         )
     return applied
 
@@ -126,7 +75,7 @@ def connect(
     file that is not a DuckDB database or is truncated, another application's DuckDB
     file, a warehouse whose schema is newer than this code, and a damaged one (a table
     or column missing; allow_damaged skips this check, for a user repairing it by hand).
-    A new file is created in storage.STORAGE_VERSION, which DuckDB 1.x readers open.
+    A new file is created in file_format.STORAGE_VERSION, which DuckDB 1.x readers open.
 
     Shared files hold SQL their authors wrote, so by default a read-only connection runs
     with DuckDB's external access disabled (views cannot read other files or the
@@ -134,29 +83,27 @@ def connect(
     is this package's definition, as TEMP objects shadowing the file's (see views.py).
     Never migrates: see migrate().
     """
-    from sigwarehouse import integrity, storage, views
-
     path = Path(path) if path is not None else default_path()
     exists = path.exists()
     if must_exist and not exists:
         raise WarehouseError(f"no warehouse at {path}; create one with `sigwh init`")
-    if exists:  # read before DuckDB holds the file: see storage.held_in_this_process
-        storage.read_header(path)
+    if exists:  # read before DuckDB holds the file: see file_format.held_in_this_process
+        file_format.read_header(path)
     config: dict[str, object] = {}
     if not (not read_only if external_access is None else external_access):
         config["enable_external_access"] = False
     if not exists:
-        config["storage_compatibility_version"] = storage.STORAGE_VERSION
+        config["storage_compatibility_version"] = file_format.STORAGE_VERSION
     con = _open(path, read_only, config, wait_s)
     try:
         if exists:  # now that the file is held, its length is final (stat: no descriptor)
-            storage.check_length(con, path)
+            file_format.check_length(con, path)
         applied = integrity.check_file(con, path, read_only)
         _check_not_newer(applied, path)
         if applied and not allow_damaged:
             integrity.require_whole(con, path, applied)
         if package_views and applied:
-            todo = [f"{m.version:04d}_{m.name}" for m in migrations() if m.version not in applied]
+            todo = [m.stem for m in sql_files.migrations() if m.version not in applied]
             views.install(con, path, todo)
     except duckdb.Error as exc:
         con.close()
@@ -196,13 +143,11 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
 def _explain_unreadable(path: Path, exc: Exception) -> None:
     """Raise the clearer error when DuckDB cannot open an existing file: not a DuckDB
     file, or cut off (DuckDB could not read a block it needs)."""
-    from sigwarehouse import storage
-
     if path.exists():
-        storage.read_header(path)
+        file_format.read_header(path)
         if "Could not read enough bytes" in str(exc):
             raise WarehouseError(
-                storage.truncated_message(path, path.stat().st_size, None)
+                file_format.truncated_message(path, path.stat().st_size, None)
             ) from exc
 
 
@@ -233,25 +178,9 @@ def opened(
         con.close()
 
 
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN … COMMIT around the block; ROLLBACK and re-raise if it raises, so a failure
-    leaves none of the block's writes behind (every multi-statement write goes through
-    here, so that rule lives in one place)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:  # KeyboardInterrupt too: roll back now, not when the file closes
-        con.execute("ROLLBACK")
-        raise
-    # Outside the try: a COMMIT that fails has already been rolled back by DuckDB, and a
-    # ROLLBACK then would only raise "no transaction is active" over the real error.
-    con.execute("COMMIT")
-
-
 def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
-    done = set(applied_versions(con))
-    return [m for m in migrations() if m.version not in done]
+    done = set(sql_files.applied_versions(con))
+    return [m for m in sql_files.migrations() if m.version not in done]
 
 
 def require_current(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> None:
@@ -261,7 +190,7 @@ def require_current(con: duckdb.DuckDBPyConnection, path: str | Path | None = No
         where = path or "this warehouse"
         raise WarehouseError(
             f"{where} is at an older schema ({len(todo)} migration(s) pending, e.g. "
-            f"{todo[0].version:04d}_{todo[0].name}); run `sigwh migrate` first"
+            f"{todo[0].stem}); run `sigwh migrate` first"
         )
 
 
@@ -276,7 +205,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
         " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp, code_version VARCHAR)"
     )
-    _check_not_newer(applied_versions(con), Path("this warehouse"))
+    _check_not_newer(sql_files.applied_versions(con), Path("this warehouse"))
     applied = []
     for migration in pending(con):
         try:
@@ -292,23 +221,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
                 f"migration {migration.path.name} failed and was rolled back: {exc}"
             ) from exc
         applied.append(migration)
-    create_views(con)
+    views.create(con)
     return applied
-
-
-def view_files() -> list[Path]:
-    return sorted((sql_dir() / "views").glob("*.sql"))
-
-
-def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """(Re-)create every view and macro in sql/views/, in one transaction; returns their names.
-
-    Files are plain `CREATE OR REPLACE VIEW|MACRO` statements, each named after its file.
-    A view may read another: a file is created after every file whose name it mentions.
-    """
-    from sigwarehouse import views
-
-    return views.create(con)
 
 
 def init(path: str | Path | None = None) -> tuple[Path, list[Migration]]:

@@ -15,9 +15,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sigwarehouse import warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
+from sigwarehouse.jobs.plans import carry_out
+from sigwarehouse.models import trust
+from sigwarehouse.store import views
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
 # `sigwh ingest`'s defaults at 0.3-0.6 of the queries, so that every model of every task
@@ -39,15 +42,14 @@ class DemoResult:
 
 def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
     """Section 5 of the paper on every real/fake task: composites, label transfer, ASR."""
-    from sigwarehouse.jobs import asr, compose, label_transfer
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse.jobs import asr, compose, label_transfer  # torch: not at CLI start-up
 
     def told(summary) -> None:
         if summary is not None:
             say(summary.describe())
 
     real_fake = "list_sort(tasks.labels) = ['fake', 'real']"
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         models = con.execute(
             f"SELECT model FROM models JOIN tasks USING (task) WHERE {real_fake} ORDER BY 1"
         ).fetchall()
@@ -55,21 +57,21 @@ def _deepfake_jobs(path: Path, device: str, say: Callable[[str], None]) -> None:
             f"SELECT dataset FROM datasets JOIN tasks USING (task) WHERE {real_fake} ORDER BY 1"
         ).fetchall()
     for (model,) in models:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = compose.plan_compose(con, model)
         told(carry_out(plan, lambda p: compose.run_compose(path, p, device=device)))
         # The paper applies the fake composite to real clips; a model that calls silence
         # "fake" has an empty fake composite, and then only the other direction says much.
         for source in ("fake", "real"):
             try:
-                with warehouse.opened(path, read_only=True) as con:
+                with store.opened(path, read_only=True) as con:
                     plan = label_transfer.plan_transfer(con, model, from_label=source)
             except SigwhError as exc:
                 say(f"label transfer from {source} on {model}: {exc}")
                 continue
             told(carry_out(plan, lambda p: label_transfer.run_transfer(path, p, device=device)))
     for (dataset,) in datasets:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = asr.plan_asr(con, asr.DEFAULT_ASR, dataset=dataset)
         told(carry_out(plan, lambda p: asr.run_asr(path, p, device="cpu")))
 
@@ -78,16 +80,14 @@ def _prepare(path: Path) -> None:
     """Create the warehouse, or migrate it and store this sigwarehouse's views in it; a
     file that is current in both is left as it is (migrating rewrites the views, and so
     the file, which would make the report look changed)."""
-    from sigwarehouse import views
-
     if path.exists():
-        with warehouse.opened(path, read_only=True) as con:
-            applied = warehouse.applied_versions(con)
-            pending = {m.version for m in warehouse.migrations()} - set(applied)
+        with store.opened(path, read_only=True) as con:
+            applied = store.applied_versions(con)
+            pending = {m.version for m in store.migrations()} - set(applied)
             stale = [d for d in views.differences(con, applied) if d.status != "extra"]
         if not pending and not stale:
             return
-    warehouse.init(path)
+    store.init(path)
 
 
 def run_demo(
@@ -121,8 +121,6 @@ def run_demo(
 @contextmanager
 def _models_from(catalog_dir: Path) -> Iterator[None]:
     """Let model jobs take non-zoo models from `catalog_dir` for the duration."""
-    from sigwarehouse.models import trust
-
     before = trust.current()
     trust.set_source(replace(before, catalog_dir=Path(catalog_dir)))
     try:
@@ -142,9 +140,8 @@ def _run(
     say: Callable[[str], None],
     progress: bool,
 ) -> DemoResult:
-    from sigwarehouse import catalog, clips
-    from sigwarehouse.jobs import ingest
-    from sigwarehouse.jobs.skeleton import carry_out
+    from sigwarehouse import catalog, clips  # sqlmodel, scipy: not at CLI start-up
+    from sigwarehouse.jobs import ingest  # torch: not at CLI start-up
 
     clock = time.perf_counter()
 
@@ -155,7 +152,7 @@ def _run(
         clock = now
 
     _prepare(path)
-    with warehouse.opened(path) as con:
+    with store.opened(path) as con:
         for line in catalog.sync(con, catalog_dir).lines():
             say(line)
         for name in clips.dataset_names(con):
@@ -176,7 +173,7 @@ def _run(
 
     stored = []
     for model in models:
-        with warehouse.opened(path, read_only=True) as con:
+        with store.opened(path, read_only=True) as con:
             plan = ingest.plan_ingest(con, model, params, per_label=per_label)
         summary = carry_out(plan, explain)
         if summary is None:
@@ -188,7 +185,7 @@ def _run(
     step("ingest")
     _deepfake_jobs(path, device, say)
     step("deepfake jobs")
-    from sigwarehouse.analyses import build_report
+    from sigwarehouse.analyses import build_report  # torch and altair: not at start-up
 
     say(build_report(path, out_dir, if_changed=True).message)
     result.report = out_dir / "index.html"

@@ -6,7 +6,7 @@ driver) plans the missing work from it as a local job does, reads each batch's i
 workers can read), and is the only process that writes. Ray supplies the rest: the
 actors (one per GPU, `num_gpus=1`; CPU actors where the cluster has no GPU) load the
 task's models once and turn each batch into Arrow tables with the same computation as
-a local job (jobs.ingest_batch); the driver stores each result in one transaction
+a local job (batch.py); the driver stores each result in one transaction
 through the job's writer, so every row keeps its natural key.
 
 Failures: an actor that dies (its node lost, `ray.kill`, out of memory) is replaced
@@ -27,16 +27,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigwarehouse import devices, warehouse
+import torch
+
+from sigwarehouse import devices, probes, store
+from sigwarehouse.audio import ClipSource, clip_sources
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import ingest, ingest_batch, runs
+from sigwarehouse.jobs.ingest import batch
+from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary
+from sigwarehouse.jobs.ingest.rows import probe_table, started_run, stored_masks_on, write_rows
+from sigwarehouse.jobs.ingest.runtime import longest_clip, runtime_choices
 from sigwarehouse.jobs.skeleton import chunks
 from sigwarehouse.jobs.writer import HoldPolicy
+from sigwarehouse.models import trust
+from sigwarehouse.models.counting import timed
+from sigwarehouse.models.loader import load_models
+from sigwarehouse.models.precision import float32_only
 from sigwarehouse.records import task_models
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
-    from sigwarehouse.audio import ClipSource
-    from sigwarehouse.jobs.ingest import IngestPlan, IngestSummary
     from sigwarehouse.records import ModelRecord
 
 INSTALL_HINT = "pip install 'sigwarehouse[ray]'"
@@ -48,7 +57,7 @@ READ_AHEAD = 8  # batches whose inputs the driver reads per open of the warehous
 def import_ray() -> Any:
     """The ray module, or a SigwhError that says how to install it."""
     try:
-        import ray
+        import ray  # only here: `sigwh --help` and local jobs never import it
     except ImportError as exc:
         raise SigwhError(
             f"--ray needs Ray, which is not installed here: {INSTALL_HINT} (on every node "
@@ -59,25 +68,19 @@ def import_ray() -> Any:
 
 class IngestWorker:
     """What each Ray actor runs: the task's models, loaded once, and the batch
-    computations of jobs.ingest_batch. A plain class: `ray.remote` makes it an actor
+    computations of jobs.batch. A plain class: `ray.remote` makes it an actor
     (see actor_options), and a test may call it in-process."""
 
     def __init__(self, records: list[ModelRecord], labels: list[str], device: str | None):
-        from sigwarehouse import devices
-        from sigwarehouse.models.loader import load_models
-        from sigwarehouse.models.trust import ModelSource
-
         self.device = devices.default_device(device)
-        self.counters = runs.RunCounters()  # queries and forward seconds, as runs.timed counts
+        self.counters = write_path.RunCounters()  # queries and forward seconds, as timed counts
         # The driver has resolved the records under its trust policy and catalog
         # (models.trust.resolve); the worker loads them as they are.
-        loaded = load_models(records, labels, self.device, ModelSource(trust_warehouse=True))
-        self.models = {name: runs.timed(clf, self.counters) for name, clf in loaded.items()}
+        loaded = load_models(records, labels, self.device, trust.ModelSource(trust_warehouse=True))
+        self.models = {name: timed(clf, self.counters) for name, clf in loaded.items()}
         self.returned: float | None = None  # when the last batch's method returned
 
     def where(self) -> str:
-        import torch
-
         threads = torch.get_num_threads()  # Ray sets OMP_NUM_THREADS to the actor's CPUs
         return f"{socket.gethostname()}:{os.getpid()} ({self.device}, {threads} thread(s))"
 
@@ -86,36 +89,33 @@ class IngestWorker:
     ) -> tuple[IngestPlan, dict]:
         """Resolve the explained model's precision and batch size here (the first actor
         does, for the run's record) or apply the driver's resolved ones (the others)."""
-        return ingest._runtime_choices(plan, self.models, self.device, auto_batch, longest)
+        return runtime_choices(plan, self.models, self.device, auto_batch, longest)
 
     def explain(
         self, plan: IngestPlan, run_id: str, clip_ids: list[int], sources: list[ClipSource]
     ) -> dict:
         before = self._spent()
         started = time.perf_counter()
-        waves = ingest_batch.load_waves(sources, self.device)
-        rows = ingest_batch.explain_rows(plan, clip_ids, waves, self.models, run_id)
+        waves = batch.load_waves(sources, self.device)
+        rows = batch.explain_rows(plan, clip_ids, waves, self.models, run_id)
         return self._payload(rows, before, started)
 
     def cross_fill(
         self,
         plan: IngestPlan,
         run_id: str,
-        stored: list[ingest_batch.StoredMasks],
+        stored: list[batch.StoredMasks],
         sources: list[ClipSource],
     ) -> dict:
         before = self._spent()
         started = time.perf_counter()
-        waves = ingest_batch.load_waves(sources, self.device)
+        waves = batch.load_waves(sources, self.device)
         by_clip = {s.clip_id: w for s, w in zip(sources, waves, strict=True)}
         target = self.models[plan.model]
-        rows = ingest_batch.cross_fill_rows(plan, stored, by_clip, target, run_id)
+        rows = batch.cross_fill_rows(plan, stored, by_clip, target, run_id)
         return self._payload(rows, before, started)
 
     def probes(self, plan: IngestPlan, run_id: str) -> tuple[list[tuple], tuple[int, float]]:
-        from sigwarehouse import probes
-        from sigwarehouse.models.precision import float32_only
-
         before = self._spent()
         with float32_only():
             rows = probes.probe_rows(
@@ -130,9 +130,7 @@ class IngestWorker:
         queries, seconds = self._spent()
         return queries - before[0], seconds - before[1]
 
-    def _payload(
-        self, rows: ingest_batch.BatchRows, before: tuple[int, float], started: float
-    ) -> dict:
+    def _payload(self, rows: batch.BatchRows, before: tuple[int, float], started: float) -> dict:
         payload = rows.to_arrow()
         now = time.perf_counter()
         # The seconds this batch took here (Arrow included), and the gap since the last
@@ -170,7 +168,7 @@ def run_ingest_ray(
     device: str | None = None,
     actors: int | None = None,
     clips_per_batch: int | None = None,
-    progress: Callable[[int, runs.RunCounters], None] | None = None,
+    progress: Callable[[int, write_path.RunCounters], None] | None = None,
     hold: HoldPolicy = HoldPolicy(),
     auto_batch: bool = False,
     on_result: Callable[[int, list], None] | None = None,
@@ -185,8 +183,6 @@ def run_ingest_ray(
     n-th result is stored, with the actor handles (tests kill one part way).
     """
     ray = import_ray()
-    from sigwarehouse.models import trust
-
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     resources = ray.cluster_resources()
@@ -196,9 +192,9 @@ def run_ingest_ray(
     options = actor_options(use_gpus)
     per_batch = clips_per_batch or devices.clips_per_batch("cuda" if use_gpus else "cpu")
 
-    with warehouse.opened(path, read_only=True) as con:
+    with store.opened(path, read_only=True) as con:
         records = trust.resolve(task_models(con, plan.task))  # the driver's catalog decides
-        longest = ingest._longest_clip(con, plan.clip_ids)
+        longest = longest_clip(con, plan.clip_ids)
     worker = ray.remote(IngestWorker)
 
     def start_actor() -> Any:
@@ -218,16 +214,16 @@ def run_ingest_ray(
             f"(zoo checkpoints, hf folders). Ray said: {exc}"
         ) from exc
     runtime["ray"] = {"actors": count, "per_actor": options, "places": places}
-    counters = runs.RunCounters()
+    counters = write_path.RunCounters()
     on = "gpu" if use_gpus else "cpu"
-    with ingest.started_run(path, plan, counters, runtime, f"ray:{count}x{on}", hold) as (
+    with started_run(path, plan, counters, runtime, f"ray:{count}x{on}", hold) as (
         run,
         write,
     ):
         if plan.probe_samples is not None:
             rows, spent = ray.get(pool[0].probes.remote(plan, run.run_id))
             _add_spent(counters, spent)
-            run.write([ingest.probe_table(rows)])
+            run.write([probe_table(rows)])
         work = deque(
             [_Work("explain", list(b), ()) for b in chunks(plan.clip_ids, per_batch)]
             + [_Work("cross_fill", list(p), ()) for p in chunks(plan.cross_fill, per_batch * 4)]
@@ -245,7 +241,7 @@ def _drive(
     pool: list,
     start_actor: Callable[[], Any],
     work: deque[_Work],
-    progress: Callable[[int, runs.RunCounters], None] | None,
+    progress: Callable[[int, write_path.RunCounters], None] | None,
     on_result: Callable[[int, list], None] | None,
 ) -> None:
     """Keep every actor busy until all work is stored; replace dead actors and submit
@@ -303,10 +299,10 @@ def _drive(
             work.appendleft(item)
             continue
         begin = time.perf_counter()
-        rows = ingest_batch.BatchRows.from_arrow(payload)
+        rows = batch.BatchRows.from_arrow(payload)
         _add_spent(counters, payload["spent"])
         rows.count_into(counters)
-        ingest.write_rows(write, rows)
+        write_rows(write, rows)
         run.clock()
         results += 1
         timing["driver_s"] += time.perf_counter() - begin
@@ -326,19 +322,17 @@ def _read_inputs(path: Path, plan: IngestPlan, items: list[_Work]) -> None:
     """Read what the actors need for these units of work, in one open of the warehouse:
     the clips' sources (FLAC bytes, or a path each worker reads) and, for cross-filling,
     the stored masks. (Opening the file costs about as much as reading a batch.)"""
-    from sigwarehouse.audio import clip_sources
-
-    with warehouse.opened(path) as con:  # as the writer thread opens it: one instance
+    with store.opened(path) as con:  # as the writer thread opens it: one instance
         for item in items:
             if item.kind == "explain":
                 item.args = (item.items, clip_sources(con, item.items))
             else:
-                stored = ingest.stored_masks_on(con, item.items, plan.params.hash())
+                stored = stored_masks_on(con, item.items, plan.params.hash())
                 clip_ids = sorted({row[1] for row in stored})
                 item.args = (stored, clip_sources(con, clip_ids))
 
 
-def _add_spent(counters: runs.RunCounters, spent: tuple[int, float]) -> None:
+def _add_spent(counters: write_path.RunCounters, spent: tuple[int, float]) -> None:
     queries, seconds = spent
     counters.queries += queries
     counters.model_seconds += seconds

@@ -1,11 +1,10 @@
-"""The warehouse file on disk: DuckDB's header, the storage version the file is written
-in, and conversion to another storage version.
+"""The warehouse file on disk: DuckDB's header, and the storage version it is written in.
 
 A DuckDB 2.x library writes, by default, files that no DuckDB 1.x reader opens
 ("Trying to read a database file with version number …"). Colleagues read shared files
 with their own DuckDB CLI, R or Python package, so sigwarehouse creates every warehouse
 in STORAGE_VERSION; DuckDB keeps a file in the storage version it was created with, so
-later writes by 2.x keep it readable. `convert()` rewrites an existing file in another
+later writes by 2.x keep it readable. convert.py rewrites an existing file in another
 storage version.
 
 The checks here are what lets a damaged file get a clear message instead of a DuckDB
@@ -154,103 +153,3 @@ def truncated_message(path: Path, size: int, expected: int | None) -> str:
         f"{path} is truncated ({size:,} bytes{says}): it was probably copied incompletely; "
         "copy it again from its source, or restore it from a backup"
     )
-
-
-@dataclass
-class ConvertResult:
-    path: Path  # the converted warehouse
-    backup: Path | None  # the original, when converted in place
-    storage: FileHeader
-    tables: int
-    rows: int
-
-    def describe(self) -> str:
-        kept = f"; the original is kept as {self.backup}" if self.backup else ""
-        return (
-            f"{self.path}: {self.storage.describe()}, {self.tables} tables, "
-            f"{self.rows:,} rows copied{kept}"
-        )
-
-
-def convert(path: Path, version: str = STORAGE_VERSION, out: Path | None = None) -> ConvertResult:
-    """Rewrite the warehouse at `path` in storage `version` (e.g. "v1.2.0").
-
-    Writes `out`, or, without `out`, replaces `path` and keeps the original as
-    `<path>.bak` (byte for byte). The copy's views are this sigwarehouse's definitions;
-    every table's row count is compared before the copy takes the original's place. Refuses an
-    unknown version, an existing `out` or backup, a file that is not a warehouse, and
-    one with migrations pending (run `sigwh migrate` first).
-    """
-    from sigwarehouse import warehouse
-
-    if version not in STORAGE_NUMBERS:
-        raise WarehouseError(
-            f"unknown storage version {version!r}; choose one of {', '.join(STORAGE_NUMBERS)}"
-        )
-    path = Path(path)
-    backup = None if out is not None else path.with_name(path.name + ".bak")
-    target = Path(out) if out is not None else path.with_name(path.name + ".converting")
-    for taken in (out, backup):
-        if taken is not None and taken.exists():
-            raise WarehouseError(f"{taken} exists; move it away or choose another --out")
-    con = warehouse.connect(path, read_only=True, package_views=False)
-    try:
-        warehouse.require_current(con, path)
-        before = warehouse.table_counts(con)
-    finally:
-        con.close()
-    for stale in (target, target.with_name(target.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    try:
-        _copy(path, target, version)
-        con = warehouse.connect(target, read_only=True, package_views=False)
-        try:
-            after = warehouse.table_counts(con)
-        finally:
-            con.close()
-        if after != before:
-            raise WarehouseError(
-                f"converting {path} changed row counts ({before} -> {after}); nothing replaced"
-            )
-    except BaseException:
-        for left in (target, target.with_name(target.name + ".wal")):
-            left.unlink(missing_ok=True)
-        raise
-    if backup is not None:
-        os.replace(path, backup)
-        log = path.with_name(path.name + ".wal")  # left by a writer that did not close
-        if log.exists():
-            os.replace(log, backup.with_name(backup.name + ".wal"))
-        os.replace(target, path)
-    result_path = path if backup is not None else target
-    return ConvertResult(
-        result_path, backup, read_header(result_path), len(after), sum(n for _, n in after)
-    )
-
-
-def _copy(source: Path, target: Path, version: str) -> None:
-    """COPY FROM DATABASE source (tables, sequences, views) into a new file in `version`,
-    then replace its views and macros with this package's."""
-    from sigwarehouse import views
-
-    con = duckdb.connect(":memory:")
-    try:
-        # Only the two files' folders are reachable (DuckDB keeps its logs beside each
-        # file), so a view stored in the source cannot read anything else while copied.
-        folders = sorted({str(f.resolve().parent) + os.sep for f in (source, target)})
-        con.execute("SET allowed_directories = ?", [folders])
-        con.execute("SET enable_external_access = false")
-        con.execute(f"ATTACH {_quote(source)} AS src (READ_ONLY)")
-        con.execute(f"ATTACH {_quote(target)} AS dst (STORAGE_VERSION '{version}')")
-        con.execute("COPY FROM DATABASE src TO dst")
-        con.execute("USE dst")
-        views.create(con)
-        con.execute("CHECKPOINT dst")
-    except duckdb.Error as exc:
-        raise WarehouseError(f"converting {source} failed: {exc}") from exc
-    finally:
-        con.close()
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"

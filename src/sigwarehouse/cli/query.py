@@ -9,8 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import integrity, transfer_counts, warehouse
+from sigwarehouse import store
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.store import file_format, integrity, sql_files, transfer_counts, views
+from sigwarehouse.store.write_path import UNINDEXED_KEYS
 
 EXAMPLE = 'sigwh sql "SELECT * FROM model_accuracy"'
 # Statements that change or remove what is stored: `sigwh sql --write` asks before these.
@@ -63,7 +65,7 @@ def destructive(con: duckdb.DuckDBPyConnection, statements: list[Statement]) -> 
     replace one of the warehouse's own tables, views or macros, e.g.
     "DROP TABLE clips (1,234 rows)". A statement whose target is not in the file (a TEMP
     table made by the same query) is not listed; one whose target is unclear is."""
-    tables = dict(warehouse.table_counts(con))
+    tables = dict(store.table_counts(con))
     objects = set(integrity.relation_types(con)) | set(integrity.definitions(con))
     found = []
     for st in statements:
@@ -160,19 +162,17 @@ def _open(
     views, which need the missing tables), so that a user can repair it by hand.
     """
     try:
-        con = warehouse.connect(path, read_only=read_only, external_access=allow_files)
+        con = store.connect(path, read_only=read_only, external_access=allow_files)
     except integrity.DamagedError as exc:
         if read_only:
             raise
         warn(f"{exc}\nOpened anyway for --write, with the file's own views, to repair it.")
-        return warehouse.connect(
+        return store.connect(
             path, read_only=False, external_access=allow_files, allow_damaged=True,
             package_views=False,
         )  # fmt: skip
     try:
-        applied = warehouse.applied_versions(con)
-        from sigwarehouse import views
-
+        applied = store.applied_versions(con)
         differ = [d.name for d in views.differences(con, applied) if d.status != "extra"]
     except Exception:
         con.close()
@@ -189,11 +189,11 @@ def _open(
 def _recount_after_write(con: duckdb.DuckDBPyConnection, warn: Callable[[str], None]) -> None:
     """The α and β views read transfer_counts, which sigwarehouse's writer keeps; after
     a write by hand it is counted afresh from the rows (seconds at 10^8 rows)."""
-    names = {n for (n, _) in warehouse.table_counts(con)}
+    names = {n for (n, _) in store.table_counts(con)}
     if not {"transfer_counts", "signal_probs"} <= names:
         return
     try:
-        with warehouse.transaction(con):
+        with store.transaction(con):
             transfer_counts.rebuild(con)
     except duckdb.Error as exc:
         warn(
@@ -235,7 +235,7 @@ def _execute(
 
 
 def _table(frame, max_rows: int) -> str:
-    import polars as pl
+    import polars as pl  # polars: only for --format and the table printed
 
     with pl.Config(
         tbl_rows=max_rows if max_rows > 0 else -1,
@@ -255,11 +255,9 @@ def _table(frame, max_rows: int) -> str:
 def duplicate_keys(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
     """A warning per table of UNINDEXED_KEYS with rows that share a natural key.
 
-    No index keeps those keys (see jobs/runs.py); sigwarehouse's writer never stores a
+    No index keeps those keys (see store/write_path.py); sigwarehouse's writer never stores a
     key twice, but a file someone else wrote into may, and the views would count those
     rows twice."""
-    from sigwarehouse.jobs.runs import UNINDEXED_KEYS
-
     out = []
     for table, key in UNINDEXED_KEYS.items():
         if table not in tables:
@@ -294,7 +292,7 @@ def stale_counts(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
 
 def recount(path: Path) -> str:
     """Count every stored signal afresh into transfer_counts, in one transaction."""
-    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+    with store.opened(path, package_views=False) as con, store.transaction(con):
         transfer_counts.rebuild(con)
         n = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM transfer_counts").fetchone()
     return f"transfer_counts: {n[1]:,} signals in {n[0]:,} rows"
@@ -302,20 +300,18 @@ def recount(path: Path) -> str:
 
 def summary(path: Path) -> str:
     """A few lines a person reads first: schema, tasks, datasets, models, rows per table."""
-    from sigwarehouse import storage
-
-    header = storage.read_header(path) if path.exists() else None  # before DuckDB holds it
-    con = warehouse.connect(path, read_only=True)
+    header = file_format.read_header(path) if path.exists() else None  # before DuckDB holds it
+    con = store.connect(path, read_only=True)
     try:
-        applied = warehouse.applied_versions(con)
+        applied = store.applied_versions(con)
         lines = [
             f"warehouse {path} ({path.stat().st_size / 1e6:.1f} MB), schema "
-            f"{max(applied, default=0)} of {warehouse.code_schema_version()}, "
+            f"{max(applied, default=0)} of {store.code_schema_version()}, "
             f"{header.describe() if header else 'storage: not read (file in use here)'}"
         ]
-        if warehouse.pending(con):
+        if store.pending(con):
             lines.append("  migrations pending: run `sigwh migrate`")
-        names = {n for (n, _) in warehouse.table_counts(con)}
+        names = {n for (n, _) in store.table_counts(con)}
         if "tasks" in names:
             for task, labels in con.execute(
                 "SELECT task, labels FROM tasks ORDER BY task"
@@ -336,7 +332,7 @@ def summary(path: Path) -> str:
             for task, models in rows:
                 lines.append(f"models of {task}: {models}")
         lines.append("rows per table:")
-        lines += [f"  {name:<24} {n:>10}" for name, n in warehouse.table_counts(con)]
+        lines += [f"  {name:<24} {n:>10}" for name, n in store.table_counts(con)]
         lines += duplicate_keys(con, names)
         lines += stale_counts(con, names)
         return "\n".join(lines)
@@ -355,12 +351,10 @@ def export_parquet(path: Path, out_dir: Path) -> str:
     dependency order (not the file's stored ones). The warehouse's SQL may write only
     into out_dir. Refuses a non-empty folder rather than mixing two exports.
     """
-    from sigwarehouse import views
-
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SigwhError(f"{out_dir} is not empty; choose a new folder for the export")
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = warehouse.connect(path, read_only=True, external_access=True)
+    con = store.connect(path, read_only=True, external_access=True)
     try:
         con.execute("SET allowed_directories = ?", [[str(out_dir.resolve()) + "/"]])
         con.execute("SET enable_external_access = false")
@@ -376,7 +370,7 @@ def export_parquet(path: Path, out_dir: Path) -> str:
             for st in split(schema.read_text())
             if not re.match(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO)\b", st.text, re.I)
         ]
-        ordered = [text.strip() for _, text in views.ordered()]
+        ordered = [text.strip() for _, text in sql_files.ordered_views()]
         schema.write_text("\n".join(kept) + "\n\n" + "\n\n".join(ordered) + "\n")
     except duckdb.Error as exc:
         raise SigwhError(f"export of {path} failed: {exc}") from exc

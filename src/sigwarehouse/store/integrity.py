@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 
 from sigwarehouse.errors import WarehouseError
-
-MIGRATIONS_TABLE = "schema_migrations"
+from sigwarehouse.store import sql_files
+from sigwarehouse.store.sql_files import MIGRATIONS_TABLE
 
 
 class DamagedError(WarehouseError):
@@ -41,13 +41,11 @@ def reference(versions: Iterable[int], storage_version: str | None = None) -> Re
     View definitions are as DuckDB renders them from a file in `storage_version` (the
     compared file's, see storage_version(); the rendering depends on it).
     """
-    from sigwarehouse import views, warehouse
-
     wanted = set(versions)
     migrations = tuple(
-        (m.version, m.path.read_text()) for m in warehouse.migrations() if m.version in wanted
+        (m.version, m.path.read_text()) for m in sql_files.migrations() if m.version in wanted
     )
-    return _build(migrations, tuple(views.ordered()), storage_version or "latest")
+    return _build(migrations, tuple(sql_files.ordered_views()), storage_version or "latest")
 
 
 def storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -152,11 +150,9 @@ def check_file(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> l
     """Refuse a file that is not a sigwarehouse warehouse or is damaged; returns the
     migration versions it records (empty for an empty file, which only a writer accepts,
     to initialise it)."""
-    from sigwarehouse import warehouse
-
     kinds = relation_types(con)
     if MIGRATIONS_TABLE not in kinds:
-        ours = set(reference(m.version for m in warehouse.migrations()).tables)
+        ours = set(reference(m.version for m in sql_files.migrations()).tables)
         tables = sorted(kinds)
         if tables and len(ours & set(tables)) * 2 >= len(ours):
             raise WarehouseError(
@@ -177,7 +173,7 @@ def check_file(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> l
                 "make it one with `sigwh init`"
             )
         return []
-    return warehouse.applied_versions(con)
+    return sql_files.applied_versions(con)
 
 
 def require_whole(con: duckdb.DuckDBPyConnection, path: Path, applied: Iterable[int]) -> None:

@@ -1,9 +1,15 @@
-"""The `runs` table: every job records what made its rows, and how it ended.
+"""The write path: everything a job stores goes through here, in short transactions.
 
-A run row is written when a job starts (status `running`) and updated as it goes. A job
-that is SIGKILLed leaves `running` behind; the next job on the same host notices that
-its process is gone and marks it `abandoned`, so `runs` never claims work in progress
-that nobody is doing.
+A job's rows go in as Arrow tables, one INSERT per table and batch (insert_rows), with
+the counts of new signals (transfer_counts.py) in the same transaction as the signals;
+a batch, its errors (`job_errors`) and its run's counters are stored whole or not at all
+(write_batch, store_batch).
+
+The `runs` table: every job records what made its rows, and how it ended. A run row is
+written when a job starts (status `running`) and updated as it goes. A job that is
+SIGKILLed leaves `running` behind; the next job on the same host notices that its
+process is gone and marks it `abandoned`, so `runs` never claims work in progress that
+nobody is doing.
 """
 
 from __future__ import annotations
@@ -24,13 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from sigwarehouse import __version__, transfer_counts
+from sigwarehouse import __version__
+from sigwarehouse.store import connection, transfer_counts
+from sigwarehouse.store.atomic import transaction
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import torch
-
-    from sigwarehouse.models.base import AudioClassifier
 
 
 @functools.cache
@@ -61,34 +66,6 @@ class RunCounters:
     total_seconds: float = 0.0
     n_errors: int = 0
     extra: dict = field(default_factory=dict)
-
-
-def timed(clf: AudioClassifier, counters: RunCounters) -> AudioClassifier:
-    """The same classifier, counting its queries and forward-pass seconds into `counters`."""
-    from sigwarehouse.models.base import AudioClassifier
-
-    class Timed(AudioClassifier):
-        def __init__(self) -> None:
-            super().__init__(clf.labels, clf.sample_rate, clf.device)
-            self.inner = clf
-            self.dtype, self.attention = clf.dtype, clf.attention
-
-        def use_dtype(self, dtype: torch.dtype) -> torch.dtype:
-            self.dtype = self.inner.use_dtype(dtype)  # the inner forward applies it
-            return self.dtype
-
-        def forward(self, waves: torch.Tensor) -> torch.Tensor:
-            start = time.perf_counter()
-            out = self.inner.forward(waves)
-            if out.device.type == "cuda":
-                import torch
-
-                torch.cuda.synchronize(out.device)
-            counters.model_seconds += time.perf_counter() - start
-            counters.queries += waves.shape[0]
-            return out
-
-    return Timed()
 
 
 def start_run(
@@ -165,8 +142,6 @@ def recorded(
     Sets `summary.status`, re-raises what the body raised, and always writes the final
     counters and status to the run row (its committed batches stay whatever happens).
     """
-    from sigwarehouse import warehouse
-
     try:
         yield
         summary.status = "done"
@@ -179,7 +154,7 @@ def recorded(
         raise
     finally:
         counters.total_seconds = time.perf_counter() - started
-        with warehouse.opened(path) as con:
+        with connection.opened(path) as con:
             update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
 
 
@@ -203,10 +178,8 @@ def write_batch(
 ) -> None:
     """Insert each Rows (see insert_rows), record `errors` (record_error keywords) and
     update the run's counters, all in one transaction: a batch is stored whole or not."""
-    from sigwarehouse import warehouse
-
     # Only tables are touched: the package's views are not installed (see opened).
-    with warehouse.opened(path, package_views=False) as con:
+    with connection.opened(path, package_views=False) as con:
         store_batch(con, batches, run_id, counters, errors)
 
 
@@ -219,9 +192,7 @@ def store_batch(
 ) -> None:
     """write_batch on a connection already open (jobs.writer keeps one across batches):
     the rows, the errors and the counters in one transaction, committed on return."""
-    from sigwarehouse import warehouse
-
-    with warehouse.transaction(con):
+    with transaction(con):
         insert_rows(con, batches)
         for e in errors or []:
             record_error(con, run_id, **e)
@@ -291,7 +262,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, batches: list[Rows]) -> None:
 def arrow_table(rows: Rows) -> pa.Table:
     """The rows as an Arrow table, one array per column: Arrow infers each column's type
     from the values and DuckDB casts it to the table's on insert."""
-    import pyarrow as pa
+    import pyarrow as pa  # pyarrow: a tenth of a second the CLI's start-up does not pay
 
     arrays = [pa.array(c) for c in zip(*rows.rows, strict=True)]
     return pa.table(arrays, names=list(rows.columns))

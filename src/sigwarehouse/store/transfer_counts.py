@@ -16,7 +16,7 @@ A row counts the signals of one cell that share:
     the source task's classes. So β at any ε on the grid 0.01, 0.02, ..., 1.00 is read
     from the counts exactly; other values of ε scan the rows.
 
-The only writer of `signal_probs`, jobs/runs.py (insert_rows), adds the counts of the rows
+The only writer of `signal_probs`, write_path.py (insert_rows), adds the counts of the rows
 it inserts in the same transaction; clips.py subtracts those of rows whose clip it
 removes. Anything else that changes `signal_probs` (`sigwh sql --write`, another
 program) must rebuild them: `sigwh recount`, or rebuild() here. `sigwh info` says when

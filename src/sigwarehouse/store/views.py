@@ -1,12 +1,13 @@
-"""The package's views and table macros (`sql/views/<name>.sql`): their dependency order,
-creating them in a file, and reading through them instead of the file's.
+"""The package's views and table macros (`sql/views/<name>.sql`): creating them in a file,
+reading through them instead of the file's, and how the file's differ.
 
 A warehouse stores its views as SQL, and a shared file's views are SQL its author wrote.
 So every connection sigwarehouse opens reads through this package's definitions:
 `install()` creates them as TEMP views and macros, which DuckDB resolves before the
 file's own (temporary objects come first in the search path) and which need no write
 access. `differences()` compares the file's stored definitions with the package's, for
-`sigwh views --check` and the warning `sigwh sql` prints.
+`sigwh views --check` (views_check.py) and the warning `sigwh sql` prints. The SQL files
+themselves, and their dependency order, are read by sql_files.py.
 """
 
 from __future__ import annotations
@@ -19,62 +20,16 @@ from pathlib import Path
 import duckdb
 
 from sigwarehouse.errors import WarehouseError
-
-_COMMENT = re.compile(r"--[^\n]*")
-_CREATE = re.compile(
-    r"^((?:\s*--[^\n]*\n)*\s*)CREATE\s+(?:OR\s+REPLACE\s+)?(VIEW|MACRO)\s+(\w+)", re.IGNORECASE
-)
-
-
-def files() -> list[Path]:
-    from sigwarehouse import warehouse
-
-    return warehouse.view_files()
-
-
-def ordered() -> list[tuple[str, str]]:
-    """(name, SQL) of every view and macro, each after every one whose name it mentions.
-
-    Raises WarehouseError for a cycle, or a file whose statement is not
-    `CREATE [OR REPLACE] VIEW|MACRO <its own name>`.
-    """
-    texts = {}
-    for path in files():
-        text = path.read_text()
-        match = _CREATE.match(text)
-        if not match or match[3] != path.stem:
-            raise WarehouseError(
-                f"{path}: expected `CREATE OR REPLACE VIEW|MACRO {path.stem} …` (one object "
-                "per file, named after it)"
-            )
-        texts[path.stem] = text
-    # What a statement uses is read from its SQL without comments, so a comment may name
-    # the views built on top of it (the rule a view states often does).
-    code = {name: _COMMENT.sub("", text) for name, text in texts.items()}
-    order: list[str] = []
-
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in order:
-            return
-        if name in trail:
-            raise WarehouseError(f"views refer to each other in a cycle: {' -> '.join(trail)}")
-        for other in texts:
-            if other != name and re.search(rf"\b{other}\b", code[name]):
-                visit(other, (*trail, name))
-        order.append(name)
-
-    for name in sorted(texts):
-        visit(name, ())
-    return [(name, texts[name]) for name in order]
+from sigwarehouse.store import integrity
+from sigwarehouse.store.atomic import transaction
+from sigwarehouse.store.sql_files import CREATE, ordered_views
 
 
 def create(con: duckdb.DuckDBPyConnection) -> list[str]:
     """(Re-)create every view and macro in the connection's current database, in one
     transaction; returns their names in creation order."""
-    from sigwarehouse.warehouse import transaction
-
     done = []
-    todo = ordered()
+    todo = ordered_views()
     try:
         with transaction(con):
             for name, text in todo:
@@ -90,7 +45,7 @@ def create(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def temporary(text: str) -> str:
     """The same statement creating a TEMP view or macro."""
-    return _CREATE.sub(lambda m: f"{m[1]}CREATE OR REPLACE TEMP {m[2].upper()} {m[3]}", text, 1)
+    return CREATE.sub(lambda m: f"{m[1]}CREATE OR REPLACE TEMP {m[2].upper()} {m[3]}", text, 1)
 
 
 def install(con: duckdb.DuckDBPyConnection, path: Path, pending: Iterable[str] = ()) -> list[str]:
@@ -103,7 +58,7 @@ def install(con: duckdb.DuckDBPyConnection, path: Path, pending: Iterable[str] =
     """
     pending = list(pending)
     unavailable = []
-    for name, text in ordered():
+    for name, text in ordered_views():
         try:
             con.execute(temporary(text))
         except duckdb.Error as exc:
@@ -133,7 +88,7 @@ def _stub(name: str, text: str, path: Path, pending: list[str]) -> str:
         f"{name} {STUB_MARK}{path} predates migration {pending[0]}, whose tables it "
         "reads; run `sigwh migrate` on the file (or on a copy of it)"
     ).replace("'", "''")
-    match = _CREATE.match(text)
+    match = CREATE.match(text)
     if match[2].upper() == "VIEW":
         return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT error('{message}') AS unavailable"
     params = re.match(r"\s*\(([^)]*)\)", text[match.end() :])
@@ -164,8 +119,6 @@ class Difference:
 def differences(con: duckdb.DuckDBPyConnection, applied: Iterable[int]) -> list[Difference]:
     """How the views and macros stored in the file differ from the package's (as built on
     the schema of the file's applied migrations); sorted by name."""
-    from sigwarehouse import integrity
-
     ours = integrity.reference(applied, integrity.storage_version(con)).views
     theirs = integrity.definitions(con)
     out = []
@@ -176,30 +129,3 @@ def differences(con: duckdb.DuckDBPyConnection, applied: Iterable[int]) -> list[
         status = "missing" if b is None else "extra" if a is None else "differs"
         out.append(Difference(name, status, a, b))
     return out
-
-
-def check(path: Path) -> tuple[str, int]:
-    """A listing of the package's views and macros with how the file's stored definition
-    compares (same, differs, missing), then any view only the file has; and the number
-    of views that differ or are missing. Opens the warehouse read-only."""
-    from sigwarehouse import warehouse
-
-    con = warehouse.connect(path, read_only=True)
-    try:
-        applied = warehouse.applied_versions(con)
-        found = {d.name: d for d in differences(con, applied)}
-    finally:
-        con.close()
-    lines = [f"views and macros of {path} (sigwh reads sigwarehouse's definitions):"]
-    for name, _ in ordered():
-        diff = found.get(name)
-        lines.append(f"  {name:<28} {'same' if diff is None else diff.status}")
-    extra = [d for d in found.values() if d.status == "extra"]
-    lines += [f"  {d.name:<28} only in the file (never used by sigwh)" for d in extra]
-    differ = [d for d in found.values() if d.status == "differs"]
-    for d in differ:
-        lines += ["", f"{d.name}:", f"  sigwarehouse: {d.ours}", f"  the file:     {d.theirs}"]
-    n = sum(d.status != "extra" for d in found.values())
-    if n:
-        lines += ["", f"{n} view(s) differ from sigwarehouse's; `sigwh migrate` replaces them"]
-    return "\n".join(lines), n

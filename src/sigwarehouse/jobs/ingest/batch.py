@@ -1,8 +1,8 @@
 """What one ingest batch computes, apart from where its inputs come from and where its
 rows go: waves and models in, row tuples out.
 
-Three drivers call these functions: the local job (jobs.ingest, which reads the clips
-from the warehouse and writes through its BatchWriter), the Ray actors (jobs.on_ray,
+Three drivers call these functions: the local job (local.py, which reads the clips
+from the warehouse and writes through its BatchWriter), the Ray actors (on_ray.py,
 which receive the clips' sources and return Arrow tables to the one writing driver) and
 the shard job (which writes into its own file). Keeping the computation here, pure, is
 what makes a distributed run give the same rows as a local one: explanations are seeded
@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import torch
 
-from sigwarehouse.jobs import runs
+from sigwarehouse.audio import ClipSource, load_source
+from sigwarehouse.freqrex import explain
+from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
+from sigwarehouse.jobs.ingest.plan import IngestPlan
+from sigwarehouse.models.precision import float32_only
+from sigwarehouse.models.scoring import entropy_bits, evaluate
+from sigwarehouse.signals import derived_signals, encode_responsibility, evaluate_signals
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    import torch
-
-    from sigwarehouse.audio import ClipSource
-    from sigwarehouse.jobs.ingest import IngestPlan
     from sigwarehouse.models.base import AudioClassifier
 
 # The columns of each table's rows, in the order explain_rows and evaluate_signals
@@ -62,16 +66,16 @@ class BatchRows:
     float32_retries: int | None = None  # clips searched again in float32; None: no search
     cross_filled: int = 0
 
-    def tables(self) -> list[runs.Rows]:
-        """The rows as runs.write_batch takes them."""
+    def tables(self) -> list[write_path.Rows]:
+        """The rows as write_path.write_batch takes them."""
         return [
-            runs.Rows("explanations", EXPLANATION_COLUMNS, self.explanations),
-            runs.Rows("sufficient_ranks", RANK_COLUMNS, self.ranks),
-            runs.Rows("original_probs", ORIGINAL_COLUMNS, self.originals),
-            runs.Rows("signal_probs", SIGNAL_COLUMNS, self.signals),
+            write_path.Rows("explanations", EXPLANATION_COLUMNS, self.explanations),
+            write_path.Rows("sufficient_ranks", RANK_COLUMNS, self.ranks),
+            write_path.Rows("original_probs", ORIGINAL_COLUMNS, self.originals),
+            write_path.Rows("signal_probs", SIGNAL_COLUMNS, self.signals),
         ]
 
-    def count_into(self, counters: runs.RunCounters) -> None:
+    def count_into(self, counters: write_path.RunCounters) -> None:
         """Add this batch's clips, errors, float32 retries and cross-filled explanations."""
         counters.clips_done += self.clips_done
         counters.n_errors += len(self.errors)
@@ -85,7 +89,7 @@ class BatchRows:
     # Ray's object store moves without pickling each value. The round trip is exact for
     # these columns (ints, floats, strings, bytes, lists of floats, None).
     def to_arrow(self) -> dict:
-        tables = {t.table: runs.arrow_table(t) if t.rows else None for t in self.tables()}
+        tables = {t.table: write_path.arrow_table(t) if t.rows else None for t in self.tables()}
         return {
             "tables": tables,
             "errors": self.errors,
@@ -116,16 +120,12 @@ class BatchRows:
 
 def waves_of(samples: list[np.ndarray], device: str) -> list[torch.Tensor]:
     """Decoded clips (audio.load_source) as tensors on the device."""
-    import torch
-
     return [torch.from_numpy(np.ascontiguousarray(s)).to(device) for s in samples]
 
 
 def load_waves(sources: list[ClipSource], device: str) -> list[torch.Tensor]:
     """The clips' audio, decoded where this process runs: the FLAC blob the warehouse
     stores, else the file under the dataset's root (checked against its hash)."""
-    from sigwarehouse.audio import load_source
-
     return waves_of([load_source(s) for s in sources], device)
 
 
@@ -137,12 +137,6 @@ def explain_rows(
     run_id: str,
 ) -> BatchRows:
     """Explain clips with plan.model and evaluate their signals on every model."""
-    from sigwarehouse.freqrex import explain
-    from sigwarehouse.freqrex.spectral import pack_mask
-    from sigwarehouse.models.precision import float32_only
-    from sigwarehouse.models.scoring import entropy_bits, evaluate
-    from sigwarehouse.signals import derived_signals, encode_responsibility, evaluate_signals
-
     params, ph = plan.params, plan.params.hash()
     explainer = models[plan.model]
     out = BatchRows()
@@ -218,10 +212,6 @@ def cross_fill_rows(
     run_id: str,
 ) -> BatchRows:
     """plan.model's probabilities on other models' stored signals (`waves` by clip id)."""
-    from sigwarehouse.freqrex.spectral import unpack_mask
-    from sigwarehouse.models.precision import float32_only
-    from sigwarehouse.signals import derived_signals, evaluate_signals
-
     ph = plan.params.hash()
     signals = []
     for source, clip_id, n, cls, suf, comp, further in stored:

@@ -5,7 +5,7 @@ the clips from the main warehouse, read-only, and writes its rows into its own f
 any number of them run at once, on any machines that see the main file, with no
 coordinator. `sigwh merge SHARD...` then folds each shard into the warehouse, every
 shard in one transaction, through the same key-keeping inserts as the jobs
-(runs.insert_rows): a row whose natural key is stored is skipped, so merging a shard
+(write_path.insert_rows): a row whose natural key is stored is skipped, so merging a shard
 twice, or a partial shard and later its complete version, stores each fact once.
 """
 
@@ -16,14 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import warehouse
+from sigwarehouse import probes, store
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.jobs import runs
+from sigwarehouse.jobs.ingest.plan import IngestPlan
+from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
-
-    from sigwarehouse.jobs.ingest import IngestPlan
 
 # What an ingest job writes, in the order merged (the parameter sets first, runs last).
 KEYED_TABLES = (
@@ -58,15 +57,15 @@ def open_shard(into: Path, main: Path, clip_ids: list[int]) -> Path:
     """Create the shard file (or bring an existing one, a job's earlier try, to the
     current schema), and record in it which clips of `main` its job works on."""
     refuse_self(into, main)
-    path, _ = warehouse.init(into)
+    path, _ = store.init(into)
     cols = ", ".join(CLIP_COLUMNS)
-    with warehouse.opened(main, read_only=True) as con:
+    with store.opened(main, read_only=True) as con:
         rows = con.execute(
             f"SELECT {cols} FROM clips WHERE clip_id IN (SELECT unnest(?::INTEGER[]))",
             [list(clip_ids)],
         ).fetchall()
-    with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
-        runs.insert_rows(con, [runs.Rows("clips", CLIP_COLUMNS, rows)])
+    with store.opened(path, package_views=False) as con, store.transaction(con):
+        write_path.insert_rows(con, [write_path.Rows("clips", CLIP_COLUMNS, rows)])
     return path
 
 
@@ -74,7 +73,7 @@ def without_stored(plan: IngestPlan, shard: Path) -> IngestPlan:
     """The plan less what the shard file already holds (a rerun of a shard job that
     was killed does only its missing work; the plan itself came from the main file)."""
     ph = plan.params.hash()
-    with warehouse.opened(shard, read_only=True) as con:
+    with store.opened(shard, read_only=True) as con:
         done = {
             c
             for (c,) in con.execute(
@@ -106,8 +105,6 @@ def without_stored(plan: IngestPlan, shard: Path) -> IngestPlan:
 
 
 def _probe_count() -> int:
-    from sigwarehouse import probes
-
     return len(probes.PROBES)
 
 
@@ -135,9 +132,9 @@ def merge_shard(path: Path, shard: Path) -> MergeSummary:
     """Copy a shard's rows into the warehouse: keyed tables with their keys kept (a row
     whose key is stored is skipped), errors once each, and each run's latest status."""
     summary = MergeSummary(shard)
-    source = warehouse.connect(shard, read_only=True, package_views=False)
+    source = store.connect(shard, read_only=True, package_views=False)
     try:
-        with warehouse.opened(path, package_views=False) as con, warehouse.transaction(con):
+        with store.opened(path, package_views=False) as con, store.transaction(con):
             _check_clips(con, source, shard, path)
             for table in KEYED_TABLES:
                 summary.added[table] = _merge_keyed(con, source, table)
@@ -190,14 +187,14 @@ def _chunks(
 def _merge_keyed(
     con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyConnection, table: str
 ) -> int:
-    """Insert the shard's rows of one keyed table, in chunks, with runs.insert_rows (its
+    """Insert the shard's rows of one keyed table, in chunks, with write_path.insert_rows (its
     primary key, or signal_probs' natural key kept by an anti-join)."""
     columns = _columns(source, table)
     before = _count(con, table)
     # by clip: each chunk's anti-join (signal_probs) then scans a narrow range of clips
     order = "clip_id" if "clip_id" in columns else "ALL"
     for rows in _chunks(source, table, columns, order):
-        runs.insert_rows(con, [runs.Rows(table, columns, rows)])
+        write_path.insert_rows(con, [write_path.Rows(table, columns, rows)])
     return _count(con, table) - before
 
 
@@ -210,7 +207,7 @@ def _register(
     rows = [r for chunk in _chunks(source, table, columns) for r in chunk]
     if not rows:
         return None
-    con.register(name, runs.arrow_table(runs.Rows(table, columns, rows)))
+    con.register(name, write_path.arrow_table(write_path.Rows(table, columns, rows)))
     return columns
 
 

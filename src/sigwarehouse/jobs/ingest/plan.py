@@ -1,0 +1,168 @@
+"""What an ingest job will do (IngestPlan, planned from the warehouse by plan_ingest),
+and what it did (IngestSummary): the same for every driver (local, Ray, shard).
+
+A plan lists the clips M still has to explain with these parameters, the other models'
+stored explanations M has not yet been evaluated on, and whether M's probes are missing,
+so a rerun does exactly the work that is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sigwarehouse import probes
+from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
+from sigwarehouse.signals import SIGNAL_KINDS
+from sigwarehouse.store import write_path
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+@dataclass
+class IngestPlan:
+    """What a job will do: which clips to explain and which stored signals to fill in."""
+
+    model: str
+    task: str
+    task_labels: list[str]
+    datasets: list[str]
+    params: FreqrexParams
+    targets: list[str]  # every model of the task (M included)
+    clip_ids: list[int]  # clips M explains in this job
+    cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
+    est_queries_per_clip: int = 0
+    probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
+    shown_params: tuple[str, int] | None = None  # (hash, explanations) the task's views show
+
+    def is_empty(self) -> bool:
+        """True when the job would store nothing: no clip, no signal and no probe is missing."""
+        return not self.clip_ids and not self.cross_fill and self.probe_samples is None
+
+    def describe(self) -> str:
+        at = "none (stored)" if self.probe_samples is None else f"at {self.probe_samples} samples"
+        lines = [
+            f"model {self.model} (task {self.task}, datasets {', '.join(self.datasets) or '-'})",
+            f"  parameters {self.params.hash()}: {json.dumps(self.params.to_dict())}",
+            f"  clips to explain: {len(self.clip_ids)}",
+            f"  signals evaluated on: {', '.join(self.targets)}",
+            f"  other models' stored explanations to evaluate on {self.model}: "
+            f"{len(self.cross_fill)}",
+            f"  probes of {self.model} ({', '.join(probes.PROBES)}) to store: {at}",
+            f"  estimated model queries: ~{self.estimated_queries():,}",
+        ]
+        ph = self.params.hash()
+        if self.shown_params is not None and self.shown_params[0] != ph:
+            shown, n = self.shown_params
+            lines.append(
+                f"  note: the views show task {self.task}'s parameter set {shown} ({n:,} "
+                f"explanations); these parameters' results stay apart, reachable with "
+                f"alpha_transferability_for('{ph}') and the other _for macros"
+            )
+        return "\n".join(lines)
+
+    def estimated_queries(self) -> int:
+        per_clip = self.est_queries_per_clip + len(SIGNAL_KINDS) * len(self.targets)
+        probe_queries = 0 if self.probe_samples is None else len(probes.PROBES)
+        return (
+            len(self.clip_ids) * per_clip + len(self.cross_fill) * len(SIGNAL_KINDS) + probe_queries
+        )
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    plan: IngestPlan
+    counters: write_path.RunCounters = field(default_factory=write_path.RunCounters)
+    status: str = "running"
+
+    def describe(self) -> str:
+        c = self.counters
+        model_share = c.model_seconds / c.total_seconds if c.total_seconds else 0.0
+        dtype = self.plan.params.dtype or "float32"
+        retried = c.extra.get("float32_retries", 0)
+        lower = "" if dtype == "float32" else f", {retried} clip(s) searched again in float32"
+        return (
+            f"run {self.run_id} {self.status}: {c.clips_done} clip(s) explained by "
+            f"{self.plan.model} (search in {dtype}, batches of {self.plan.params.batch_size}"
+            f"{lower}), {c.extra.get('cross_filled', 0)} stored explanation(s) of other "
+            f"models evaluated, {c.queries:,} model queries in {c.total_seconds:.1f} s "
+            f"({model_share:.0%} in model forward passes), {c.n_errors} error(s)"
+        )
+
+
+def plan_ingest(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    params: FreqrexParams,
+    *,
+    dataset: str | None = None,
+    limit: int | None = None,
+    per_label: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> IngestPlan:
+    """Work still to do for `model` with these parameters (nothing stored is redone).
+
+    Clips are taken in clip_id order; `per_label` keeps only the first N clips of each
+    label of each dataset (a balanced sample), `limit` caps the clips of this run, and
+    `shard=(i, n)` keeps the clips whose id % n == i.
+    """
+    record = model_record(con, model)
+    task = record.task
+    labels, _rate = task_labels(con, task)
+    datasets = task_datasets(con, task, dataset)
+    index, count = shard or (0, 1)
+    todo = con.execute(
+        """
+        WITH eligible AS (
+            SELECT clip_id,
+                   row_number() OVER (PARTITION BY dataset, label ORDER BY clip_id) AS nth
+            FROM clips
+            WHERE dataset IN (SELECT unnest(?::VARCHAR[]))
+        )
+        SELECT clip_id FROM eligible
+        WHERE (?::INTEGER IS NULL OR nth <= ?) AND clip_id % ? = ?
+          AND clip_id NOT IN (
+              SELECT clip_id FROM explanations WHERE model = ? AND params_hash = ?)
+        ORDER BY clip_id
+        """,
+        [datasets, per_label, per_label, count, index, model, params.hash()],
+    ).fetchall()
+    clip_ids = [c for (c,) in todo][: limit if limit is not None else None]
+    cross = con.execute(
+        """
+        SELECT e.model, e.clip_id FROM explanations e JOIN clips c USING (clip_id)
+        WHERE e.model <> ? AND e.params_hash = ? AND c.dataset IN (SELECT unnest(?::VARCHAR[]))
+          AND e.model IN (SELECT model FROM models WHERE task = ?)
+          AND e.clip_id % ? = ?
+          AND NOT EXISTS (
+              SELECT 1 FROM signal_probs s
+              WHERE s.source_model = e.model AND s.clip_id = e.clip_id
+                AND s.params_hash = e.params_hash AND s.target_model = ?)
+        ORDER BY e.clip_id, e.model
+        """,
+        [model, params.hash(), datasets, task, count, index, model],
+    ).fetchall()
+    past = con.execute(
+        "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
+        [model, params.hash()],
+    ).fetchone()[0]
+    shown = con.execute(
+        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ? AND shown", [task]
+    ).fetchone()
+    return IngestPlan(
+        model=model,
+        task=task,
+        task_labels=labels,
+        datasets=datasets,
+        params=params,
+        targets=[m.model for m in task_models(con, task)],
+        clip_ids=clip_ids,
+        cross_fill=[(m, c) for m, c in cross],
+        est_queries_per_clip=int(past) if past else 600,
+        probe_samples=probes.pending_length(con, model, task),
+        shown_params=None if shown is None else (shown[0], int(shown[1])),
+    )
