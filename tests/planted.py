@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from sigwarehouse import transfer_counts
+from sigwarehouse.store import transfer_counts
 
 KINDS = ("sufficient", "complete")
 HASH = "0123456789abcdef"
