@@ -610,11 +610,11 @@ def test_after_a_certification_only_the_closest_failures_are_screened_before_the
     # needed: the model is asked about these 8 masks only.
     passing = [{0, 1, 2, 3}, {0, 1, 3}, {1, 3}, {3}]
     codes = torch.tensor([sum(2**b for b in p) for p in passing])
-    rule = (
-        lambda held: torch.where(  # noqa: E731
-            torch.isin(held[:, :4].long() @ torch.tensor([1, 2, 4, 8]), codes), 0.75, 0.25
-        )
-    )
+
+    def rule(held: torch.Tensor) -> torch.Tensor:
+        code = held[:, :4].long() @ torch.tensor([1, 2, 4, 8])
+        return torch.where(torch.isin(code, codes), 0.75, 0.25)
+
     ctx = context(rule)
     bins, share = one_by_one(ctx, SUFFICIENT, mask_of(0, 1, 2, 3), by_bin())
     assert bins == [3]
