@@ -148,15 +148,22 @@ def test_silence_card_shows_each_models_stored_probe_answers(filled) -> None:
     assert card.filter(pl.col("model") == "s3")["empty_sufficient"][0] == 10
 
 
-def test_flagged_note_says_whether_the_call_holds_without_silence() -> None:
-    row = {"model": "m", "task": "t", "dataset": "d", "kind": "sufficient", "n_signals": 10,
-           "n_empty": 4, "gap_out_nonempty": -0.2, "gap_in_nonempty": -0.3}  # fmt: skip
-    assert "4 of its 10 signals are empty" in flat_earthers.flagged_note(row, 0.1)
-    assert "the call holds without silence" in flat_earthers.flagged_note(row, 0.1)
+def test_flagged_note_gives_the_intervals_and_whether_the_call_holds_without_silence() -> None:
+    row = {"model": "m", "task": "t", "dataset": "d", "kind": "sufficient", "n_clips": 12,
+           "gap_out": -0.3, "gap_out_lo": -0.4, "gap_out_hi": -0.2, "gap_in": -0.25,
+           "gap_in_lo": -0.35, "gap_in_hi": -0.15}  # fmt: skip
+    view = {"n_signals": 10, "n_empty": 4, "gap_out_nonempty": -0.2, "gap_in_nonempty": -0.3}
+
+    def note(**changes) -> str:
+        return flat_earthers.flagged_note(row, {**view, **changes}, 0.1)
+
+    assert "12 clips): gap_out -0.30 [-0.40, -0.20], gap_in -0.25 [-0.35, -0.15]" in note()
+    assert "4 of its 10 signals are empty" in note()
+    assert "the point call holds without silence" in note()
     # a gap of exactly the margin is not beyond it, as in the view's rule (<)
-    assert "does not hold" in flat_earthers.flagged_note({**row, "gap_in_nonempty": -0.1}, 0.1)
-    no_figure = flat_earthers.flagged_note({**row, "gap_out_nonempty": None}, 0.1)
-    assert "hold" not in no_figure
+    assert "does not hold" in note(gap_in_nonempty=-0.1)
+    assert "hold" not in note(gap_out_nonempty=None)
+    assert "empty" not in flat_earthers.flagged_note(row, None, 0.1)
 
 
 def test_matrix_carries_size_accuracy_and_backbone(filled) -> None:
@@ -190,61 +197,77 @@ def test_beta_matrix_equals_hand_computation(filled) -> None:
                 assert row[t] == pytest.approx(beta[("u", "complete", row["model"], t)][1])
 
 
-def test_paired_t_test_equals_scipy_on_the_same_pairs(filled) -> None:
+def test_paired_test_over_clips_equals_a_hand_computation(filled) -> None:
+    """Per clip: the shares of (source, other target) pairs accepting its sufficient and
+    its complete signal, over the sources with both; the test's mean difference, n and
+    exact sign-flip p (2^10 flips, enumerated here) on those."""
+    import itertools
+
     con, rows = filled
-    alpha = _alpha(rows)
+    accepted = {}
+    for task, s, clip, kind, target, source_class, _q, t1 in rows.signals:
+        if kind in ("sufficient", "complete") and s != target:
+            accepted[(task, clip, s, target, kind)] = float(t1 == source_class)
     section = sufficient_vs_complete.run(con)
     assert section.missing is None
     table = section.tables[0].frame
-    everything = ([], [])
-    for task, spec in TASKS.items():
-        suff, comp = [], []
-        for s in spec["models"]:
-            for t in spec["models"]:
-                if s != t and (task, "complete", s, t) in alpha:
-                    suff.append(alpha[(task, "sufficient", s, t)][1])
-                    comp.append(alpha[(task, "complete", s, t)][1])
-        expected = stats.ttest_rel(comp, suff)
+    pooled = []
+    for task in TASKS:
+        diffs = []
+        for clip in sorted(c for c, (t, _l) in rows.clips.items() if t == task):
+            pairs = [(k[2], k[3]) for k in accepted
+                     if k[0] == task and k[1] == clip and k[4] == "complete"]  # fmt: skip
+            if pairs:
+                suff = np.mean([accepted[(task, clip, s, t, "sufficient")] for s, t in pairs])
+                comp = np.mean([accepted[(task, clip, s, t, "complete")] for s, t in pairs])
+                diffs.append(comp - suff)
+        d = np.array(diffs)
+        flips = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+        exact = np.mean(np.abs(flips @ d) >= abs(d.sum()) - 1e-12)
         row = table.filter(pl.col("task") == task).row(0, named=True)
-        assert row["n_pairs"] == len(suff)
-        assert row["t"] == pytest.approx(expected.statistic)
-        assert row["p"] == pytest.approx(expected.pvalue)
-        assert row["mean_diff"] == pytest.approx(np.mean(comp) - np.mean(suff))
-        assert row["reject"] == (expected.pvalue < 0.05)
-        everything[0].extend(suff)
-        everything[1].extend(comp)
-    pooled = table.filter(pl.col("task") == "all").row(0, named=True)
-    assert pooled["p"] == pytest.approx(stats.ttest_rel(everything[1], everything[0]).pvalue)
+        assert row["n_clips"] == d.size >= 8
+        assert row["mean_diff"] == pytest.approx(d.mean())
+        assert row["p"] == pytest.approx(exact)
+        assert row["reject"] == (exact < 0.05)
+        assert row["lo"] <= row["mean_diff"] <= row["hi"]
+        pooled += diffs
+    everything = table.filter(pl.col("task") == "all").row(0, named=True)
+    assert everything["n_clips"] == len(pooled)
+    assert everything["mean_diff"] == pytest.approx(np.mean(pooled))
+    assert not section.below_minimum
 
 
-def test_bootstrap_intervals_contain_alpha_and_are_deterministic(filled) -> None:
+def test_interval_of_each_cell_is_the_wilson_interval_of_its_clips(filled) -> None:
     con, rows = filled
     alpha = _alpha(rows)
-    first = bootstrap.intervals(con, seed=1, n_boot=400)
-    again = bootstrap.intervals(con, seed=1, n_boot=400)
-    other = bootstrap.intervals(con, seed=2, n_boot=400)
-    assert first.equals(again)
-    assert not first.equals(other)
+    frame = bootstrap.intervals(con)
     off_diagonal = {k for k in alpha if k[2] != k[3]}
-    assert first.height == len(off_diagonal)
-    for row in first.iter_rows(named=True):
+    assert frame.height == len(off_diagonal)
+    for row in frame.iter_rows(named=True):
         key = (row["task"], row["kind"], row["source_model"], row["target_model"])
         n, a = alpha[key]
-        assert (row["n_signals"], row["alpha"]) == (n, pytest.approx(a))
-        assert row["lo"] - 1e-12 <= row["alpha"] <= row["hi"] + 1e-12
-        assert 0.0 <= row["lo"] <= row["hi"] <= 1.0
-    # Some cell is neither all-accepted nor all-rejected, so its interval has width.
-    assert (first["hi"] - first["lo"]).max() > 0
+        k = round(a * n)
+        assert (row["n_clips"], row["n_accepted"], row["alpha"]) == (n, k, pytest.approx(a))
+        ci = stats.binomtest(k, n).proportion_ci(method="wilson")
+        assert (row["lo"], row["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+        assert row["lo"] < row["hi"]  # never a point, not even at α = 0 or 1
+    beta = bootstrap.intervals(con, 0.5)
+    assert beta.height == frame.height and (beta["alpha"] <= frame["alpha"] + 1e-12).all()
 
 
-def test_bootstrap_row_intervals_resample_whole_clips() -> None:
-    # Two targets, one always accepting: its interval is a point; the NaN (not evaluated)
-    # is left out of the other's share rather than counted as a rejection.
-    accepted = np.array([[1.0, 1.0], [1.0, 0.0], [1.0, np.nan], [1.0, 1.0]])
-    a, lo, hi = bootstrap.row_intervals(accepted, np.random.default_rng(0), n_boot=2000)
-    assert a.tolist() == pytest.approx([1.0, 2 / 3])
-    assert (lo[0], hi[0]) == (1.0, 1.0)
-    assert 0.0 <= lo[1] < 2 / 3 < hi[1] <= 1.0
+def test_accuracy_carries_its_clips_and_wilson_interval(filled) -> None:
+    con, rows = filled
+    frame = accuracy.table(con)
+    right = defaultdict(list)
+    for m, clip, _p, top1 in rows.originals:
+        task, label = rows.clips[clip]
+        right[m].append(rows.labels[task][top1] == label)
+    assert sorted(frame["model"]) == sorted(right)
+    for row in frame.iter_rows(named=True):
+        k, n = sum(right[row["model"]]), len(right[row["model"]])
+        ci = stats.binomtest(k, n).proportion_ci(method="wilson")
+        assert (row["n_clips"], row["n_correct"]) == (n, k)
+        assert (row["lo"], row["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
 def test_beta_curve_ends_at_alpha_at_eps_one_and_never_falls(filled) -> None:
@@ -276,16 +299,23 @@ def test_beta_curve_ends_at_alpha_at_eps_one_and_never_falls(filled) -> None:
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.1])
-def test_flat_earther_notes_name_what_the_view_flags(filled, margin: float) -> None:
+def test_flat_earther_notes_name_those_whose_intervals_exclude_the_margin(filled, margin) -> None:
     con, _ = filled
     section = flat_earthers.run(con, margin)
-    flagged = con.execute(
-        "SELECT model, kind FROM flat_earthers_at(?) WHERE flat_earther ORDER BY ALL", [margin]
-    ).fetchall()
+    frame = section.tables[0].frame
+    named = frame.filter(
+        (pl.col("gap_out_hi") < -margin)
+        & (pl.col("gap_in_hi") < -margin)
+        & (pl.col("n_clips") >= 8)
+    )
+    assert frame.filter(pl.col("flat_earther")).equals(named)
     notes = [n for n in section.notes if "is a flat-earther on" in n]
-    assert sorted((n.split()[0], n.split("(")[1].split()[0]) for n in notes) == flagged
-    assert bool(notes) != any("No model is a flat-earther" in n for n in section.notes)
-    assert section.tables[0].frame["flat_earther"].sum() == len(flagged)
+    assert sorted((n.split()[0], n.split("(")[1].split()[0]) for n in notes) == sorted(
+        named.select("model", "kind").rows()
+    )
+    assert bool(notes) != any("No model is named a flat-earther" in n for n in section.notes)
+    # the view's rows, its point rule and silence figures, travel as a CSV
+    assert section.tables[1].name == "flat_earthers_view" and not section.tables[1].in_page
 
 
 DEEPFAKE = ["composition", "spectral_entropy", "label_transfer", "asr_fidelity"]

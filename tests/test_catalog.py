@@ -67,6 +67,7 @@ backbone = "cnn1d-wave"
 params = 48213
 labels = ["neutral", "calm", "happy", "sad", "angry"]
 accuracy = 0.86
+accuracy_n = 50
 
 [[model]]
 id = "hf1"
@@ -117,7 +118,7 @@ def test_sync_loads_typed_rows(sigwh, cat_dir: Path, wh_path: Path, tmp_path: Pa
     models = rows(
         wh_path,
         "SELECT model, kind, ref, backbone, n_params, labels, label_map, reported_accuracy, "
-        "source_file FROM models ORDER BY model",
+        "reported_accuracy_n, source_file FROM models ORDER BY model",
     )
     hf1, vc1 = models
     # hf labels come from the local config.json, in id order; the map covers every label.
@@ -139,6 +140,7 @@ def test_sync_loads_typed_rows(sigwh, cat_dir: Path, wh_path: Path, tmp_path: Pa
         EMOTION,
         json.dumps({label: label for label in EMOTION}),
         0.86,
+        50,  # the clips the catalog's accuracy was measured on
         "models/emotion.toml",
     )
     listed = sigwh("catalog", "list").output

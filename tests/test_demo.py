@@ -1,33 +1,34 @@
-"""`sigwh demo` on a small catalog: the shipped spoof clips (three of each label; the
-demo explains a sample, here one of each) with one zoo model, and the speech task's clips
-with two of its pretrained detectors (WebRTC and Earshot, the fast ones), with the light
-freqrex parameters of test_ingest (the demo's own, the "quick" preset, take a minute per
-model on two cores).
+"""`sigwh demo` on a small catalog (tests/demo_catalog.py): the shipped spoof clips (three
+of each label; the demo explains a sample, here one of each) with one zoo model, and the
+speech task's clips with two of its pretrained detectors (WebRTC and Earshot, the fast
+ones), with the light freqrex parameters of test_ingest (the demo's own, the "quick"
+preset, take a minute per model on two cores).
 
 Properties: the demo shows ingest's progress bar; `sigwh ingest` with the parameters the
 demo used finds nothing to do (the warehouse registers the demo's sample only; `sigwh
 dataset add` registers the rest); its defaults are the "default" preset and `--preset`
 picks another; a second demo stores nothing (no runs rows, every table as it was) and
 says so without "nan"; label transfer stores every clip it checked, so a rerun has none
-left to check; the report shows the speech task's detectors with α between them.
+left to check; the report shows the speech task's detectors with α between them, and
+says at its top that two clips a dataset make its figures illustrative; the README's
+quoted queries print, on this warehouse, the outputs the README shows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 from pathlib import Path
 
+import demo_catalog
 import duckdb
 import pytest
+from demo_catalog import DETECTORS, MODEL
 from light_params import ARGS as SAME
 from light_params import PARAMS
 from typer.testing import CliRunner
 
 from sigwarehouse import store
 from sigwarehouse.cli import app
-from sigwarehouse.cli.demo import run_demo
 from sigwarehouse.freqrex.params import PRESETS, FreqrexParams
 from sigwarehouse.jobs import label_transfer
 
@@ -35,62 +36,6 @@ from sigwarehouse.jobs import label_transfer
 pytestmark = pytest.mark.xdist_group("demo")
 
 REPO = Path(__file__).resolve().parents[1]
-# a Hugging Face zoo model (kind "hf": the demo's jobs load it from the demo's catalog)
-# that gives silence "fake", so the demo has a real composite to apply
-MODEL = "sp5"
-DETECTORS = ("earshot", "webrtc")
-CLIPS_PER_LABEL = 3
-
-
-def _catalog(root: Path) -> Path:
-    """A catalog of the spoof task, a copy of three clips of each label, and MODEL."""
-    cat = root / "catalog"
-    (cat / "datasets").mkdir(parents=True)
-    (cat / "models").mkdir()
-    for label in ("real", "fake"):
-        (root / "audio" / label).mkdir(parents=True)
-        files = sorted((REPO / "data/corpus/spoof/eval" / label).glob("*.flac"))
-        for f in files[:CLIPS_PER_LABEL]:
-            shutil.copy(f, root / "audio" / label / f.name)
-    (cat / "tasks.toml").write_text('[spoof]\nlabels = ["real", "fake"]\nsample_rate = 16000\n')
-    (cat / "datasets" / "spoof-eval.toml").write_text(
-        f'name = "spoof-eval"\ntask = "spoof"\nroot = "{root / "audio"}"\n'
-    )
-    (cat / "models" / "spoof.toml").write_text(
-        f'[[model]]\nid = "{MODEL}"\ntask = "spoof"\nkind = "hf"\n'
-        f'ref = "{REPO / "data/zoo/spoof" / MODEL}"\nlabels = ["real", "fake"]\n'
-    )
-    # the speech task as the shipped catalog has it, with two of its detectors
-    with (cat / "tasks.toml").open("a") as f:
-        f.write('[speech]\nlabels = ["speech", "non-speech"]\nsample_rate = 16000\n')
-    for label in ("speech", "non-speech"):
-        (root / "speech" / label).mkdir(parents=True)
-        for f in sorted((REPO / "data/speech/eval" / label).glob("*.flac"))[:CLIPS_PER_LABEL]:
-            shutil.copy(f, root / "speech" / label / f.name)
-    (cat / "datasets" / "speech-eval.toml").write_text(
-        f'name = "speech-eval"\ntask = "speech"\nroot = "{root / "speech"}"\n'
-    )
-    shipped = (REPO / "ingest/models/speech.toml").read_text().split("[[model]]")
-    (cat / "models" / "speech.toml").write_text(
-        "".join(f"[[model]]{entry}" for entry in shipped[1:] if entry.split('"')[1] in DETECTORS)
-    )
-    return cat
-
-
-def _demo(root: Path) -> tuple[list[str], str]:
-    """Run the demo into root; its lines, and what it wrote on stderr."""
-    lines: list[str] = []
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        run_demo(
-            root / "warehouse.duckdb",
-            root / "catalog",
-            root / "report",
-            params=PARAMS,
-            per_label=1,
-            say=lines.append,
-        )
-    return lines, err.getvalue()
 
 
 def _tables(path: Path) -> dict[str, list[tuple]]:
@@ -106,9 +51,8 @@ def _tables(path: Path) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("demo")
-    _catalog(root)
-    lines, err = _demo(root)
-    return root, root / "warehouse.duckdb", lines, err
+    path, lines, err = demo_catalog.build(root)
+    return root, path, lines, err
 
 
 def _sigwh(path: Path, *args: str) -> str:
@@ -219,7 +163,7 @@ def test_a_second_demo_stores_nothing_and_says_so(demo) -> None:
     root, path, _lines, _err = demo
     before = _tables(path)
     report_written = (root / "report" / "index.html").stat().st_mtime_ns
-    lines, err = _demo(root)
+    lines, err = demo_catalog.demo(root)
     assert _tables(path) == before
     assert (root / "report" / "index.html").stat().st_mtime_ns == report_written
     text = "\n".join(lines)
@@ -247,3 +191,25 @@ def test_label_transfer_reads_as_the_mask_of_one_class_applied_to_the_other(demo
     )
     # MODEL gives silence "fake" (no fake composite), so the demo transfers the other way
     assert "real's mask applied to clips called fake" in frame["transfer"].to_list()
+
+
+def test_the_readme_shows_what_this_demo_gives(demo) -> None:
+    """The README's quoted outputs are this warehouse's: a change that moves a figure fails
+    here until `python tests/readme_examples.py --write` rewrites them."""
+    import readme_examples
+
+    _root, path, _lines, _err = demo
+    text = readme_examples.README.read_text()
+    assert len(readme_examples.queries(text)) == 3
+    assert readme_examples.block(text) == readme_examples.render(text, path), (
+        "the README's examples differ from the demo warehouse's: run "
+        "`.venv/bin/python tests/readme_examples.py --write`"
+    )
+
+
+def test_the_demo_report_says_its_figures_are_illustrative(demo) -> None:
+    root, _path, _lines, _err = demo
+    page = (root / "report" / "index.html").read_text()
+    top = page[: page.index("<nav>")]
+    assert "The figures of this page are illustrative" in top
+    assert "n = 2 clips" in top and "(needs ≥ 8)" in top

@@ -462,10 +462,19 @@ def test_stored_derived_numbers_match_a_direct_computation(ingested: Path) -> No
         for blob, size, prefix in ((s_mask, s_size, "sufficient"), (c_mask, c_size, "complete")):
             if blob is None:
                 continue
-            kept = int(unpack_mask(blob, n_bins).sum())
+            mask = unpack_mask(blob, n_bins)
+            kept = int(mask.sum())
             assert size == kept
+            # the search's variables are bands of bins_per_variable bins (clips of 2 s and
+            # more hold several): each is kept whole or removed whole, and the figures
+            # count kept variables
+            width = figures["bins_per_variable"]
+            variable = np.arange(n_bins) // width
+            kept_vars = np.unique(variable[mask])
+            assert mask[np.isin(variable, kept_vars)].all()
             checked, removable = figures[f"{prefix}_checked"], figures[f"{prefix}_removable"]
-            assert checked == kept or (kept > PARAMS.per_bin_limit and checked == 64)
+            n_vars = kept_vars.size
+            assert checked == n_vars or (n_vars > PARAMS.per_bin_limit and checked == 64)
             if kept == 0:  # the empty signal keeps the class: nothing to remove
                 assert removable is None
             else:

@@ -276,8 +276,10 @@ def _exact_two_sided_p(a: list[float], b: list[float]) -> float:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [([5.0, 6.0, 7.0, 8.0], [1.0, 2.0, 3.0, 4.0]), ([1.0, 4.0, 6.0], [2.0, 3.0, 5.0, 7.0]),
-     ([0.5, 9.0], [1.0, 2.0, 3.0])],
+    [([9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+     ([1.0, 4.0, 6.0, 8.5, 10.0, 12.0, 13.5, 16.0],
+      [2.0, 3.0, 5.0, 7.0, 9.0, 11.0, 12.5, 14.0, 15.0]),
+     ([0.5, 20.0, 21.0, 22.0, 1.5, 2.5, 3.5, 4.5], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])],
 )  # fmt: skip
 def test_mann_whitney_gives_u_exact_p_and_rank_biserial_r(a, b):
     row = spectral_entropy.mann_whitney(a, b)
@@ -291,17 +293,29 @@ def test_mann_whitney_gives_u_exact_p_and_rank_biserial_r(a, b):
 
 
 def test_mann_whitney_rejects_below_the_level_only():
-    separated = spectral_entropy.mann_whitney([5.0, 6.0, 7.0, 8.0], [1.0, 2.0, 3.0, 4.0])
-    assert separated["p"] == pytest.approx(2 / 70) and separated["reject"] is True
-    assert separated["r_rank_biserial"] == 1.0
-    close = spectral_entropy.mann_whitney([1.0, 3.0], [2.0, 4.0])
-    assert close["reject"] is False
+    high, low = [float(x) for x in range(9, 17)], [float(x) for x in range(1, 9)]
+    separated = spectral_entropy.mann_whitney(high, low)
+    # the one split of 16 values into 8 and 8 as extreme, on either side: 2 / C(16, 8)
+    assert separated["p"] == pytest.approx(2 / math.comb(16, 8)) and separated["reject"] is True
+    assert separated["r_rank_biserial"] == 1.0 and separated["verdict"] == "differ (p < 0.05)"
+    close = spectral_entropy.mann_whitney(high[::2] + low[::2], high[1::2] + low[1::2])
+    assert close["reject"] is False and close["verdict"].startswith("no difference shown")
 
 
 def test_mann_whitney_of_an_empty_group_gives_counts_only():
     row = spectral_entropy.mann_whitney([1.0, 2.0], [])
+    verdict = "not tested: n = 0 clips in the smaller class (needs ≥ 8)"
     assert row == {"n1": 2, "n2": 0, "median1": 1.5, "median2": None, "U": None, "p": None,
-                   "r_rank_biserial": None, "reject": None}  # fmt: skip
+                   "r_rank_biserial": None, "reject": None, "verdict": verdict}  # fmt: skip
+
+
+def test_mann_whitney_below_its_minimum_says_so_instead_of_a_p_value():
+    # 7 clips per class, perfectly separated: an exact test would give p = 2 / C(14, 7)
+    # = 0.0006, but 7 clips are below the stated minimum, so no p, U or r is given
+    row = spectral_entropy.mann_whitney([float(x) for x in range(8, 15)], [1.0, 2, 3, 4, 5, 6, 7])
+    assert (row["U"], row["p"], row["r_rank_biserial"], row["reject"]) == (None,) * 4
+    assert row["verdict"] == "not tested: n = 7 clips in the smaller class (needs ≥ 8)"
+    assert (row["n1"], row["n2"], row["median1"], row["median2"]) == (7, 7, 11.0, 4.0)
 
 
 def test_signal_entropies_of_stored_masks_match_numpy(small_filled):
@@ -399,8 +413,16 @@ def test_tests_compare_the_two_classes_of_each_model_and_kind():
     assert set(rows) == {"s1", "s2"}
     s1 = rows["s1"]
     assert (s1["class1"], s1["class2"], s1["n1"], s1["n2"]) == ("real", "fake", 2, 2)
-    assert s1["U"] == 4.0 and s1["r_rank_biserial"] == 1.0  # the NaN row is left out
-    assert (rows["s2"]["n1"], rows["s2"]["U"]) == (1, 0.0)
+    # the NaN row is left out; two clips a class are too few to test
+    assert s1["U"] is None and s1["verdict"].startswith("not tested: n = 2 clips")
+    assert (rows["s2"]["n1"], rows["s2"]["U"]) == (1, None)
+    tested = pl.DataFrame({
+        "task": ["u"] * 16, "dataset": ["e"] * 16, "params_hash": ["h"] * 16,
+        "model": ["s1"] * 16, "kind": ["sufficient"] * 16,
+        "class": ["real"] * 8 + ["fake"] * 8, "bits": [float(x) for x in range(16, 0, -1)],
+    })  # fmt: skip
+    (row,) = spectral_entropy.tests(tested, {"u": ["real", "fake"]}).iter_rows(named=True)
+    assert (row["n1"], row["n2"], row["U"], row["r_rank_biserial"]) == (8, 8, 64.0, 1.0)
 
 
 def test_mann_whitney_of_an_empty_first_group_gives_counts_only():

@@ -179,7 +179,7 @@ def test_report_analyses_show_the_shown_set_and_name_every_set(path: Path) -> No
             "alpha": transferability.cells(con),
             "beta": transferability.cells(con, 0.5),
             "beta curve": beta_curve.curve(con, (0.5, 1.0)),
-            "bootstrap": bootstrap.intervals(con, n_boot=20),
+            "bootstrap": bootstrap.intervals(con),
         }
         params = provenance.parameter_sets(con)
     finally:

@@ -124,6 +124,37 @@ def test_empty_warehouse_says_what_is_missing(wh_path: Path, tmp_path: Path) -> 
     assert "no data yet for" in result.message
 
 
+def test_a_page_below_the_minimums_says_at_its_top_that_it_is_illustrative(tmp_path) -> None:
+    """Three clips a task: every test is below its minimum, so the page opens with the
+    warning and each section's reason, and no p-value or interval of a test is given."""
+    path, _ = store.init(tmp_path / "w.duckdb")
+    fill(path, n_clips=3)
+    page = build_report(path, tmp_path / "out", chart_files=False).index.read_text()
+    top = page[: page.index("<nav>")]
+    assert "The figures of this page are illustrative" in top
+    reasons = re.findall(r"<li>(.*?)</li>", top.split('id="illustrative"', 1)[1])
+    assert [r.split(":")[0] for r in reasons] == [
+        "Sufficient vs complete transferability", "Flat-earthers", "Spectral entropy, real vs fake",
+    ]  # fmt: skip
+    assert all("not tested" in r and "n = " in r and "(needs ≥ 8)" in r for r in reasons)
+    assert "t / d, not tested: n = 3 clips (needs ≥ 8)" in reasons[0]
+    paired = page.split('<section id="sufficient_vs_complete">', 1)[1].split("</section>")[0]
+    assert paired.count("not tested: n = 3 clips (needs ≥ 8)") == 2  # t and u
+    assert "No model is named a flat-earther" in page
+
+
+def test_a_page_with_enough_clips_has_no_such_warning(built) -> None:
+    _, _, result = built
+    page = result.index.read_text()
+    top = page[: page.index("<nav>")]
+    # ten clips a task: the paired test and the gaps of sufficient signals are tested; a
+    # third of the clips have no complete mask, so the gaps of complete signals are not
+    reasons = re.findall(r"<li>(.*?)</li>", top)
+    assert not [r for r in reasons if r.startswith("Sufficient vs complete")]
+    (gaps,) = [r for r in reasons if r.startswith("Flat-earthers")]
+    assert "(complete signals): " in gaps and "(sufficient signals)" not in gaps
+
+
 def test_if_changed_skips_until_the_warehouse_changes(tmp_path: Path) -> None:
     path, _ = store.init(tmp_path / "w.duckdb")
     fill(path, n_clips=3)

@@ -598,3 +598,26 @@ def test_the_complete_property_asks_a_complement_only_where_its_mask_passed():
     for i in complements:
         mask = set(range(N_VARS)) - asked[i]
         assert mask in asked[:i] and len(mask & {0, 1, 2, 3}) >= 2
+
+
+def test_after_a_certification_only_the_closest_failures_are_screened_before_the_next():
+    # Kept among bins 0-3 (tried in that order), the target wins for {0, 1, 2, 3},
+    # {0, 1, 3}, {1, 3} and {3} only. Elimination: 0, 1 stay, 2 goes, 3 stays. The
+    # certification of {0, 1, 3} finds 0 removable ({1, 3}) and 1, 3 not; both fail by
+    # the same slack, so the closest quarter is bin 1, the lowest. 0 goes; screening
+    # asks only whether 1 can go now ({3}: yes), and it goes; the full certification of
+    # {3} then finds nothing. A full certification of {1, 3} (asking {1} too) is never
+    # needed: the model is asked about these 8 masks only.
+    passing = [{0, 1, 2, 3}, {0, 1, 3}, {1, 3}, {3}]
+    codes = torch.tensor([sum(2**b for b in p) for p in passing])
+
+    def rule(held: torch.Tensor) -> torch.Tensor:
+        code = held[:, :4].long() @ torch.tensor([1, 2, 4, 8])
+        return torch.where(torch.isin(code, codes), 0.75, 0.25)
+
+    ctx = context(rule)
+    bins, share = one_by_one(ctx, SUFFICIENT, mask_of(0, 1, 2, 3), by_bin())
+    assert bins == [3]
+    assert share.tolist() == [0.0]
+    low = [q & {0, 1, 2, 3} for q in ctx.oracle.classifier.asked]
+    assert low == [{1, 2, 3}, {0, 2, 3}, {0, 1, 3}, {0, 1}, {1, 3}, {0, 3}, {3}, set()]

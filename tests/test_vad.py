@@ -282,6 +282,6 @@ def _the_report_section_matches_direct_calls(path: Path) -> None:
             probs = clf(fft_signal(wave, mask).float()[None])[0]
             kept.append(int(probs.argmax()) == cls)
         note = next(n for n in section.notes if "sufficient signals" in n)
-        pair = f"silero → {target} ({np.mean(kept):.2f})"
+        pair = f"silero → {target} ({np.mean(kept):.2f}, n = {len(kept)})"
         # the note names the highest and lowest pair; with two targets, both are named
         assert pair in note, (pair, note)

@@ -117,6 +117,7 @@ class ModelEntry(SQLModel):
     labels: list[str] | None = Field(default=None, min_length=1)
     label_map: dict[str, str] | None = None
     accuracy: float | None = Field(default=None, ge=0, le=1)
+    accuracy_n: int | None = Field(default=None, ge=1)  # clips `accuracy` was measured on
     license: str | None = Field(default=None, min_length=1)  # SPDX expression where one fits
 
     @field_validator("labels")
@@ -350,6 +351,7 @@ _TABLES = {
             "labels",
             "label_map",
             "reported_accuracy",
+            "reported_accuracy_n",
             "license",
             "source_file",
         ],
@@ -379,6 +381,7 @@ def _rows(cat: Catalog) -> dict[str, dict[str, tuple]]:
                 m.labels,
                 json.dumps(cat.mappings[m.id]),
                 m.accuracy,
+                m.accuracy_n,
                 m.license,
                 src["model", m.id],
             )

@@ -155,7 +155,8 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.tables.append(
             Table(
                 slug("asr_fidelity", asr, task, dataset, ph),
-                "Mean Levenshtein ratio (indel) and STOI per model, kind and class.",
+                "Mean Levenshtein ratio (indel) and STOI per model, kind and class; `n` counts "
+                "the clips (one signal each).",
                 g.drop(*keys),
                 group=group,
             )

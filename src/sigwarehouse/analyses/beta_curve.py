@@ -40,12 +40,14 @@ INTRO = (
 
 
 def curve(con: duckdb.DuckDBPyConnection, eps_grid: tuple[float, ...] = EPS_GRID) -> pl.DataFrame:
-    """task, dataset, params_hash, kind, model, eps, beta, beta_nonempty: mean β (and β
-    over non-empty signals, NULL when the model has none) over targets ≠ model."""
+    """task, dataset, params_hash, kind, model, n_clips (the model's signals: one per
+    clip), eps, beta, beta_nonempty: mean β (and β over non-empty signals, NULL when the
+    model has none) over targets ≠ model."""
     frames = [
         query(
             con,
-            "SELECT task, dataset, params_hash, kind, source_model AS model, ?::DOUBLE AS eps, "
+            "SELECT task, dataset, params_hash, kind, source_model AS model, "
+            "max(n_signals) AS n_clips, ?::DOUBLE AS eps, "
             "avg(beta)::DOUBLE AS beta, avg(beta_nonempty)::DOUBLE AS beta_nonempty "
             "FROM beta_transferability(?) "
             "WHERE source_model <> target_model GROUP BY ALL",
@@ -61,7 +63,11 @@ def at_shown_eps(frame: pl.DataFrame, value: str) -> pl.DataFrame:
     return (
         frame.filter(pl.col("eps").is_in(SHOWN_EPS))
         .with_columns(pl.format("ε={}", pl.col("eps")).alias("column"))
-        .pivot(on="column", index=["task", "dataset", "params_hash", "kind", "model"], values=value)
+        .pivot(
+            on="column",
+            index=["task", "dataset", "params_hash", "kind", "model", "n_clips"],
+            values=value,
+        )
         .sort("task", "dataset", "params_hash", "kind", "model")
     )
 

@@ -1,21 +1,19 @@
-"""Bootstrap confidence intervals on each α cell (beyond the paper, which reports none).
+"""Confidence intervals on each α and β cell (beyond the paper, which reports none).
 
-The unit resampled is the signal, i.e. the clip that the source model explained: for a
-source model, kind and (task, dataset, parameter set), its clips are drawn with
-replacement B times and α is recomputed on every target for each draw, so the cells of
-one row share their draws (as they share their signals). The interval is the percentile
-interval. Each row's generator is seeded from the seed and the row's names, so a cell's
-interval does not change when other models are added. Like the α matrices, it covers each
-task's shown parameter set (view `parameter_sets`).
+A cell's signals are one per clip (the primary key of `signal_probs`), and clips are
+independent, so α of a cell is a share of its n clips: its interval is the Wilson score
+interval (analyses.inference), computed from the cell's counts in the views, at a cost
+that grows with cells, not signal rows. This replaces a percentile bootstrap over clips,
+which for one cell is the same resampling but collapses to a point where every clip is
+accepted (α = 1: "1.000 / 1.000 / 1.000" from 2 clips); Wilson's is valid at 0 and 1 and
+at every n. The module keeps its name (the section's key and CSV names are `bootstrap`).
+Like the α matrices, it covers each task's shown parameter set (view `parameter_sets`).
 """
 
 from __future__ import annotations
 
-import zlib
-
 import altair as alt
 import duckdb
-import numpy as np
 import polars as pl
 
 from sigwarehouse.analyses.common import (
@@ -26,80 +24,43 @@ from sigwarehouse.analyses.common import (
     query,
     slug,
 )
+from sigwarehouse.analyses.inference import LEVEL, with_wilson
+from sigwarehouse.analyses.transferability import BETA_EPS
 from sigwarehouse.report.sections import Chart, Section, Table
 
-TITLE = "Bootstrap confidence intervals on α"
-SEED = 20240601
-N_BOOT = 1000
-LEVEL = 0.95
+TITLE = "Confidence intervals on α and β"
 PAGE_WIDTH = 1050  # px the panels of a chart may take in the report (legend aside)
 PANEL_EXTRA = 70  # px a panel takes beyond its plot: axis, labels, spacing
 STEPS = (6, 18)  # px per (target, kind): the narrowest readable, the widest useful
 INTRO = (
-    f"A {LEVEL:.0%} percentile bootstrap interval for each off-diagonal α cell: the source "
-    f"model's signals (one per clip) are resampled with replacement {N_BOOT} times (seed "
-    f"{SEED}) and α recomputed. The paper reports no uncertainty; with a few dozen clips "
-    "per model, cells closer than the width of their intervals should not be told apart."
+    f"A {LEVEL:.0%} Wilson interval for each off-diagonal α cell, and each β(ε = "
+    f"{BETA_EPS}) cell: a cell holds one signal per clip of its source model, so its α is "
+    "a share of `n_clips` independent clips, and the Wilson interval is valid at every n, "
+    "also where every clip is accepted (α = 1), where a bootstrap over clips would give a "
+    "zero-width interval. The paper reports no uncertainty; cells whose intervals "
+    "overlap should not be told apart."
 )
 
-_SIGNALS_SQL = """
-SELECT m.task, c.dataset, s.params_hash, s.kind, s.source_model, s.target_model, s.clip_id,
-       (s.top1 = s.source_class)::DOUBLE AS accepted
-FROM signal_probs AS s
-JOIN clips AS c USING (clip_id)
-JOIN models AS m ON m.model = s.source_model
-JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
-WHERE s.kind IN ('sufficient', 'complete') AND p.shown
-"""
 
-
-def _row_rng(seed: int, *names: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32("\x1f".join(names).encode())])
-
-
-def row_intervals(
-    accepted: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT, level: float = LEVEL
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(alpha, lo, hi) per target for a (clips × targets) 0/1 matrix with NaN where a
-    target did not evaluate a clip's signal; resamples whole clips (rows)."""
-    n = accepted.shape[0]
-    present = ~np.isnan(accepted)
-    values = np.where(present, accepted, 0.0)
-    boot = np.empty((n_boot, accepted.shape[1]))
-    # A draw is n clip indices with replacement; its counts per clip weight the sums. Draws
-    # are made in chunks of about 4M indices so memory stays small for large datasets.
-    chunk = max(1, 4_000_000 // max(n, 1))
-    for start in range(0, n_boot, chunk):
-        draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n), dtype=np.int64)
-        weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            boot[start : start + len(draws)] = (weights @ values) / (weights @ present)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha = values.sum(axis=0) / present.sum(axis=0)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.nanquantile(boot, [tail, 1.0 - tail], axis=0)
-    return alpha, lo, hi
-
-
-def intervals(
-    con: duckdb.DuckDBPyConnection, seed: int = SEED, n_boot: int = N_BOOT, level: float = LEVEL
-) -> pl.DataFrame:
-    """task, dataset, params_hash, kind, source_model, target_model, n_signals, alpha, lo, hi
-    for every off-diagonal cell; deterministic for a seed."""
-    signals = query(con, _SIGNALS_SQL)
-    out = []
-    keys = ["task", "dataset", "params_hash", "kind", "source_model"]
-    for key, rows in sorted(signals.group_by(keys), key=lambda g: g[0]):
-        wide = rows.pivot(on="target_model", index="clip_id", values="accepted").sort("clip_id")
-        targets = sorted(c for c in wide.columns if c != "clip_id")
-        matrix = wide.select(targets).to_numpy().astype(np.float64)
-        alpha, lo, hi = row_intervals(matrix, _row_rng(seed, *key), n_boot, level)
-        n_signals = (~np.isnan(matrix)).sum(axis=0)
-        for j, target in enumerate(targets):
-            if target != key[4]:
-                out.append((*key, target, int(n_signals[j]), alpha[j], lo[j], hi[j]))
-    schema = [*keys, "target_model", "n_signals", "alpha", "lo", "hi"]
-    return pl.DataFrame(out, schema=schema, orient="row")
+def intervals(con: duckdb.DuckDBPyConnection, eps: float | None = None) -> pl.DataFrame:
+    """task, dataset, params_hash, kind, source_model, target_model, n_clips, n_accepted,
+    alpha, lo, hi for every off-diagonal cell of α (eps None) or β(eps) (column `alpha`
+    then holds β)."""
+    source, value = ("alpha_transferability", "alpha") if eps is None else (
+        "beta_transferability(?)", "beta")  # fmt: skip
+    frame = query(
+        con,
+        f"""
+        SELECT task, dataset, params_hash, kind, source_model, target_model,
+               n_signals AS n_clips, round({value} * n_signals)::BIGINT AS n_accepted,
+               {value}::DOUBLE AS alpha
+        FROM {source}
+        WHERE source_model <> target_model AND kind IN ('sufficient', 'complete')
+        ORDER BY task, dataset, params_hash, kind, source_model, target_model
+        """,
+        [] if eps is None else [eps],
+    )
+    return with_wilson(frame, "n_accepted", "n_clips")
 
 
 def panel_layout(n_panels: int, n_targets: int) -> tuple[int, int]:
@@ -124,12 +85,19 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.missing = NO_CROSS_MODEL
         return section
     index = ["task", "dataset", "params_hash", "source_model", "target_model"]
-    side_by_side = frame.pivot(
-        on="kind", index=index, values=["n_signals", "alpha", "lo", "hi"], separator=" "
-    ).sort(index)
-    section.tables.append(
-        Table("bootstrap", f"α with its {LEVEL:.0%} interval, per cell and kind.", side_by_side)
-    )
+    for name, measure, cells in (
+        ("bootstrap", "α", frame),
+        ("bootstrap_beta", f"β(ε = {BETA_EPS})", intervals(con, BETA_EPS)),
+    ):
+        side_by_side = (
+            cells.rename({"alpha": "value"})
+            .pivot(on="kind", index=index, values=["n_clips", "value", "lo", "hi"], separator=" ")
+            .sort(index)
+        )
+        section.tables.append(
+            Table(name, f"{measure} with n and its {LEVEL:.0%} Wilson interval, per cell and "
+                  "kind.", side_by_side)
+        )  # fmt: skip
     for task, dataset, params_hash, label, rows in groups(frame):
         base = alt.Chart(rows).encode(
             x=alt.X("target_model:N", title="target"),
@@ -141,7 +109,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         )
         points = base.mark_point(filled=True).encode(
             y="alpha:Q",
-            tooltip=["source_model", "target_model", "kind", "n_signals", "alpha", "lo", "hi"],
+            tooltip=["source_model", "target_model", "kind", "n_clips", "alpha", "lo", "hi"],
         )
         columns, step = panel_layout(
             rows["source_model"].n_unique(), rows["target_model"].n_unique()
@@ -162,7 +130,8 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.charts.append(
             Chart(
                 slug("bootstrap", task, dataset, params_hash),
-                f"{label}: α of each source model's signals on each target, with its interval.",
+                f"{label}: α of each source model's signals on each target, with its {LEVEL:.0%} "
+                "Wilson interval.",
                 chart,
             )
         )

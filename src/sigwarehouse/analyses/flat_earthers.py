@@ -1,79 +1,231 @@
-"""Flat-earthers: models whose signals others reject and which reject others' signals.
+"""Flat-earthers: models whose signals others reject and which reject others' signals,
+named only when an interval over clips says so.
 
-The call is the view's (α over all signals, as the paper). Beside it, the same figures
-over non-empty signals: a model whose α rests on silence (empty sufficient masks that
-others accept because they give the same class to silence) may look listened to, or
-not, for reasons that have nothing to do with what it listens to.
+The paper's rule (view `flat_earthers`): a model's avg_out (mean α of its signals on the
+others) and avg_in (mean α of the others' signals on it) both lie more than a margin
+below the mean of the other models'. Those means come from the same clips, so the call
+is only as sure as the clips are many. Here DuckDB gives, per clip and model, the share
+of the model's signal's targets that accept it (`out`) and the share of the other
+models' signals of the clip that it accepts (`in`); per clip, a model's gap is its share
+minus the mean of the other models' on that clip, and the gap is the mean over clips
+with its bootstrap interval over clips (analyses.inference). (Where every model
+explained every clip, the mean over clips equals the view's gap.) A model is named a
+flat-earther when both intervals lie below −margin, from at least
+MIN_CLIPS["flat-earther gap"] clips. The view's figures, over all and over non-empty
+signals (empty masks are silence), are in the CSV and in each named model's note.
 """
 
 from __future__ import annotations
 
 import altair as alt
 import duckdb
+import numpy as np
 import polars as pl
 
 from sigwarehouse.analyses.common import NO_CROSS_MODEL, groups, no_signals_message, query, slug
+from sigwarehouse.analyses.inference import (
+    LEVEL,
+    MIN_CLIPS,
+    illustrative,
+    mean_interval,
+    not_tested,
+    untested,
+)
 from sigwarehouse.report.sections import Chart, Section, Table
 
 TITLE = "Flat-earthers"
 MARGIN = 0.1  # the margin of the `flat_earthers` view, the report's default
 INTRO = (
     "The paper calls a model a flat-earther when its signals are rarely accepted by the "
-    "other models and it rarely accepts theirs. View `flat_earthers` states the rule: "
-    "`avg_out` (mean α of the model's signals on the others) and `avg_in` (mean α of the "
-    f"others' signals on it) both lie more than {MARGIN} below the mean of the other "
-    "models of the same task, dataset and kind (`peers_out`, `peers_in`). `gap_out` and "
-    "`gap_in` show how close each call was; `flat_earthers_at(margin)` applies another "
-    "margin. `n_empty` of the model's `n_signals` signals are empty (silence: the all-zero "
-    "signal keeps the class); `avg_out_nonempty`, `avg_in_nonempty` and their gaps to the "
-    "peers repeat the figures over non-empty signals only, to show whether a call rests on "
-    "silence."
+    "other models and it rarely accepts theirs: `avg_out` (how often the others accept "
+    "its signals) and `avg_in` (how often it accepts theirs) both lie more than a margin "
+    f"({MARGIN}) below the other models' of the same task, dataset and kind (view "
+    "`flat_earthers`, `flat_earthers_at(margin)` for another margin). Here each figure "
+    "is computed per clip and averaged over clips, and `gap_out`, `gap_in` (the model's "
+    f"share minus its peers' on the same clip) come with {LEVEL:.0%} bootstrap intervals "
+    "over clips. A model is named a flat-earther only when both intervals lie below "
+    f"−{MARGIN}, from at least {MIN_CLIPS['flat-earther gap']} clips. The view's own "
+    "figures, over all and over non-empty signals (an empty mask is silence), are in the "
+    "CSV `flat_earthers_view`."
 )
-COLUMNS = (
+VIEW_COLUMNS = (
     "task, dataset, params_hash, kind, model, avg_out, avg_in, peers_out, peers_in, gap_out, "
     "gap_in, flat_earther, n_signals, n_empty, avg_out_nonempty, avg_in_nonempty, "
     "gap_out_nonempty, gap_in_nonempty"
 )
 
+_PER_CLIP_SQL = """
+WITH signals AS (
+    SELECT m.task, c.dataset, s.params_hash, s.kind, s.clip_id, s.source_model,
+           s.target_model, (s.top1 = s.source_class)::DOUBLE AS accepted
+    FROM signal_probs AS s
+    JOIN clips AS c USING (clip_id)
+    JOIN models AS m ON m.model = s.source_model
+    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
+    WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
+),
+outgoing AS (
+    SELECT task, dataset, params_hash, kind, clip_id, source_model AS model,
+           avg(accepted) AS out_share
+    FROM signals GROUP BY ALL
+),
+incoming AS (
+    SELECT task, dataset, params_hash, kind, clip_id, target_model AS model,
+           avg(accepted) AS in_share
+    FROM signals GROUP BY ALL
+)
+SELECT task, dataset, params_hash, kind, clip_id, model,
+       o.out_share::DOUBLE AS out_share, i.in_share::DOUBLE AS in_share
+FROM outgoing AS o
+FULL JOIN incoming AS i USING (task, dataset, params_hash, kind, clip_id, model)
+ORDER BY task, dataset, params_hash, kind, clip_id, model
+"""
 
-def flagged_note(row: dict, margin: float) -> str:
-    """The sentence naming a flat-earther, with what its non-empty signals say."""
+
+def per_clip(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """task, dataset, params_hash, kind, clip_id, model, out_share, in_share (NULL where the
+    model has no signal of the clip, or accepts none of the clip's)."""
+    return query(con, _PER_CLIP_SQL)
+
+
+def clip_gaps(shares: np.ndarray) -> np.ndarray:
+    """For a (clips × models) matrix of shares (NaN: none), each model's share minus the
+    mean of the other models' on the same clip (NaN where either is missing)."""
+    present = ~np.isnan(shares)
+    values = np.where(present, shares, 0.0)
+    others_n = present.sum(axis=1, keepdims=True) - present
+    others_sum = values.sum(axis=1, keepdims=True) - values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peers = np.where(others_n > 0, others_sum / others_n, np.nan)
+    return shares - peers
+
+
+def _estimate(gaps: np.ndarray) -> tuple[int, float | None, float | None, float | None, str | None]:
+    """(n_clips, mean, lo, hi, note) of one model's per-clip gaps (NaN left out); no
+    interval below the minimum number of clips."""
+    g = gaps[~np.isnan(gaps)]
+    if g.size == 0:
+        return 0, None, None, None, None
+    if not_tested("flat-earther gap", g.size):
+        return g.size, float(g.mean()), None, None, None
+    lo, hi, note = mean_interval(g)
+    return g.size, float(g.mean()), (None if note else lo), (None if note else hi), note
+
+
+def gaps(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> pl.DataFrame:
+    """One row per (task, dataset, params_hash, kind, model): n_clips, avg_out, avg_in,
+    gap_out with gap_out_lo/hi, gap_in with gap_in_lo/hi, flat_earther (named: enough
+    clips and both intervals below −margin) and verdict."""
+    frame = per_clip(con)
+    out = []
+    keys = ["task", "dataset", "params_hash", "kind"]
+    for key, rows in sorted(frame.group_by(keys), key=lambda g: g[0]):
+        models = sorted(rows["model"].unique())
+        shares = {}
+        for column in ("out_share", "in_share"):
+            wide = rows.pivot(on="model", index="clip_id", values=column).sort("clip_id")
+            shares[column] = wide.select(pl.col(models).cast(pl.Float64)).to_numpy()
+        gap = {c: clip_gaps(m) for c, m in shares.items()}
+        for j, model in enumerate(models):
+            n_out, g_out, out_lo, out_hi, out_note = _estimate(gap["out_share"][:, j])
+            n_in, g_in, in_lo, in_hi, in_note = _estimate(gap["in_share"][:, j])
+            n = min(n_out, n_in)
+            verdict = not_tested("flat-earther gap", n)
+            named = False
+            if verdict:  # too few clips on one side: no interval on either
+                out_lo = out_hi = in_lo = in_hi = None
+            else:
+                named = (out_hi is not None and out_hi < -margin
+                         and in_hi is not None and in_hi < -margin)  # fmt: skip
+                verdict = "flat-earther" if named else "not shown to be one"
+                notes = [f"{w}: {note}" for w, note in (("out", out_note), ("in", in_note)) if note]
+                verdict += "; no interval " + ", ".join(notes) if notes else ""
+            out.append((*key, model, n,
+                        float(np.nanmean(shares["out_share"][:, j])) if n_out else None,
+                        float(np.nanmean(shares["in_share"][:, j])) if n_in else None,
+                        g_out, out_lo, out_hi, g_in, in_lo, in_hi, named, verdict))  # fmt: skip
+    text, real = pl.String, pl.Float64
+    schema = {
+        **dict.fromkeys([*keys, "model"], text), "n_clips": pl.Int64,
+        **dict.fromkeys(["avg_out", "avg_in", "gap_out", "gap_out_lo", "gap_out_hi", "gap_in",
+                         "gap_in_lo", "gap_in_hi"], real),
+        "flat_earther": pl.Boolean, "verdict": text,
+    }  # fmt: skip
+    return pl.DataFrame(out, schema=schema, orient="row")
+
+
+def flagged_note(row: dict, view_row: dict | None, margin: float) -> str:
+    """The sentence naming a flat-earther with its intervals, and what its non-empty
+    signals say (from the view's row, when there is one)."""
     text = (
         f"{row['model']} is a flat-earther on {row['task']} / {row['dataset']} "
-        f"({row['kind']} signals, margin {margin})."
+        f"({row['kind']} signals, margin {margin}, {row['n_clips']} clips): gap_out "
+        f"{row['gap_out']:+.2f} [{row['gap_out_lo']:+.2f}, {row['gap_out_hi']:+.2f}], gap_in "
+        f"{row['gap_in']:+.2f} [{row['gap_in_lo']:+.2f}, {row['gap_in_hi']:+.2f}] "
+        f"({LEVEL:.0%} intervals over clips)."
     )
-    out, inn = row["gap_out_nonempty"], row["gap_in_nonempty"]
-    if row["n_empty"]:
-        text += f" {row['n_empty']} of its {row['n_signals']} signals are empty."
+    if view_row is None:
+        return text
+    out, inn = view_row["gap_out_nonempty"], view_row["gap_in_nonempty"]
+    if view_row["n_empty"]:
+        text += f" {view_row['n_empty']} of its {view_row['n_signals']} signals are empty."
     if out is not None and inn is not None:
         holds = out < -margin and inn < -margin
         text += (
-            f" Over non-empty signals its gaps are {out:+.2f} (out) and {inn:+.2f} (in): "
-            f"the call {'holds' if holds else 'does not hold'} without silence."
+            f" Over non-empty signals its gaps (the view's) are {out:+.2f} (out) and "
+            f"{inn:+.2f} (in): the point call {'holds' if holds else 'does not hold'} "
+            "without silence."
         )
     return text
 
 
 def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
-    """The rows of `flat_earthers_at(margin)`, a note naming each flagged model, and an
-    avg_out/avg_in scatter per group."""
+    """Every model's gaps with their intervals, a note naming each flat-earther, the
+    view's rows (CSV), and an avg_out/avg_in scatter per group."""
     section = Section("flat_earthers", TITLE, INTRO)
     section.missing = no_signals_message(con)
     if section.missing:
         return section
-    frame = query(
+    view = query(
         con,
-        f"SELECT {COLUMNS} FROM flat_earthers_at(?) ORDER BY task, dataset, kind, model",
+        f"SELECT {VIEW_COLUMNS} FROM flat_earthers_at(?) ORDER BY task, dataset, kind, model",
         [margin],
     )
-    if frame.is_empty():
+    frame = gaps(con, margin)
+    if view.is_empty() or frame.is_empty():
         section.missing = NO_CROSS_MODEL
         return section
-    section.tables.append(Table("flat_earthers", "Every model, with its gaps.", frame))
+    section.tables.append(
+        Table("flat_earthers", f"Every model, with its gaps and their {LEVEL:.0%} intervals "
+              "over clips.", frame)
+    )  # fmt: skip
+    section.tables.append(
+        Table("flat_earthers_view", f"View flat_earthers_at({margin}): the paper's point "
+              "rule, over all and over non-empty signals (CSV only).", view, in_page=False)
+    )  # fmt: skip
+    reasons = []
+    for (task, dataset, kind), rows in frame.group_by(
+        "task", "dataset", "kind", maintain_order=True
+    ):
+        below = rows.filter(pl.col("n_clips") < MIN_CLIPS["flat-earther gap"])["n_clips"]
+        if below.len():
+            label = f"{task} / {dataset} ({kind} signals)"
+            reasons.append(untested(label, "flat-earther gap", below.to_list(), rows.height))
+    if reasons:
+        section.below_minimum.append(illustrative(TITLE, reasons))
     flagged = frame.filter(pl.col("flat_earther"))
     if flagged.is_empty():
-        section.notes.append(f"No model is a flat-earther at margin {margin}.")
-    section.notes += [flagged_note(row, margin) for row in flagged.iter_rows(named=True)]
+        section.notes.append(
+            f"No model is named a flat-earther at margin {margin}: none has both intervals "
+            f"below −{margin} from at least {MIN_CLIPS['flat-earther gap']} clips."
+        )
+    view_rows = {
+        (r["task"], r["dataset"], r["params_hash"], r["kind"], r["model"]): r
+        for r in view.iter_rows(named=True)
+    }
+    for row in flagged.iter_rows(named=True):
+        key = (row["task"], row["dataset"], row["params_hash"], row["kind"], row["model"])
+        section.notes.append(flagged_note(row, view_rows.get(key), margin))
     for task, dataset, params_hash, label, rows in groups(frame):
         base = alt.Chart(rows).encode(
             x=alt.X(
@@ -93,13 +245,27 @@ def run(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> Section:
                 scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"]),
             ),
             shape=alt.Shape("kind:N"),
-            tooltip=["model", "kind", "avg_out", "avg_in", "gap_out", "gap_in", "flat_earther"],
+            tooltip=[
+                "model",
+                "kind",
+                "n_clips",
+                "avg_out",
+                "avg_in",
+                "gap_out",
+                "gap_out_lo",
+                "gap_out_hi",
+                "gap_in",
+                "gap_in_lo",
+                "gap_in_hi",
+                "verdict",
+            ],  # fmt: skip
         )
         names = base.mark_text(dx=8, align="left", fontSize=10).encode(text="model:N")
         section.charts.append(
             Chart(
                 slug("flat_earthers", task, dataset, params_hash),
-                f"{label}: a flat-earther sits low and to the left of its peers.",
+                f"{label}: a flat-earther sits low and to the left of its peers (red: named, "
+                "its intervals below the margin).",
                 (points + names).properties(width=260, height=260, title=label),
             )
         )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from sigwarehouse.analyses.accuracy import reported_counts
 from sigwarehouse.analyses.common import KINDS, groups, has_relations, query, slug
+from sigwarehouse.analyses.inference import LEVEL, with_wilson
 from sigwarehouse.analyses.transferability import cells, heatmap
 from sigwarehouse.report.sections import Chart, Section, Table
 
@@ -30,7 +32,8 @@ INTRO = (
 
 _MODELS_SQL = """
 SELECT m.task, m.model, m.backbone, m.license, m.reported_accuracy AS reported,
-       a.dataset, a.n_clips, a.accuracy,
+       a.dataset, a.n_clips, round(a.accuracy * a.n_clips)::BIGINT AS n_correct,
+       a.accuracy::DOUBLE AS accuracy,
        t.labels[s.top1 + 1] AS silence_class
 FROM models AS m
 JOIN tasks AS t USING (task)
@@ -52,9 +55,10 @@ def agreement_note(label: str, kind: str, off: pl.DataFrame) -> str:
     low, high = ranked.row(0, named=True), ranked.row(-1, named=True)
     return (
         f"{label}, {kind} signals: mean α between these models {ranked['value'].mean():.2f} "
-        f"over {ranked.height} ordered pairs; highest {high['source_model']} → "
-        f"{high['target_model']} ({high['value']:.2f}), lowest {low['source_model']} → "
-        f"{low['target_model']} ({low['value']:.2f})."
+        f"over {ranked.height} ordered pairs, each of {ranked['n_signals'].max()} clips at "
+        f"most; highest {high['source_model']} → {high['target_model']} "
+        f"({high['value']:.2f}, n = {high['n_signals']}), lowest {low['source_model']} → "
+        f"{low['target_model']} ({low['value']:.2f}, n = {low['n_signals']})."
     )
 
 
@@ -75,7 +79,15 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             "detectors), then `sigwh catalog sync` and `sigwh ingest --model M`."
         )
         return section
-    section.tables.append(Table("pretrained_models", "The models and their licences.", frame))
+    reported_n = reported_counts(con, frame["model"].to_list())
+    frame = with_wilson(frame, "n_correct", "n_clips").with_columns(
+        pl.Series("reported_n", [reported_n.get(m) for m in frame["model"]], dtype=pl.Int64)
+    )
+    section.tables.append(
+        Table("pretrained_models", f"The models and their licences; accuracy on the "
+              f"warehouse's clips with its n and {LEVEL:.0%} Wilson interval (lo, hi), beside "
+              "the catalog's (reported, on reported_n clips).", frame)
+    )  # fmt: skip
     ours = set(frame["model"])
     alpha = cells(con).filter(
         pl.col("source_model").is_in(ours) & pl.col("target_model").is_in(ours)

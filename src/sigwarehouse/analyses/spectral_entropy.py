@@ -26,19 +26,22 @@ import polars as pl
 from scipy import stats
 
 from sigwarehouse.analyses.common import count, groups, has_relations, slug
+from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested, untested
 from sigwarehouse.audio import ClipLoadError, load_clips
 from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Chart, Section, Table
 from sigwarehouse.signals import masked_signal
 
 TITLE = "Spectral entropy, real vs fake"
-LEVEL = 0.05
+LEVEL = 0.05  # the test's significance level
 INTRO = (
     "Spectral entropy (bits) of each sufficient and complete signal: the Shannon entropy "
     "of its normalised power spectrum |rfft|². Signals are grouped by the class their "
     "source model gave the clip; for each two-class task and model, a two-sided "
     "Mann–Whitney U test compares the classes, with the rank-biserial correlation "
     "r = 2U/(n1·n2) − 1 as effect size (positive: the first class has higher entropy). "
+    "Each signal is one clip's (n1, n2 count clips); a model and kind with fewer than "
+    f"{MIN_CLIPS['Mann–Whitney']} clips in either class is not tested. "
     "Original clips are included as a baseline (kind `original`)."
 )
 
@@ -105,25 +108,30 @@ def signal_entropies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def mann_whitney(first: list[float], second: list[float]) -> dict:
-    """n1, n2, medians, U (for `first`), two-sided p and the rank-biserial r.
+    """n1, n2 (clips: one signal per clip), medians, U (for `first`), two-sided p, the
+    rank-biserial r, reject and verdict.
 
-    U, p and r are None unless both groups have at least one value.
-    """
+    U, p, r and reject are None, and `verdict` says why, unless both groups have at least
+    MIN_CLIPS["Mann–Whitney"] clips (inference.not_tested)."""
+    n1, n2 = len(first), len(second)
     row = {
-        "n1": len(first),
-        "n2": len(second),
+        "n1": n1,
+        "n2": n2,
         "median1": float(np.median(first)) if first else None,
         "median2": float(np.median(second)) if second else None,
         "U": None,
         "p": None,
         "r_rank_biserial": None,
         "reject": None,
+        "verdict": not_tested("Mann–Whitney", min(n1, n2), " in the smaller class"),
     }
-    if first and second:
+    if row["verdict"] is None:
         result = stats.mannwhitneyu(first, second, alternative="two-sided")
         row["U"], row["p"] = float(result.statistic), float(result.pvalue)
-        row["r_rank_biserial"] = 2 * row["U"] / (len(first) * len(second)) - 1
+        row["r_rank_biserial"] = 2 * row["U"] / (n1 * n2) - 1
         row["reject"] = row["p"] < LEVEL
+        row["verdict"] = "differ" if row["reject"] else "no difference shown"
+        row["verdict"] += f" (p {'<' if row['reject'] else '≥'} {LEVEL})"
     return row
 
 
@@ -167,6 +175,15 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             "and are left out: " + ", ".join(f"{m} {k}: {n}" for m, k, n in per) + "."
         )
     result = tests(frame, labels_of)
+    reasons = []
+    for _t, _d, _p, label, rows in groups(result):
+        smaller = rows.select(pl.min_horizontal("n1", "n2"))[:, 0]
+        below = smaller.filter(smaller < MIN_CLIPS["Mann–Whitney"]).to_list()
+        if below:
+            unit = " in the smaller class"
+            reasons.append(untested(label, "Mann–Whitney", below, rows.height, unit))
+    if reasons:
+        section.below_minimum.append(illustrative(TITLE, reasons))
     section.tables.append(
         Table("spectral_entropy_signals", "Spectral entropy of every signal (CSV only).",
               frame, in_page=False)

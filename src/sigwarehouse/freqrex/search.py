@@ -393,6 +393,9 @@ def _prefix_lengths(cost: np.ndarray, room: float) -> list[int]:
 CHUNK_MAX = 64  # the most variables one elimination step tries to remove together
 
 
+SCREEN_SHARE = 0.25  # of the failing variables, those closest to removable are screened
+
+
 def _one_by_one(
     ctx: Context,
     prop: Property,
@@ -412,53 +415,85 @@ def _one_by_one(
     every removal is a tested mask. Since the property need not be monotone, a
     certification round then tests every single removal of the result at once; what it
     finds removable is eliminated again in the same way (all of it tried together
-    first), up to `certify_rounds` certifications in all. Returns per entry of sel the
-    share of kept variables the last certification found removable (0.0: 1-minimal).
-    Each clip's steps depend on its own answers only."""
+    first). A removal can make other variables removable, mostly those whose removal
+    came closest to holding (the least negative slack), so before certifying again in
+    full, only those (the SCREEN_SHARE of the failing ones with most slack) are tested
+    again, and what they show removable is eliminated, until they show none. Then the
+    next full certification, up to `certify_rounds` in all. Returns per entry of sel the
+    share of kept variables the last full certification found removable (0.0:
+    1-minimal). Each clip's steps depend on its own answers only."""
     share = np.zeros(len(sel))
     queue, chunk = {}, {}
     for k in range(len(sel)):
         kept = np.flatnonzero(masks[sel[k]])
         queue[k] = list(kept[np.argsort(responsibility[clips[sel[k]], kept], kind="stable")])
         chunk[k] = 1
+    near: dict[int, np.ndarray] = {}
     for _ in range(ctx.params.certify_rounds):
-        while waiting := [k for k in queue if queue[k]]:
-            tried = {k: queue[k][: chunk[k]] for k in waiting}
-            rows = sel[np.asarray(waiting)]
-            ok = yield from ctx.holds(
-                prop, clips[rows], phase, base=_base(ctx, clips[rows], masks[rows]),
-                drop=Intervals.from_lists([[(int(b), int(b) + 1) for b in tried[k]]
-                                           for k in waiting]),
-            )  # fmt: skip
-            for k, passed in zip(waiting, ok, strict=True):
-                if passed:
-                    masks[sel[k], tried[k]] = False
-                    del queue[k][: len(tried[k])]
-                    chunk[k] = min(2 * chunk[k], CHUNK_MAX)
-                elif len(tried[k]) == 1:
-                    del queue[k][:1]  # needed, as far as this mask goes
-                    chunk[k] = 1
-                else:
-                    chunk[k] = len(tried[k]) // 2
+        while True:
+            yield from _eliminate(ctx, prop, clips, masks, sel, queue, chunk, phase)
+            screen = {k: v[masks[sel[k], v]] for k, v in near.items()}
+            screen = {k: v for k, v in screen.items() if v.size}
+            if not screen:
+                break
+            ok, _ = yield from _singles(ctx, prop, clips, masks, sel, screen, phase)
+            for k, found in ok.items():
+                queue[k] = list(screen[k][found])
+                chunk[k] = max(1, len(queue[k]))
+            near = {k: screen[k] for k in screen if queue[k]}
         ks = [k for k in range(len(sel)) if masks[sel[k]].any()]
         if not ks:
             break
         units = {k: np.flatnonzero(masks[sel[k]]) for k in ks}
-        owner = np.concatenate([[k] * len(units[k]) for k in ks]).astype(np.int64)
-        rows = sel[np.asarray(ks)]
-        ok = yield from ctx.holds(
-            prop, clips[sel[owner]], phase,
-            base=_base(ctx, clips[rows], masks[rows]),
-            drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in ks for b in units[k]]),
-        )  # fmt: skip
+        ok, room = yield from _singles(ctx, prop, clips, masks, sel, units, phase)
+        near = {}
         for k in ks:
-            found = ok[owner == k]
-            share[k] = found.mean()
-            queue[k] = list(units[k][found])
+            share[k] = ok[k].mean()
+            queue[k] = list(units[k][ok[k]])
             chunk[k] = max(1, len(queue[k]))
+            failing = np.flatnonzero(~ok[k])
+            if queue[k] and failing.size:
+                closest = failing[np.argsort(-room[k][failing], kind="stable")]
+                near[k] = units[k][closest[: max(1, int(SCREEN_SHARE * failing.size))]]
         if not any(queue.values()):
             break
     return share
+
+
+def _eliminate(ctx, prop, clips, masks, sel, queue, chunk, phase) -> Search:
+    """_one_by_one's chunked elimination of each queue[k] (all changed in place)."""
+    while waiting := [k for k in queue if queue[k]]:
+        tried = {k: queue[k][: chunk[k]] for k in waiting}
+        rows = sel[np.asarray(waiting)]
+        ok = yield from ctx.holds(
+            prop, clips[rows], phase, base=_base(ctx, clips[rows], masks[rows]),
+            drop=Intervals.from_lists([[(int(b), int(b) + 1) for b in tried[k]]
+                                       for k in waiting]),
+        )  # fmt: skip
+        for k, passed in zip(waiting, ok, strict=True):
+            if passed:
+                masks[sel[k], tried[k]] = False
+                del queue[k][: len(tried[k])]
+                chunk[k] = min(2 * chunk[k], CHUNK_MAX)
+            elif len(tried[k]) == 1:
+                del queue[k][:1]  # needed, as far as this mask goes
+                chunk[k] = 1
+            else:
+                chunk[k] = len(tried[k]) // 2
+
+
+def _singles(ctx, prop, clips, masks, sel, variables: dict, phase) -> Search:
+    """Test removing each of variables[k] alone from masks[sel[k]], all in one batch;
+    returns ({k: ok per variable}, {k: slack per variable})."""
+    ks = list(variables)
+    owner = np.concatenate([[k] * len(variables[k]) for k in ks]).astype(np.int64)
+    rows = sel[np.asarray(ks)]
+    ok, room = yield from ctx.holds(
+        prop, clips[sel[owner]], phase, with_slack=True,
+        base=_base(ctx, clips[rows], masks[rows]),
+        drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in ks for b in variables[k]]),
+    )  # fmt: skip
+    return {k: ok[owner == k] for k in ks}, {k: room[owner == k] for k in ks}
 
 
 def _base(ctx: Context, clips: np.ndarray, masks: np.ndarray) -> torch.Tensor:

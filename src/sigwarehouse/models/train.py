@@ -452,6 +452,8 @@ def zoo_block(metas: list[dict[str, Any]], checkpoint_dir: Path, toml_dir: Path)
         }
         if "accuracy" in m:
             entry["accuracy"] = m["accuracy"]
+        if "eval_clips" in m:
+            entry["accuracy_n"] = m["eval_clips"]
         entry["license"] = ZOO_LICENSE
         lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
     lines.append(END_ZOO)

@@ -27,7 +27,7 @@ from sigwarehouse.report import html
 from sigwarehouse.report.sections import Analysis
 from sigwarehouse.store import sql_files, views
 
-REPORT_FORMAT = 1  # bump when the page changes, so --if-changed rebuilds old reports
+REPORT_FORMAT = 2  # bump when the page changes, so --if-changed rebuilds old reports
 FINGERPRINT_FILE = ".fingerprint.json"
 
 
@@ -225,6 +225,7 @@ def _render(
         body_sections=toc,
         body="\n".join(body),
         javascript=vlc.javascript_bundle(vl_version=vl_version),
+        below_minimum=[reason for section in sections for reason in section.below_minimum],
     )
     _write_atomic(out / "index.html", page)
     return result

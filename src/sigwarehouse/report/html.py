@@ -216,14 +216,37 @@ def page(
     body_sections: list[tuple[str, str]],  # (anchor, title) for the table of contents
     body: str,
     javascript: str,
+    below_minimum: list[str] | None = None,
 ) -> str:
-    """The whole page; `javascript` is the inlined Vega bundle."""
+    """The whole page; `javascript` is the inlined Vega bundle. `below_minimum` lists the
+    sections whose tests had fewer clips than their minimum, and why: when there is any,
+    the page says at its top that its figures are illustrative."""
     toc = " · ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in body_sections)
     meta = "<br>".join(html.escape(line) for line in meta_lines)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
         f"<script>{javascript}</script></head>\n<body>"
-        f'<h1>{html.escape(title)}</h1><p class="meta">{meta}</p><nav>{toc}</nav>\n{body}\n'
+        f'<h1>{html.escape(title)}</h1><p class="meta">{meta}</p>'
+        f"{illustrative_html(below_minimum or [])}<nav>{toc}</nav>\n{body}\n"
         f"<script>{_RENDER_JS}</script></body></html>\n"
+    )
+
+
+ILLUSTRATIVE = (
+    "The figures of this page are illustrative: this warehouse has too few clips for some "
+    "of its tests, which are reported as not tested instead of with a statistic, a "
+    "p-value or an interval, and its estimates are too uncertain to cite. Explain more "
+    "clips (`sigwh dataset add NAME`, then `sigwh ingest`) before drawing conclusions."
+)
+
+
+def illustrative_html(reasons: list[str]) -> str:
+    """The warning at the top of the page ('' when every test had its minimum)."""
+    if not reasons:
+        return ""
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+    return (
+        f'<div class="missing" id="illustrative"><p><b>{html.escape(ILLUSTRATIVE)}</b></p>'
+        f"<ul>{items}</ul></div>"
     )

@@ -101,6 +101,9 @@ class Section:
     audio: list[Audio] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
     short_title: str | None = None  # its name in the table of contents (default: title)
+    # why some of its figures are illustrative (a test below its minimum n): the page
+    # repeats these at its top
+    below_minimum: list[str] = field(default_factory=list)
 
 
 class Analysis(Protocol):
