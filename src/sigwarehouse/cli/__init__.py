@@ -285,6 +285,14 @@ def demo(
         "minutes on two cores) or 'default' (the figures to publish; several times "
         "longer). `sigwh ingest --preset P` continues the same set.",
     ),
+    workers: int = typer.Option(
+        None,
+        min=1,
+        help="Models explained at once, each in a process of its own with one torch "
+        "thread (default: one per CPU core, up to 8); 1 explains them one after another, "
+        "with a progress bar.",
+        show_default=False,
+    ),
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
@@ -295,7 +303,13 @@ def demo(
         fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     sample = None if all_clips else per_label
     result = run_demo(
-        warehouse_path(), catalog, out, params=PRESETS[preset], say=typer.echo, per_label=sample
+        warehouse_path(),
+        catalog,
+        out,
+        params=PRESETS[preset],
+        say=typer.echo,
+        per_label=sample,
+        workers=workers,
     )
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     typer.echo(f"done ({steps}); warehouse: {result.warehouse}")
