@@ -62,8 +62,9 @@ def catalog(root: Path) -> Path:
     return cat
 
 
-def demo(root: Path) -> tuple[list[str], str]:
-    """Run the demo into root; its lines, and what it wrote on stderr."""
+def demo(root: Path, workers: int = 1) -> tuple[list[str], str]:
+    """Run the demo into root; its lines, and what it wrote on stderr. One worker by
+    default: the models one after another, each with its progress bar."""
     lines: list[str] = []
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -74,6 +75,7 @@ def demo(root: Path) -> tuple[list[str], str]:
             params=PARAMS,
             per_label=1,
             say=lines.append,
+            workers=workers,
         )
     return lines, err.getvalue()
 

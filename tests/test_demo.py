@@ -21,6 +21,7 @@ from pathlib import Path
 
 import demo_catalog
 import duckdb
+import numpy as np
 import pytest
 from demo_catalog import DETECTORS, MODEL
 from light_params import ARGS as SAME
@@ -65,6 +66,39 @@ def test_demo_shows_the_progress_of_each_ingest(demo) -> None:
     _root, _path, lines, err = demo
     assert f"{MODEL}: explaining 2 clip(s)" in lines
     assert f"ingest {MODEL}: 100%" in err and "2/2" in err and "queries_s=" in err
+
+
+def test_models_explained_side_by_side_store_the_rows_of_one_after_another(demo, tmp_path) -> None:
+    """Two workers (each model in a process of its own, into a shard merged after) store
+    the same explanations and the same signal probabilities as the fixture's demo, which
+    explained the models one after another, and say which ran in a worker."""
+    _root, path, _lines, _err = demo
+    demo_catalog.catalog(tmp_path)
+    lines, _ = demo_catalog.demo(tmp_path, workers=2)
+    assert f"{MODEL}: explaining 2 clip(s) in a worker" in lines
+    assert any(line.startswith("shard ") and "merged" in line for line in lines)
+
+    def rows(warehouse: Path) -> tuple[list, list]:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            expl = con.execute(
+                "SELECT model, clip_id, params_hash, orig_class, sufficient_mask, complete_mask,"
+                " complete_reason, queries FROM explanations ORDER BY ALL"
+            ).fetchall()
+            probs = con.execute(
+                "SELECT source_model, clip_id, kind, target_model, top1, probs FROM signal_probs"
+                " ORDER BY ALL"
+            ).fetchall()
+        finally:
+            con.close()
+        return expl, probs
+
+    (expl_one, probs_one), (expl_two, probs_two) = rows(path), rows(tmp_path / "warehouse.duckdb")
+    assert expl_one and expl_two == expl_one
+    assert [r[:5] for r in probs_two] == [r[:5] for r in probs_one]
+    np.testing.assert_allclose(
+        [r[5] for r in probs_two], [r[5] for r in probs_one], rtol=0, atol=1e-6
+    )
 
 
 def test_ingest_with_the_demo_parameters_has_nothing_to_do(demo) -> None:

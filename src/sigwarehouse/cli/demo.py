@@ -27,9 +27,8 @@ from sigwarehouse.models import trust
 from sigwarehouse.store import views
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
-# `sigwh ingest`'s defaults at fewer queries, so that four clips of every label on every
-# model of every task fit in about ten minutes on two cores. `sigwh ingest --preset quick` continues it on
-# the demo's warehouse; `sigwh demo --preset default` gives the figures to publish.
+# `sigwh ingest`'s defaults at fewer queries. `sigwh ingest --preset quick` continues it
+# on the demo's warehouse; `sigwh demo --preset default` gives the figures to publish.
 DEMO_PRESET = "quick"
 DEMO_PARAMS = PRESETS[DEMO_PRESET]
 # Clips of each label every model explains. `sigwh demo --all-clips` explains the whole
