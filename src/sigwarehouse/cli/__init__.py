@@ -296,7 +296,8 @@ def demo(
 ) -> None:
     """Build the warehouse from the shipped corpus and zoo, run every analysis, write the report.
 
-    Runs on the CPU: about ten minutes on two cores with the defaults. A second run only
+    Runs on the CPU: about ten minutes on two cores with the defaults (four clips of each
+    label, every model, one worker process per core). A second run only
     does what is missing.
     """
     if preset not in PRESETS:
