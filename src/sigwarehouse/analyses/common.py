@@ -16,6 +16,18 @@ import polars as pl
 KINDS = ("sufficient", "complete")
 NO_CROSS_MODEL = "No model has signals evaluated on another model yet."
 GROUP_KEYS = ["task", "dataset", "params_hash"]
+# The first step of the clip-level analyses of transfer: each sufficient and complete
+# signal of the parameter set a task shows, with each other model of its task, and
+# whether that model accepts it (its top-1 is the source's class).
+ACCEPTED_SIGNALS = """signals AS (
+    SELECT m.task, c.dataset, s.params_hash, s.kind, s.clip_id, s.source_model,
+           s.target_model, (s.top1 = s.source_class)::DOUBLE AS accepted
+    FROM signal_probs AS s
+    JOIN clips AS c USING (clip_id)
+    JOIN models AS m ON m.model = s.source_model
+    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
+    WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
+)"""
 
 
 def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:

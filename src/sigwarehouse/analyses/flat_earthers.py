@@ -22,7 +22,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from sigwarehouse.analyses.common import NO_CROSS_MODEL, groups, no_signals_message, query, slug
+from sigwarehouse.analyses.common import (
+    ACCEPTED_SIGNALS,
+    NO_CROSS_MODEL,
+    groups,
+    no_signals_message,
+    query,
+    slug,
+)
 from sigwarehouse.analyses.inference import (
     LEVEL,
     MIN_CLIPS,
@@ -54,16 +61,8 @@ VIEW_COLUMNS = (
     "gap_out_nonempty, gap_in_nonempty"
 )
 
-_PER_CLIP_SQL = """
-WITH signals AS (
-    SELECT m.task, c.dataset, s.params_hash, s.kind, s.clip_id, s.source_model,
-           s.target_model, (s.top1 = s.source_class)::DOUBLE AS accepted
-    FROM signal_probs AS s
-    JOIN clips AS c USING (clip_id)
-    JOIN models AS m ON m.model = s.source_model
-    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
-    WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
-),
+_PER_CLIP_SQL = f"""
+WITH {ACCEPTED_SIGNALS},
 outgoing AS (
     SELECT task, dataset, params_hash, kind, clip_id, source_model AS model,
            avg(accepted) AS out_share

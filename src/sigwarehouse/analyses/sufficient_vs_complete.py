@@ -18,7 +18,7 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from sigwarehouse.analyses.common import groups, no_signals_message, query
+from sigwarehouse.analyses.common import ACCEPTED_SIGNALS, groups, no_signals_message, query
 from sigwarehouse.analyses.inference import (
     LEVEL,
     MIN_CLIPS,
@@ -41,16 +41,8 @@ INTRO = (
     "cells of the α matrix treats cells computed from the same clips as independent.)"
 )
 
-_PER_CLIP_SQL = """
-WITH signals AS (
-    SELECT m.task, c.dataset, s.params_hash, s.clip_id, s.source_model, s.target_model,
-           s.kind, (s.top1 = s.source_class)::DOUBLE AS accepted
-    FROM signal_probs AS s
-    JOIN clips AS c USING (clip_id)
-    JOIN models AS m ON m.model = s.source_model
-    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
-    WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
-),
+_PER_CLIP_SQL = f"""
+WITH {ACCEPTED_SIGNALS},
 pairs AS (
     SELECT task, dataset, params_hash, clip_id, source_model, target_model,
            max(accepted) FILTER (WHERE kind = 'sufficient') AS sufficient,
