@@ -17,9 +17,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import polars as pl
-
-from sigwarehouse.store import transfer_counts
+import small_warehouse
 
 KINDS = ("sufficient", "complete")
 HASH = "0123456789abcdef"
@@ -83,9 +81,6 @@ def plant(path: Path, accepted: np.ndarray, correct: np.ndarray | None = None) -
                              "probs": [0.9, 0.1] if yes else [0.1, 0.9], "top1": 0 if yes else 1,
                              "entropy_bits": 0.469, "run_id": run}
                         )  # fmt: skip
-        for table, records in rows.items():
-            frame = pl.DataFrame(records, infer_schema_length=None)  # noqa: F841 (read by SQL)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
-        transfer_counts.rebuild(con)
+        small_warehouse.insert(con, rows)
     finally:
         con.close()

@@ -146,14 +146,20 @@ def fill(path: Path, seed: int = 7, n_clips: int = 10, tasks: dict | None = None
                 out.clips[clip_id] = (task, label)
                 out.audio[clip_id] = audio
                 _fill_clip(rows, rng, out, run, task, labels, models, clip_id, labels.index(label))
-        for table, records in rows.items():
-            frame = pl.DataFrame(records, infer_schema_length=None)  # noqa: F841 (read by SQL)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
-        # what any writer of signal_probs other than sigwarehouse's must do (the views read it)
-        transfer_counts.rebuild(con)
+        insert(con, rows)
     finally:
         con.close()
     return out
+
+
+def insert(con: duckdb.DuckDBPyConnection, rows: dict[str, list[dict]]) -> None:
+    """Insert each table's records (dicts by column name), then rebuild the transfer
+    counts: what any writer of signal_probs other than sigwarehouse's must do (the views
+    read them)."""
+    for table, records in rows.items():
+        frame = pl.DataFrame(records, infer_schema_length=None)  # noqa: F841 (read by SQL)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+    transfer_counts.rebuild(con)
 
 
 def _top1(p: list[float]) -> int:

@@ -595,3 +595,47 @@ def test_disjoint_sufficient_masks_and_the_phases_queries_are_counted_under(mode
         assert always <= phases <= always | complete
         assert phases & complete
         assert e.queries_by_phase["extra2-grow"] > 0
+
+
+# --- variables of at most variable_hz Hz -----------------------------------------------
+
+
+def test_a_variable_holds_the_whole_bins_of_its_width_and_the_last_what_is_left():
+    """At 16 kHz and 1 Hz, bins lie 1/d Hz apart: under 2 s one bin a variable, 2 s two,
+    30 s thirty (floor, not round: 2.99 s still two). A clip whose bins do not fill the
+    last variable gives it the rest; expanding a variable mask keeps whole variables,
+    and a variable's magnitude is the root of its bins' summed power."""
+    from sigwarehouse.freqrex.spectral import FFTSpace, bins_per_variable
+
+    assert [bins_per_variable(n, 16000, 1.0) for n in (100, 31999, 32000, 47840, 480000)] == [
+        1, 1, 2, 2, 30,
+    ]  # fmt: skip
+    assert bins_per_variable(16000, 16000, 0.25) == 1  # never under one bin
+    space = FFTSpace(16, bins_per_var=4)  # 9 bins: variables of 4, 4 and 1
+    assert (space.n_bins, space.n_vars) == (9, 3)
+    mask = torch.tensor([[True, False, True]])
+    assert space.expand(mask).tolist() == [[True] * 4 + [False] * 4 + [True]]
+    assert space.to_bins(np.array([0.5, 0.0, 2.0])).tolist() == [0.5] * 4 + [0.0] * 4 + [2.0]
+    coeffs = torch.arange(9, dtype=torch.float32)[None].to(torch.complex64)
+    expected = [math.sqrt(sum(b * b for b in g)) for g in ([0, 1, 2, 3], [4, 5, 6, 7], [8])]
+    np.testing.assert_allclose(space.magnitude_order_key(coeffs)[0].numpy(), expected)
+    with pytest.raises(ValueError, match="bins_per_var must be >= 1"):
+        FFTSpace(16, bins_per_var=0)
+
+
+def test_the_complete_search_starts_only_from_a_sufficient_mask_certified_whole():
+    """The sufficient mask may stand as the complete one only if its last certification
+    tested every kept variable and found none removable, it keeps something, and delta
+    is at least sufficient_confidence (else "drops sufficiency" would not imply "drops
+    the delta test")."""
+    from sigwarehouse.freqrex.engine import Found, _certified
+
+    masks = np.array([[1, 1, 0], [1, 1, 0], [1, 1, 0], [0, 0, 0]], dtype=bool)
+    found = Found(
+        np.arange(4), masks, removable=np.array([0.0, 0.5, 0.0, 0.0]),
+        checked=np.array([2, 2, 1, 0]),
+    )  # fmt: skip
+    assert _certified(found, FreqrexParams()).tolist() == [True, False, False, False]
+    above = FreqrexParams(delta=0.5, sufficient_confidence=0.6)
+    assert not _certified(found, above).any()
+    assert _certified(found, FreqrexParams(delta=0.6, sufficient_confidence=0.6))[0]

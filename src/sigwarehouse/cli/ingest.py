@@ -140,11 +140,11 @@ def ingest(
     ),
     preset: str = typer.Option(
         "default",
-        help="Parameter set to start from: 'default' (masks certified 1-minimal per bin up "
-        "to 1024 kept bins: the figures to publish) or 'quick' (the demo's: a third to "
-        "two thirds of the queries; bin-by-bin certification up to 256 kept bins in two "
-        "rounds, a sampled "
-        "figure above). The options below replace single values of it.",
+        help="Parameter set to start from: 'default' (masks certified 1-minimal per "
+        "variable up to 1024 kept variables: the figures to publish) or 'quick' (the "
+        "demo's: two responsibility trees instead of four, certification up to 256 kept "
+        "variables, a sampled figure above). The options below replace single values "
+        "of it.",
     ),
     seed: int | None = typer.Option(
         None,

@@ -42,6 +42,7 @@ from sigwarehouse.freqrex.params import ALGORITHM_VERSION, FreqrexParams
 from sigwarehouse.freqrex.responsibility import responsibility_maps
 from sigwarehouse.freqrex.search import (
     Context,
+    base_masks,
     complete_property,
     drive,
     grow,
@@ -305,7 +306,7 @@ def _explain(
         left = np.setdiff1d(rows, first.rows[start])
         if start.any():
             s_rows, s_masks = first.rows[start], first.masks[start]
-            base = _base_on(oracle, s_rows, s_masks)
+            base = base_masks(ctx, s_rows, s_masks)
             ok = yield from ctx.holds(comp, s_rows, "complete-from-sufficient", base=base)
             if ok.any():
                 results.append(Found(s_rows[ok], s_masks[ok], first.removable[start][ok],
@@ -376,13 +377,6 @@ def _certified(first: Found, params: FreqrexParams) -> np.ndarray:
 def _grow_beyond(sizes: np.ndarray) -> np.ndarray:
     """The most variables the complete search adds to a sufficient mask of each size."""
     return np.maximum(16, sizes)
-
-
-def _base_on(oracle: Oracle, rows: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-    """Per-oracle-row base masks on the device: masks[k] at row rows[k], zero elsewhere."""
-    base = np.zeros((oracle.n_clips, oracle.width), dtype=bool)
-    base[rows] = masks
-    return torch.as_tensor(base, device=oracle.device)
 
 
 def _merge(parts: list[Found], width: int) -> Found:
@@ -532,8 +526,8 @@ def _build(
         clip_index=i,
         n_samples=space.n_samples,
         space=space.kind,
-        n_vars=len(per_bin(np.zeros(n_vars))),
-        bins_per_var=getattr(space, "bins_per_var", 1),
+        n_vars=space.n_bins,
+        bins_per_var=space.bins_per_var,
         label_index=int(ctx.target[i]),
         confidence=float(ctx.sigma[i]),
         probs=probs.numpy(),

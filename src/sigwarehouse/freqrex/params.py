@@ -77,16 +77,17 @@ class FreqrexParams:
       minimise_rounds: the most rounds per unit granularity. A round tests every
         single-unit removal in one batch, then removes together as many of the
         removable units as still hold (those whose removal leaves the most slack first).
-      certify_rounds: the bin level drops kept bins one at a time, then tests every
-        single-bin removal of the result at once (a certification); what that finds
-        removable (the property is not monotone) is dropped again, up to this many
-        certifications. The last one is the stored figure: the share of kept bins
-        removable alone (0 = 1-minimal per bin).
-      per_bin_limit: masks with more kept bins than this after the unit levels are not
-        minimised bin by bin: the cost grows with the mask, to about 5-8 queries per
-        kept bin on complete masks, whose certifications each retest every bin (the
-        property is not monotone). Their removable share is measured on a seeded
-        sample of 64 kept bins instead.
+      certify_rounds: the variable level drops kept variables (in chunks that double
+        while removals hold), then tests every single-variable removal of the result at
+        once (a certification); what that finds removable (the property is not
+        monotone) is dropped again, up to this many full certifications. The last one
+        is the stored figure: the share of kept variables removable alone (0 =
+        1-minimal per variable).
+      per_bin_limit: masks with more kept variables than this after the unit levels
+        are not minimised one variable at a time: the cost grows with the mask (each
+        certification retests every kept variable; the property is not monotone).
+        Their removable share is measured on a seeded sample of 64 kept variables
+        instead.
       decision_margin: a mask keeps class c only if p[c] beats every other class by at
         least this much (and likewise for "does not keep c", and for the delta
         threshold), so a result cannot flip under float noise of a different batch.

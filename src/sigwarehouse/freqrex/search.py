@@ -297,7 +297,7 @@ def minimise(
             drops += [[(int(v), int(v) + 1)] for v in picked]
         owner = np.repeat(large, PER_BIN_SAMPLE)
         ok = yield from ctx.holds(
-            prop, clips[owner], phase, base=_base(ctx, clips[large], masks[large]),
+            prop, clips[owner], phase, base=base_masks(ctx, clips[large], masks[large]),
             drop=Intervals.from_lists(drops),
         )  # fmt: skip
         removable[large] = ok.reshape(len(large), PER_BIN_SAMPLE).mean(axis=1)
@@ -344,7 +344,7 @@ def _shrink(
         rows = sel[todo]
         ok, room = yield from ctx.holds(
             prop, clips[sel[owner]], phase, with_slack=True,
-            base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(drops),
+            base=base_masks(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(drops),
         )  # fmt: skip
         next_todo, cum_owner, cum_drops = [], [], []
         for k in todo:
@@ -367,7 +367,8 @@ def _shrink(
             rows = sel[np.asarray(next_todo, dtype=np.int64)]
             ok = yield from ctx.holds(
                 prop, clips[sel[cum_owner_arr]], phase,
-                base=_base(ctx, clips[rows], masks[rows]), drop=Intervals.from_lists(cum_drops),
+                base=base_masks(ctx, clips[rows], masks[rows]),
+                drop=Intervals.from_lists(cum_drops),
             )  # fmt: skip
             for k in np.unique(cum_owner_arr):
                 tried = np.flatnonzero(cum_owner_arr == k)
@@ -466,7 +467,7 @@ def _eliminate(ctx, prop, clips, masks, sel, queue, chunk, phase) -> Search:
         tried = {k: queue[k][: chunk[k]] for k in waiting}
         rows = sel[np.asarray(waiting)]
         ok = yield from ctx.holds(
-            prop, clips[rows], phase, base=_base(ctx, clips[rows], masks[rows]),
+            prop, clips[rows], phase, base=base_masks(ctx, clips[rows], masks[rows]),
             drop=Intervals.from_lists([[(int(b), int(b) + 1) for b in tried[k]]
                                        for k in waiting]),
         )  # fmt: skip
@@ -490,13 +491,13 @@ def _singles(ctx, prop, clips, masks, sel, variables: dict, phase) -> Search:
     rows = sel[np.asarray(ks)]
     ok, room = yield from ctx.holds(
         prop, clips[sel[owner]], phase, with_slack=True,
-        base=_base(ctx, clips[rows], masks[rows]),
+        base=base_masks(ctx, clips[rows], masks[rows]),
         drop=Intervals.from_lists([[(int(b), int(b) + 1)] for k in ks for b in variables[k]]),
     )  # fmt: skip
     return {k: ok[owner == k] for k in ks}, {k: room[owner == k] for k in ks}
 
 
-def _base(ctx: Context, clips: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+def base_masks(ctx: Context, clips: np.ndarray, masks: np.ndarray) -> torch.Tensor:
     """Per-oracle-row base masks on the device: masks[k] at row clips[k] (rows unique)."""
     base = np.zeros((ctx.oracle.n_clips, masks.shape[1]), dtype=bool)
     base[clips] = masks

@@ -90,6 +90,8 @@ class STFTSpace:
         self.n_freq = self.n_fft // 2 + 1
         self.n_frames = 1 + self.n_samples // self.hop  # torch.stft with center=True
         self.n_vars = self.n_freq * self.n_frames
+        self.n_bins = self.n_vars  # stored entries: one per cell, as the variables
+        self.bins_per_var = 1
         self.shape = (self.n_freq, self.n_frames)
         self._window: dict[torch.device, torch.Tensor] = {}
 
