@@ -82,11 +82,14 @@ def probs_of(model, wave: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def removable_share(
-    model, wave, mask, c, sigma, params, complete: bool, bins_per_var: int = 1
-) -> float:
+    model, wave, mask, c, sigma, params, complete: bool, bins_per_var: int = 1,
+    margin: float | None = None,
+) -> float:  # fmt: skip
     """Share of the mask's kept variables whose single removal keeps the property. A
     variable is `bins_per_var` consecutive rfft bins (the engine's grouping on long
-    clips, `Explanation.bins_per_var`); removing one removes all its bins."""
+    clips, `Explanation.bins_per_var`); removing one removes all its bins. `margin`: the
+    decision margin the explanation holds by (`Explanation.decision_margin`, wider than
+    the parameters' where the model's verdicts depend on the rendering)."""
     variable = np.arange(len(mask)) // bins_per_var
     kept = np.unique(variable[np.asarray(mask, dtype=bool)])
     if kept.size == 0:
@@ -94,7 +97,7 @@ def removable_share(
     drops = np.repeat(mask[None, :], kept.size, axis=0)
     drops &= variable[None, :] != kept[:, None]
     p = probs_of(model, wave, drops)
-    m = params.decision_margin
+    m = params.decision_margin if margin is None else margin
     top_other = np.where(np.arange(p.shape[1]) == c, -np.inf, p).max(axis=1)
     ok = p[:, c] - top_other >= m
     if complete:
@@ -130,10 +133,12 @@ def bench_model(path: Path, n_clips: int, params: FreqrexParams) -> None:
         w = wave.numpy()
         if e.sufficient_mask is not None and e.sufficient_mask.any():
             suff_r.append(removable_share(model, w, e.sufficient_mask, e.label_index,
-                                          e.confidence, params, complete=False))  # fmt: skip
+                                          e.confidence, params, complete=False,
+                                          margin=e.decision_margin))  # fmt: skip
         if e.complete_mask is not None:
             comp_r.append(removable_share(model, w, e.complete_mask, e.label_index,
-                                          e.confidence, params, complete=True))  # fmt: skip
+                                          e.confidence, params, complete=True,
+                                          margin=e.decision_margin))  # fmt: skip
 
     alone = [explain(model, [w], params)[0] for w in clips]
     chunked = [x for k in range(0, len(clips), 4) for x in explain(model, clips[k : k + 4], params)]

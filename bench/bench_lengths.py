@@ -90,6 +90,7 @@ def main() -> None:
                             e.confidence,
                             params,
                             complete=True,
+                            margin=e.decision_margin,
                             bins_per_var=e.bins_per_var,
                         )  # fmt: skip
                     )

@@ -494,8 +494,9 @@ def main() -> None:
         for kind, mask in (("sufficient", e.sufficient_mask), ("complete", e.complete_mask)):
             if mask is not None and 0 < mask.sum() <= params.per_bin_limit:
                 share = removable_share(
-                    clf, wave, mask, e.label_index, e.confidence, params, kind == "complete"
-                )
+                    clf, wave, mask, e.label_index, e.confidence, params, kind == "complete",
+                    margin=e.decision_margin,
+                )  # fmt: skip
                 shares[kind].append(round(share, 4))
     print(f"per clip bins     freqrex complete: {[_size(e.complete_mask) for e in ours]}")
     for kind, got in shares.items():

@@ -31,6 +31,7 @@ only, and is recorded in the Explanation (float32_retry).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ import torch
 
 from sigwarehouse.freqrex.oracle import MaskRequests, Oracle
 from sigwarehouse.freqrex.params import ALGORITHM_VERSION, FreqrexParams
+from sigwarehouse.freqrex.renderings import float64_signals, pcm16
 from sigwarehouse.freqrex.responsibility import responsibility_maps
 from sigwarehouse.freqrex.search import (
     Context,
@@ -102,6 +104,10 @@ class Explanation:
     extra_sufficient_probs: list[np.ndarray] = field(default_factory=list)
     searched_in: str = "float32"  # the precision the stored masks were searched in
     float32_retry: bool = False  # searched again in float32 after failing verification
+    decision_margin: float = 0.0  # the margin its masks were searched and verified with
+    # the largest output move between renderings on a mask that failed verification
+    rendering_spread: float = 0.0
+    failed: bool = False  # a mask it found failed verification (and was dropped)
 
     @property
     def sufficient_share(self) -> float | None:
@@ -127,6 +133,8 @@ class Explanation:
             "bins_per_variable": self.bins_per_var,
             "searched_in": self.searched_in,
             "float32_retry": self.float32_retry,
+            "decision_margin": self.decision_margin,
+            "rendering_spread": self.rendering_spread,
         }
 
 
@@ -153,6 +161,7 @@ def explain(
     waves: torch.Tensor | list,
     params: FreqrexParams | None = None,
     stats: dict | None = None,
+    margin: float | None = None,
 ) -> list[Explanation]:
     """Explain each clip's top-1 class on `classifier`; one Explanation per clip, in order.
 
@@ -166,6 +175,12 @@ def explain(
     A classifier whose `dtype` is lower than float32 runs the search's mutants in it;
     everything returned holds for the float32 model (see the module doc), and each
     Explanation says which precision its masks were searched in.
+
+    `margin`, if larger than params.decision_margin, is the decision margin used instead
+    (e.g. the model's measured rendering noise floor); it is not part of the parameters'
+    hash, and each Explanation records the margin its masks hold by (decision_margin).
+    Every returned mask holds in each rendering of freqrex.renderings; a clip whose
+    verdict depends on the rendering is searched again with a wider margin.
     """
     params = params or FreqrexParams()
     if params.algorithm != ALGORITHM_VERSION:
@@ -176,19 +191,63 @@ def explain(
     clips = [w.float() for w in _as_waves(waves)]
     if not clips:
         return []
+    searched = params
+    if margin is not None and margin > params.decision_margin:
+        searched = dataclasses.replace(params, decision_margin=float(margin))
+    verify = params.decision_margin
+    out = _explain_in_precision(classifier, clips, searched, stats, verify)
+    # Clips with a mask that failed verification in some rendering: searched again,
+    # whole, with a margin twice as wide, or twice the largest move between renderings
+    # seen on the failing masks if that is wider (the clip's own figures, so the result
+    # stays batch-independent).
+    for _ in range(RENDERING_RETRIES):
+        retry = [i for i, ex in enumerate(out) if ex.failed and ex.rendering_spread > 0]
+        if not retry:
+            break
+        for i in retry:
+            wide = 2 * max(out[i].decision_margin, out[i].rendering_spread)
+            wider = dataclasses.replace(searched, decision_margin=wide)
+            more: dict = {}
+            [again] = _explain_in_precision(classifier, [clips[i]], wider, more, verify)
+            if stats is not None:
+                stats.update({key: stats.get(key, 0) + value for key, value in more.items()})
+            again.clip_index, again.queries = i, again.queries + out[i].queries
+            for phase, count in out[i].queries_by_phase.items():
+                again.queries_by_phase[f"margin-{out[i].decision_margin:.2g}-{phase}"] = count
+            out[i] = again
+    for ex in out:  # what was asked for, not the wider margin some clip needed: the hash
+        ex.params = params.to_dict()
+    return out
+
+
+# how often a clip whose verdict depends on the rendering is searched again (a wider margin)
+RENDERING_RETRIES = 2
+
+
+def _explain_in_precision(
+    classifier: AudioClassifier,
+    clips: list[torch.Tensor],
+    params: FreqrexParams,
+    stats: dict | None,
+    verify_margin: float,
+) -> list[Explanation]:
+    """explain's search in the classifier's precision, then again in float32 for the
+    clips whose masks failed their float32 verification (see the module doc)."""
     dtype = getattr(classifier, "dtype", torch.float32)
     if dtype == torch.float32 or precision.in_float32_only():
-        return _explain(classifier, clips, params, stats, "float32")
+        return _explain(classifier, clips, params, stats, "float32", verify_margin)
     # Lower precision: search, then search again in float32 the clips with a returned
     # mask that failed its float32 verification (see the module doc).
     searched_in = str(dtype).removeprefix("torch.")
     first_stats: dict = {}
     retry_stats: dict = {}
-    out = _explain(classifier, clips, params, first_stats, searched_in)
+    out = _explain(classifier, clips, params, first_stats, searched_in, verify_margin)
     retry = [i for i, ex in enumerate(out) if ex.float32_retry]
     if retry:
         with precision.float32_only():
-            again = _explain(classifier, [clips[i] for i in retry], params, retry_stats, "float32")
+            again = _explain(
+                classifier, [clips[i] for i in retry], params, retry_stats, "float32", verify_margin
+            )
         for i, ex in zip(retry, again, strict=True):
             ex.clip_index, ex.float32_retry = i, True
             ex.queries += out[i].queries
@@ -205,9 +264,12 @@ def _explain(
     params: FreqrexParams,
     stats: dict | None,
     searched_in: str,
+    verify_margin: float,
 ) -> list[Explanation]:
     """explain's search on float32 clips: mutants in the classifier's precision (unless
     `searched_in` is float32), originals, empty signals and verification in float32.
+    The search decides by params.decision_margin; the empty signal and the verification
+    (in every rendering) by verify_margin, the parameters' own.
     An Explanation comes back with float32_retry set where the classifier runs in lower
     precision and one of its masks failed the float32 verification (explain retries
     those); otherwise the Explanation is final."""
@@ -233,9 +295,7 @@ def _explain(
 
     with precision.float32_only():  # "the empty mask suffices" is a returned mask too
         empty_probs = oracle.run(MaskRequests(rows), "empty")
-    empty_keeps = keeps(
-        empty_probs, target, sigma, params.decision_margin, params.sufficient_confidence
-    )
+    empty_keeps = keeps(empty_probs, target, sigma, verify_margin, params.sufficient_confidence)
     active = rows[~empty_keeps]
 
     resp = responsibility_maps(oracle, active, target, sigma, empty_keeps, seeds, params)
@@ -345,7 +405,7 @@ def _explain(
     [(sufficient, extra, complete)] = drive(oracle, [sufficient_then_complete()])
 
     with precision.float32_only():
-        verdicts = _verify(ctx, sufficient, complete, extra)
+        verdicts = _verify(ctx, sufficient, complete, extra, verify_margin)
     out = [
         _build(ctx, i, probs[i], empty_probs[i], bool(empty_keeps[i]), resp[i], verdicts)
         for i in range(oracle.n_clips)
@@ -436,9 +496,13 @@ class Verdicts:
     failed_sufficient: set[int]
     failed_complete: set[int]
     extra: dict[int, list[Verified]]
+    spread: dict[int, float]  # per row with a failing mask: the largest output move between
+    # renderings on its failing masks
 
 
-def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Verdicts:
+def _verify(
+    ctx: Context, sufficient: Found, complete: Found, extra: dict, margin: float
+) -> Verdicts:
     """Re-evaluate every mask to be returned, in one batch (deliberately asking the
     model again), and keep those that still meet their definition."""
     params, target, sigma = ctx.params, ctx.target, ctx.sigma
@@ -449,7 +513,7 @@ def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Ve
     for i, m in zip(complete.rows, complete.masks, strict=True):
         checks += [("c", int(i), m, False, -1), ("inv", int(i), m, True, -1)]
     checks += [("x", i, m, False, j) for i, ms in extra.items() for j, m in enumerate(ms)]
-    verdicts = Verdicts({}, {}, set(), set(), {i: [] for i in extra})
+    verdicts = Verdicts({}, {}, set(), set(), {i: [] for i in extra}, {})
     if not checks:
         return verdicts
     clip = np.asarray([c[1] for c in checks], dtype=np.int64)
@@ -458,18 +522,38 @@ def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Ve
         base=torch.as_tensor(np.stack([c[2] for c in checks]), device=ctx.oracle.device),
         base_row=np.arange(len(checks)),
         invert=np.asarray([c[3] for c in checks]),
+    )  # fmt: skip
+    masks = np.stack([c[2] for c in checks])
+    invert = np.asarray([c[3] for c in checks])
+    answers = {"float32": ctx.oracle.run(req, "verify", fresh=True)}
+    answers.update(
+        {k: torch.from_numpy(v) for k, v in _rendered(ctx.oracle, clip, masks, invert).items()}
     )
-    probs = ctx.oracle.run(req, "verify", fresh=True)
-    t, s, margin = target[clip], sigma[clip], params.decision_margin
-    keep_ok = keeps(probs, t, s, margin, params.sufficient_confidence)
-    keep_delta = keeps(probs, t, s, margin, params.delta)
-    rejected = rejects(probs, t, margin)
-    p = probs.numpy()
+    t, s = target[clip], sigma[clip]
+    kind = np.asarray([c[0] for c in checks])
+    verdict = {}  # per rendering: does each check's mask meet its definition there?
+    for name, probs in answers.items():
+        keep_ok = keeps(probs, t, s, margin, params.sufficient_confidence)
+        keep_delta = keeps(probs, t, s, margin, params.delta)
+        rejected = rejects(probs, t, margin)
+        verdict[name] = np.where(
+            kind == "c", keep_delta, np.where(kind == "inv", rejected, keep_ok)
+        )
+    held = np.logical_and.reduce(list(verdict.values()))  # in every rendering
+    # where the renderings disagree, how far apart their outputs lie (a retry's margin)
+    split = ~held & np.logical_or.reduce(list(verdict.values()))
+    p = {name: probs.float().numpy() for name, probs in answers.items()}
+    spread = np.maximum(np.abs(p["float64"] - p["float32"]).max(axis=1),
+                        np.abs(p["pcm16"] - p["float64"]).max(axis=1))  # fmt: skip
+    split &= np.isfinite(spread)  # a non-finite answer fails everywhere; nothing to widen
+    for row, gap in zip(clip[split], spread[split], strict=True):
+        verdicts.spread[row] = max(verdicts.spread.get(row, 0.0), float(gap))
+    p = p["float64"]  # stored: the probabilities of the signal signals_for builds
     at = {(kind, row, j): n for n, (kind, row, _, _, j) in enumerate(checks)}
 
     for k, row in enumerate(sufficient.rows.tolist()):
         n = at["s", row, -1]
-        if keep_ok[n]:
+        if held[n]:
             verdicts.sufficient[row] = Verified(
                 sufficient.masks[k], p[n], sufficient.removable[k], int(sufficient.checked[k])
             )
@@ -477,7 +561,7 @@ def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Ve
             verdicts.failed_sufficient.add(row)
     for k, row in enumerate(complete.rows.tolist()):
         n, inv = at["c", row, -1], at["inv", row, -1]
-        if keep_delta[n] and rejected[inv]:
+        if held[n] and held[inv]:
             verdicts.complete[row] = Verified(
                 complete.masks[k], p[n], complete.removable[k], int(complete.checked[k]), p[inv]
             )
@@ -485,9 +569,34 @@ def _verify(ctx: Context, sufficient: Found, complete: Found, extra: dict) -> Ve
             verdicts.failed_complete.add(row)
     for row, masks in extra.items():
         for j, m in enumerate(masks):
-            if keep_ok[at["x", row, j]]:
+            if held[at["x", row, j]]:
                 verdicts.extra[row].append(Verified(m, p[at["x", row, j]]))
     return verdicts
+
+
+@torch.inference_mode()
+def _rendered(oracle: Oracle, clip: np.ndarray, masks: np.ndarray, invert: np.ndarray) -> dict:
+    """The model's probabilities on each requested signal in the renderings besides the
+    engine's own ("float64", "pcm16"; see freqrex.renderings), by direct calls."""
+    classifier = oracle.classifier
+    rate = getattr(classifier, "sample_rate", None) or 16000  # only a WAV header field
+    out = {name: np.empty((len(clip), classifier.n_labels), np.float32)
+           for name in ("float64", "pcm16")}  # fmt: skip
+    for g in np.unique(oracle.group[clip]):
+        idx = np.flatnonzero(oracle.group[clip] == g)
+        space = oracle.spaces[g]
+        local = oracle.local[torch.as_tensor(clip[idx], device=oracle.device)]
+        kept = torch.as_tensor(masks[idx, : space.n_vars], device=oracle.device)
+        kept = kept ^ torch.as_tensor(invert[idx], device=oracle.device)[:, None]
+        exact = float64_signals(space, oracle.waves[g][local], kept)
+        written = torch.from_numpy(pcm16(exact.cpu().numpy(), rate)).to(oracle.device)
+        for name, signals in (("float64", exact), ("pcm16", written)):
+            oracle._count(clip[idx], "verify")  # model queries like any other
+            for a in range(0, len(idx), oracle.batch_size):
+                batch = signals[a : a + oracle.batch_size]
+                out[name][idx[a : a + len(batch)]] = classifier(batch).float().cpu().numpy()
+                oracle.batches += 1
+    return out
 
 
 def _build(
@@ -550,4 +659,7 @@ def _build(
         params=ctx.params.to_dict(),
         extra_sufficient_masks=[per_bin(x.mask) for x in verdicts.extra[i]],
         extra_sufficient_probs=[x.probs for x in verdicts.extra[i]],
+        decision_margin=ctx.params.decision_margin,
+        rendering_spread=verdicts.spread.get(i, 0.0),
+        failed=i in verdicts.failed_sufficient or i in verdicts.failed_complete,
     )

@@ -180,7 +180,8 @@ class Oracle:
                 space = make_space(batch.shape[1])
                 self.spaces.append(space)
                 self.waves.append(batch)
-                self.coeffs.append(space.forward(batch))
+                # float64: a mutant is the signal signals_for gives (freqrex.renderings)
+                self.coeffs.append(space.forward(batch.double()))
         self.local = torch.as_tensor(local, device=self.device)
         self.n_vars = np.asarray([self.spaces[g].n_vars for g in self.group], dtype=np.int64)
         self.width = int(self.n_vars.max()) if self.n_clips else 0
@@ -207,7 +208,7 @@ class Oracle:
         out = torch.full((self.n_clips, self.width), -torch.inf, device=self.device)
         for g, space in enumerate(self.spaces):
             members = torch.as_tensor(np.flatnonzero(self.group == g), device=self.device)
-            out[members, : space.n_vars] = space.magnitude_order_key(self.coeffs[g])
+            out[members, : space.n_vars] = space.magnitude_order_key(self.coeffs[g]).float()
         return out
 
     @torch.inference_mode()
@@ -346,7 +347,7 @@ class Oracle:
             mutant = coeffs[local[0]] * space.expand(masks[0])
         else:
             mutant = coeffs[torch.cat(local)] * space.expand(torch.cat(masks))
-        probs = self.classifier(space.inverse(mutant))
+        probs = self.classifier(space.inverse(mutant).float())
         self.batches += 1
         offset = 0
         for j, lo, hi in pieces:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from sigwarehouse.freqrex.renderings import float64_signals
+
 if TYPE_CHECKING:
     from sigwarehouse.freqrex.params import FreqrexParams
 
@@ -40,8 +42,9 @@ class FFTSpace:
         self.shape = (self.n_vars,)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        """Complex coefficients (batch, n_bins) of real waveforms (batch, n_samples)."""
-        return torch.fft.rfft(waves.float(), dim=-1)
+        """Complex coefficients (batch, n_bins) of real waveforms (batch, n_samples), in
+        float64 for float64 waves, else in float32."""
+        return torch.fft.rfft(_real(waves), dim=-1)
 
     def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Waveforms (batch, n_samples) from coefficients (batch, n_bins)."""
@@ -66,6 +69,11 @@ class FFTSpace:
         pad = self.n_vars * self.bins_per_var - self.n_bins
         power = torch.nn.functional.pad(power, (0, pad))
         return power.reshape(*power.shape[:-1], self.n_vars, self.bins_per_var).sum(-1).sqrt()
+
+
+def _real(waves: torch.Tensor) -> torch.Tensor:
+    """Waveforms as float64 if they are, else as float32 (the search's precision)."""
+    return waves if waves.dtype == torch.float64 else waves.float()
 
 
 def bins_per_variable(n_samples: int, sample_rate: int, variable_hz: float) -> int:
@@ -93,19 +101,20 @@ class STFTSpace:
         self.n_bins = self.n_vars  # stored entries: one per cell, as the variables
         self.bins_per_var = 1
         self.shape = (self.n_freq, self.n_frames)
-        self._window: dict[torch.device, torch.Tensor] = {}
+        self._window: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
-    def _win(self, device: torch.device) -> torch.Tensor:
-        if device not in self._window:
-            self._window[device] = torch.hann_window(self.n_fft, device=device)
-        return self._window[device]
+    def _win(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if (device, dtype) not in self._window:
+            self._window[device, dtype] = torch.hann_window(self.n_fft, device=device, dtype=dtype)
+        return self._window[device, dtype]
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        waves = _real(waves)
         spec = torch.stft(
-            waves.float(),
+            waves,
             self.n_fft,
             self.hop,
-            window=self._win(waves.device),
+            window=self._win(waves.device, waves.dtype),
             center=True,
             return_complex=True,
         )
@@ -117,7 +126,7 @@ class STFTSpace:
             spec,
             self.n_fft,
             self.hop,
-            window=self._win(coeffs.device),
+            window=self._win(coeffs.device, coeffs.real.dtype),
             center=True,
             length=self.n_samples,
         )
@@ -173,7 +182,9 @@ def signals_for(
     masks: torch.Tensor | np.ndarray | list,
     params: FreqrexParams | None = None,
 ) -> torch.Tensor:
-    """Waveforms (batch, samples) of the masked signals: inverse(mask * forward(wave)).
+    """Waveforms (batch, samples) float32 of the masked signals: inverse(mask *
+    forward(wave)), computed in float64 (renderings.float64_signals: the signal every
+    stored probability is computed on, which NumPy's float64 FFT rebuilds).
 
     `waves` is a (batch, samples) tensor or a list of equal-length 1-D waves; `masks`
     is (batch, n_vars) bool (numpy or torch) in the space `params.space` names (rfft
@@ -192,8 +203,7 @@ def signals_for(
             f"masks shaped {tuple(masks.shape)} do not match {waves.shape[0]} clips "
             f"of {space.n_vars} variables"
         )
-    coeffs = space.forward(waves)
-    return space.inverse(coeffs * masks)
+    return float64_signals(space, waves, masks)
 
 
 def pack_mask(mask: np.ndarray) -> bytes:
