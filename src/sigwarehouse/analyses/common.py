@@ -16,6 +16,10 @@ import polars as pl
 KINDS = ("sufficient", "complete")
 NO_CROSS_MODEL = "No model has signals evaluated on another model yet."
 GROUP_KEYS = ["task", "dataset", "params_hash"]
+# Rows a chart of one point per clip or signal embeds: a chart of a study's 50,000 clips
+# took 26 s to draw and made the page tens of MB. Beyond it a chart shows a seeded sample
+# (every row stays in the table's CSV). Altair refuses more than 5000 rows by default.
+CHART_ROWS = 5000
 # The first step of the clip-level analyses of transfer: each sufficient and complete
 # signal of the parameter set a task shows, with each other model of its task, and
 # whether that model accepts it (its top-1 is the source's class).
@@ -28,6 +32,19 @@ ACCEPTED_SIGNALS = """signals AS (
     JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
     WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
 )"""
+
+
+def chart_sample(frame: pl.DataFrame, what: str) -> tuple[pl.DataFrame, str]:
+    """The frame's rows for a chart, at most CHART_ROWS of them (a seeded random sample
+    when there are more, in the frame's order), and what the caption says about them
+    ('' when every row is drawn). `what` names the rows, e.g. 'clips'."""
+    if frame.height <= CHART_ROWS:
+        return frame, ""
+    sample = frame.with_row_index("_row").sample(CHART_ROWS, seed=0).sort("_row").drop("_row")
+    return sample, (
+        f" The chart draws a random sample of {CHART_ROWS} of the {frame.height} {what}; "
+        "the CSV has every one."
+    )
 
 
 def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:

@@ -18,7 +18,13 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from sigwarehouse.analyses.common import ACCEPTED_SIGNALS, groups, no_signals_message, query
+from sigwarehouse.analyses.common import (
+    ACCEPTED_SIGNALS,
+    chart_sample,
+    groups,
+    no_signals_message,
+    query,
+)
 from sigwarehouse.analyses.inference import (
     LEVEL,
     MIN_CLIPS,
@@ -114,8 +120,9 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     section.tables.append(
         Table("paired_clips", "The per-clip shares tested (CSV only).", frame, in_page=False)
     )
+    drawn, sampled = chart_sample(frame, "clips")
     points = (
-        alt.Chart(frame)
+        alt.Chart(drawn)
         .mark_point(filled=True, opacity=0.6)
         .encode(
             x=alt.X("sufficient:Q", title="share accepted, sufficient signals",
@@ -136,7 +143,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         Chart(
             "sufficient_vs_complete",
             f"One point per clip ({frame.height} clips): above the dashed line its complete "
-            "signals are accepted more often than its sufficient ones.",
+            "signals are accepted more often than its sufficient ones." + sampled,
             (diagonal + points).properties(width=320, height=320),
         )
     )
