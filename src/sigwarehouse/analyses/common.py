@@ -22,15 +22,20 @@ GROUP_KEYS = ["task", "dataset", "params_hash"]
 CHART_ROWS = 5000
 # The first step of the clip-level analyses of transfer: each sufficient and complete
 # signal of the parameter set a task shows, with each other model of its task, and
-# whether that model accepts it (its top-1 is the source's class).
-ACCEPTED_SIGNALS = """signals AS (
-    SELECT m.task, c.dataset, s.params_hash, s.kind, s.clip_id, s.source_model,
-           s.target_model, (s.top1 = s.source_class)::DOUBLE AS accepted
+# whether that model accepts it (1: its top-1 is the source's class, else 0). Only small
+# tables are joined to the rows (the shown sets of the source models, as a semi-join):
+# the analyses aggregate the signals first and name their task and dataset after, so
+# DuckDB's hash tables hold numbers and a few short keys, not every row's names.
+ACCEPTED_SIGNALS = """shown AS (
+    SELECT m.model, m.task, p.params_hash
+    FROM models AS m JOIN parameter_sets AS p ON p.task = m.task AND p.shown
+),
+signals AS (
+    SELECT s.params_hash, s.kind, s.clip_id, s.source_model, s.target_model,
+           (s.top1 = s.source_class)::INTEGER AS accepted
     FROM signal_probs AS s
-    JOIN clips AS c USING (clip_id)
-    JOIN models AS m ON m.model = s.source_model
-    JOIN parameter_sets AS p ON p.task = m.task AND p.params_hash = s.params_hash
-    WHERE s.kind IN ('sufficient', 'complete') AND p.shown AND s.source_model <> s.target_model
+    SEMI JOIN shown AS w ON w.model = s.source_model AND w.params_hash = s.params_hash
+    WHERE s.kind IN ('sufficient', 'complete') AND s.source_model <> s.target_model
 )"""
 
 

@@ -47,20 +47,31 @@ INTRO = (
     "cells of the α matrix treats cells computed from the same clips as independent.)"
 )
 
+# Shares are exact sums of 0/1 over pairs divided by their count, as avg() over the
+# pairs gave them; the clip's task is its source models' (every model of a task
+# explains the task's clips), its dataset the clip's.
 _PER_CLIP_SQL = f"""
 WITH {ACCEPTED_SIGNALS},
 pairs AS (
-    SELECT task, dataset, params_hash, clip_id, source_model, target_model,
+    SELECT params_hash, clip_id, source_model, target_model,
            max(accepted) FILTER (WHERE kind = 'sufficient') AS sufficient,
            max(accepted) FILTER (WHERE kind = 'complete') AS complete
     FROM signals
     GROUP BY ALL
     HAVING sufficient IS NOT NULL AND complete IS NOT NULL
+),
+per_source AS (
+    SELECT params_hash, clip_id, source_model, count(*) AS n_pairs,
+           sum(sufficient) AS n_sufficient, sum(complete) AS n_complete
+    FROM pairs
+    GROUP BY ALL
 )
-SELECT task, dataset, params_hash, clip_id, count(*) AS n_pairs,
-       count(DISTINCT source_model) AS n_sources,
-       avg(sufficient)::DOUBLE AS sufficient, avg(complete)::DOUBLE AS complete
-FROM pairs
+SELECT w.task, c.dataset, w.params_hash, x.clip_id, sum(x.n_pairs)::BIGINT AS n_pairs,
+       count(*) AS n_sources, (sum(x.n_sufficient) / sum(x.n_pairs))::DOUBLE AS sufficient,
+       (sum(x.n_complete) / sum(x.n_pairs))::DOUBLE AS complete
+FROM per_source AS x
+JOIN shown AS w ON w.model = x.source_model AND w.params_hash = x.params_hash
+JOIN clips AS c ON c.clip_id = x.clip_id
 GROUP BY ALL
 ORDER BY task, dataset, params_hash, clip_id
 """

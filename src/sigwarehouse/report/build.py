@@ -46,10 +46,10 @@ class ReportResult:
     seconds: float = 0.0
 
 
-def fingerprint(con, path: Path, analyses: Sequence[Analysis]) -> dict:
+def fingerprint(con, path: Path, code: Sequence[Path]) -> dict:
     """What identifies the warehouse's content: row counts, the latest run end, and the
     size and modification time of the file and its write-ahead log; and the code of the
-    report and of its analyses.
+    report and of its analyses (`code`: their folders, see code_folders).
 
     Any write changes at least one of them; a change that is not a write (e.g. a
     checkpoint) may too, which costs only an unneeded rebuild.
@@ -68,17 +68,20 @@ def fingerprint(con, path: Path, analyses: Sequence[Analysis]) -> dict:
         "files": stats,
         "counts": counts,
         "last_run": last_run,
-        "code": [__version__, REPORT_FORMAT, _code_digest(analyses)],
+        "code": [__version__, REPORT_FORMAT, _code_digest(code)],
     }
 
 
-def _code_digest(analyses: Sequence[Analysis]) -> str:
-    """A hash of the analyses', the report's and the views' source, so that upgrading any
-    of them makes --if-changed rebuild even when the warehouse did not change. An
-    analysis counts with every module beside it (the helpers it shares with the others)."""
-
+def code_folders(analyses: Sequence[Analysis]) -> list[Path]:
+    """The folders of the analyses' source: an analysis counts with every module beside it
+    (the helpers it shares with the others)."""
     sources = [inspect.getfile(a if inspect.ismodule(a) else type(a)) for a in analyses]
-    folders = {Path(source).parent for source in sources}
+    return sorted({Path(source).parent for source in sources})
+
+
+def _code_digest(folders: Sequence[Path]) -> str:
+    """A hash of the analyses', the report's and the views' source, so that upgrading any
+    of them makes --if-changed rebuild even when the warehouse did not change."""
     digest = hashlib.sha256()
     for folder in [*sorted(folders), Path(__file__).parent]:
         for source in sorted(folder.glob("*.py")):
@@ -86,6 +89,30 @@ def _code_digest(analyses: Sequence[Analysis]) -> str:
     for source in sql_files.view_files():  # the report reads through the package's views
         digest.update(source.name.encode() + source.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def unchanged(
+    warehouse_path: str | Path, out_dir: str | Path, code: Sequence[Path]
+) -> ReportResult | None:
+    """The result of `--if-changed` when the report in out_dir is of the warehouse as it
+    is, and of the code in the folders `code` (see code_folders); else None.
+
+    Reads only the file's row counts and latest run (a connection without the package's
+    views), so a scheduled job decides in about a second without importing the analyses.
+    Raises SigwhError when the warehouse cannot be opened.
+    """
+    path, out = Path(warehouse_path), Path(out_dir)
+    index = out / "index.html"
+    if not index.exists():
+        return None
+    con = warehouse.connect(path, read_only=True, package_views=False)
+    try:
+        digest = _digest(fingerprint(con, path, code))
+    finally:
+        con.close()
+    if _previous_digest(out) != digest:
+        return None
+    return ReportResult(out, index, False, f"{index}: unchanged since the last build, not rebuilt")
 
 
 def _digest(fp: dict) -> str:
@@ -136,15 +163,14 @@ def build_report(
     started = time.monotonic()
     path, out = Path(warehouse_path), Path(out_dir)
     index = out / "index.html"
+    code = code_folders(analyses)
+    if if_changed and (result := unchanged(path, out, code)):
+        return result
     con = warehouse.connect(path, read_only=True)
     try:
         _require_views(con, path)
-        fp = fingerprint(con, path, analyses)
+        fp = fingerprint(con, path, code)
         digest = _digest(fp)
-        if if_changed and index.exists() and _previous_digest(out) == digest:
-            return ReportResult(
-                out, index, False, f"{index}: unchanged since the last build, not rebuilt"
-            )
         try:
             out.mkdir(parents=True, exist_ok=True)
             result = _render(con, path, out, analyses, chart_files)
@@ -199,8 +225,10 @@ def _render(
             if chart_files:
                 svg = out / "charts" / f"{chart.name}.svg"
                 png = out / "charts" / f"{chart.name}.png"
-                svg.write_text(vlc.vegalite_to_svg(spec, vl_version=vl_version), encoding="utf-8")
-                png.write_bytes(vlc.vegalite_to_png(spec, vl_version=vl_version, scale=2))
+                drawn = vlc.vegalite_to_svg(spec, vl_version=vl_version)
+                svg.write_text(drawn, encoding="utf-8")
+                # the PNG from the SVG: the same bytes as from the spec, without Vega again
+                png.write_bytes(vlc.svg_to_png(drawn, scale=2))
                 files = [f"charts/{svg.name}", f"charts/{png.name}"]
                 result.files += [svg, png]
             n_chart += 1
