@@ -5,7 +5,8 @@
 
 Builds the warehouse `bench_views.py` generates for --rows rows of `signal_probs` (3 tasks,
 8 models each; kept in --work/rows-N/big.duckdb and reused by later runs), then, each in a
-process of its own so that its peak resident memory is the report's alone:
+process of its own so that its peak resident memory is the report's alone (seconds and
+CPU seconds, all threads: on a busy machine the CPU seconds say more):
   1. the report into --work/rows-N/report, timed section by section (the analyses of
      `sigwh report`, each wrapped in a timer; what is left of the total is rendering:
      CSV files, charts drawn by vl-convert, the page), and the process's peak memory;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,9 +52,9 @@ def timed(module: types.ModuleType, seconds: dict[str, float]) -> types.ModuleTy
     stand_in.__file__ = module.__file__
 
     def run(con):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         section = module.run(con)
-        seconds[section.key] = time.perf_counter() - start
+        seconds[section.key] = [time.perf_counter() - start, time.process_time() - cpu]
         return section
 
     stand_in.run = run
@@ -63,13 +65,13 @@ def child(path: Path, out: Path) -> None:
     """Build the report with every analysis timed; print one JSON line of figures."""
     from sigwarehouse import analyses, report  # imports are part of what a run costs
 
-    seconds: dict[str, float] = {}
-    start, error = time.perf_counter(), None
+    seconds: dict[str, list[float]] = {}
+    start, cpu, error = time.perf_counter(), time.process_time(), None
     try:
         report.build_report(path, out, [timed(m, seconds) for m in analyses.REPORT])
     except Exception as exc:  # the figures up to the failure, and what it was
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    total = time.perf_counter() - start
+    total = [time.perf_counter() - start, time.process_time() - cpu]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"sections": seconds, "total": total, "peak": peak, "error": error}))
 
@@ -93,15 +95,19 @@ def main() -> None:
     )  # fmt: skip
     wall = time.perf_counter() - start
     figures = json.loads(done.stdout.strip().splitlines()[-1])
+    (total, total_cpu), sections = figures["total"], figures["sections"]
     if figures["error"]:
-        print(f"the report FAILED after {figures['total']:.1f} s: {figures['error']}")
-    for key, s in figures["sections"].items():
-        print(f"  {key:<24} {s:7.2f} s")
-    render = figures["total"] - sum(figures["sections"].values())
-    print(f"  {'(rendering, files)':<24} {render:7.2f} s")
+        print(f"the report FAILED after {total:.1f} s: {figures['error']}")
+    print(f"  {'section':<24} {'seconds':>8} {'CPU s':>8}")
+    for key, (s, cpu) in sections.items():
+        print(f"  {key:<24} {s:8.2f} {cpu:8.2f}")
+    render = [total - sum(s for s, _ in sections.values()),
+              total_cpu - sum(c for _, c in sections.values())]  # fmt: skip
+    print(f"  {'(rendering, files)':<24} {render[0]:8.2f} {render[1]:8.2f}")
     print(
-        f"report: {figures['total']:.1f} s in build_report, {wall:.1f} s with Python's start; "
-        f"peak resident memory {figures['peak'] / 1e9:.2f} GB"
+        f"report: {total:.1f} s in build_report ({total_cpu:.1f} CPU s), {wall:.1f} s with "
+        f"Python's start; peak resident memory {figures['peak'] / 1e9:.2f} GB; load average "
+        f"{os.getloadavg()[0]:.1f} (2 cores: above 2, other processes slow it down)"
     )
     if figures["error"]:
         return

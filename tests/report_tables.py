@@ -55,11 +55,11 @@ def report_tables(path: Path, out: Path) -> dict[str, str]:
     finally:
         con.close()
     tables = {}
-    for csv in sorted((out / "tables").glob("*.csv")):
-        text = csv.read_text(encoding="utf-8")
+    for table in sorted((out / "tables").glob("*.csv")):
+        text = table.read_text(encoding="utf-8")
         for i, run in enumerate(runs):
             text = text.replace(run, f"run-{i}").replace(run[:8], f"run-{i}")
-        tables[csv.name] = text
+        tables[table.name] = text
     return tables
 
 

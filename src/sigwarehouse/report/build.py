@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ from sigwarehouse.store import sql_files, views
 
 REPORT_FORMAT = 2  # bump when the page changes, so --if-changed rebuilds old reports
 FINGERPRINT_FILE = ".fingerprint.json"
+# DuckDB's memory while the analyses run: the rest of a report's process (Python, the
+# analyses' per-clip numbers, the charts) stays within a few hundred MB, so a report at
+# 10^8 signal rows stays within 2 GB. Larger aggregates spill to a temporary folder of
+# their own (a shared warehouse's folder may not be writable).
+DUCKDB_MEMORY = "512MB"
 
 
 @dataclass
@@ -166,7 +172,25 @@ def build_report(
     code = code_folders(analyses)
     if if_changed and (result := unchanged(path, out, code)):
         return result
-    con = warehouse.connect(path, read_only=True)
+    with tempfile.TemporaryDirectory(prefix="sigwh-report-") as spill:
+        con = warehouse.connect(
+            path, read_only=True, settings={"memory_limit": DUCKDB_MEMORY, "temp_directory": spill}
+        )
+        result, digest, fp = _build(con, path, out, analyses, code, chart_files)
+    _write_atomic(out / FINGERPRINT_FILE, json.dumps({"digest": digest, **fp}, indent=1))
+    result.seconds = time.monotonic() - started
+    result.message = (
+        f"wrote {index} ({index.stat().st_size / 1e6:.1f} MB, {len(result.sections)} sections, "
+        f"{result.n_examples} listenable examples, {len(result.files)} chart/table files) "
+        f"in {result.seconds:.1f} s"
+    )
+    if result.missing:
+        result.message += f"; no data yet for: {', '.join(result.missing)}"
+    return result
+
+
+def _build(con, path: Path, out: Path, analyses, code, chart_files: bool):
+    """The report of the open warehouse (closed after): (result, digest, fingerprint)."""
     try:
         _require_views(con, path)
         fp = fingerprint(con, path, code)
@@ -178,16 +202,7 @@ def build_report(
             raise SigwhError(f"cannot write the report to {out}: {exc}") from exc
     finally:
         con.close()
-    _write_atomic(out / FINGERPRINT_FILE, json.dumps({"digest": digest, **fp}, indent=1))
-    result.seconds = time.monotonic() - started
-    result.message = (
-        f"wrote {index} ({index.stat().st_size / 1e6:.1f} MB, {len(result.sections)} sections, "
-        f"{result.n_examples} listenable examples, {len(result.files)} chart/table files) "
-        f"in {result.seconds:.1f} s"
-    )
-    if result.missing:
-        result.message += f"; no data yet for: {', '.join(result.missing)}"
-    return result
+    return result, digest, fp
 
 
 def _require_views(con, path: Path) -> None:

@@ -67,6 +67,7 @@ def connect(
     external_access: bool | None = None,
     package_views: bool = True,
     allow_damaged: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open a warehouse file and check that this code can read it.
 
@@ -81,6 +82,8 @@ def connect(
     with DuckDB's external access disabled (views cannot read other files or the
     network; `external_access` overrides), and with package_views every view and macro
     is this package's definition, as TEMP objects shadowing the file's (see views.py).
+    `settings` are DuckDB settings given as it opens the file (e.g. memory_limit and
+    temp_directory, which cannot be set later with external access disabled).
     Never migrates: see migrate().
     """
     path = Path(path) if path is not None else default_path()
@@ -94,6 +97,8 @@ def connect(
         config["enable_external_access"] = False
     if not exists:
         config["storage_compatibility_version"] = file_format.STORAGE_VERSION
+    # after enable_external_access: DuckDB refuses a temp_directory given before it
+    config.update(settings or {})
     con = _open(path, read_only, config, wait_s)
     try:
         if exists:  # now that the file is held, its length is final (stat: no descriptor)
