@@ -23,7 +23,6 @@ import numpy as np
 import polars as pl
 
 from sigwarehouse.analyses.common import (
-    ACCEPTED_SIGNALS,
     NO_CROSS_MODEL,
     groups,
     no_signals_message,
@@ -67,31 +66,48 @@ SELECT DISTINCT task, dataset, params_hash, kind FROM alpha_transferability
 WHERE kind IN ('sufficient', 'complete') AND source_model <> target_model
 ORDER BY ALL
 """
+# A group's models: its task's, numbered in name order (the shown parameter set's).
+_MEMBERS_SQL = """
+SELECT m.model
+FROM models AS m JOIN parameter_sets AS p ON p.task = m.task AND p.shown
+WHERE m.task = $task AND p.params_hash = $params_hash
+ORDER BY m.model
+"""
 # One group's per-clip shares: per clip and model, the share of the model's signal's
 # targets that accept it (out) and of the other models' signals of the clip that it
 # accepts (in); exact sums of 0/1 over their counts, as avg() over the signals gave them.
-# A query per group: DuckDB's hash tables hold one group's clips at a time.
-_PER_CLIP_SQL = f"""
-WITH {ACCEPTED_SIGNALS},
+# A query per group, with models as numbers: DuckDB's hash tables hold one group's clips
+# at a time, keyed by two integers.
+_PER_CLIP_SQL = (
+    """
+WITH members AS (
+    SELECT model, (row_number() OVER (ORDER BY model) - 1)::SMALLINT AS number
+    FROM ("""
+    + _MEMBERS_SQL
+    + """)
+),
 group_signals AS (
-    SELECT g.clip_id, g.source_model, g.target_model, g.accepted
-    FROM signals AS g
-    JOIN shown AS w ON w.model = g.source_model AND w.params_hash = g.params_hash
-    SEMI JOIN clips AS c ON c.clip_id = g.clip_id AND c.dataset = $dataset
-    WHERE w.task = $task AND g.params_hash = $params_hash AND g.kind = $kind
+    SELECT s.clip_id, a.number AS source, b.number AS target,
+           (s.top1 = s.source_class)::INTEGER AS accepted
+    FROM signal_probs AS s
+    JOIN members AS a ON a.model = s.source_model
+    JOIN members AS b ON b.model = s.target_model
+    SEMI JOIN clips AS c ON c.clip_id = s.clip_id AND c.dataset = $dataset
+    WHERE s.params_hash = $params_hash AND s.kind = $kind AND s.source_model <> s.target_model
 ),
 outgoing AS (
-    SELECT clip_id, source_model AS model, sum(accepted) / count(*) AS out_share
+    SELECT clip_id, source AS model, sum(accepted) / count(*) AS out_share
     FROM group_signals GROUP BY ALL
 ),
 incoming AS (
-    SELECT clip_id, target_model AS model, sum(accepted) / count(*) AS in_share
+    SELECT clip_id, target AS model, sum(accepted) / count(*) AS in_share
     FROM group_signals GROUP BY ALL
 )
 SELECT clip_id, model, out_share::DOUBLE AS out_share, in_share::DOUBLE AS in_share
 FROM outgoing FULL JOIN incoming USING (clip_id, model)
 ORDER BY clip_id, model
 """
+)
 
 
 def per_clip(
@@ -101,17 +117,20 @@ def per_clip(
     out_share and in_share, with a row per clip in clip order (NaN where the model has no
     signal of the clip, or accepts none of the clip's)."""
     params = {"task": task, "dataset": dataset, "params_hash": params_hash, "kind": kind}
+    members = [
+        m
+        for (m,) in con.execute(_MEMBERS_SQL, {"task": task, "params_hash": params_hash}).fetchall()
+    ]
     rows = con.execute(_PER_CLIP_SQL, params).fetchnumpy()
-    models, column = np.unique(rows["model"].astype(str), return_inverse=True)
+    present, column = np.unique(rows["model"], return_inverse=True)
     _, row = np.unique(rows["clip_id"], return_inverse=True)
     shares = []
     for name in ("out_share", "in_share"):
         # column-major, as a frame's to_numpy() gave it: numpy sums its rows in that order
-        matrix = np.full((row.max(initial=-1) + 1, len(models)), np.nan, order="F")
-        values = np.ma.filled(rows[name].astype(np.float64), np.nan)
-        matrix[row, column] = values
+        matrix = np.full((row.max(initial=-1) + 1, len(present)), np.nan, order="F")
+        matrix[row, column] = np.ma.filled(rows[name].astype(np.float64), np.nan)
         shares.append(matrix)
-    return [str(m) for m in models], shares[0], shares[1]
+    return [members[i] for i in present], shares[0], shares[1]
 
 
 def clip_gaps(shares: np.ndarray) -> np.ndarray:

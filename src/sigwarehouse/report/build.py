@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,7 +222,12 @@ def _render(
     import vl_convert as vlc  # vl_convert: only when charts are drawn
 
     vl_version = _vl_version()
-    sections = [analysis.run(con) for analysis in analyses]
+    # The page's Vega bundle takes seconds to build (once a process), most of it not on
+    # this thread's CPU: it is built on another thread while the analyses run.
+    with ThreadPoolExecutor(1) as pool:
+        bundle = pool.submit(vlc.javascript_bundle, vl_version=vl_version)
+        sections = [analysis.run(con) for analysis in analyses]
+        javascript = bundle.result()
     result = ReportResult(out, out / "index.html", True, "")
     (out / "charts").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
@@ -267,7 +273,7 @@ def _render(
         meta_lines=meta,
         body_sections=toc,
         body="\n".join(body),
-        javascript=vlc.javascript_bundle(vl_version=vl_version),
+        javascript=javascript,
         below_minimum=[reason for section in sections for reason in section.below_minimum],
     )
     _write_atomic(out / "index.html", page)
