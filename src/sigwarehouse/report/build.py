@@ -36,6 +36,7 @@ FINGERPRINT_FILE = ".fingerprint.json"
 # 10^8 signal rows stays within 2 GB. Larger aggregates spill to a temporary folder of
 # their own (a shared warehouse's folder may not be writable).
 DUCKDB_MEMORY = "512MB"
+CHART_THREADS = 2  # charts drawn at a time (vl-convert releases the GIL)
 
 
 @dataclass
@@ -216,6 +217,49 @@ def _require_views(con, path: Path) -> None:
         )
 
 
+def _draw(spec: dict, vl_version: str | None) -> tuple[str, bytes]:
+    """A chart's SVG, and its PNG drawn from the SVG (the same bytes as from the spec,
+    without running Vega twice)."""
+    import vl_convert as vlc  # vl_convert: only when charts are drawn
+
+    svg = vlc.vegalite_to_svg(spec, vl_version=vl_version)
+    return svg, vlc.svg_to_png(svg, scale=2)
+
+
+def _write_sections(out: Path, sections, specs, drawings, result: ReportResult):
+    """Write each section's tables and charts; (body, table of contents) of the page."""
+    body, toc, n_chart = [], [], 0
+    for section, group, drawn in zip(sections, specs, drawings, strict=True):
+        csv_paths = {}
+        for table in section.tables:
+            csv = out / "tables" / f"{table.name}.csv"
+            table.frame.write_csv(csv)
+            csv_paths[table.name] = f"tables/{table.name}.csv"
+            result.files.append(csv)
+        rendered = []
+        for chart, spec, drawing in zip(section.charts, group, drawn, strict=True):
+            files = []
+            if drawing is not None:
+                svg = out / "charts" / f"{chart.name}.svg"
+                png = out / "charts" / f"{chart.name}.png"
+                svg_text, png_bytes = drawing.result()
+                svg.write_text(svg_text, encoding="utf-8")
+                png.write_bytes(png_bytes)
+                files = [f"charts/{svg.name}", f"charts/{png.name}"]
+                result.files += [svg, png]
+            n_chart += 1
+            rendered.append(
+                (n_chart, html.RenderedChart(chart.name, chart.caption, spec, files, chart.group))
+            )
+        body.append(html.section_html(section, rendered, csv_paths))
+        toc.append((section.key, section.short_title or section.title))
+        result.sections.append(section.key)
+        if section.missing:
+            result.missing.append(section.key)
+        result.n_examples += len(section.examples)
+    return body, toc
+
+
 def _render(
     con, path: Path, out: Path, analyses: Sequence[Analysis], chart_files: bool
 ) -> ReportResult:
@@ -231,37 +275,15 @@ def _render(
     result = ReportResult(out, out / "index.html", True, "")
     (out / "charts").mkdir(exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
-    body, toc, n_chart = [], [], 0
-    for section in sections:
-        csv_paths = {}
-        for table in section.tables:
-            csv = out / "tables" / f"{table.name}.csv"
-            table.frame.write_csv(csv)
-            csv_paths[table.name] = f"tables/{table.name}.csv"
-            result.files.append(csv)
-        rendered = []
-        for chart in section.charts:
-            spec = chart.chart.to_dict()
-            files = []
-            if chart_files:
-                svg = out / "charts" / f"{chart.name}.svg"
-                png = out / "charts" / f"{chart.name}.png"
-                drawn = vlc.vegalite_to_svg(spec, vl_version=vl_version)
-                svg.write_text(drawn, encoding="utf-8")
-                # the PNG from the SVG: the same bytes as from the spec, without Vega again
-                png.write_bytes(vlc.svg_to_png(drawn, scale=2))
-                files = [f"charts/{svg.name}", f"charts/{png.name}"]
-                result.files += [svg, png]
-            n_chart += 1
-            rendered.append(
-                (n_chart, html.RenderedChart(chart.name, chart.caption, spec, files, chart.group))
-            )
-        body.append(html.section_html(section, rendered, csv_paths))
-        toc.append((section.key, section.short_title or section.title))
-        result.sections.append(section.key)
-        if section.missing:
-            result.missing.append(section.key)
-        result.n_examples += len(section.examples)
+    # Specs unvalidated: the analyses' charts are drawn by the tests (a second of jsonschema
+    # a report otherwise). vl-convert draws on other threads, two charts at a time.
+    specs = [[chart.chart.to_dict(validate=False) for chart in s.charts] for s in sections]
+    with ThreadPoolExecutor(CHART_THREADS) as pool:
+        drawings = [
+            [pool.submit(_draw, spec, vl_version) if chart_files else None for spec in group]
+            for group in specs
+        ]
+        body, toc = _write_sections(out, sections, specs, drawings, result)
     meta = [
         f"warehouse {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB)",
         f"built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M:%S %Z} "
