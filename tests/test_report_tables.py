@@ -34,3 +34,15 @@ def test_the_comparison_sees_a_changed_figure() -> None:
     assert differences(table, table.replace(",7", ",8"), "t")
     assert differences(table, table.replace("m1", "m9"), "t")
     assert differences(table, table.rsplit("m2", 1)[0], "t")
+
+
+def test_counting_clips_a_few_at_a_time_changes_no_table(tmp_path: Path, monkeypatch) -> None:
+    """The clip-level analyses count the signals of a range of clips per query: with
+    ranges of 3 clips (7 ranges on the small warehouse) every table is the same."""
+    from sigwarehouse.analyses import common
+
+    monkeypatch.setattr(common, "CLIPS_PER_QUERY", 3)
+    got = report_tables(WAREHOUSES["small"](tmp_path), tmp_path / "out")
+    expected = {f.name: f.read_text(encoding="utf-8") for f in (EXPECTED / "small").glob("*.csv")}
+    assert sorted(got) == sorted(expected)
+    assert [d for f in sorted(got) for d in differences(expected[f], got[f], f)] == []

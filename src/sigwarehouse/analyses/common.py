@@ -11,6 +11,7 @@ what to run to get it.
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import polars as pl
 
 KINDS = ("sufficient", "complete")
@@ -52,6 +53,29 @@ def chart_sample(frame: pl.DataFrame, what: str) -> tuple[pl.DataFrame, str]:
     )
 
 
+# Clips whose signals one query of a clip-level analysis counts at a time: DuckDB's hash
+# tables then hold at most about this many clips' model pairs (20,000 clips of 8 models:
+# 1.1 million), within the report's memory at any number of clips. Ingestion writes
+# signals in batches of clips, so a range of clip ids reads few of the file's row groups.
+CLIPS_PER_QUERY = 20_000
+
+
+def clip_ranges(con: duckdb.DuckDBPyConnection) -> list[list[int]]:
+    """[first, last] clip ids (inclusive) of consecutive ranges that cover every clip, each
+    of about CLIPS_PER_QUERY clips."""
+    ids = con.execute("SELECT clip_id FROM clips ORDER BY clip_id").fetchnumpy()["clip_id"]
+    parts = np.array_split(ids, -(-len(ids) // CLIPS_PER_QUERY))
+    return [[int(part[0]), int(part[-1])] for part in parts if len(part)]
+
+
+def unpack_mask(blob: bytes, n_vars: int) -> np.ndarray:
+    """A stored mask as a bool array (freqrex.spectral's unpack_mask)."""
+    # torch (freqrex.spectral imports it, 2-3 s and 180 MB): only when a mask is unpacked
+    from sigwarehouse.freqrex.spectral import unpack_mask as unpack
+
+    return unpack(blob, n_vars)
+
+
 def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:
     """True when every named table, view or table macro exists in the warehouse."""
     # Tables and views first: listing duckdb_functions() (thousands of built-ins) takes
@@ -68,7 +92,9 @@ def has_relations(con: duckdb.DuckDBPyConnection, *names: str) -> bool:
     return set(rest) <= {n for (n,) in macros}
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None
+) -> pl.DataFrame:
     """The result of `sql` as a Polars DataFrame.
 
     DuckDB 2 refuses this on a connection whose last execute() result was not read to the

@@ -14,9 +14,8 @@ import json
 
 import duckdb
 
-from sigwarehouse.analyses.common import count, has_relations
+from sigwarehouse.analyses.common import count, has_relations, unpack_mask
 from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
-from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Example, ExampleSignal, Section, Verdict
 from sigwarehouse.signals import masked_signal
 

@@ -24,6 +24,7 @@ import polars as pl
 
 from sigwarehouse.analyses.common import (
     NO_CROSS_MODEL,
+    clip_ranges,
     groups,
     no_signals_message,
     query,
@@ -76,8 +77,8 @@ ORDER BY m.model
 # One group's per-clip shares: per clip and model, the share of the model's signal's
 # targets that accept it (out) and of the other models' signals of the clip that it
 # accepts (in); exact sums of 0/1 over their counts, as avg() over the signals gave them.
-# A query per group, with models as numbers: DuckDB's hash tables hold one group's clips
-# at a time, keyed by two integers.
+# A query per group and range of clips (common.clip_ranges), with models as numbers:
+# DuckDB's hash tables hold a range of one group's clips at a time, keyed by two integers.
 _PER_CLIP_SQL = (
     """
 WITH members AS (
@@ -94,6 +95,7 @@ group_signals AS (
     JOIN members AS b ON b.model = s.target_model
     SEMI JOIN clips AS c ON c.clip_id = s.clip_id AND c.dataset = $dataset
     WHERE s.params_hash = $params_hash AND s.kind = $kind AND s.source_model <> s.target_model
+      AND s.clip_id BETWEEN $first AND $last
 ),
 outgoing AS (
     SELECT clip_id, source AS model, sum(accepted) / count(*) AS out_share
@@ -121,16 +123,30 @@ def per_clip(
         m
         for (m,) in con.execute(_MEMBERS_SQL, {"task": task, "params_hash": params_hash}).fetchall()
     ]
-    rows = con.execute(_PER_CLIP_SQL, params).fetchnumpy()
+    parts = [
+        con.execute(_PER_CLIP_SQL, {**params, "first": first, "last": last}).fetchnumpy()
+        for first, last in clip_ranges(con)
+    ]
+    rows = {
+        name: np.concatenate([np.ma.filled(p[name].astype(dtype), fill) for p in parts])
+        if parts
+        else np.array([], dtype)
+        for name, dtype, fill in (
+            ("clip_id", np.int64, 0),
+            ("model", np.int64, 0),
+            ("out_share", np.float64, np.nan),
+            ("in_share", np.float64, np.nan),
+        )
+    }  # fmt: skip  (a share is NULL, masked, where the model has none: NaN)
     present, column = np.unique(rows["model"], return_inverse=True)
     _, row = np.unique(rows["clip_id"], return_inverse=True)
-    shares = []
+    matrices = []
     for name in ("out_share", "in_share"):
         # column-major, as a frame's to_numpy() gave it: numpy sums its rows in that order
         matrix = np.full((row.max(initial=-1) + 1, len(present)), np.nan, order="F")
-        matrix[row, column] = np.ma.filled(rows[name].astype(np.float64), np.nan)
-        shares.append(matrix)
-    return [members[i] for i in present], shares[0], shares[1]
+        matrix[row, column] = rows[name]
+        matrices.append(matrix)
+    return [members[i] for i in present], matrices[0], matrices[1]
 
 
 def clip_gaps(shares: np.ndarray) -> np.ndarray:

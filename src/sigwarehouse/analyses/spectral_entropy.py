@@ -25,10 +25,16 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from sigwarehouse.analyses.common import chart_sample, count, groups, has_relations, slug
+from sigwarehouse.analyses.common import (
+    chart_sample,
+    count,
+    groups,
+    has_relations,
+    slug,
+    unpack_mask,
+)
 from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested, untested
 from sigwarehouse.audio import ClipLoadError, ClipSource, clip_sources, load_source
-from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Chart, Section, Table
 from sigwarehouse.signals import masked_signal
 

@@ -21,6 +21,7 @@ import polars as pl
 from sigwarehouse.analyses.common import (
     ACCEPTED_SIGNALS,
     chart_sample,
+    clip_ranges,
     groups,
     no_signals_message,
     query,
@@ -49,14 +50,16 @@ INTRO = (
 
 # Shares are exact sums of 0/1 over pairs divided by their count, as avg() over the
 # pairs gave them; the clip's task is its source models' (every model of a task
-# explains the task's clips), its dataset the clip's.
+# explains the task's clips), its dataset the clip's. One query per range of clips
+# (common.clip_ranges): a clip's pairs are all in its range.
 _PER_CLIP_SQL = f"""
 WITH {ACCEPTED_SIGNALS},
+in_range AS (SELECT * FROM signals WHERE clip_id BETWEEN $first AND $last),
 pairs AS (
     SELECT params_hash, clip_id, source_model, target_model,
            max(accepted) FILTER (WHERE kind = 'sufficient') AS sufficient,
            max(accepted) FILTER (WHERE kind = 'complete') AS complete
-    FROM signals
+    FROM in_range
     GROUP BY ALL
     HAVING sufficient IS NOT NULL AND complete IS NOT NULL
 ),
@@ -73,14 +76,20 @@ FROM per_source AS x
 JOIN shown AS w ON w.model = x.source_model AND w.params_hash = x.params_hash
 JOIN clips AS c ON c.clip_id = x.clip_id
 GROUP BY ALL
-ORDER BY task, dataset, params_hash, clip_id
 """
 
 
 def per_clip(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """task, dataset, params_hash, clip_id, n_pairs, n_sources, sufficient, complete: one
-    row per clip with both kinds of signal for some source (the shares described above)."""
-    return query(con, _PER_CLIP_SQL)
+    row per clip with both kinds of signal for some source (the shares described above),
+    sorted by task, dataset, params_hash and clip."""
+    parts = [
+        query(con, _PER_CLIP_SQL, {"first": first, "last": last})
+        for first, last in clip_ranges(con)
+    ]
+    if not parts:
+        return query(con, _PER_CLIP_SQL, {"first": 0, "last": -1})  # the columns, no row
+    return pl.concat(parts).sort("task", "dataset", "params_hash", "clip_id")
 
 
 def paired_test(rows: pl.DataFrame) -> dict:
