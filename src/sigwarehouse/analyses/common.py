@@ -60,10 +60,13 @@ def chart_sample(frame: pl.DataFrame, what: str) -> tuple[pl.DataFrame, str]:
 CLIPS_PER_QUERY = 20_000
 
 
-def clip_ranges(con: duckdb.DuckDBPyConnection) -> list[list[int]]:
-    """[first, last] clip ids (inclusive) of consecutive ranges that cover every clip, each
-    of about CLIPS_PER_QUERY clips."""
-    ids = con.execute("SELECT clip_id FROM clips ORDER BY clip_id").fetchnumpy()["clip_id"]
+def clip_ranges(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> list[list[int]]:
+    """[first, last] clip ids (inclusive) of consecutive ranges that cover every clip (of
+    `dataset`, when given), each of about CLIPS_PER_QUERY clips."""
+    ids = con.execute(
+        "SELECT clip_id FROM clips WHERE dataset = coalesce(?, dataset) ORDER BY clip_id",
+        [dataset],
+    ).fetchnumpy()["clip_id"]
     parts = np.array_split(ids, -(-len(ids) // CLIPS_PER_QUERY))
     return [[int(part[0]), int(part[-1])] for part in parts if len(part)]
 

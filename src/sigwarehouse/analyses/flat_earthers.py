@@ -125,7 +125,7 @@ def per_clip(
     ]
     parts = [
         con.execute(_PER_CLIP_SQL, {**params, "first": first, "last": last}).fetchnumpy()
-        for first, last in clip_ranges(con)
+        for first, last in clip_ranges(con, dataset)
     ]
     rows = {
         name: np.concatenate([np.ma.filled(p[name].astype(dtype), fill) for p in parts])
