@@ -245,3 +245,16 @@ def test_beyond_the_resampling_limit_the_t_test_of_per_clip_values_takes_over() 
     assert (lo, hi) == (pytest.approx(ci.low, abs=0.01), pytest.approx(ci.high, abs=0.01))
     assert inference.sign_flip_p(d[:n]) == pytest.approx(stats.ttest_1samp(d[:n], 0).pvalue,
                                                          abs=0.02)  # fmt: skip
+
+
+def test_the_intervals_of_a_whole_table_are_scipys_to_the_last_bit() -> None:
+    """wilson_bounds computes a table's intervals at once; each is the interval scipy's
+    binomtest gives for its cell, exactly (the report's CSVs did not change), with NaN
+    where a cell has no clip."""
+    k = np.array([k for n in range(1, 61) for k in range(n + 1)] + [0])
+    n = np.array([n for n in range(1, 61) for _ in range(n + 1)] + [0])
+    lo, hi = inference.wilson_bounds(k, n)
+    for i in range(len(k) - 1):
+        ci = stats.binomtest(int(k[i]), int(n[i])).proportion_ci(method="wilson")
+        assert (lo[i], hi[i]) == (ci.low, ci.high), (k[i], n[i])
+    assert np.isnan(lo[-1]) and np.isnan(hi[-1])

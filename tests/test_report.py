@@ -363,3 +363,19 @@ def test_examples_follow_the_order_of_the_tasks_on_the_page(wide) -> None:
     tasks = list(dict.fromkeys(h.split(" / ")[0] for h in wide["tasks"]))
     assert tasks == sorted(TASKS)
     assert wide["examples"] == tasks
+
+
+def test_every_chart_is_a_valid_vega_lite_spec(built) -> None:
+    """The report writes its charts' specs unvalidated (a second of jsonschema a report):
+    here every analysis's charts pass Altair's validation against the Vega-Lite schema."""
+    from sigwarehouse import analyses
+
+    path, _, _ = built
+    con = store.connect(path, read_only=True)
+    try:
+        charts = [chart for section in analyses.run_all(con) for chart in section.charts]
+    finally:
+        con.close()
+    assert charts
+    for chart in charts:
+        chart.chart.to_dict(validate=True)  # raises on an invalid spec

@@ -14,9 +14,8 @@ import json
 
 import duckdb
 
-from sigwarehouse.analyses.common import count, has_relations
+from sigwarehouse.analyses.common import count, has_relations, unpack_mask
 from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
-from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Example, ExampleSignal, Section, Verdict
 from sigwarehouse.signals import masked_signal
 
@@ -45,22 +44,42 @@ def run(con: duckdb.DuckDBPyConnection, per_model: int = PER_MODEL) -> Section:
     return section
 
 
+# The choice reads keys and ranks only (masks are large); the chosen rows come with theirs.
 _CHOICE_SQL = """
+WITH ranked AS (
+    SELECT e.model, e.clip_id, e.params_hash, m.task,
+           e.sufficient_mask IS NULL AS no_sufficient, e.complete_mask IS NULL AS no_complete,
+           row_number() OVER (PARTITION BY e.model, e.orig_class
+                              ORDER BY e.sufficient_mask IS NULL, e.complete_mask IS NULL,
+                                       e.clip_id) AS nth_of_class
+    FROM explanations AS e
+    JOIN models AS m ON m.model = e.model
+    JOIN parameter_sets AS ps
+      ON ps.task = m.task AND ps.params_hash = e.params_hash AND ps.shown
+),
+chosen AS (
+    SELECT * FROM ranked
+    QUALIFY row_number() OVER (PARTITION BY model ORDER BY nth_of_class, no_sufficient,
+                                                           no_complete, clip_id) <= $per_model
+)
 SELECT e.model, e.clip_id, e.params_hash, e.n_bins, e.orig_class, e.orig_conf,
        e.sufficient_mask, e.sufficient_size, e.sufficient_reason, e.complete_mask,
-       e.complete_size, e.complete_reason, c.dataset, c.path, c.label, m.task, t.labels,
-       t.sample_rate, p.params,
-       row_number() OVER (PARTITION BY e.model, e.orig_class
-                          ORDER BY e.sufficient_mask IS NULL, e.complete_mask IS NULL, e.clip_id)
-           AS nth_of_class
-FROM explanations AS e
-JOIN clips AS c USING (clip_id)
-JOIN models AS m ON m.model = e.model
-JOIN tasks AS t ON t.task = m.task
-JOIN parameter_sets AS ps ON ps.task = m.task AND ps.params_hash = e.params_hash AND ps.shown
+       e.complete_size, e.complete_reason, c.dataset, c.path, c.label, k.task, t.labels,
+       t.sample_rate, p.params, k.nth_of_class
+FROM chosen AS k
+JOIN explanations AS e USING (model, clip_id, params_hash)
+JOIN clips AS c ON c.clip_id = e.clip_id
+JOIN tasks AS t ON t.task = k.task
 LEFT JOIN freqrex_params AS p ON p.params_hash = e.params_hash
-ORDER BY m.task, e.model, nth_of_class, e.sufficient_mask IS NULL, e.complete_mask IS NULL,
-         e.clip_id
+ORDER BY k.task, e.model, k.nth_of_class, k.no_sufficient, k.no_complete, e.clip_id
+"""
+# Every model's probabilities on the chosen examples' signals, in one scan of the rows.
+_VERDICTS_SQL = """
+SELECT s.source_model, s.clip_id, s.params_hash, s.kind, s.target_model, s.probs, s.top1
+FROM signal_probs AS s
+SEMI JOIN (SELECT unnest($models) AS model, unnest($clips) AS clip_id,
+                  unnest($hashes) AS params_hash) AS k
+  ON k.model = s.source_model AND k.clip_id = s.clip_id AND k.params_hash = s.params_hash
 """
 
 
@@ -80,22 +99,28 @@ def collect(con: duckdb.DuckDBPyConnection, per_model: int = 2) -> tuple[list[Ex
     choice is stable. A clip whose audio cannot be loaded (file moved, no blob) is
     skipped with a note.
     """
-    chosen: dict[str, list[tuple]] = {}
-    for row in con.execute(_CHOICE_SQL).fetchall():
-        picks = chosen.setdefault(row[0], [])
-        if len(picks) < per_model:
-            picks.append(row)
+    rows = con.execute(_CHOICE_SQL, {"per_model": per_model}).fetchall()
+    verdicts: dict[tuple, dict[str, list[tuple]]] = {}
+    keys = {"models": [r[0] for r in rows], "clips": [r[1] for r in rows],
+            "hashes": [r[2] for r in rows]}  # fmt: skip
+    found = con.execute(_VERDICTS_SQL, keys).fetchall() if rows else []
+    for model, clip, ph, kind, target, probs, top1 in found:
+        verdicts.setdefault((model, clip, ph), {}).setdefault(kind, []).append(
+            (target, probs, top1)
+        )
     examples, notes = [], []
-    for model, rows in chosen.items():
-        for row in rows:
-            try:
-                examples.append(_example(con, row))
-            except ClipLoadError as exc:
-                notes.append(f"{model}, clip {row[1]}: audio unavailable ({exc})")
+    for row in rows:
+        try:
+            examples.append(_example(con, row, verdicts.get(row[:3], {})))
+        except ClipLoadError as exc:
+            notes.append(f"{row[0]}, clip {row[1]}: audio unavailable ({exc})")
     return examples, notes
 
 
-def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
+def _example(
+    con: duckdb.DuckDBPyConnection, row: tuple, by_kind: dict[str, list[tuple]]
+) -> Example:
+    """One example; `by_kind`: every model's (target, probs, top1) on its signals, by kind."""
     (model, clip_id, params_hash, n_bins, orig_class, orig_conf, suff_blob, suff_size,
      suff_reason, comp_blob, comp_size, comp_reason, dataset, path, label, task, labels, rate,
      params, _) = row  # fmt: skip
@@ -108,13 +133,6 @@ def _example(con: duckdb.DuckDBPyConnection, row: tuple) -> Example:
     original = con.execute(
         "SELECT model, probs, top1 FROM original_probs WHERE clip_id = ?", [clip_id]
     ).fetchall()
-    by_kind: dict[str, list[tuple]] = {}
-    for kind, target, probs, top1 in con.execute(
-        "SELECT kind, target_model, probs, top1 FROM signal_probs "
-        "WHERE source_model = ? AND clip_id = ? AND params_hash = ?",
-        [model, clip_id, params_hash],
-    ).fetchall():
-        by_kind.setdefault(kind, []).append((target, probs, top1))
     signals = [
         ExampleSignal(
             "original",

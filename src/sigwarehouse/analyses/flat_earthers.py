@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from sigwarehouse.analyses.common import (
-    ACCEPTED_SIGNALS,
     NO_CROSS_MODEL,
+    clip_ranges,
     groups,
     no_signals_message,
     query,
@@ -61,30 +61,92 @@ VIEW_COLUMNS = (
     "gap_out_nonempty, gap_in_nonempty"
 )
 
-_PER_CLIP_SQL = f"""
-WITH {ACCEPTED_SIGNALS},
+# The groups of the clip-level figures, from the per-cell counts (a few rows per cell).
+_GROUPS_SQL = """
+SELECT DISTINCT task, dataset, params_hash, kind FROM alpha_transferability
+WHERE kind IN ('sufficient', 'complete') AND source_model <> target_model
+ORDER BY ALL
+"""
+# A group's models: its task's, numbered in name order (the shown parameter set's).
+_MEMBERS_SQL = """
+SELECT m.model
+FROM models AS m JOIN parameter_sets AS p ON p.task = m.task AND p.shown
+WHERE m.task = $task AND p.params_hash = $params_hash
+ORDER BY m.model
+"""
+# One group's per-clip shares: per clip and model, the share of the model's signal's
+# targets that accept it (out) and of the other models' signals of the clip that it
+# accepts (in); exact sums of 0/1 over their counts, as avg() over the signals gave them.
+# A query per group and range of clips (common.clip_ranges), with models as numbers:
+# DuckDB's hash tables hold a range of one group's clips at a time, keyed by two integers.
+_PER_CLIP_SQL = (
+    """
+WITH members AS (
+    SELECT model, (row_number() OVER (ORDER BY model) - 1)::SMALLINT AS number
+    FROM ("""
+    + _MEMBERS_SQL
+    + """)
+),
+group_signals AS (
+    SELECT s.clip_id, a.number AS source, b.number AS target,
+           (s.top1 = s.source_class)::INTEGER AS accepted
+    FROM signal_probs AS s
+    JOIN members AS a ON a.model = s.source_model
+    JOIN members AS b ON b.model = s.target_model
+    SEMI JOIN clips AS c ON c.clip_id = s.clip_id AND c.dataset = $dataset
+    WHERE s.params_hash = $params_hash AND s.kind = $kind AND s.source_model <> s.target_model
+      AND s.clip_id BETWEEN $first AND $last
+),
 outgoing AS (
-    SELECT task, dataset, params_hash, kind, clip_id, source_model AS model,
-           avg(accepted) AS out_share
-    FROM signals GROUP BY ALL
+    SELECT clip_id, source AS model, sum(accepted) / count(*) AS out_share
+    FROM group_signals GROUP BY ALL
 ),
 incoming AS (
-    SELECT task, dataset, params_hash, kind, clip_id, target_model AS model,
-           avg(accepted) AS in_share
-    FROM signals GROUP BY ALL
+    SELECT clip_id, target AS model, sum(accepted) / count(*) AS in_share
+    FROM group_signals GROUP BY ALL
 )
-SELECT task, dataset, params_hash, kind, clip_id, model,
-       o.out_share::DOUBLE AS out_share, i.in_share::DOUBLE AS in_share
-FROM outgoing AS o
-FULL JOIN incoming AS i USING (task, dataset, params_hash, kind, clip_id, model)
-ORDER BY task, dataset, params_hash, kind, clip_id, model
+SELECT clip_id, model, out_share::DOUBLE AS out_share, in_share::DOUBLE AS in_share
+FROM outgoing FULL JOIN incoming USING (clip_id, model)
+ORDER BY clip_id, model
 """
+)
 
 
-def per_clip(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """task, dataset, params_hash, kind, clip_id, model, out_share, in_share (NULL where the
-    model has no signal of the clip, or accepts none of the clip's)."""
-    return query(con, _PER_CLIP_SQL)
+def per_clip(
+    con: duckdb.DuckDBPyConnection, task: str, dataset: str, params_hash: str, kind: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One group's per-clip shares: its models (sorted) and two (clips × models) matrices,
+    out_share and in_share, with a row per clip in clip order (NaN where the model has no
+    signal of the clip, or accepts none of the clip's)."""
+    params = {"task": task, "dataset": dataset, "params_hash": params_hash, "kind": kind}
+    members = [
+        m
+        for (m,) in con.execute(_MEMBERS_SQL, {"task": task, "params_hash": params_hash}).fetchall()
+    ]
+    parts = [
+        con.execute(_PER_CLIP_SQL, {**params, "first": first, "last": last}).fetchnumpy()
+        for first, last in clip_ranges(con, dataset)
+    ]
+    rows = {
+        name: np.concatenate([np.ma.filled(p[name].astype(dtype), fill) for p in parts])
+        if parts
+        else np.array([], dtype)
+        for name, dtype, fill in (
+            ("clip_id", np.int64, 0),
+            ("model", np.int64, 0),
+            ("out_share", np.float64, np.nan),
+            ("in_share", np.float64, np.nan),
+        )
+    }  # fmt: skip  (a share is NULL, masked, where the model has none: NaN)
+    present, column = np.unique(rows["model"], return_inverse=True)
+    _, row = np.unique(rows["clip_id"], return_inverse=True)
+    matrices = []
+    for name in ("out_share", "in_share"):
+        # column-major, as a frame's to_numpy() gave it: numpy sums its rows in that order
+        matrix = np.full((row.max(initial=-1) + 1, len(present)), np.nan, order="F")
+        matrix[row, column] = rows[name]
+        matrices.append(matrix)
+    return [members[i] for i in present], matrices[0], matrices[1]
 
 
 def clip_gaps(shares: np.ndarray) -> np.ndarray:
@@ -115,15 +177,13 @@ def gaps(con: duckdb.DuckDBPyConnection, margin: float = MARGIN) -> pl.DataFrame
     """One row per (task, dataset, params_hash, kind, model): n_clips, avg_out, avg_in,
     gap_out with gap_out_lo/hi, gap_in with gap_in_lo/hi, flat_earther (named: enough
     clips and both intervals below −margin) and verdict."""
-    frame = per_clip(con)
     out = []
     keys = ["task", "dataset", "params_hash", "kind"]
-    for key, rows in sorted(frame.group_by(keys), key=lambda g: g[0]):
-        models = sorted(rows["model"].unique())
-        shares = {}
-        for column in ("out_share", "in_share"):
-            wide = rows.pivot(on="model", index="clip_id", values=column).sort("clip_id")
-            shares[column] = wide.select(pl.col(models).cast(pl.Float64)).to_numpy()
+    for key in con.execute(_GROUPS_SQL).fetchall():
+        models, out_share, in_share = per_clip(con, *key)
+        if not models:
+            continue
+        shares = {"out_share": out_share, "in_share": in_share}
         gap = {c: clip_gaps(m) for c, m in shares.items()}
         for j, model in enumerate(models):
             n_out, g_out, out_lo, out_hi, out_note = _estimate(gap["out_share"][:, j])

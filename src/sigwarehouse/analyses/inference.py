@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special, stats
 
 LEVEL = 0.95  # confidence of every interval
 SIGNIFICANCE = 0.05  # `reject` of every test is p < SIGNIFICANCE
@@ -92,22 +92,39 @@ def illustrative(section: str, reasons: list[str]) -> str:
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     """The Wilson score interval of k successes in n clips ((nan, nan) when n is 0)."""
-    if n == 0:
-        return math.nan, math.nan
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return float(ci.low), float(ci.high)
+    lo, hi = wilson_bounds(np.array([k], np.float64), np.array([n], np.float64), level)
+    return float(lo[0]), float(hi[0])
+
+
+def wilson_bounds(
+    k: np.ndarray, n: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score intervals (lo, hi) of k[i] successes in n[i] clips, all at once
+    (NaN where n is 0 or either is NaN): Newcombe's (1998) form, as scipy's
+    `binomtest(k, n).proportion_ci(method="wilson")` states it, lo 0 at k = 0 and hi 1 at
+    k = n. One call per matrix instead of one binomtest per cell (1.4 ms each: seconds
+    for a study's cells)."""
+    k, n = np.asarray(k, np.float64), np.asarray(n, np.float64)
+    z = special.ndtri(0.5 + 0.5 * level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 2 * (n + z**2)
+        center = (2 * n * p + z**2) / denom
+        delta = z / denom * np.sqrt(4 * n * p * (1 - p) + z**2)
+    valid = n > 0
+    lo = np.where(valid, np.where(k == 0, 0.0, center - delta), np.nan)
+    hi = np.where(valid, np.where(k == n, 1.0, center + delta), np.nan)
+    return lo, hi
 
 
 def with_wilson(frame: pl.DataFrame, k: str, n: str, level: float = LEVEL) -> pl.DataFrame:
     """The frame with columns lo and hi: the Wilson interval of column k's successes in
     column n's clips on each row (null where either is null)."""
-    bounds = [
-        (math.nan, math.nan) if a is None or b is None else wilson(a, b, level)
-        for a, b in frame.select(k, n).iter_rows()
-    ]
+    counts = frame.select(pl.col(k, n).cast(pl.Float64)).to_numpy()
+    lo, hi = wilson_bounds(counts[:, 0], counts[:, 1], level)
     return frame.with_columns(
-        pl.Series("lo", [b[0] for b in bounds], dtype=pl.Float64).fill_nan(None),
-        pl.Series("hi", [b[1] for b in bounds], dtype=pl.Float64).fill_nan(None),
+        pl.Series("lo", lo, dtype=pl.Float64).fill_nan(None),
+        pl.Series("hi", hi, dtype=pl.Float64).fill_nan(None),
     )
 
 

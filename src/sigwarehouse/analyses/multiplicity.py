@@ -15,9 +15,8 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from sigwarehouse.analyses.common import has_relations, query, slug
+from sigwarehouse.analyses.common import has_relations, query, slug, unpack_mask
 from sigwarehouse.audio import ClipLoadError, load_clip, wav_bytes
-from sigwarehouse.freqrex.spectral import unpack_mask
 from sigwarehouse.report.sections import Audio, Chart, Section, Table
 from sigwarehouse.signals import masked_signal
 

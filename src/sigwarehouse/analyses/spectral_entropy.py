@@ -25,10 +25,16 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from sigwarehouse.analyses.common import count, groups, has_relations, slug
+from sigwarehouse.analyses.common import (
+    chart_sample,
+    count,
+    groups,
+    has_relations,
+    slug,
+    unpack_mask,
+)
 from sigwarehouse.analyses.inference import MIN_CLIPS, illustrative, not_tested, untested
-from sigwarehouse.audio import ClipLoadError, load_clips
-from sigwarehouse.freqrex.spectral import unpack_mask
+from sigwarehouse.audio import ClipLoadError, ClipSource, clip_sources, load_source
 from sigwarehouse.report.sections import Chart, Section, Table
 from sigwarehouse.signals import masked_signal
 
@@ -56,55 +62,73 @@ def spectral_entropy_bits(power: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: a single bin gives 0.0, not -0.0
 
 
+_EXPLANATIONS_SQL = """
+SELECT m.task, c.dataset, e.params_hash, e.model, e.clip_id,
+       t.labels[e.orig_class + 1], e.n_bins, e.sufficient_mask, e.complete_mask, p.params
+FROM explanations AS e
+JOIN clips AS c USING (clip_id)
+JOIN models AS m ON m.model = e.model
+JOIN tasks AS t ON t.task = m.task
+LEFT JOIN freqrex_params AS p USING (params_hash)
+WHERE len(t.labels) = 2
+ORDER BY e.clip_id, e.model
+"""
+CHUNK = 2048  # explanations read at a time: their masks, and their clips' audio, in memory
+
+
 def signal_entropies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per (explanation, kind): task, dataset, params_hash, model, clip_id, class,
-    kind (original, sufficient, complete), bits (NaN for a silent signal)."""
-    rows = con.execute(
-        """
-        SELECT m.task, c.dataset, e.params_hash, e.model, e.clip_id,
-               t.labels[e.orig_class + 1], e.n_bins, e.sufficient_mask, e.complete_mask,
-               p.params
-        FROM explanations AS e
-        JOIN clips AS c USING (clip_id)
-        JOIN models AS m ON m.model = e.model
-        JOIN tasks AS t ON t.task = m.task
-        LEFT JOIN freqrex_params AS p USING (params_hash)
-        WHERE len(t.labels) = 2
-        ORDER BY e.clip_id, e.model
-        """
-    ).fetchall()
-    out = []
-    clip_ids = sorted({r[4] for r in rows})
+    kind (original, sufficient, complete), bits (NaN for a silent signal). Clips whose
+    audio cannot be loaded (file moved, no blob) are left out.
+
+    The explanations stream in clip order, CHUNK at a time, and each clip's audio is
+    loaded once, when its first explanation comes: memory holds one chunk, whatever the
+    number of clips.
+    """
+    reader = con.cursor()  # its own connection: streams while `con` reads the clips
     try:
-        audio = dict(zip(clip_ids, load_clips(con, clip_ids), strict=True))
-    except ClipLoadError:  # some clip moved: take the ones that load, one by one
-        audio = {}
-        for clip in clip_ids:
-            try:
-                audio[clip] = load_clips(con, [clip])[0]
-            except ClipLoadError:
-                continue
-    power: dict[int, np.ndarray] = {}
-    for task, dataset, ph, model, clip, label, n_bins, suff, comp, params in rows:
-        if clip not in audio:
-            continue
-        if clip not in power:
-            power[clip] = np.abs(np.fft.rfft(audio[clip].astype(np.float64))) ** 2
-        params = json.loads(params) if params else {}
-        base = {"task": task, "dataset": dataset, "params_hash": ph, "model": model,
-                "clip_id": clip, "class": label}  # fmt: skip
-        out.append({**base, "kind": "original", "bits": spectral_entropy_bits(power[clip])})
-        for kind, blob in (("sufficient", suff), ("complete", comp)):
-            if blob is None:
-                continue
-            mask = unpack_mask(blob, n_bins)
-            if params.get("space", "fft") == "fft":
-                bits = spectral_entropy_bits(power[clip] * mask)
-            else:
-                signal = masked_signal(audio[clip], mask, params).astype(np.float64)
-                bits = spectral_entropy_bits(np.abs(np.fft.rfft(signal)) ** 2)
-            out.append({**base, "kind": kind, "bits": bits})
+        reader.execute(_EXPLANATIONS_SQL)
+        out: list[dict] = []
+        clip, audio = None, None
+        while rows := reader.fetchmany(CHUNK):
+            sources = {s.clip_id: s for s in clip_sources(con, sorted({r[4] for r in rows}))}
+            for row in rows:
+                if row[4] != clip:  # rows come in clip order: a new clip
+                    clip, audio = row[4], _load(sources[row[4]])
+                if audio is not None:
+                    out += _entropies(row, *audio)
+    finally:
+        reader.close()
     return pl.DataFrame(out) if out else pl.DataFrame()
+
+
+def _load(source: ClipSource) -> tuple[np.ndarray, np.ndarray] | None:
+    """The clip's samples and |rfft|², or None when its audio cannot be loaded."""
+    try:
+        samples = load_source(source)
+    except ClipLoadError:
+        return None
+    return samples, np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+
+
+def _entropies(row: tuple, samples: np.ndarray, power: np.ndarray) -> list[dict]:
+    """The original's, the sufficient and the complete signal's rows of one explanation."""
+    task, dataset, ph, model, clip, label, n_bins, suff, comp, params = row
+    params = json.loads(params) if params else {}
+    base = {"task": task, "dataset": dataset, "params_hash": ph, "model": model,
+            "clip_id": clip, "class": label}  # fmt: skip
+    out = [{**base, "kind": "original", "bits": spectral_entropy_bits(power)}]
+    for kind, blob in (("sufficient", suff), ("complete", comp)):
+        if blob is None:
+            continue
+        mask = unpack_mask(blob, n_bins)
+        if params.get("space", "fft") == "fft":
+            bits = spectral_entropy_bits(power * mask)
+        else:
+            signal = masked_signal(samples, mask, params).astype(np.float64)
+            bits = spectral_entropy_bits(np.abs(np.fft.rfft(signal)) ** 2)
+        out.append({**base, "kind": kind, "bits": bits})
+    return out
 
 
 def mann_whitney(first: list[float], second: list[float]) -> dict:
@@ -203,18 +227,30 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             & (pl.col("params_hash") == ph)
             & pl.col("bits").is_not_nan()
         )
-        # points and a median tick (Vega-Lite's boxplot mark draws faceted data wrongly)
-        base = alt.Chart(points).encode(
+        # points and a median tick (Vega-Lite's boxplot mark draws faceted data wrongly);
+        # the ticks are the medians of every signal, also where the points are a sample
+        drawn, sampled = chart_sample(points, "signals")
+        facets = ["kind", "model", "class"]
+        medians = points.group_by(facets).agg(pl.col("bits").median()).sort(facets)
+        layers = pl.concat(
+            [drawn.with_columns(mark=pl.lit("point")),
+             medians.with_columns(mark=pl.lit("median"))], how="diagonal_relaxed"
+        )  # fmt: skip
+        base = alt.Chart(layers).encode(
             x=alt.X("class:N", title=None, sort=labels_of[task]),
             color=alt.Color("class:N", sort=labels_of[task]),
         )
         chart = (
             alt.layer(
-                base.mark_point(opacity=0.6).encode(
+                base.mark_point(opacity=0.6)
+                .encode(
                     y=alt.Y("bits:Q", title="spectral entropy (bits)"),
                     tooltip=["model", "clip_id", "class", "kind", "bits"],
-                ),
-                base.mark_tick(thickness=2, size=24).encode(y="median(bits):Q"),
+                )
+                .transform_filter(alt.datum.mark == "point"),
+                base.mark_tick(thickness=2, size=24)
+                .encode(y="bits:Q")
+                .transform_filter(alt.datum.mark == "median"),
             )
             .properties(width=70, height=120)
             .facet(
@@ -226,7 +262,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
             Chart(
                 slug("spectral_entropy", task, dataset, ph),
                 "Spectral entropy by the class each model gave, one point per signal, the "
-                "tick at the median (the paper's figure 4).",
+                "tick at the median (the paper's figure 4)." + sampled,
                 chart,
                 group=label,
             )

@@ -18,7 +18,14 @@ import altair as alt
 import duckdb
 import polars as pl
 
-from sigwarehouse.analyses.common import ACCEPTED_SIGNALS, groups, no_signals_message, query
+from sigwarehouse.analyses.common import (
+    ACCEPTED_SIGNALS,
+    chart_sample,
+    clip_ranges,
+    groups,
+    no_signals_message,
+    query,
+)
 from sigwarehouse.analyses.inference import (
     LEVEL,
     MIN_CLIPS,
@@ -41,29 +48,48 @@ INTRO = (
     "cells of the α matrix treats cells computed from the same clips as independent.)"
 )
 
+# Shares are exact sums of 0/1 over pairs divided by their count, as avg() over the
+# pairs gave them; the clip's task is its source models' (every model of a task
+# explains the task's clips), its dataset the clip's. One query per range of clips
+# (common.clip_ranges): a clip's pairs are all in its range.
 _PER_CLIP_SQL = f"""
 WITH {ACCEPTED_SIGNALS},
+in_range AS (SELECT * FROM signals WHERE clip_id BETWEEN $first AND $last),
 pairs AS (
-    SELECT task, dataset, params_hash, clip_id, source_model, target_model,
+    SELECT params_hash, clip_id, source_model, target_model,
            max(accepted) FILTER (WHERE kind = 'sufficient') AS sufficient,
            max(accepted) FILTER (WHERE kind = 'complete') AS complete
-    FROM signals
+    FROM in_range
     GROUP BY ALL
     HAVING sufficient IS NOT NULL AND complete IS NOT NULL
+),
+per_source AS (
+    SELECT params_hash, clip_id, source_model, count(*) AS n_pairs,
+           sum(sufficient) AS n_sufficient, sum(complete) AS n_complete
+    FROM pairs
+    GROUP BY ALL
 )
-SELECT task, dataset, params_hash, clip_id, count(*) AS n_pairs,
-       count(DISTINCT source_model) AS n_sources,
-       avg(sufficient)::DOUBLE AS sufficient, avg(complete)::DOUBLE AS complete
-FROM pairs
+SELECT w.task, c.dataset, w.params_hash, x.clip_id, sum(x.n_pairs)::BIGINT AS n_pairs,
+       count(*) AS n_sources, (sum(x.n_sufficient) / sum(x.n_pairs))::DOUBLE AS sufficient,
+       (sum(x.n_complete) / sum(x.n_pairs))::DOUBLE AS complete
+FROM per_source AS x
+JOIN shown AS w ON w.model = x.source_model AND w.params_hash = x.params_hash
+JOIN clips AS c ON c.clip_id = x.clip_id
 GROUP BY ALL
-ORDER BY task, dataset, params_hash, clip_id
 """
 
 
 def per_clip(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """task, dataset, params_hash, clip_id, n_pairs, n_sources, sufficient, complete: one
-    row per clip with both kinds of signal for some source (the shares described above)."""
-    return query(con, _PER_CLIP_SQL)
+    row per clip with both kinds of signal for some source (the shares described above),
+    sorted by task, dataset, params_hash and clip."""
+    parts = [
+        query(con, _PER_CLIP_SQL, {"first": first, "last": last})
+        for first, last in clip_ranges(con)
+    ]
+    if not parts:
+        return query(con, _PER_CLIP_SQL, {"first": 0, "last": -1})  # the columns, no row
+    return pl.concat(parts).sort("task", "dataset", "params_hash", "clip_id")
 
 
 def paired_test(rows: pl.DataFrame) -> dict:
@@ -114,8 +140,9 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     section.tables.append(
         Table("paired_clips", "The per-clip shares tested (CSV only).", frame, in_page=False)
     )
+    drawn, sampled = chart_sample(frame, "clips")
     points = (
-        alt.Chart(frame)
+        alt.Chart(drawn)
         .mark_point(filled=True, opacity=0.6)
         .encode(
             x=alt.X("sufficient:Q", title="share accepted, sufficient signals",
@@ -136,7 +163,7 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         Chart(
             "sufficient_vs_complete",
             f"One point per clip ({frame.height} clips): above the dashed line its complete "
-            "signals are accepted more often than its sufficient ones.",
+            "signals are accepted more often than its sufficient ones." + sampled,
             (diagonal + points).properties(width=320, height=320),
         )
     )

@@ -6,6 +6,6 @@ hands it every analysis, in page order. It renders charts (vl-convert) and write
 page.
 """
 
-from sigwarehouse.report.build import ReportResult, build_report
+from sigwarehouse.report.build import ReportResult, build_report, unchanged
 
-__all__ = ["ReportResult", "build_report"]
+__all__ = ["ReportResult", "build_report", "unchanged"]

@@ -67,6 +67,8 @@ def connect(
     external_access: bool | None = None,
     package_views: bool = True,
     allow_damaged: bool = False,
+    settings: dict[str, str] | None = None,
+    check_length: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open a warehouse file and check that this code can read it.
 
@@ -81,6 +83,11 @@ def connect(
     with DuckDB's external access disabled (views cannot read other files or the
     network; `external_access` overrides), and with package_views every view and macro
     is this package's definition, as TEMP objects shadowing the file's (see views.py).
+    `settings` are DuckDB settings given as it opens the file (e.g. memory_limit and
+    temp_directory, which cannot be set later with external access disabled).
+    check_length=False skips the truncation check (seconds at 10^8 rows: it lists every
+    column segment), for a caller that compares the file's size and time with a reading
+    taken when the file was whole, as `sigwh report --if-changed` does.
     Never migrates: see migrate().
     """
     path = Path(path) if path is not None else default_path()
@@ -94,9 +101,11 @@ def connect(
         config["enable_external_access"] = False
     if not exists:
         config["storage_compatibility_version"] = file_format.STORAGE_VERSION
+    # after enable_external_access: DuckDB refuses a temp_directory given before it
+    config.update(settings or {})
     con = _open(path, read_only, config, wait_s)
     try:
-        if exists:  # now that the file is held, its length is final (stat: no descriptor)
+        if exists and check_length:  # the file is held: its length is final (stat: no fd)
             file_format.check_length(con, path)
         applied = integrity.check_file(con, path, read_only)
         _check_not_newer(applied, path)
