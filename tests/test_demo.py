@@ -247,3 +247,31 @@ def test_the_demo_report_says_its_figures_are_illustrative(demo) -> None:
     top = page[: page.index("<nav>")]
     assert "The figures of this page are illustrative" in top
     assert "n = 2 clips" in top and "(needs ≥ 8)" in top
+
+
+def test_stored_verdicts_hold_in_every_rendering_and_probabilities_reproduce(demo) -> None:
+    """Hugging Face and python models (the WebRTC and Earshot detectors read 16-bit
+    integers): every stored mask's verdict in NumPy float64 and after a 16-bit WAV round
+    trip, and every signal_probs row against a float64 rebuild (tests/reference)."""
+    import json
+
+    from reference import check_renderings
+
+    from sigwarehouse.models.loader import load_classifier
+
+    _root, path, _lines, _err = demo
+    with store.opened(path, read_only=True) as con:
+        entries = {
+            model: (kind, ref, labels, None if label_map is None else json.loads(label_map))
+            for model, kind, ref, labels, label_map in con.execute(
+                "SELECT m.model, m.kind, m.ref, t.labels, m.label_map FROM models m"
+                " JOIN tasks t USING (task)"
+            ).fetchall()
+        }
+
+        def load(model: str):
+            kind, ref, labels, label_map = entries[model]
+            return load_classifier(kind, ref, labels, label_map, name=model)
+
+        checked = check_renderings(con, load)
+    assert checked["masks"] >= 4 and checked["probs"] >= 10

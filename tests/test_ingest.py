@@ -149,6 +149,28 @@ def test_every_model_sees_every_signal(ingested: Path) -> None:
     assert all(r[2] > 0 and r[3] for r in runs)
 
 
+def test_stored_verdicts_hold_in_every_rendering_and_probabilities_reproduce(
+    ingested: Path,
+) -> None:
+    """Zoo models: every stored mask's verdict in NumPy float64 and after a 16-bit WAV
+    round trip, and every signal_probs row against a float64 rebuild (tests/reference)."""
+    from reference import check_renderings
+
+    con = duckdb.connect(str(ingested), read_only=True)
+    try:
+        labels = con.execute("SELECT labels FROM tasks WHERE task = ?", [TASK]).fetchone()[0]
+        refs = dict(
+            (
+                (m, (k, r))
+                for m, k, r in con.execute("SELECT model, kind, ref FROM models").fetchall()
+            )
+        )
+        checked = check_renderings(con, lambda m: load_classifier(*refs[m], labels))
+    finally:
+        con.close()
+    assert checked["masks"] >= 4 and checked["probs"] >= 10
+
+
 def test_stored_masks_keep_their_definitions_when_rerun(ingested: Path) -> None:
     """Re-run every stored mask through the model with plain numpy FFTs, not the engine."""
     con = duckdb.connect(str(ingested), read_only=True)
