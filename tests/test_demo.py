@@ -6,12 +6,13 @@ preset, take a minute per model on two cores).
 
 Properties: the demo shows ingest's progress bar; `sigwh ingest` with the parameters the
 demo used finds nothing to do (the warehouse registers the demo's sample only; `sigwh
-dataset add` registers the rest); its defaults are the "default" preset and `--preset`
-picks another; a second demo stores nothing (no runs rows, every table as it was) and
-says so without "nan"; label transfer stores every clip it checked, so a rerun has none
-left to check; the report shows the speech task's detectors with α between them, and
-says at its top that two clips a dataset make its figures illustrative; the README's
-quoted queries print, on this warehouse, the outputs the README shows.
+dataset add` registers the rest); the demo's set is the warehouse's current one, which
+plain `sigwh ingest` continues and `--preset` leaves (its results stay apart); a second
+demo stores nothing (no runs rows, every table as it was) and says so without "nan";
+label transfer stores every clip it checked, so a rerun has none left to check; the
+report shows the speech task's detectors with α between them, and says at its top that
+two clips a dataset make its figures illustrative; the README's quoted queries print, on
+this warehouse, the outputs the README shows.
 """
 
 from __future__ import annotations
@@ -124,23 +125,37 @@ def test_the_rest_of_the_dataset_is_one_command_away(demo, tmp_path) -> None:
     assert "note:" not in out
 
 
-def test_ingest_defaults_and_presets(demo) -> None:
-    """Without options, `sigwh ingest` plans with the "default" preset; here the demo ran
-    lighter parameters, so the plan names the set the views show and how to reach its
-    own. `--preset quick` plans with the demo's set, and single options replace values."""
+def test_the_warehouse_remembers_its_parameter_set(demo) -> None:
+    """The set the demo explained with is the warehouse's current set: `sigwh info` shows
+    it and plain `sigwh ingest` continues it (nothing to do). `--preset` starts from a
+    preset, and says before any work that its results stay apart; single options without
+    `--preset` replace values of the current set."""
     _root, path, _lines, _err = demo
-    out = _sigwh(path, "ingest", "--model", MODEL, "--per-label", "1", "--dry-run")
+    info = _sigwh(path, "info")
+    assert f"current parameter set: {PARAMS.hash()} (custom: " in info
+    con = duckdb.connect(str(path), read_only=True)
+    (n,) = con.execute("SELECT count(*) FROM explanations").fetchone()
+    con.close()
+    assert "iterations=1" in info and f"; {n} explanations)" in info  # every task's
+    out = _sigwh(path, "ingest", "--model", MODEL, "--dry-run")
+    assert f"parameters {PARAMS.hash()}:" in out
+    assert "nothing to do: everything is stored" in out and "note:" not in out
+    out = _sigwh(path, "ingest", "--model", MODEL, "--preset", "default", "--dry-run")
     assert f"parameters {FreqrexParams().hash()}:" in out and "clips to explain: 2" in out
-    assert f"note: the views show task spoof's parameter set {PARAMS.hash()} (2 " in out
+    assert f"current parameter set is {PARAMS.hash()} (2 explanations of task spoof)" in out
+    assert "results stay apart" in out
     assert f"alpha_transferability_for('{FreqrexParams().hash()}')" in out
     out = _sigwh(path, "ingest", "--model", MODEL, "--preset", "quick", "--dry-run")
-    assert f"parameters {PRESETS['quick'].hash()}:" in out
+    assert f"parameters {PRESETS['quick'].hash()}:" in out and "stay apart" in out
     out = _sigwh(
         path, "ingest", "--model", MODEL, "--preset", "quick", "--iterations", "3",
         "--param", "certify_rounds=5", "--dry-run",
     )  # fmt: skip
     mixed = FreqrexParams(iterations=3, certify_rounds=5, per_bin_limit=256)
     assert f"parameters {mixed.hash()}:" in out
+    out = _sigwh(path, "ingest", "--model", MODEL, "--iterations", "3", "--dry-run")
+    continued = FreqrexParams.from_dict(PARAMS.to_dict() | {"iterations": 3})
+    assert f"parameters {continued.hash()}:" in out and "stay apart" in out
     result = CliRunner().invoke(
         app, ["--warehouse", str(path), "ingest", "--model", MODEL, "--preset", "fast"]
     )

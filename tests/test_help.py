@@ -86,9 +86,10 @@ def test_defaults_are_shown_and_are_the_ones_used() -> None:
     ingest = " ".join(_help(("ingest",), 80).split())
     defaults = FreqrexParams()
     assert "--iterations <int> freqrex responsibility iterations" in ingest
-    assert f"(default: the preset's; {defaults.iterations} in 'default')" in ingest
-    assert f"δ of δ-completeness. (default: the preset's, {defaults.delta})" in ingest
-    assert "to start from: 'default' (masks certified" in ingest and "[default: default]" in ingest
+    assert f"(default: the set's; {defaults.iterations} in 'default')" in ingest
+    assert f"δ of δ-completeness. (default: the set's; {defaults.delta} in 'default')" in ingest
+    assert "to start from (default: the warehouse's current set, the one it was built" in ingest
+    assert "'default' (masks certified" in ingest
     assert f"[default: {defaults.batch_size}]" in ingest
     demo = " ".join(_help(("demo",), 80).split())
     assert f"registers the rest later). [default: {DEMO_PER_LABEL}]" in demo

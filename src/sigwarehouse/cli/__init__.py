@@ -283,7 +283,7 @@ def demo(
         DEMO_PRESET,
         help="The freqrex parameter set every model explains with: 'quick' (about ten "
         "minutes on two cores) or 'default' (the figures to publish; several times "
-        "longer). `sigwh ingest --preset P` continues the same set.",
+        "longer). It becomes the warehouse's current set, which `sigwh ingest` continues.",
     ),
     workers: int = typer.Option(
         None,

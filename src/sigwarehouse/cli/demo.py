@@ -27,8 +27,9 @@ from sigwarehouse.models import trust
 from sigwarehouse.store import views
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
-# `sigwh ingest`'s defaults at fewer queries. `sigwh ingest --preset quick` continues it
-# on the demo's warehouse; `sigwh demo --preset default` gives the figures to publish.
+# `sigwh ingest`'s defaults at fewer queries. It becomes the warehouse's current set, so
+# `sigwh ingest --model M` continues it on the demo's warehouse; `sigwh demo --preset
+# default` gives the figures to publish.
 DEMO_PRESET = "quick"
 DEMO_PARAMS = PRESETS[DEMO_PRESET]
 # Clips of each label every model explains. `sigwh demo --all-clips` explains the whole

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from sigwarehouse import probes
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
+from sigwarehouse.records import (
+    current_params,
+    model_record,
+    task_datasets,
+    task_labels,
+    task_models,
+)
 from sigwarehouse.signals import SIGNAL_KINDS
 from sigwarehouse.store import write_path
 
@@ -36,7 +42,9 @@ class IngestPlan:
     cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
     est_queries_per_clip: int = 0
     probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
-    shown_params: tuple[str, int] | None = None  # (hash, explanations) the task's views show
+    # the warehouse's current set (hash, its explanations of the task), else the set the
+    # task's views show; None: no set yet, these parameters become the current set
+    shown_params: tuple[str, int] | None = None
 
     def is_empty(self) -> bool:
         """True when the job would store nothing: no clip, no signal and no probe is missing."""
@@ -55,11 +63,14 @@ class IngestPlan:
             f"  estimated model queries: ~{self.estimated_queries():,}",
         ]
         ph = self.params.hash()
-        if self.shown_params is not None and self.shown_params[0] != ph:
+        if self.shown_params is None:
+            lines.append(f"  parameters {ph} become the warehouse's current set")
+        elif self.shown_params[0] != ph:
             shown, n = self.shown_params
             lines.append(
-                f"  note: the views show task {self.task}'s parameter set {shown} ({n:,} "
-                f"explanations); these parameters' results stay apart, reachable with "
+                f"  note: the warehouse's current parameter set is {shown} ({n:,} explanations "
+                f"of task {self.task}), which the views show and `sigwh ingest` continues; "
+                f"these parameters' results stay apart, reachable with "
                 f"alpha_transferability_for('{ph}') and the other _for macros"
             )
         return "\n".join(lines)
@@ -150,9 +161,14 @@ def plan_ingest(
         "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
         [model, params.hash()],
     ).fetchone()[0]
+    current = current_params(con)
     shown = con.execute(
-        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ? AND shown", [task]
+        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ?"
+        " AND (params_hash = ? OR (shown AND ?::VARCHAR IS NULL))",
+        [task, current and current.params_hash, current and current.params_hash],
     ).fetchone()
+    if shown is None and current is not None:  # the task has no explanation with it yet
+        shown = (current.params_hash, 0)
     return IngestPlan(
         model=model,
         task=task,
