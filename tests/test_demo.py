@@ -17,6 +17,9 @@ this warehouse, the outputs the README shows.
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import shutil
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import demo_catalog
 import duckdb
 import numpy as np
 import pytest
+import soundfile as sf
 from demo_catalog import DETECTORS, MODEL
 from light_params import ARGS as SAME
 from light_params import PARAMS
@@ -262,3 +266,64 @@ def test_the_demo_report_says_its_figures_are_illustrative(demo) -> None:
     top = page[: page.index("<nav>")]
     assert "The figures of this page are illustrative" in top
     assert "n = 2 clips" in top and "(needs ≥ 8)" in top
+
+
+def test_the_notebook_runs_on_the_demo_and_shows_what_the_warehouse_holds(
+    demo, monkeypatch
+) -> None:
+    """docs/notebook.ipynb, executed by a Jupyter kernel on this warehouse: every cell
+    runs; its α matrix holds the view's cells; the bins it prints are the stored mask's
+    unpacked here; its signals play as WAV audio whose samples are irfft(mask · rfft(clip))
+    computed here."""
+    import nbformat  # the notebook tools: only this test needs them
+    from nbclient import NotebookClient
+
+    from sigwarehouse.audio import load_clip
+
+    _root, path, _lines, _err = demo
+    monkeypatch.setenv("SIGWH_WAREHOUSE", str(path))
+    nb = nbformat.read(REPO / "docs" / "notebook.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = {c.id: c.outputs for c in nb.cells if c.cell_type == "code"}
+
+    def text(cell: str) -> str:
+        return "".join(
+            o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in outputs[cell]
+        )
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        cells = con.execute(
+            "SELECT source_model, target_model, alpha FROM alpha_transferability"
+            " WHERE task = 'speech' AND kind = 'sufficient'"
+        ).fetchall()
+        clip, n_bins, blob, rate, n = con.execute(
+            "SELECT e.clip_id, e.n_bins, e.sufficient_mask, t.sample_rate, c.n_samples"
+            " FROM explanations e JOIN clips c USING (clip_id)"
+            " JOIN tasks t ON t.task = 'speech'"
+            " WHERE e.model = 'webrtc' ORDER BY e.clip_id LIMIT 1"
+        ).fetchone()
+        samples = load_clip(con, clip)
+    finally:
+        con.close()
+    alpha = text("alpha")
+    for source, target, value in cells:  # every cell's value is in the source's row
+        row = next(line for line in alpha.splitlines() if line.startswith(f"│ {source} "))
+        assert f"{value}" in row or f"{value:.6g}" in row, (source, target, row)
+    mask = np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[:n_bins].astype(bool)
+    kept = np.flatnonzero(mask)
+    assert f"kept bins: {kept.tolist()}" in text("mask")
+    assert f"at Hz: {np.round(kept * rate / n, 2).tolist()}" in text("mask")
+    assert f"{rate} {n} float32" in text("signal")
+    played = [
+        o["data"]["text/html"]
+        for cell in ("signal", "original", "others")
+        for o in outputs[cell]
+        if "text/html" in o.get("data", {})
+    ]
+    assert len(played) == 4  # sufficient, original, complete, inverse
+    wav = re.search(r"base64,([^\"]+)", played[0])[1]
+    heard, heard_rate = sf.read(io.BytesIO(base64.b64decode(wav)), dtype="float32")
+    expected = np.fft.irfft(np.fft.rfft(samples.astype(np.float64)) * mask, n=len(samples))
+    assert heard_rate == rate and len(heard) == n
+    np.testing.assert_allclose(heard, np.clip(expected, -1, 1), atol=1 / 32767 + 1e-6)
