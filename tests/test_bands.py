@@ -159,3 +159,55 @@ def test_band_statistics_per_model_match_the_masks(small_filled, tmp_path) -> No
         flags["below"] += below
         flags["above"] += above
     assert flags["below"] >= 1 and flags["above"] >= 1  # the planted cases are counted
+
+
+def test_the_report_draws_each_examples_spectrum_under_its_bands(small_filled, tmp_path) -> None:
+    """The spectra section: for each example clip, the drawn spectrum is the loudest bin
+    of each slice of |rfft(clip)| in dB (computed here), the drawn bands are the stored
+    masks' runs, and a mask planted below 20 Hz is flagged in its caption and the table."""
+    from sigwarehouse.analyses import spectra  # the report's analyses: only this test
+
+    path = copy_of(small_filled[0], tmp_path)
+    filled = small_filled[1]
+    low = np.zeros(4001, bool)
+    low[[3, 4]] = True  # 6 and 8 Hz
+    con = duckdb.connect(str(path))
+    con.execute(
+        "UPDATE explanations SET sufficient_mask = ?, sufficient_size = 2"
+        " WHERE model = 'm1' AND clip_id = 1",
+        [np.packbits(low).tobytes()],
+    )
+    con.close()
+    with store.opened(path, read_only=True) as con:
+        section = spectra.run(con)
+    assert section.missing is None and section.charts
+    flagged = section.tables[0].frame
+    assert ("m1", 1, "sufficient", "all below 20 Hz") in flagged.select(
+        "model", "clip_id", "kind", "flag"
+    ).rows()
+    seen = set()
+    for chart in section.charts:
+        model, clip = chart.name.removeprefix("spectrum_").rsplit("_", 1)
+        clip = int(clip)
+        seen.add((model, clip))
+        layers = chart.chart.layer
+        spectrum = layers[2].data
+        db = 20 * np.log10(np.maximum(np.abs(np.fft.rfft(filled.audio[clip])) / 1, 1e-300))
+        db -= db.max()
+        expected = [s.max() for s in np.array_split(db, spectra.SPECTRUM_POINTS)]
+        np.testing.assert_allclose(spectrum["db"].to_numpy(), np.maximum(expected, -120), atol=1e-3)
+        bands = layers[0].data
+        suff, comp = filled.masks[(model, clip)]
+        if (model, clip) == ("m1", 1):
+            suff = low
+            assert "sufficient mask all below 20 Hz" in chart.caption
+        for kind, mask in (("sufficient", suff), ("complete", comp)):
+            rows = bands.filter(bands["kind"] == kind)
+            runs = (
+                bands_by_hand(np.packbits(mask).tobytes(), 4001, 8000, 16000)
+                if (mask is not None)
+                else []
+            )
+            assert rows["lo_hz"].to_list() == pytest.approx([r[3] for r in runs])
+            assert rows["bins"].to_list() == [r[2] for r in runs]
+    assert ("m1", 1) in seen and len(seen) == len(section.charts)

@@ -253,15 +253,15 @@ class Warehouse:
         """`model`'s explanation of clip `clip_id` (of the task's shown parameter set, or
         `params_hash`), with the clip's audio. Refuses one that is not stored."""
         with self.connect() as con:
-            row = con.execute(_EXPLANATION, [model, int(clip_id), params_hash]).fetchone()
-            if row is None:
+            rows = con.execute(_EXPLANATION, [model, int(clip_id), params_hash]).fetchall()
+            if not rows:
                 raise SigwhError(
                     f"no explanation of clip {clip_id} by {model} "
                     f"{'in the shown parameter set' if params_hash is None else params_hash}: "
                     "see `SELECT model, clip_id, params_hash FROM explanations`"
                 )
             samples = audio.load_clip(con, int(clip_id))
-        (ph, params, task, labels, rate, label, cls, conf, n_bins, suff, comp) = row
+        (ph, params, task, labels, rate, label, cls, conf, n_bins, suff, comp) = rows[0]
         if n_bins != len(samples) // 2 + 1:
             raise SigwhError(
                 f"clip {clip_id}: {model}'s masks have {n_bins} variables, not the "
