@@ -16,6 +16,7 @@ import typer
 
 from sigwarehouse import __version__, store
 from sigwarehouse.cli import help as help_layout
+from sigwarehouse.cli import interrupt
 from sigwarehouse.cli.catalog import catalog_app
 from sigwarehouse.cli.common import (
     fail,
@@ -338,4 +339,9 @@ help_layout.apply(app)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    interrupt.install()
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command started (its own end: friendly_errors)
+        interrupt.say()
+        raise SystemExit(interrupt.STATUS) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from sigwarehouse import records, store
+from sigwarehouse.cli import interrupt
 from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
 from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
 from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
@@ -250,8 +251,8 @@ def ingest(
     try:
         carry_out(plan, run, dry_run=dry_run, say=typer.echo)
     except KeyboardInterrupt:
-        typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
-        raise typer.Exit(130) from None
+        interrupt.say("interrupted: stored batches are kept; rerun the same command to go on")
+        raise typer.Exit(interrupt.STATUS) from None
 
 
 @friendly_errors
