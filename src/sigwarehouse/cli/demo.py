@@ -239,7 +239,10 @@ def _run(
 
     def explain(plan: ingest.IngestPlan) -> ingest.IngestSummary:
         say(f"{plan.model}: explaining {len(plan.clip_ids)} clip(s)")
-        with ingest.progress_bar(plan) if progress else nullcontext() as bar:
+        with (
+            ingest.warnings_held(say),  # said after the bar, not inside it
+            ingest.progress_bar(plan) if progress else nullcontext() as bar,
+        ):
             return ingest.run_ingest(path, plan, device=device, progress=bar)
 
     plans = []

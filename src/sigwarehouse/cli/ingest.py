@@ -20,6 +20,10 @@ from sigwarehouse.jobs.writer import HoldPolicy, hold_at_most
 DEFAULTS = FreqrexParams()
 
 
+def warn(message: str) -> None:
+    typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
 def _parse_batch_size(text: str) -> int | None:
     """--batch-size: a whole number >= 1, or "auto" (None)."""
     if text.strip().lower() == "auto":
@@ -245,7 +249,7 @@ def ingest(
     plan = driver.plan(model, params, selection)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:
-        with job.progress_bar(plan) as progress:
+        with job.warnings_held(warn), job.progress_bar(plan) as progress:
             return driver.run(plan, progress)
 
     try:

@@ -32,7 +32,7 @@ from sigwarehouse.jobs.ingest.batch import (
 from sigwarehouse.jobs.ingest.drivers import Selection, Settings, create
 from sigwarehouse.jobs.ingest.local import run_ingest
 from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary, plan_ingest
-from sigwarehouse.jobs.ingest.progress import progress_bar
+from sigwarehouse.jobs.ingest.progress import progress_bar, warnings_held
 from sigwarehouse.jobs.ingest.rows import batch_tables, ingest_writer, probe_table, write_batch
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "plan_ingest",
     "probe_table",
     "progress_bar",
+    "warnings_held",
     "run_ingest",
     "write_batch",
 ]
