@@ -327,3 +327,35 @@ def test_the_notebook_runs_on_the_demo_and_shows_what_the_warehouse_holds(
     expected = np.fft.irfft(np.fft.rfft(samples.astype(np.float64)) * mask, n=len(samples))
     assert heard_rate == rate and len(heard) == n
     np.testing.assert_allclose(heard, np.clip(expected, -1, 1), atol=1 / 32767 + 1e-6)
+
+
+def _queries(text: str, pattern: str) -> int:
+    return int(re.search(pattern, text)[1].replace(",", ""))
+
+
+def test_the_dry_run_loads_the_models_and_estimates_the_queries_within_2x(
+    demo, tmp_path, monkeypatch
+) -> None:
+    """A dry run loads every model the job would (so one that cannot load fails it, as
+    the job would), and its query estimate is within a factor of 2 of what the job then
+    asks: for a model with stored explanations of its parameters (sp5 on the rest of the
+    spoof clips), and for parameters nothing was explained with (earshot, two trees)."""
+    _root, path, _lines, _err = demo
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(path, copy)
+    _sigwh(copy, "dataset", "add", "spoof-eval", "--no-progress")
+    for model, args in ((MODEL, SAME), ("earshot", [*SAME, "--iterations", "2"])):
+        planned = _sigwh(copy, "ingest", "--model", model, *args, "--dry-run")
+        assert "models the job loads, each loaded now to check:" in planned
+        estimate = _queries(planned, r"estimated model queries: ~([\d,]+)")
+        done = _sigwh(copy, "ingest", "--model", model, *args)
+        actual = _queries(done, r"([\d,]+) model queries in")
+        print(f"{model}: estimated {estimate:,} queries, asked {actual:,}")  # pytest -s
+        assert 0.5 <= actual / estimate <= 2, (model, estimate, actual)
+    # outside the checkout, without the catalog that lists the hf model: the dry run fails
+    monkeypatch.setenv("SIGWH_CATALOG", str(tmp_path / "no-catalog"))
+    result = CliRunner().invoke(
+        app, ["--warehouse", str(copy), "ingest", "--model", MODEL, "--preset", "default",
+              "--dry-run"],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "error:" in result.output and MODEL in result.output

@@ -257,6 +257,9 @@ def ingest(
     except KeyboardInterrupt:
         interrupt.say("interrupted: stored batches are kept; rerun the same command to go on")
         raise typer.Exit(interrupt.STATUS) from None
+    if dry_run and not plan.is_empty():  # a dry run that passes means the job can start
+        loaded = job.check_models(warehouse_path(), plan)
+        typer.echo(f"  models the job loads, each loaded now to check: {', '.join(loaded)}")
 
 
 @friendly_errors

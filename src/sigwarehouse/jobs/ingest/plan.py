@@ -28,6 +28,33 @@ if TYPE_CHECKING:
     import duckdb
 
 
+# A clip's explanation cost, in model queries per responsibility tree, where nothing
+# stored tells better: the demo's models (quick preset: two trees) took 290 to 980 a clip
+# (medians), the default preset (four trees) about 1,660 on vc3.
+QUERIES_PER_ITERATION = 300
+
+
+def past_queries_per_clip(
+    con: duckdb.DuckDBPyConnection, model: str, task: str, params_hash: str
+) -> int | None:
+    """What a clip's explanation cost, by what is stored with these parameters: the mean
+    queries of the model's own explanations, else of the task's other models', else of
+    any model's (None: nothing stored with them). A mean, not a median: a job's queries
+    are a sum over its clips, and a few clips cost several times the others."""
+    row = con.execute(
+        """
+        SELECT coalesce(
+            avg(e.queries) FILTER (WHERE e.model = ?),
+            avg(e.queries) FILTER (WHERE m.task = ?),
+            avg(e.queries))
+        FROM explanations AS e JOIN models AS m ON m.model = e.model
+        WHERE e.params_hash = ?
+        """,
+        [model, task, params_hash],
+    ).fetchall()[0][0]
+    return None if row is None else round(row)
+
+
 @dataclass
 class IngestPlan:
     """What a job will do: which clips to explain and which stored signals to fill in."""
@@ -157,10 +184,7 @@ def plan_ingest(
         """,
         [model, params.hash(), datasets, task, count, index, model],
     ).fetchall()
-    past = con.execute(
-        "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
-        [model, params.hash()],
-    ).fetchone()[0]
+    past = past_queries_per_clip(con, model, task, params.hash())
     current = current_params(con)
     shown = con.execute(
         "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ?"
@@ -178,7 +202,7 @@ def plan_ingest(
         targets=[m.model for m in task_models(con, task)],
         clip_ids=clip_ids,
         cross_fill=[(m, c) for m, c in cross],
-        est_queries_per_clip=int(past) if past else 600,
+        est_queries_per_clip=past or QUERIES_PER_ITERATION * params.iterations,
         probe_samples=probes.pending_length(con, model, task),
         shown_params=None if shown is None else (shown[0], int(shown[1])),
     )
