@@ -132,7 +132,8 @@ def ingest(
         None,
         help="i/n: only clips whose id % n == i, to split a job across processes "
         "(default: every clip). With --into, each shard writes its own file, e.g. one "
-        "per task of a SLURM array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.",
+        "per task of a SLURM array, i from $SLURM_ARRAY_TASK_ID and n from "
+        "$SLURM_ARRAY_TASK_COUNT.",
     ),
     into: Path | None = typer.Option(
         None,
@@ -188,7 +189,8 @@ def ingest(
         "--param",
         metavar="KEY=VALUE",
         help="Any other freqrex parameter (repeatable), e.g. --param min_band_bins=32; "
-        "every parameter and its default is in sigwarehouse.freqrex.params.FreqrexParams.",
+        "every parameter and its default is in the class FreqrexParams of sigwarehouse's "
+        "freqrex/params.py.",
     ),
     threads: int | None = typer.Option(
         None,
