@@ -345,3 +345,7 @@ def main() -> None:
     except KeyboardInterrupt:  # before a command started (its own end: friendly_errors)
         interrupt.say()
         raise SystemExit(interrupt.STATUS) from None
+    except SystemExit as exc:  # typer's own silent exit 130 for Ctrl-C outside a command
+        if exc.code == interrupt.STATUS:
+            interrupt.say_once()
+        raise

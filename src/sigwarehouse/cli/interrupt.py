@@ -34,6 +34,12 @@ def say(message: str = MESSAGE) -> None:
     sys.stderr.flush()
 
 
+def say_once() -> None:
+    """`say`, unless the command said it (or its own line) already."""
+    if not _ending.is_set():
+        say()
+
+
 def is_interrupt(exc: BaseException) -> bool:
     """Whether `exc` is Ctrl-C: KeyboardInterrupt, or DuckDB ending a query for it."""
     if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException":
