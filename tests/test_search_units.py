@@ -423,10 +423,29 @@ def test_a_mask_of_exactly_per_bin_limit_bins_is_made_1_minimal_bin_by_bin():
     ctx = context(rule, n_vars=wide, per_bin_limit=70)
     mask = np.zeros((1, wide), dtype=bool)
     mask[0, :70] = True
-    search = minimise(ctx, SUFFICIENT, np.array([0]), mask, np.zeros((1, wide)), "min")
+    ascending = np.arange(wide, dtype=float)[None]  # responsibility: the lower bin first
+    search = minimise(ctx, SUFFICIENT, np.array([0]), mask, ascending, "min")
     [(shrunk, removable, checked)] = drive(ctx.oracle, [search])
     assert np.flatnonzero(shrunk[0]).tolist() == [b for b in range(70) if b != 35]
     assert checked.tolist() == [69] and removable.tolist() == [0.0]
+
+
+def test_of_equally_responsible_variables_the_weaker_is_tried_first():
+    # Any 9 of bins 0-9 keep the class, so exactly one can go: the first one tried. All
+    # share responsibility 0 (as most variables of a real map do); magnitudes fall with
+    # the bin (2.0 at bin 0 to 1.55 at bin 9), so bin 9, the weakest, is tried first and
+    # goes (in bin order bin 0 would).
+    n_vars = 10
+    magnitude = torch.linspace(2.0, 1.55, n_vars, dtype=torch.float64)
+    wave = torch.fft.irfft(magnitude, n=2 * (n_vars - 1)).float()
+    oracle = Oracle(BinRule(at_least(9, *range(n_vars))), [wave], FFTSpace)
+    ctx = Context(oracle, np.zeros(1, int), np.ones(1), FreqrexParams(decision_margin=0.0),
+                  [[0]])  # fmt: skip
+    masks = np.ones((1, n_vars), dtype=bool)
+    search = minimise(ctx, SUFFICIENT, np.array([0]), masks, np.zeros((1, n_vars)), "min")
+    [(shrunk, removable, _)] = drive(ctx.oracle, [search])
+    assert np.flatnonzero(shrunk[0]).tolist() == list(range(9))
+    assert removable.tolist() == [0.0]
 
 
 def all_or_none(group: list[int], needed: int) -> Callable:

@@ -14,13 +14,13 @@ removable units together as still hold: ordered by the slack their single remova
 leaves (most first; `verdict.slack`), with the slacks' drop summed to predict how
 long a prefix may go, prefixes around that length are tried in one batch and the
 longest that holds is taken. Then single variables: elimination in ascending
-responsibility, in chunks that double while removals hold, and certification rounds
-that test every single removal of the result until none holds (`certify_rounds` at
-most). This makes the mask *1-minimal per variable* (per bin where a variable is one
-bin): no kept variable can be dropped alone with the property holding. The reported
-figure is the share of kept variables that the last certification found removable (0.0
-for a 1-minimal mask; more only if the rounds ran out). A mask of more than
-`per_bin_limit` variables skips the per-variable level; its figure is measured on a
+responsibility (ties: ascending magnitude), in chunks that double while removals hold,
+and certification rounds that test every single removal of the result until none holds
+(`certify_rounds` at most). This makes the mask *1-minimal per variable* (per bin where
+a variable is one bin): no kept variable can be dropped alone with the property holding.
+The reported figure is the share of kept variables that the last certification found
+removable (0.0 for a 1-minimal mask; more only if the rounds ran out). A mask of more
+than `per_bin_limit` variables skips the per-variable level; its figure is measured on a
 seeded sample of `PER_BIN_SAMPLE` of its variables instead.
 
 Every search is a generator (`Search`): it yields `(MaskRequests, phase)` and is sent
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,11 @@ class Context:
         # per oracle row: how often each half of a delta-completeness test decided a
         # failure, [mask half, inverse half]; the likelier one is asked first
         self.half_fails = np.zeros((len(self.target), 2), dtype=np.int64)
+
+    @cached_property
+    def magnitude(self) -> np.ndarray:
+        """(n_clips, width) each variable's magnitude order key, on the host."""
+        return self.oracle.magnitude().cpu().numpy()
 
     def holds(
         self, prop: Property, clip: np.ndarray, phase: str, with_slack: bool = False,
@@ -409,25 +415,29 @@ def _one_by_one(
     """Make masks[sel] 1-minimal per variable (changed in place).
 
     Elimination in chunks: each clip walks its kept variables in ascending
-    responsibility and tries to remove the next `chunk` of them together. If the mask
-    without them holds, they go and the chunk doubles (up to CHUNK_MAX); if not, the
-    chunk halves, and a single variable whose removal fails stays (the chunk starts again
-    at 1). A run of r removable variables so costs about log2(r) tests instead of r, and
-    every removal is a tested mask. Since the property need not be monotone, a
-    certification round then tests every single removal of the result at once; what it
-    finds removable is eliminated again in the same way (all of it tried together
-    first). A removal can make other variables removable, mostly those whose removal
-    came closest to holding (the least negative slack), so before certifying again in
-    full, only those (the SCREEN_SHARE of the failing ones with most slack) are tested
-    again, and what they show removable is eliminated, until they show none. Then the
-    next full certification, up to `certify_rounds` in all. Returns per entry of sel the
-    share of kept variables the last full certification found removable (0.0:
-    1-minimal). Each clip's steps depend on its own answers only."""
+    responsibility (ties, often at 0: ascending magnitude) and tries to remove the next
+    `chunk` of them together. If the mask without them holds, they go and the chunk
+    doubles (up to CHUNK_MAX); if not, the chunk halves, and a single variable whose
+    removal fails stays (the chunk starts again at 1). A run of r removable variables so
+    costs about log2(r) tests instead of r, and every removal is a tested mask. Since
+    the property need not be monotone, a certification round then tests every single
+    removal of the result at once; what it finds removable is eliminated again in the
+    same way (all of it tried together first). A removal can make other variables
+    removable, mostly those whose removal came closest to holding (the least negative
+    slack), so before certifying again in full, only those (the SCREEN_SHARE of the
+    failing ones with most slack) are tested again, and what they show removable is
+    eliminated, until they show none. Then the next full certification, up to
+    `certify_rounds` in all. Returns per entry of sel the share of kept variables the
+    last full certification found removable (0.0: 1-minimal). Each clip's steps depend
+    on its own answers only."""
     share = np.zeros(len(sel))
     queue, chunk = {}, {}
+    magnitude = ctx.magnitude
     for k in range(len(sel)):
+        row = clips[sel[k]]
         kept = np.flatnonzero(masks[sel[k]])
-        queue[k] = list(kept[np.argsort(responsibility[clips[sel[k]], kept], kind="stable")])
+        # many variables share a responsibility (often 0): the weaker first among them
+        queue[k] = list(kept[np.lexsort((magnitude[row, kept], responsibility[row, kept]))])
         chunk[k] = 1
     near: dict[int, np.ndarray] = {}
     for _ in range(ctx.params.certify_rounds):
