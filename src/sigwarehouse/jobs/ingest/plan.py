@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 
 # A clip's explanation cost, in model queries per responsibility tree, where nothing
-# stored tells better: the demo's models (quick preset: two trees) took 290 to 980 a clip
-# (medians), the default preset (four trees) about 1,660 on vc3.
-QUERIES_PER_ITERATION = 300
+# stored tells better. Engine 6: the demo's models (quick preset, two trees) took 290 to
+# 980 a clip on average, the default preset (four trees) about 1,660 on vc3; engine 7
+# asks fewer (earshot, two light trees: 320 a clip in tests/test_demo.py).
+QUERIES_PER_ITERATION = 250
 
 
 def past_queries_per_clip(
