@@ -42,7 +42,8 @@ def digest(folder: Path) -> dict[str, str]:
 
 def view_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """name -> a query returning every row of that package view or macro, in a fixed
-    order. Macro arguments: 0.5 for numbers, a stored parameter-set hash for a `hash`."""
+    order. Macro arguments: 0.5 for numbers, a stored parameter-set hash for a `hash`, a
+    small mask for mask_bands."""
     params = dict(
         con.execute(
             "SELECT function_name, parameters FROM duckdb_functions() "
@@ -53,11 +54,21 @@ def view_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     out = {}
     for name, _ in sql_files.ordered_views():
         if name in params:
-            args = ", ".join(f"'{some_hash}'" if "hash" in p else "0.5" for p in params[name])
+            args = ", ".join(_argument(p, some_hash) for p in params[name])
             out[name] = f"SELECT * FROM {name}({args}) ORDER BY ALL"
         else:
             out[name] = f"SELECT * FROM {name} ORDER BY ALL"
     return out
+
+
+# mask_bands' arguments: a 12-bin mask keeping bins 0, 2, 5, 7 and 8 to 11, and its clip
+MASK_ARGUMENTS = {"mask": "'\\xA5\\xF0'::BLOB", "n_bins": "12", "n_samples": "22"}
+
+
+def _argument(parameter: str, some_hash: str) -> str:
+    if "hash" in parameter:
+        return f"'{some_hash}'"
+    return MASK_ARGUMENTS.get(parameter, "16000" if parameter == "sample_rate" else "0.5")
 
 
 def rounded(rows: list[tuple]) -> list[tuple]:

@@ -6,16 +6,20 @@ preset, take a minute per model on two cores).
 
 Properties: the demo shows ingest's progress bar; `sigwh ingest` with the parameters the
 demo used finds nothing to do (the warehouse registers the demo's sample only; `sigwh
-dataset add` registers the rest); its defaults are the "default" preset and `--preset`
-picks another; a second demo stores nothing (no runs rows, every table as it was) and
-says so without "nan"; label transfer stores every clip it checked, so a rerun has none
-left to check; the report shows the speech task's detectors with α between them, and
-says at its top that two clips a dataset make its figures illustrative; the README's
-quoted queries print, on this warehouse, the outputs the README shows.
+dataset add` registers the rest); the demo's set is the warehouse's current one, which
+plain `sigwh ingest` continues and `--preset` leaves (its results stay apart); a second
+demo stores nothing (no runs rows, every table as it was) and says so without "nan";
+label transfer stores every clip it checked, so a rerun has none left to check; the
+report shows the speech task's detectors with α between them, and says at its top that
+two clips a dataset make its figures illustrative; the README's quoted queries print, on
+this warehouse, the outputs the README shows.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +27,7 @@ import demo_catalog
 import duckdb
 import numpy as np
 import pytest
+import soundfile as sf
 from demo_catalog import DETECTORS, MODEL
 from light_params import ARGS as SAME
 from light_params import PARAMS
@@ -124,23 +129,37 @@ def test_the_rest_of_the_dataset_is_one_command_away(demo, tmp_path) -> None:
     assert "note:" not in out
 
 
-def test_ingest_defaults_and_presets(demo) -> None:
-    """Without options, `sigwh ingest` plans with the "default" preset; here the demo ran
-    lighter parameters, so the plan names the set the views show and how to reach its
-    own. `--preset quick` plans with the demo's set, and single options replace values."""
+def test_the_warehouse_remembers_its_parameter_set(demo) -> None:
+    """The set the demo explained with is the warehouse's current set: `sigwh info` shows
+    it and plain `sigwh ingest` continues it (nothing to do). `--preset` starts from a
+    preset, and says before any work that its results stay apart; single options without
+    `--preset` replace values of the current set."""
     _root, path, _lines, _err = demo
-    out = _sigwh(path, "ingest", "--model", MODEL, "--per-label", "1", "--dry-run")
+    info = _sigwh(path, "info")
+    assert f"current parameter set: {PARAMS.hash()} (custom: " in info
+    con = duckdb.connect(str(path), read_only=True)
+    (n,) = con.execute("SELECT count(*) FROM explanations").fetchone()
+    con.close()
+    assert "iterations=1" in info and f"; {n} explanations)" in info  # every task's
+    out = _sigwh(path, "ingest", "--model", MODEL, "--dry-run")
+    assert f"parameters {PARAMS.hash()}:" in out
+    assert "nothing to do: everything is stored" in out and "note:" not in out
+    out = _sigwh(path, "ingest", "--model", MODEL, "--preset", "default", "--dry-run")
     assert f"parameters {FreqrexParams().hash()}:" in out and "clips to explain: 2" in out
-    assert f"note: the views show task spoof's parameter set {PARAMS.hash()} (2 " in out
+    assert f"current parameter set is {PARAMS.hash()} (2 explanations of task spoof)" in out
+    assert "results stay apart" in out
     assert f"alpha_transferability_for('{FreqrexParams().hash()}')" in out
     out = _sigwh(path, "ingest", "--model", MODEL, "--preset", "quick", "--dry-run")
-    assert f"parameters {PRESETS['quick'].hash()}:" in out
+    assert f"parameters {PRESETS['quick'].hash()}:" in out and "stay apart" in out
     out = _sigwh(
         path, "ingest", "--model", MODEL, "--preset", "quick", "--iterations", "3",
         "--param", "certify_rounds=5", "--dry-run",
     )  # fmt: skip
     mixed = FreqrexParams(iterations=3, certify_rounds=5, per_bin_limit=256)
     assert f"parameters {mixed.hash()}:" in out
+    out = _sigwh(path, "ingest", "--model", MODEL, "--iterations", "3", "--dry-run")
+    continued = FreqrexParams.from_dict(PARAMS.to_dict() | {"iterations": 3})
+    assert f"parameters {continued.hash()}:" in out and "stay apart" in out
     result = CliRunner().invoke(
         app, ["--warehouse", str(path), "ingest", "--model", MODEL, "--preset", "fast"]
     )
@@ -275,3 +294,96 @@ def test_stored_verdicts_hold_in_every_rendering_and_probabilities_reproduce(dem
 
         checked = check_renderings(con, load)
     assert checked["masks"] >= 4 and checked["probs"] >= 10
+
+
+def test_the_notebook_runs_on_the_demo_and_shows_what_the_warehouse_holds(
+    demo, monkeypatch
+) -> None:
+    """docs/notebook.ipynb, executed by a Jupyter kernel on this warehouse: every cell
+    runs; its α matrix holds the view's cells; the bins it prints are the stored mask's
+    unpacked here; its signals play as WAV audio whose samples are irfft(mask · rfft(clip))
+    computed here."""
+    import nbformat  # the notebook tools: only this test needs them
+    from nbclient import NotebookClient
+
+    from sigwarehouse.audio import load_clip
+
+    _root, path, _lines, _err = demo
+    monkeypatch.setenv("SIGWH_WAREHOUSE", str(path))
+    nb = nbformat.read(REPO / "docs" / "notebook.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = {c.id: c.outputs for c in nb.cells if c.cell_type == "code"}
+
+    def text(cell: str) -> str:
+        return "".join(
+            o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in outputs[cell]
+        )
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        cells = con.execute(
+            "SELECT source_model, target_model, alpha FROM alpha_transferability"
+            " WHERE task = 'speech' AND kind = 'sufficient'"
+        ).fetchall()
+        clip, n_bins, blob, rate, n = con.execute(
+            "SELECT e.clip_id, e.n_bins, e.sufficient_mask, t.sample_rate, c.n_samples"
+            " FROM explanations e JOIN clips c USING (clip_id)"
+            " JOIN tasks t ON t.task = 'speech'"
+            " WHERE e.model = 'webrtc' ORDER BY e.clip_id LIMIT 1"
+        ).fetchone()
+        samples = load_clip(con, clip)
+    finally:
+        con.close()
+    alpha = text("alpha")
+    for source, target, value in cells:  # every cell's value is in the source's row
+        row = next(line for line in alpha.splitlines() if line.startswith(f"│ {source} "))
+        assert f"{value}" in row or f"{value:.6g}" in row, (source, target, row)
+    mask = np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[:n_bins].astype(bool)
+    kept = np.flatnonzero(mask)
+    assert f"kept bins: {kept.tolist()}" in text("mask")
+    assert f"at Hz: {np.round(kept * rate / n, 2).tolist()}" in text("mask")
+    assert f"{rate} {n} float32" in text("signal")
+    played = [
+        o["data"]["text/html"]
+        for cell in ("signal", "original", "others")
+        for o in outputs[cell]
+        if "text/html" in o.get("data", {})
+    ]
+    assert len(played) == 4  # sufficient, original, complete, inverse
+    wav = re.search(r"base64,([^\"]+)", played[0])[1]
+    heard, heard_rate = sf.read(io.BytesIO(base64.b64decode(wav)), dtype="float32")
+    expected = np.fft.irfft(np.fft.rfft(samples.astype(np.float64)) * mask, n=len(samples))
+    assert heard_rate == rate and len(heard) == n
+    np.testing.assert_allclose(heard, np.clip(expected, -1, 1), atol=1 / 32767 + 1e-6)
+
+
+def _queries(text: str, pattern: str) -> int:
+    return int(re.search(pattern, text)[1].replace(",", ""))
+
+
+def test_the_dry_run_loads_the_models_and_estimates_the_queries_within_2x(
+    demo, tmp_path, monkeypatch
+) -> None:
+    """A dry run loads every model the job would (so one that cannot load fails it, as
+    the job would), and its query estimate is within a factor of 2 of what the job then
+    asks: for a model with stored explanations of its parameters (sp5 on the rest of the
+    spoof clips), and for parameters nothing was explained with (earshot, two trees)."""
+    _root, path, _lines, _err = demo
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(path, copy)
+    _sigwh(copy, "dataset", "add", "spoof-eval", "--no-progress")
+    for model, args in ((MODEL, SAME), ("earshot", [*SAME, "--iterations", "2"])):
+        planned = _sigwh(copy, "ingest", "--model", model, *args, "--dry-run")
+        assert "models the job loads, each loaded now to check:" in planned
+        estimate = _queries(planned, r"estimated model queries: ~([\d,]+)")
+        done = _sigwh(copy, "ingest", "--model", model, *args)
+        actual = _queries(done, r"([\d,]+) model queries in")
+        print(f"{model}: estimated {estimate:,} queries, asked {actual:,}")  # pytest -s
+        assert 0.5 <= actual / estimate <= 2, (model, estimate, actual)
+    # outside the checkout, without the catalog that lists the hf model: the dry run fails
+    monkeypatch.setenv("SIGWH_CATALOG", str(tmp_path / "no-catalog"))
+    result = CliRunner().invoke(
+        app, ["--warehouse", str(copy), "ingest", "--model", MODEL, "--preset", "default",
+              "--dry-run"],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "error:" in result.output and MODEL in result.output

@@ -86,9 +86,10 @@ def test_defaults_are_shown_and_are_the_ones_used() -> None:
     ingest = " ".join(_help(("ingest",), 80).split())
     defaults = FreqrexParams()
     assert "--iterations <int> freqrex responsibility iterations" in ingest
-    assert f"(default: the preset's; {defaults.iterations} in 'default')" in ingest
-    assert f"δ of δ-completeness. (default: the preset's, {defaults.delta})" in ingest
-    assert "to start from: 'default' (masks certified" in ingest and "[default: default]" in ingest
+    assert f"(default: the set's; {defaults.iterations} in 'default')" in ingest
+    assert f"δ of δ-completeness. (default: the set's; {defaults.delta} in 'default')" in ingest
+    assert "to start from (default: the warehouse's current set, the one it was built" in ingest
+    assert "'default' (masks certified" in ingest
     assert f"[default: {defaults.batch_size}]" in ingest
     demo = " ".join(_help(("demo",), 80).split())
     assert f"registers the rest later). [default: {DEMO_PER_LABEL}]" in demo
@@ -107,3 +108,20 @@ def test_every_option_without_a_default_says_what_omitting_it_means() -> None:
             if not any(w in words for w in ("default", "only", "instead of", "without it")):
                 silent.append(f"{' '.join(path)} {p.opts[0]}")
     assert silent == []
+
+
+@pytest.mark.parametrize("columns", [60, 80, 100])
+def test_no_word_of_any_help_is_cut(columns: int) -> None:
+    """Every word of every option's help, `$SLURM_ARRAY_TASK_COUNT` and `1-minimal`
+    included, is printed whole at any width (click cuts a word longer than the column,
+    and breaks at hyphens)."""
+    cut = []
+    for path, cmd in COMMANDS:
+        printed = set(_help(path, columns).split())
+        for param in cmd.params:
+            for word in (getattr(param, "help", None) or "").split():
+                if word not in printed:
+                    cut.append((" ".join(path), param.name, word))
+    assert cut == []
+    ingest = _help(("ingest",), 60).split()
+    assert "$SLURM_ARRAY_TASK_COUNT." in ingest and "1-minimal" in ingest

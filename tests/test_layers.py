@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("jobs", ("sigwarehouse.jobs",)),
     ("report", ("sigwarehouse.report",)),
     ("analyses", ("sigwarehouse.analyses",)),
+    ("api", ("sigwarehouse.api",)),
     ("corpus", ("sigwarehouse.corpus",)),
     ("cli", ("sigwarehouse.cli", "sigwarehouse.__main__")),
 ]

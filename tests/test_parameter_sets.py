@@ -188,3 +188,32 @@ def test_report_analyses_show_the_shown_set_and_name_every_set(path: Path) -> No
         assert set(frame["params_hash"]) == {A}, name
     shown_row = params.filter(params["parameter"] == "shown for tasks").row(0, named=True)
     assert (shown_row[A], shown_row[B]) == ("t, u", "-")
+
+
+def test_the_current_set_is_shown_wherever_its_task_has_explanations(path: Path) -> None:
+    add_set(path, B, ["m1", "m2"], "2020-01-01")  # fewer explanations, an older run
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO current_params (params_hash) VALUES (?)", [B])
+    con.close()
+    assert shown(path) == {"t": B, "u": A}  # u has no explanation with B
+    rows = query(path, "SELECT task, params_hash, current FROM parameter_sets ORDER BY ALL")
+    assert rows == [("t", B, True), ("t", A, False), ("u", A, False)]
+    expected = {k: v for k, v in hand_alpha(path, B).items() if k[0] == "t"}
+    expected |= {k: v for k, v in hand_alpha(path, A).items() if k[0] == "u"}
+    assert alpha(path, "alpha_transferability") == expected
+
+
+def test_migrating_an_older_warehouse_makes_its_largest_set_current(path: Path) -> None:
+    add_set(path, B, ["m1", "m2", "s1"], "2030-01-01")  # newer, fewer explanations
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE current_params")
+    con.execute(f"DELETE FROM {store.MIGRATIONS_TABLE} WHERE version = 10")
+    con.close()
+    con = store.connect(path, package_views=False)
+    try:
+        applied = store.migrate(con)
+        assert [m.version for m in applied] == [10]
+        assert con.execute("SELECT params_hash FROM current_params").fetchall() == [(A,)]
+    finally:
+        con.close()
+    assert shown(path) == {"t": A, "u": A}

@@ -1,4 +1,13 @@
-"""sigwarehouse: causal transferability analysis of audio classifiers, in DuckDB."""
+"""sigwarehouse: causal transferability analysis of audio classifiers, in DuckDB.
+
+For notebooks (see sigwarehouse.api and docs/notebook.ipynb):
+
+    import sigwarehouse
+    wh = sigwarehouse.open("warehouse.duckdb")   # read-only
+    wh.alpha(task="speech"); wh.summary()        # Polars DataFrames
+    e = wh.explanation("webrtc", clip_id=1)      # masks as NumPy bools, bands in Hz
+    e.signal("sufficient")                       # plays in a notebook
+"""
 
 import os
 
@@ -11,3 +20,20 @@ __version__ = "0.1.0"
 # nothing measurable on an idle machine. It must be set before torch loads OpenMP, so
 # here, where every entry point (CLI, jobs, tests) starts; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The notebook API, loaded on first use (PEP 562), so that `import sigwarehouse` (every
+# CLI start) does not load Polars and DuckDB for it.
+_API = ("open", "Warehouse", "Explanation", "Signal")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from importlib import import_module  # the API loads on first use: see above
+
+        return getattr(import_module("sigwarehouse.api"), name)
+    raise AttributeError(f"module 'sigwarehouse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

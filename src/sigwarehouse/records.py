@@ -1,5 +1,5 @@
 """Warehouse look-ups the jobs share: a model's catalog record, a task's labels and
-datasets, and the parameter set of a model's explanations.
+datasets, the parameter set of a model's explanations and the warehouse's current set.
 
 Each refuses what is not there with a SigwhError that says what to run, so every job
 (and every command over it) words the same mistake the same way.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.freqrex.params import FreqrexParams
+from sigwarehouse.freqrex.params import ALGORITHM_VERSION, PRESETS, FreqrexParams
 
 if TYPE_CHECKING:
     import duckdb
@@ -115,3 +115,52 @@ def explained_params(
     if chosen[1] is None:
         raise SigwhError(f"parameter set {chosen[0]} is not in freqrex_params")
     return chosen[0], FreqrexParams.from_dict(json.loads(chosen[1]))
+
+
+@dataclass(frozen=True)
+class CurrentParams:
+    """The warehouse's current parameter set (table current_params) as stored."""
+
+    params_hash: str
+    values: dict  # the stored parameters (freqrex_params.params), runtime fields included
+
+    def params(self) -> FreqrexParams:
+        """The set as FreqrexParams, to continue it. Refuses a set this code cannot make
+        again (an earlier search version, or parameters it no longer knows)."""
+        version = self.values.get("algorithm")
+        if version != ALGORITHM_VERSION:
+            raise SigwhError(
+                f"the warehouse's current parameter set {self.params_hash} was made by "
+                f"search version {version}; this sigwarehouse runs version "
+                f"{ALGORITHM_VERSION}: choose a set with --preset (its results stay apart)"
+            )
+        try:
+            params = FreqrexParams.from_dict(self.values)
+        except (TypeError, ValueError) as exc:
+            raise SigwhError(
+                f"the warehouse's current parameter set {self.params_hash} cannot be "
+                f"continued ({exc}): choose a set with --preset (its results stay apart)"
+            ) from exc
+        if params.hash() != self.params_hash:
+            raise SigwhError(
+                f"the warehouse's current parameter set {self.params_hash} hashes to "
+                f"{params.hash()} in this sigwarehouse: choose a set with --preset"
+            )
+        return params
+
+    def preset(self) -> str | None:
+        """The name of the preset this set is, if it is one."""
+        return next((n for n, p in PRESETS.items() if p.hash() == self.params_hash), None)
+
+
+def current_params(con: duckdb.DuckDBPyConnection) -> CurrentParams | None:
+    """The warehouse's current parameter set, or None while no ingest job has set one."""
+    row = con.execute(
+        "SELECT c.params_hash, p.params FROM current_params c"
+        " LEFT JOIN freqrex_params p USING (params_hash)"
+    ).fetchone()
+    if row is None:
+        return None
+    if row[1] is None:
+        raise SigwhError(f"the current parameter set {row[0]} is not in freqrex_params")
+    return CurrentParams(row[0], json.loads(row[1]))

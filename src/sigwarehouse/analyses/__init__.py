@@ -2,7 +2,8 @@
 
 Each module has `run(con) -> sigwarehouse.report.sections.Section`. `run_all` runs
 every analysis; `build_report` hands the report its sections in page order (`REPORT`):
-the results, the listenable examples that illustrate them, then how the data was made.
+the results, the listenable examples that illustrate them and their spectra, then how
+the data was made.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sigwarehouse.analyses import (
     pretrained,
     provenance,
     silence,
+    spectra,
     spectral_entropy,
     sufficient_vs_complete,
     transferability,
@@ -49,7 +51,7 @@ RESULTS: tuple[ModuleType, ...] = (
     asr_fidelity,
 )
 MODULES: tuple[ModuleType, ...] = (*RESULTS, provenance)
-REPORT: tuple[ModuleType, ...] = (*RESULTS, examples, provenance)
+REPORT: tuple[ModuleType, ...] = (*RESULTS, examples, spectra, provenance)
 
 
 def run_all(con: duckdb.DuckDBPyConnection) -> list[Section]:

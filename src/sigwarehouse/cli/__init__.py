@@ -16,6 +16,7 @@ import typer
 
 from sigwarehouse import __version__, store
 from sigwarehouse.cli import help as help_layout
+from sigwarehouse.cli import interrupt
 from sigwarehouse.cli.catalog import catalog_app
 from sigwarehouse.cli.common import (
     fail,
@@ -283,7 +284,7 @@ def demo(
         DEMO_PRESET,
         help="The freqrex parameter set every model explains with: 'quick' (about ten "
         "minutes on two cores) or 'default' (the figures to publish; several times "
-        "longer). `sigwh ingest --preset P` continues the same set.",
+        "longer). It becomes the warehouse's current set, which `sigwh ingest` continues.",
     ),
     workers: int = typer.Option(
         None,
@@ -338,4 +339,13 @@ help_layout.apply(app)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    interrupt.install()
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command started (its own end: friendly_errors)
+        interrupt.say()
+        raise SystemExit(interrupt.STATUS) from None
+    except SystemExit as exc:  # typer's own silent exit 130 for Ctrl-C outside a command
+        if exc.code == interrupt.STATUS:
+            interrupt.say_once()
+        raise

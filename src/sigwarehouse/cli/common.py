@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
+from sigwarehouse.cli import interrupt
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import trust
 from sigwarehouse.store import default_path
@@ -49,7 +50,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def friendly_errors(func: F) -> F:
-    """Decorate a command so that a SigwhError ends it with one line instead of a traceback."""
+    """Decorate a command so that a SigwhError ends it with one line instead of a
+    traceback, and Ctrl-C with one line and exit status 130 (see interrupt.py)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,7 +59,10 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SigwhError as exc:
             fail(str(exc))
-        except Exception as exc:
+        except (KeyboardInterrupt, Exception) as exc:
+            if interrupt.is_interrupt(exc):
+                interrupt.say()
+                raise typer.Exit(interrupt.STATUS) from None
             # DuckDB's errors on reading a damaged file (a block cut off, bytes that do not
             # deserialise) are about the file, not a bug here: say which file and what to do.
             if type(exc).__name__ not in {"IOException", "SerializationException"}:

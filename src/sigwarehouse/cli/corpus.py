@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from sigwarehouse.cli.common import friendly_errors
+
 corpus_app = typer.Typer(
     help="Build the demo corpus (emotion, genre, spoof) from offline Debian sources.",
     no_args_is_help=True,
@@ -14,6 +16,7 @@ corpus_app = typer.Typer(
 
 
 @corpus_app.command("build")
+@friendly_errors
 def build(
     out: Path = typer.Option(Path("data/corpus"), "--out", help="Corpus root directory."),
     seed: int = typer.Option(0, "--seed", help="Corpus seed; the same seed gives the same bytes."),

@@ -27,8 +27,9 @@ from sigwarehouse.models import trust
 from sigwarehouse.store import views
 
 # The demo explains with the "quick" preset (freqrex/params.py): the same definitions as
-# `sigwh ingest`'s defaults at fewer queries. `sigwh ingest --preset quick` continues it
-# on the demo's warehouse; `sigwh demo --preset default` gives the figures to publish.
+# `sigwh ingest`'s defaults at fewer queries. It becomes the warehouse's current set, so
+# `sigwh ingest --model M` continues it on the demo's warehouse; `sigwh demo --preset
+# default` gives the figures to publish.
 DEMO_PRESET = "quick"
 DEMO_PARAMS = PRESETS[DEMO_PRESET]
 # Clips of each label every model explains. `sigwh demo --all-clips` explains the whole
@@ -238,7 +239,10 @@ def _run(
 
     def explain(plan: ingest.IngestPlan) -> ingest.IngestSummary:
         say(f"{plan.model}: explaining {len(plan.clip_ids)} clip(s)")
-        with ingest.progress_bar(plan) if progress else nullcontext() as bar:
+        with (
+            ingest.warnings_held(say),  # said after the bar, not inside it
+            ingest.progress_bar(plan) if progress else nullcontext() as bar,
+        ):
             return ingest.run_ingest(path, plan, device=device, progress=bar)
 
     plans = []

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from sigwarehouse import records, store
+from sigwarehouse.cli import interrupt
 from sigwarehouse.cli.common import fail, friendly_errors, warehouse_path
 from sigwarehouse.cli.options import Dataset, Device, DryRun, Model
 from sigwarehouse.devices import CPU_CLIPS_PER_BATCH, GPU_CLIPS_PER_BATCH
@@ -16,6 +18,10 @@ from sigwarehouse.jobs.writer import HoldPolicy, hold_at_most
 
 # The defaults shown in --help are the parameters' own; the demo uses the "quick" preset.
 DEFAULTS = FreqrexParams()
+
+
+def warn(message: str) -> None:
+    typer.secho(message, fg=typer.colors.YELLOW, err=True)
 
 
 def _parse_batch_size(text: str) -> int | None:
@@ -31,8 +37,18 @@ def _parse_batch_size(text: str) -> int | None:
     return value
 
 
+def _current_params(path: Path) -> records.CurrentParams | None:
+    """The warehouse's current parameter set; None for a missing file or one with
+    migrations pending (the job itself then says what to do)."""
+    if not path.exists():
+        return None
+    with store.opened(path, read_only=True, package_views=False) as con:
+        return None if store.pending(con) else records.current_params(con)
+
+
 def _parse_params(
-    preset: str,
+    preset: str | None,
+    current: records.CurrentParams | None,
     seed: int | None,
     iterations: int | None,
     delta: float | None,
@@ -40,10 +56,15 @@ def _parse_params(
     dtype: str | None,
     extra: list[str],
 ) -> FreqrexParams:
-    """The preset's parameters, with what the command line names replacing its values."""
-    if preset not in PRESETS:
+    """The preset's parameters (without --preset: the warehouse's current set, else the
+    default preset), with what the command line names replacing its values."""
+    if preset is not None and preset not in PRESETS:
         fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    values = PRESETS[preset].to_dict() | {"batch_size": batch_size, "dtype": dtype}
+    if preset is None and current is not None:
+        base = current.params()
+    else:
+        base = PRESETS[preset or "default"]
+    values = base.to_dict() | {"batch_size": batch_size, "dtype": dtype}
     given = {"seed": seed, "iterations": iterations, "delta": delta}
     values |= {key: value for key, value in given.items() if value is not None}
     for item in extra:
@@ -111,7 +132,8 @@ def ingest(
         None,
         help="i/n: only clips whose id % n == i, to split a job across processes "
         "(default: every clip). With --into, each shard writes its own file, e.g. one "
-        "per task of a SLURM array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.",
+        "per task of a SLURM array, i from $SLURM_ARRAY_TASK_ID and n from "
+        "$SLURM_ARRAY_TASK_COUNT.",
     ),
     into: Path | None = typer.Option(
         None,
@@ -138,33 +160,37 @@ def ingest(
         min=1,
         help="With --ray: how many actors (default: one per GPU of the cluster, else one per CPU).",
     ),
-    preset: str = typer.Option(
-        "default",
-        help="Parameter set to start from: 'default' (masks certified 1-minimal per "
-        "variable up to 1024 kept variables: the figures to publish) or 'quick' (the "
-        "demo's: two responsibility trees instead of four, certification up to 256 kept "
-        "variables, a sampled figure above). The options below replace single values "
-        "of it.",
+    preset: str | None = typer.Option(
+        None,
+        help="Parameter set to start from (default: the warehouse's current set, the one "
+        "it was built with, shown by `sigwh info`; 'default' for a warehouse without "
+        "results): 'default' (masks certified 1-minimal per variable up to 1024 kept "
+        "variables: the figures to publish) or 'quick' (the demo's: two responsibility "
+        "trees instead of four, certification up to 256 kept variables, a sampled figure "
+        "above). The options below replace single values of it. Results of a set other "
+        "than the current one stay apart (the _for macros reach them).",
+        show_default=False,
     ),
     seed: int | None = typer.Option(
         None,
         help="Seed of the freqrex search (stored with every row). "
-        f"(default: the preset's, {DEFAULTS.seed})",
+        f"(default: the set's; {DEFAULTS.seed} in 'default')",
     ),
     iterations: int | None = typer.Option(
         None,
         help="freqrex responsibility iterations (random refinement trees). "
-        f"(default: the preset's; {DEFAULTS.iterations} in 'default')",
+        f"(default: the set's; {DEFAULTS.iterations} in 'default')",
     ),
     delta: float | None = typer.Option(
-        None, help=f"δ of δ-completeness. (default: the preset's, {DEFAULTS.delta})"
+        None, help=f"δ of δ-completeness. (default: the set's; {DEFAULTS.delta} in 'default')"
     ),
     param: list[str] = typer.Option(
         [],
         "--param",
         metavar="KEY=VALUE",
         help="Any other freqrex parameter (repeatable), e.g. --param min_band_bins=32; "
-        "every parameter and its default is in sigwarehouse.freqrex.params.FreqrexParams.",
+        "every parameter and its default is in the class FreqrexParams of sigwarehouse's "
+        "freqrex/params.py.",
     ),
     threads: int | None = typer.Option(
         None,
@@ -198,7 +224,14 @@ def ingest(
         fail(f"--dtype {dtype!r}: expected float32, bfloat16 or float16")
     fixed_batch = _parse_batch_size(batch_size)
     params = _parse_params(
-        preset, seed, iterations, delta, fixed_batch or DEFAULTS.batch_size, dtype, param
+        preset,
+        _current_params(warehouse_path()),
+        seed,
+        iterations,
+        delta,
+        fixed_batch or DEFAULTS.batch_size,
+        dtype,
+        param,
     )
     if ray is not None and into is not None:
         fail("--ray and --into: choose one (a Ray driver writes the warehouse itself)")
@@ -218,14 +251,17 @@ def ingest(
     plan = driver.plan(model, params, selection)
 
     def run(plan: job.IngestPlan) -> job.IngestSummary:
-        with job.progress_bar(plan) as progress:
+        with job.warnings_held(warn), job.progress_bar(plan) as progress:
             return driver.run(plan, progress)
 
     try:
         carry_out(plan, run, dry_run=dry_run, say=typer.echo)
     except KeyboardInterrupt:
-        typer.echo("interrupted: stored batches are kept; rerun the same command to go on")
-        raise typer.Exit(130) from None
+        interrupt.say("interrupted: stored batches are kept; rerun the same command to go on")
+        raise typer.Exit(interrupt.STATUS) from None
+    if dry_run and not plan.is_empty():  # a dry run that passes means the job can start
+        loaded = job.check_models(warehouse_path(), plan)
+        typer.echo(f"  models the job loads, each loaded now to check: {', '.join(loaded)}")
 
 
 @friendly_errors

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 Device = Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when available).")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and do nothing.")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan and do nothing (`sigwh ingest` also loads each model the job "
+        "would, to check that it can start).",
+    ),
+]
 Dataset = Annotated[
     str | None,
     typer.Option("--dataset", "-d", help="Only this dataset (default: every dataset of the task)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from sigwarehouse import store
+from sigwarehouse import records, store
 from sigwarehouse.errors import SigwhError
+from sigwarehouse.freqrex.params import PRESETS, RUNTIME_FIELDS
 from sigwarehouse.store import file_format, integrity, sql_files, transfer_counts, views
 from sigwarehouse.store.write_path import UNINDEXED_KEYS
 
@@ -331,6 +333,8 @@ def summary(path: Path) -> str:
             ).fetchall()
             for task, models in rows:
                 lines.append(f"models of {task}: {models}")
+        if "current_params" in names:
+            lines.append(_current_line(con))
         lines.append("rows per table:")
         lines += [f"  {name:<24} {n:>10}" for name, n in store.table_counts(con)]
         lines += duplicate_keys(con, names)
@@ -338,6 +342,31 @@ def summary(path: Path) -> str:
         return "\n".join(lines)
     finally:
         con.close()
+
+
+def _current_line(con: duckdb.DuckDBPyConnection) -> str:
+    """The warehouse's current parameter set: its hash, preset, how it differs from the
+    default preset, and how many explanations it has."""
+    current = records.current_params(con)
+    if current is None:
+        return "current parameter set: none yet (the first `sigwh ingest` sets it)"
+    n = con.execute(
+        "SELECT count(*) FROM explanations WHERE params_hash = ?", [current.params_hash]
+    ).fetchone()[0]
+    default = PRESETS["default"].to_dict()
+    changed = [
+        f"{k}={json.dumps(v)}"
+        for k, v in current.values.items()
+        if k not in RUNTIME_FIELDS and default.get(k) != v
+    ]
+    name = current.preset()
+    kind = f"preset {name}" if name else "custom: " + (", ".join(changed) or "as 'default'")
+    if name and name != "default":
+        kind += f": {', '.join(changed)}"
+    return (
+        f"current parameter set: {current.params_hash} ({kind}; {n:,} explanations), "
+        "continued by `sigwh ingest`"
+    )
 
 
 EXPORT_MEMORY = "1GB"  # DuckDB's memory limit while exporting (bench/bench_views.py --export)

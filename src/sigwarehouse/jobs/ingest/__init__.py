@@ -30,9 +30,9 @@ from sigwarehouse.jobs.ingest.batch import (
     SIGNAL_COLUMNS,
 )
 from sigwarehouse.jobs.ingest.drivers import Selection, Settings, create
-from sigwarehouse.jobs.ingest.local import run_ingest
+from sigwarehouse.jobs.ingest.local import check_models, run_ingest
 from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary, plan_ingest
-from sigwarehouse.jobs.ingest.progress import progress_bar
+from sigwarehouse.jobs.ingest.progress import progress_bar, warnings_held
 from sigwarehouse.jobs.ingest.rows import batch_tables, ingest_writer, probe_table, write_batch
 
 __all__ = [
@@ -45,11 +45,13 @@ __all__ = [
     "Selection",
     "Settings",
     "batch_tables",
+    "check_models",
     "create",
     "ingest_writer",
     "plan_ingest",
     "probe_table",
     "progress_bar",
+    "warnings_held",
     "run_ingest",
     "write_batch",
 ]

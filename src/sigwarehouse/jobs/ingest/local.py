@@ -27,6 +27,7 @@ from sigwarehouse.jobs.ingest.rows import (
 from sigwarehouse.jobs.ingest.runtime import longest_clip, runtime_choices
 from sigwarehouse.jobs.skeleton import JobRun, chunks, timed_models
 from sigwarehouse.jobs.writer import HoldPolicy
+from sigwarehouse.models.loader import load_models
 from sigwarehouse.models.precision import float32_only
 from sigwarehouse.records import task_models
 from sigwarehouse.store import write_path
@@ -71,6 +72,15 @@ def _cross_fill_batch(
     rows = batch.cross_fill_rows(plan, stored, waves, target, run.run_id)
     rows.count_into(run.counters)
     write_rows(write, rows)
+
+
+def check_models(path: Path, plan: IngestPlan) -> list[str]:
+    """Load every model the plan's job would load (each of the task's, on the CPU), as a
+    dry run's check: raises the SigwhError the job would raise, naming the model that
+    cannot load. Returns their names."""
+    with store.opened(path, read_only=True) as con:
+        records = task_models(con, plan.task)
+    return sorted(load_models(records, plan.task_labels, "cpu"))
 
 
 def run_ingest(

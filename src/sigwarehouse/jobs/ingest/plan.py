@@ -14,12 +14,46 @@ from typing import TYPE_CHECKING
 
 from sigwarehouse import probes
 from sigwarehouse.freqrex.params import FreqrexParams
-from sigwarehouse.records import model_record, task_datasets, task_labels, task_models
+from sigwarehouse.records import (
+    current_params,
+    model_record,
+    task_datasets,
+    task_labels,
+    task_models,
+)
 from sigwarehouse.signals import SIGNAL_KINDS
 from sigwarehouse.store import write_path
 
 if TYPE_CHECKING:
     import duckdb
+
+
+# A clip's explanation cost, in model queries per responsibility tree, where nothing
+# stored tells better. Engine 6: the demo's models (quick preset, two trees) took 290 to
+# 980 a clip on average, the default preset (four trees) about 1,660 on vc3; engine 7
+# asks fewer (earshot, two light trees: 320 a clip in tests/test_demo.py).
+QUERIES_PER_ITERATION = 250
+
+
+def past_queries_per_clip(
+    con: duckdb.DuckDBPyConnection, model: str, task: str, params_hash: str
+) -> int | None:
+    """What a clip's explanation cost, by what is stored with these parameters: the mean
+    queries of the model's own explanations, else of the task's other models', else of
+    any model's (None: nothing stored with them). A mean, not a median: a job's queries
+    are a sum over its clips, and a few clips cost several times the others."""
+    row = con.execute(
+        """
+        SELECT coalesce(
+            avg(e.queries) FILTER (WHERE e.model = ?),
+            avg(e.queries) FILTER (WHERE m.task = ?),
+            avg(e.queries))
+        FROM explanations AS e JOIN models AS m ON m.model = e.model
+        WHERE e.params_hash = ?
+        """,
+        [model, task, params_hash],
+    ).fetchall()[0][0]
+    return None if row is None else round(row)
 
 
 @dataclass
@@ -36,7 +70,9 @@ class IngestPlan:
     cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
     est_queries_per_clip: int = 0
     probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
-    shown_params: tuple[str, int] | None = None  # (hash, explanations) the task's views show
+    # the warehouse's current set (hash, its explanations of the task), else the set the
+    # task's views show; None: no set yet, these parameters become the current set
+    shown_params: tuple[str, int] | None = None
 
     def is_empty(self) -> bool:
         """True when the job would store nothing: no clip, no signal and no probe is missing."""
@@ -55,11 +91,14 @@ class IngestPlan:
             f"  estimated model queries: ~{self.estimated_queries():,}",
         ]
         ph = self.params.hash()
-        if self.shown_params is not None and self.shown_params[0] != ph:
+        if self.shown_params is None:
+            lines.append(f"  parameters {ph} become the warehouse's current set")
+        elif self.shown_params[0] != ph:
             shown, n = self.shown_params
             lines.append(
-                f"  note: the views show task {self.task}'s parameter set {shown} ({n:,} "
-                f"explanations); these parameters' results stay apart, reachable with "
+                f"  note: the warehouse's current parameter set is {shown} ({n:,} explanations "
+                f"of task {self.task}), which the views show and `sigwh ingest` continues; "
+                f"these parameters' results stay apart, reachable with "
                 f"alpha_transferability_for('{ph}') and the other _for macros"
             )
         return "\n".join(lines)
@@ -146,13 +185,15 @@ def plan_ingest(
         """,
         [model, params.hash(), datasets, task, count, index, model],
     ).fetchall()
-    past = con.execute(
-        "SELECT median(queries) FROM explanations WHERE model = ? AND params_hash = ?",
-        [model, params.hash()],
-    ).fetchone()[0]
+    past = past_queries_per_clip(con, model, task, params.hash())
+    current = current_params(con)
     shown = con.execute(
-        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ? AND shown", [task]
+        "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ?"
+        " AND (params_hash = ? OR (shown AND ?::VARCHAR IS NULL))",
+        [task, current and current.params_hash, current and current.params_hash],
     ).fetchone()
+    if shown is None and current is not None:  # the task has no explanation with it yet
+        shown = (current.params_hash, 0)
     return IngestPlan(
         model=model,
         task=task,
@@ -162,7 +203,7 @@ def plan_ingest(
         targets=[m.model for m in task_models(con, task)],
         clip_ids=clip_ids,
         cross_fill=[(m, c) for m, c in cross],
-        est_queries_per_clip=int(past) if past else 600,
+        est_queries_per_clip=past or QUERIES_PER_ITERATION * params.iterations,
         probe_samples=probes.pending_length(con, model, task),
         shown_params=None if shown is None else (shown[0], int(shown[1])),
     )

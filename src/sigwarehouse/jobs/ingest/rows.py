@@ -136,6 +136,11 @@ def started_run(
             "INSERT OR IGNORE INTO freqrex_params (params_hash, params) VALUES (?, ?)",
             [plan.params.hash(), json.dumps(plan.params.to_dict(), sort_keys=True)],
         )
+        # the first set a warehouse is built with becomes its current one (the views
+        # show it, later ingests continue it); a later set never replaces it
+        con.execute(
+            "INSERT OR IGNORE INTO current_params (params_hash) VALUES (?)", [plan.params.hash()]
+        )
     with (
         job_run(
             path, lambda run_id: IngestSummary(run_id, plan, counters), counters,

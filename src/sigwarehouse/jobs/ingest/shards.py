@@ -140,9 +140,17 @@ def merge_shard(path: Path, shard: Path) -> MergeSummary:
                 summary.added[table] = _merge_keyed(con, source, table)
             summary.added["job_errors"] = _merge_errors(con, source)
             summary.added["runs"] = _merge_runs(con, source)
+            _merge_current(con, source)
     finally:
         source.close()
     return summary
+
+
+def _merge_current(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse without a current parameter set takes the shard's (its first results)."""
+    row = source.execute("SELECT params_hash FROM current_params").fetchone()
+    if row is not None:
+        con.execute("INSERT OR IGNORE INTO current_params (params_hash) VALUES (?)", [row[0]])
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
