@@ -93,12 +93,8 @@ def run(con: duckdb.DuckDBPyConnection, per_model: int = examples.PER_MODEL) -> 
 
 def _examples(con: duckdb.DuckDBPyConnection, per_model: int) -> list[tuple]:
     """(model, clip_id, params_hash, task) of the Listen section's clips, in its order."""
-    chosen: dict[str, list[tuple]] = {}
-    for row in con.execute(examples._CHOICE_SQL).fetchall():  # the Listen section's rule
-        picks = chosen.setdefault(row[0], [])
-        if len(picks) < per_model:
-            picks.append((row[0], row[1], row[2], row[15]))
-    return [pick for picks in chosen.values() for pick in picks]
+    rows = con.execute(examples._CHOICE_SQL, {"per_model": per_model}).fetchall()
+    return [(row[0], row[1], row[2], row[15]) for row in rows]  # the Listen section's rule
 
 
 def _kept(bands: pl.DataFrame, kind: str) -> str:
