@@ -212,8 +212,9 @@ def explain(
             if stats is not None:
                 stats.update({key: stats.get(key, 0) + value for key, value in more.items()})
             again.clip_index, again.queries = i, again.queries + out[i].queries
-            for phase, count in out[i].queries_by_phase.items():
-                again.queries_by_phase[f"margin-{out[i].decision_margin:.2g}-{phase}"] = count
+            for phase, count in out[i].queries_by_phase.items():  # earlier attempts' phases
+                tried = f"margin-{out[i].decision_margin:.2g}-{phase}"
+                again.queries_by_phase[phase if phase.startswith("margin-") else tried] = count
             out[i] = again
     for ex in out:  # what was asked for, not the wider margin some clip needed: the hash
         ex.params = params.to_dict()
