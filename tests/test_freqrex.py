@@ -6,6 +6,8 @@ torch.fft / torch.stft and a model call, independently of the search code.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,12 @@ def _holds(model, wave, mask, c, sigma, params, complete, to_signal=fft_signal) 
     return bool(ok)
 
 
+def by(params: FreqrexParams, exp) -> FreqrexParams:
+    """The parameters with the margin the explanation's masks hold by (wider than the
+    parameters' where its verdicts depended on the rendering: Explanation.decision_margin)."""
+    return dataclasses.replace(params, decision_margin=exp.decision_margin)
+
+
 def removable_alone(model, wave, mask, c, sigma, params, complete, to_signal=fft_signal):
     """Share of the mask's kept variables whose single removal keeps the property,
     measured with plain FFTs and direct model calls (one variable at a time)."""
@@ -98,7 +106,7 @@ def check_definitions(model, waves, explanations, params, to_signal=fft_signal) 
             )
             if n_kept and exp.sufficient_checked == n_kept:
                 share = removable_alone(
-                    model, wave, exp.sufficient_mask, c, sigma, params, False, to_signal
+                    model, wave, exp.sufficient_mask, c, sigma, by(params, exp), False, to_signal
                 )
                 # one bin of slack: a removal right on the margin may round either way
                 assert abs(share - exp.sufficient_removable) <= 1 / n_kept
@@ -123,7 +131,7 @@ def check_definitions(model, waves, explanations, params, to_signal=fft_signal) 
             )
             if exp.complete_checked == n_kept:
                 share = removable_alone(
-                    model, wave, exp.complete_mask, c, sigma, params, True, to_signal
+                    model, wave, exp.complete_mask, c, sigma, by(params, exp), True, to_signal
                 )
                 assert abs(share - exp.complete_removable) <= 1 / n_kept
             checked += 1
@@ -151,7 +159,7 @@ def test_tone_explanations_are_small_minimal_and_point_at_the_tone(
         assert 0 < exp.sufficient_mask.sum() < 0.05 * exp.n_vars
         # 1-minimal per bin, re-measured with plain FFTs and a direct model call
         assert removable_alone(tone_model, wave, exp.sufficient_mask, exp.label_index,
-                               exp.confidence, params, complete=False) == 0.0  # fmt: skip
+                               exp.confidence, by(params, exp), complete=False) == 0.0  # fmt: skip
         hz = np.flatnonzero(exp.sufficient_mask) * 16000 / N_SAMPLES
         if LABELS[label] == "low":  # below the high tones' band (a minimal set need not
             assert (hz < 1000).all()  # be the tone itself: one clip's is a 64 Hz bin)
@@ -174,7 +182,7 @@ def test_complete_masks_are_one_minimal_per_bin(tone_model, tone_waves, explaine
             continue
         sizes.append(int(exp.complete_mask.sum()))
         assert removable_alone(tone_model, wave, exp.complete_mask, exp.label_index,
-                               exp.confidence, params, complete=True) == 0.0  # fmt: skip
+                               exp.confidence, by(params, exp), complete=True) == 0.0  # fmt: skip
     assert len(sizes) >= 6 and max(sizes) > 100  # large masks were among them
 
 
@@ -192,7 +200,7 @@ def test_a_sampled_minimality_figure_estimates_the_whole_mask(tone_model, tone_w
         assert exp.complete_checked == 64
         assert exp.complete_removable * 64 == pytest.approx(round(exp.complete_removable * 64))
         whole = removable_alone(tone_model, wave, exp.complete_mask, exp.label_index,
-                                exp.confidence, params, complete=True)  # fmt: skip
+                                exp.confidence, by(params, exp), complete=True)  # fmt: skip
         assert abs(whole - exp.complete_removable) <= 0.2  # ~4 standard errors at 64 bins
     assert sampled >= 1
 
@@ -208,8 +216,9 @@ def test_empty_signal_clips_are_searched_for_a_complete_mask(tone_model, tone_wa
         exp = explanations[i]
         assert exp.sufficient_reason == "empty-signal-keeps-class"
         assert exp.sufficient_mask is not None and not exp.sufficient_mask.any()
-        assert exp.queries_by_phase["responsibility"] == 0  # nothing needs to be kept
-        assert exp.queries_by_phase["complete-grow"] > 0  # but Def. 3 is searched
+        assert exp.queries_by_phase.get("responsibility", 0) == 0  # nothing needs to be kept
+        grown = [n for phase, n in exp.queries_by_phase.items() if phase.endswith("complete-grow")]
+        assert sum(grown) > 0  # but Def. 3 is searched (in some attempt: a retry reuses answers)
         assert exp.complete_mask is not None or exp.complete_reason == "no-complete-mask-found"
     found = [i for i in quiet if explanations[i].complete_mask is not None]
     assert found, "a quiet clip has a complete mask (a band whose removal changes the class)"
@@ -240,8 +249,9 @@ def test_no_clip_and_mask_is_queried_twice_outside_verification(tone_model, tone
     recording = _Recording(tone_model)
     out = explain(recording, waves, FreqrexParams(seed=5, iterations=2))
     repeats = sum(n - 1 for n in recording.seen.values())
-    # the final verification re-asks each returned mask (and the inverse) on purpose
-    verified = sum(
+    # the final verification re-asks each returned mask (and the inverse) on purpose, in
+    # each of three renderings (one of them the search's own)
+    verified = 3 * sum(
         (e.sufficient_mask is not None and e.sufficient_reason is None)
         + 2 * (e.complete_mask is not None)
         for e in out

@@ -127,7 +127,7 @@ def test_a_mask_that_fails_in_float32_sends_the_clip_to_a_float32_search(dtype) 
     model, wave = HiddenOffset(), two_tones()
     model.use_dtype(dtype)
     # The 16-bit search alone: its masks (500 Hz only) fail the float32 verification.
-    (first,) = _explain(model, [wave], LIGHT, None, precision.name_of(dtype))
+    (first,) = _explain(model, [wave], LIGHT, None, precision.name_of(dtype), LIGHT.decision_margin)
     assert first.float32_retry
     assert first.sufficient_reason == first.complete_reason == "verification-failed"
     # explain searches that clip again in float32 and returns masks that hold there.

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,7 @@ import torch
 
 from sigwarehouse.freqrex.oracle import MaskRequests, Oracle
 from sigwarehouse.freqrex.params import ALGORITHM_VERSION, FreqrexParams
-from sigwarehouse.freqrex.renderings import float64_signals, pcm16
+from sigwarehouse.freqrex.renderings import RENDERINGS, float64_signals, pcm16
 from sigwarehouse.freqrex.responsibility import responsibility_maps
 from sigwarehouse.freqrex.search import (
     Context,
@@ -108,6 +109,9 @@ class Explanation:
     # the largest output move between renderings on a mask that failed verification
     rendering_spread: float = 0.0
     failed: bool = False  # a mask it found failed verification (and was dropped)
+    # the model's answers on this clip's masks by mask fingerprint, while explain may
+    # search the clip again (emptied before it returns)
+    answers: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def sufficient_share(self) -> float | None:
@@ -205,10 +209,12 @@ def explain(
         if not retry:
             break
         for i in retry:
-            wide = 2 * max(out[i].decision_margin, out[i].rendering_spread)
+            wide = _wider_margin(out[i].decision_margin, out[i].rendering_spread, verify)
             wider = dataclasses.replace(searched, decision_margin=wide)
             more: dict = {}
-            [again] = _explain_in_precision(classifier, [clips[i]], wider, more, verify)
+            [again] = _explain_in_precision(
+                classifier, [clips[i]], wider, more, verify, known=out[i].answers
+            )
             if stats is not None:
                 stats.update({key: stats.get(key, 0) + value for key, value in more.items()})
             again.clip_index, again.queries = i, again.queries + out[i].queries
@@ -218,11 +224,20 @@ def explain(
             out[i] = again
     for ex in out:  # what was asked for, not the wider margin some clip needed: the hash
         ex.params = params.to_dict()
+        ex.answers = {}
     return out
 
 
 # how often a clip whose verdict depends on the rendering is searched again (a wider margin)
 RENDERING_RETRIES = 2
+
+
+def _wider_margin(margin: float, spread: float, base: float) -> float:
+    """At least twice the margin and twice the spread, rounded up to the parameters'
+    margin times a power of two: float noise of the batch moves a spread by ~1e-7, and on
+    so coarse a grid it almost never moves the margin a clip is searched with."""
+    unit = max(base, 1e-6)
+    return unit * 2.0 ** math.ceil(math.log2(2 * max(margin, spread, unit) / unit))
 
 
 def _explain_in_precision(
@@ -231,18 +246,20 @@ def _explain_in_precision(
     params: FreqrexParams,
     stats: dict | None,
     verify_margin: float,
+    known: dict | None = None,
 ) -> list[Explanation]:
     """explain's search in the classifier's precision, then again in float32 for the
-    clips whose masks failed their float32 verification (see the module doc)."""
+    clips whose masks failed their float32 verification (see the module doc). `known`:
+    answers already had for a single clip's masks (an earlier attempt's), reused."""
     dtype = getattr(classifier, "dtype", torch.float32)
     if dtype == torch.float32 or precision.in_float32_only():
-        return _explain(classifier, clips, params, stats, "float32", verify_margin)
+        return _explain(classifier, clips, params, stats, "float32", verify_margin, known)
     # Lower precision: search, then search again in float32 the clips with a returned
     # mask that failed its float32 verification (see the module doc).
     searched_in = str(dtype).removeprefix("torch.")
     first_stats: dict = {}
     retry_stats: dict = {}
-    out = _explain(classifier, clips, params, first_stats, searched_in, verify_margin)
+    out = _explain(classifier, clips, params, first_stats, searched_in, verify_margin, known)
     retry = [i for i, ex in enumerate(out) if ex.float32_retry]
     if retry:
         with precision.float32_only():
@@ -266,6 +283,7 @@ def _explain(
     stats: dict | None,
     searched_in: str,
     verify_margin: float,
+    known: dict | None = None,
 ) -> list[Explanation]:
     """explain's search on float32 clips: mutants in the classifier's precision (unless
     `searched_in` is float32), originals, empty signals and verification in float32.
@@ -281,6 +299,8 @@ def _explain(
         lambda n_samples: make_space(n_samples, params, getattr(classifier, "sample_rate", None)),
         params.batch_size,
     )
+    for key, probs in (known or {}).items():  # one clip's earlier answers (explain's retry)
+        oracle.answers[(0, *key)] = probs
     n, width, dev = oracle.n_clips, oracle.width, oracle.device
     seeds = [_clip_seed(w, params.seed) for w in clips]
     rows = np.arange(n)
@@ -411,6 +431,8 @@ def _explain(
         _build(ctx, i, probs[i], empty_probs[i], bool(empty_keeps[i]), resp[i], verdicts)
         for i in range(oracle.n_clips)
     ]
+    for (row, *key), answer in oracle.answers.items():  # for a retry of the clip
+        out[row].answers[tuple(key)] = answer
     for i, ex in enumerate(out):
         ex.searched_in = searched_in
         dropped = len(verdicts.extra[i]) < len(extra.get(i, []))
@@ -518,18 +540,11 @@ def _verify(
     if not checks:
         return verdicts
     clip = np.asarray([c[1] for c in checks], dtype=np.int64)
-    req = MaskRequests(
-        clip,
-        base=torch.as_tensor(np.stack([c[2] for c in checks]), device=ctx.oracle.device),
-        base_row=np.arange(len(checks)),
-        invert=np.asarray([c[3] for c in checks]),
-    )  # fmt: skip
     masks = np.stack([c[2] for c in checks])
     invert = np.asarray([c[3] for c in checks])
-    answers = {"float32": ctx.oracle.run(req, "verify", fresh=True)}
-    answers.update(
-        {k: torch.from_numpy(v) for k, v in _rendered(ctx.oracle, clip, masks, invert).items()}
-    )
+    answers = {
+        k: torch.from_numpy(v) for k, v in _rendered(ctx.oracle, clip, masks, invert).items()
+    }
     t, s = target[clip], sigma[clip]
     kind = np.asarray([c[0] for c in checks])
     verdict = {}  # per rendering: does each check's mask meet its definition there?
@@ -547,8 +562,8 @@ def _verify(
     spread = np.maximum(np.abs(p["float64"] - p["float32"]).max(axis=1),
                         np.abs(p["pcm16"] - p["float64"]).max(axis=1))  # fmt: skip
     split &= np.isfinite(spread)  # a non-finite answer fails everywhere; nothing to widen
-    for row, gap in zip(clip[split], spread[split], strict=True):
-        verdicts.spread[row] = max(verdicts.spread.get(row, 0.0), float(gap))
+    for row, gap in zip(clip[split], spread[split], strict=True):  # 4 decimals: a figure
+        verdicts.spread[row] = max(verdicts.spread.get(row, 0.0), round(float(gap), 4))
     p = p["float64"]  # stored: the probabilities of the signal signals_for builds
     at = {(kind, row, j): n for n, (kind, row, _, _, j) in enumerate(checks)}
 
@@ -577,21 +592,22 @@ def _verify(
 
 @torch.inference_mode()
 def _rendered(oracle: Oracle, clip: np.ndarray, masks: np.ndarray, invert: np.ndarray) -> dict:
-    """The model's probabilities on each requested signal in the renderings besides the
-    engine's own ("float64", "pcm16"; see freqrex.renderings), by direct calls."""
+    """The model's probabilities on each requested signal in each rendering of
+    freqrex.renderings, asked anew by direct calls (three model queries a signal)."""
     classifier = oracle.classifier
     rate = getattr(classifier, "sample_rate", None) or 16000  # only a WAV header field
-    out = {name: np.empty((len(clip), classifier.n_labels), np.float32)
-           for name in ("float64", "pcm16")}  # fmt: skip
+    out = {name: np.empty((len(clip), classifier.n_labels), np.float32) for name in RENDERINGS}
     for g in np.unique(oracle.group[clip]):
         idx = np.flatnonzero(oracle.group[clip] == g)
         space = oracle.spaces[g]
         local = oracle.local[torch.as_tensor(clip[idx], device=oracle.device)]
         kept = torch.as_tensor(masks[idx, : space.n_vars], device=oracle.device)
         kept = kept ^ torch.as_tensor(invert[idx], device=oracle.device)[:, None]
-        exact = float64_signals(space, oracle.waves[g][local], kept)
+        waves = oracle.waves[g][local]
+        single = space.inverse(space.forward(waves.float()) * space.expand(kept))
+        exact = float64_signals(space, waves, kept)
         written = torch.from_numpy(pcm16(exact.cpu().numpy(), rate)).to(oracle.device)
-        for name, signals in (("float64", exact), ("pcm16", written)):
+        for name, signals in (("float32", single), ("float64", exact), ("pcm16", written)):
             oracle._count(clip[idx], "verify")  # model queries like any other
             for a in range(0, len(idx), oracle.batch_size):
                 batch = signals[a : a + oracle.batch_size]

@@ -8,10 +8,11 @@ Earshot detectors) can move by hundredths on a faint signal of a few bins, becau
 1e-8 difference between two correct FFTs flips a sample's rounding. A stored verdict
 must hold for every rendering, so the final verification asks the model about each:
 
-- "float32": the engine's own (the oracle's float32 transform, on the device);
-- "float64": the transform in float64, cast to float32, the signal `signals_for` gives
-  and every stored probability is computed on (NumPy's float64 FFT gives the same
-  float32 samples but for a last-bit rounding once in billions);
+- "float32": the transform in single precision (torch's or NumPy's float32 FFT);
+- "float64": the transform in float64, cast to float32: what the search builds its
+  mutants as, the signal `signals_for` gives and every stored probability is computed
+  on (NumPy's float64 FFT gives the same float32 samples but for a last-bit rounding
+  once in billions);
 - "pcm16": that signal written as 16-bit PCM WAV and read back (soundfile, as a user's
   own round trip does it: clipped to [-1, 1], scaled by 32767 on writing and 1/32768 on
   reading).
