@@ -12,7 +12,7 @@ import typer
 
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import trust
-from sigwarehouse.store import default_path
+from sigwarehouse.store import default_path, io_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,15 +49,24 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def friendly_errors(func: F) -> F:
-    """Decorate a command so that a SigwhError ends it with one line instead of a traceback."""
+    """Decorate a command so that a SigwhError, a failed write and a damaged file end it
+    with one line instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except SigwhError as exc:
-            fail(str(exc))
+        except (typer.Exit, typer.Abort):  # the command's own ending, already said
+            raise
         except Exception as exc:
+            # A full disk or a failed write reaches us as whatever error the write raised
+            # (DuckDB's, an OSError, or ours around either): it says to free space or
+            # check the disk and rerun, never to restore the file.
+            failed_write = io_errors.explain(warehouse_path(), exc)
+            if failed_write is not None:
+                fail(str(failed_write))
+            if isinstance(exc, SigwhError):
+                fail(str(exc))
             # DuckDB's errors on reading a damaged file (a block cut off, bytes that do not
             # deserialise) are about the file, not a bug here: say which file and what to do.
             if type(exc).__name__ not in {"IOException", "SerializationException"}:

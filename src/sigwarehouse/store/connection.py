@@ -29,7 +29,7 @@ import duckdb
 
 from sigwarehouse import __version__
 from sigwarehouse.errors import WarehouseError
-from sigwarehouse.store import file_format, integrity, sql_files, views
+from sigwarehouse.store import file_format, integrity, io_errors, sql_files, views
 from sigwarehouse.store.atomic import transaction
 from sigwarehouse.store.sql_files import MIGRATIONS_TABLE, Migration
 
@@ -107,6 +107,7 @@ def connect(
             views.install(con, path, todo)
     except duckdb.Error as exc:
         con.close()
+        _raise_if_write_failed(path, exc)
         raise WarehouseError(
             f"{path} cannot be read: {_first_line(exc)}; the file may be damaged: restore "
             "it from a backup or a copy"
@@ -140,9 +141,18 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
             raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
 
 
+def _raise_if_write_failed(path: Path, exc: Exception) -> None:
+    """A full disk or a failed write (opening replays and checkpoints the file's log, and
+    the checks write a reference file in the temporary folder) is not a damaged file."""
+    failed = io_errors.explain(path, exc)
+    if failed is not None:
+        raise failed from exc
+
+
 def _explain_unreadable(path: Path, exc: Exception) -> None:
-    """Raise the clearer error when DuckDB cannot open an existing file: not a DuckDB
-    file, or cut off (DuckDB could not read a block it needs)."""
+    """Raise the clearer error when DuckDB cannot open an existing file: a failed write,
+    not a DuckDB file, or cut off (DuckDB could not read a block it needs)."""
+    _raise_if_write_failed(path, exc)
     if path.exists():
         file_format.read_header(path)
         if "Could not read enough bytes" in str(exc):
