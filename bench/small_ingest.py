@@ -23,13 +23,14 @@ LIGHT = [
 ]  # fmt: skip
 
 
-def build(path: Path, models: int = 1) -> list[str]:
-    """A warehouse at `path` with the shipped catalog, the spoof evaluation clips and the
-    first `models` spoof models (by name; the first is the small 1-D CNN); returns them."""
+def build(path: Path, models: int = 1, store_audio: bool = False) -> list[str]:
+    """A warehouse at `path` with the shipped catalog, the spoof evaluation clips (their
+    audio stored in the file with store_audio) and the first `models` spoof models (by
+    name; the first is the small 1-D CNN); returns them."""
     store.init(path)
     with store.opened(path) as con:
         catalog.sync(con, REPO / "ingest")
-        clips.add_dataset(con, DATASET, progress=False)
+        clips.add_dataset(con, DATASET, store_audio=store_audio, progress=False)
         con.execute(
             "DELETE FROM models WHERE task = ? AND model NOT IN"
             " (SELECT model FROM models WHERE task = ? ORDER BY model LIMIT ?)",

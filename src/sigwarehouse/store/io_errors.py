@@ -23,12 +23,17 @@ from sigwarehouse.errors import WarehouseError
 # is how they reach us through DuckDB's messages.
 NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _NO_ROOM_TEXT = tuple(os.strerror(code) for code in NO_ROOM)
-# DuckDB's words for a write-side system call on a file that failed (a read that fails
-# is left to the checks of damaged files): Could not write file "…": …
+# DuckDB's words for a write-side system call on a file that failed, e.g.
+#   Could not write file "….wal": Input/output error
+# (a read that fails is left to the checks of damaged files). The name is quoted \"so\"
+# where DuckDB wraps the message in JSON (a failed asynchronous write of an export).
 _FAILED_CALL = re.compile(
-    r'Could not (?:write|fsync|truncate|sync)(?: file)? "([^"]+)"[^:]*: ?(.*)',
+    r'Could not (?:write|fsync|truncate|sync)(?: file)? \\?"([^"\\]+)\\?"[^:]*: ?([^"\\\n]*)',
     re.IGNORECASE,
 )
+# A write DuckDB cannot recover from in this process ends its database: FATAL Error:
+# fsync failed! The file holds what was committed before (the log is replayed on open).
+_FATAL_CALL = re.compile(r"(?:fsync|write)\w* failed!?", re.IGNORECASE)
 
 
 def _chain(exc: BaseException):
@@ -55,13 +60,18 @@ def no_room_cause(exc: BaseException) -> tuple[str, str | None] | None:
     return None
 
 
-def failed_call(exc: BaseException) -> tuple[str, str] | None:
+def failed_call(exc: BaseException) -> tuple[str | None, str] | None:
     """(the file, the system's message) when `exc`, or an error it was raised from, is
-    DuckDB saying a system call on a file failed; else None."""
+    DuckDB saying a system call on a file failed; else None. The file is None where
+    DuckDB names none (its fatal "fsync failed!", after which it drops the database)."""
     for current in _chain(exc):
-        call = _FAILED_CALL.search(str(current))
+        text = str(current)
+        call = _FAILED_CALL.search(text)
         if call:
-            return call[1], call[2].strip().splitlines()[0] if call[2].strip() else "failed"
+            return call[1], call[2].strip() or "failed"
+        fatal = _FATAL_CALL.search(text)
+        if fatal:
+            return None, fatal[0]
     return None
 
 
@@ -81,7 +91,7 @@ def explain(warehouse: Path, exc: BaseException) -> WarehouseError | None:
     if call is not None:
         named, cause = call
         return WarehouseError(
-            f"{warehouse}: the system failed a call on {named}: {cause}. What was being "
+            f"{warehouse}: the system failed a call on {named or 'it'}: {cause}. What was being "
             "written is rolled back and everything stored before is kept; check the disk "
             "(e.g. `dmesg`, free space) and rerun the same command: it goes on from there"
         )
