@@ -107,8 +107,29 @@ def test_every_generated_file_decodes_or_is_refused_for_its_length(data: bytes) 
     check_decoded(data, min_duration_s=0.05)
 
 
+def _wav_at_rate(rate: int) -> bytes:
+    """A 100-frame WAV whose header's sample rate field says `rate`."""
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(100), SR, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    data[24:28] = rate.to_bytes(4, "little")
+    return bytes(data)
+
+
 @MANY
 @given(mutated())
+# Found by this test: a header byte turned the rate into ~1.2 GHz, and resampling from it
+# designed a filter of billions of taps (a MemoryError, or minutes). Now refused.
+@example(_wav_at_rate(0x48000000))
+@example(_wav_at_rate(999_983))
+@example(_wav_at_rate(0))
+# Found by this test: a FLAC whose STREAMINFO declares 3.17e9 frames; reading it in one
+# go allocated them first (a 23.6 GiB MemoryError). Now read a block at a time: truncated.
+@example(
+    b'fLaC\x00\x00\x00"\x10\x00\x10\x00\x00\x00\x0c\x00\x00\x0c\x01\xf4\x00\xf0\xbd\x00\x00'
+    b"\x01)\xf2.\x1c\x02B\xdfV\xfe\xfa\xa9\x8c\xe0UL6\x84\x00\x00( \x00\x00\x00reference libFLAC"
+    b" 1.4.3 20230623\x00\x00\x00\x00\xff\xf8d\x08\x00\x00\xe3\x03\x121\x04\xbb"
+)
 def test_mutated_files_decode_cleanly_or_are_rejected(data: bytes) -> None:
     check_decoded(data)
 

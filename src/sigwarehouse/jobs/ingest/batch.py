@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from sigwarehouse.audio import ClipSource, load_source
+from sigwarehouse.audio import ClipLoadError, ClipSource, load_source
 from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 from sigwarehouse.jobs.ingest.plan import IngestPlan
@@ -127,6 +127,32 @@ def load_waves(sources: list[ClipSource], device: str) -> list[torch.Tensor]:
     """The clips' audio, decoded where this process runs: the FLAC blob the warehouse
     stores, else the file under the dataset's root (checked against its hash)."""
     return waves_of([load_source(s) for s in sources], device)
+
+
+def explain_sources(
+    plan: IngestPlan,
+    clip_ids: list[int],
+    sources: list[ClipSource],
+    models: dict[str, AudioClassifier],
+    run_id: str,
+    device: str,
+) -> BatchRows:
+    """explain_rows on the clips whose audio loads; a clip whose audio cannot be loaded
+    (a damaged blob, a moved or changed file) gets a job_errors row naming it and why,
+    and the batch's other clips are explained as ever."""
+    loaded, waves, errors = [], [], []
+    for clip_id, source in zip(clip_ids, sources, strict=True):
+        try:
+            waves.append(load_source(source))
+        except ClipLoadError as exc:
+            errors.append(dict(model=plan.model, clip_id=clip_id, stage="load", error=str(exc)))
+            continue
+        loaded.append(clip_id)
+    if not loaded:
+        return BatchRows(errors=errors)
+    rows = explain_rows(plan, loaded, waves_of(waves, device), models, run_id)
+    rows.errors = errors + rows.errors
+    return rows
 
 
 def explain_rows(

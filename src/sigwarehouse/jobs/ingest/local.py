@@ -47,8 +47,7 @@ def _explain_batch(
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store.
     Audio is read from `source` (a shard job's main warehouse), else from the run's file."""
     sources = read_clip_sources(source or run.path, clip_ids, read_only=source is not None)
-    waves = batch.load_waves(sources, device)
-    rows = batch.explain_rows(plan, clip_ids, waves, models, run.run_id)
+    rows = batch.explain_sources(plan, clip_ids, sources, models, run.run_id, device)
     rows.count_into(run.counters)
     write_rows(write, rows)
 

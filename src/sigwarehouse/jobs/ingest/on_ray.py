@@ -96,8 +96,7 @@ class IngestWorker:
     ) -> dict:
         before = self._spent()
         started = time.perf_counter()
-        waves = batch.load_waves(sources, self.device)
-        rows = batch.explain_rows(plan, clip_ids, waves, self.models, run_id)
+        rows = batch.explain_sources(plan, clip_ids, sources, self.models, run_id, self.device)
         return self._payload(rows, before, started)
 
     def cross_fill(
