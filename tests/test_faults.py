@@ -235,3 +235,50 @@ def test_seeded_io_errors_fail_clearly_and_lose_nothing(tmp_path: Path) -> None:
     for trial in figures["each"]:
         if trial["outcome"] == "failed":
             assert "rerun the same command" in trial["error"], trial
+
+
+# --- a damaged audio blob ----------------------------------------------------------------
+
+
+def test_a_damaged_audio_blob_is_one_job_error_and_every_other_clip_is_explained(
+    with_audio: Path, tmp_path: Path
+) -> None:
+    """Four bytes flipped in the middle of one clip's stored FLAC (the file itself stays
+    whole: DuckDB's own checks pass). The ingest records that clip in job_errors, naming
+    it, and stores for every other clip what an ingest of the undamaged file stores."""
+    args = _ingest_args(with_audio)
+    reference_path = shutil.copyfile(with_audio, tmp_path / "reference.duckdb")
+    assert sigwh(reference_path, *args).exit_code == 0
+    reference = _facts(reference_path)
+    damaged_clip = min(r[1] for r in reference["explanations"])
+    path = shutil.copyfile(with_audio, tmp_path / "damaged.duckdb")
+    con = duckdb.connect(str(path))
+    try:
+        blob = bytearray(con.execute("SELECT audio FROM clips WHERE clip_id = ?",
+                                     [damaged_clip]).fetchall()[0][0])  # fmt: skip
+        middle = len(blob) // 2
+        blob[middle : middle + 4] = bytes(b ^ 0xFF for b in blob[middle : middle + 4])
+        con.execute("UPDATE clips SET audio = ? WHERE clip_id = ?", [bytes(blob), damaged_clip])
+        clips_before = con.execute("SELECT * FROM clips ORDER BY clip_id").fetchall()
+    finally:
+        con.close()
+    result = sigwh(path, *args)
+    assert result.exit_code == 0, result.output
+    stored = _facts(path)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        errors = con.execute("SELECT model, clip_id, stage, error FROM job_errors").fetchall()
+        run = con.execute("SELECT status, clips_done, n_errors FROM runs").fetchall()
+        clips_after = con.execute("SELECT * FROM clips ORDER BY clip_id").fetchall()
+        assert small_ingest.tally_mismatches(con) == []
+    finally:
+        con.close()
+    ((model, clip, stage, error),) = errors
+    assert (clip, stage) == (damaged_clip, "load")
+    assert f"clip {damaged_clip} (" in error and "stored in the warehouse is damaged" in error
+    n_clips = len(reference["explanations"])
+    assert run == [("done", n_clips - 1, 1)]
+    for table in ("explanations", "original_probs", "signal_probs"):
+        assert stored[table] == [r for r in reference[table] if r[1] != damaged_clip], table
+    assert stored["model_probes"] == reference["model_probes"]
+    assert clips_after == clips_before  # nothing else changes: the damaged blob included
