@@ -210,20 +210,19 @@ def trial(
 
 
 def where(error: str | None) -> str:
-    """A short name for where a failed trial's error arose."""
+    """What a failed trial's error says went wrong, and in which file."""
     if error is None:
         return "-"
-    for phrase, name in (
-        ("Failed to commit", "commit"),
-        ("cannot be read", "opening the file"),
-        ("cannot open", "opening the file"),
-        ("Could not write file", "write"),
-        ("fsync", "fsync"),
-        ("checkpoint", "checkpoint"),
-    ):
-        if phrase in error:
-            return name
-    return error[:60]
+    what = "no room" if "The disk is full" in error else "failed call"
+    if "sigwh-reference" in error:
+        file = "the checks' temporary file"
+    elif ".wal" in error:
+        file = "the write-ahead log"
+    elif ": a write failed:" in error:
+        file = "unnamed (DuckDB's fatal fsync)"
+    else:
+        file = "the warehouse file"
+    return f"{what}: {file}"
 
 
 def _args(model: str, per_label: int) -> list[str]:

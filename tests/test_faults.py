@@ -108,7 +108,7 @@ def test_an_export_past_a_file_size_limit_says_so_and_a_rerun_completes(
     done = subprocess.run(cmd, preexec_fn=limited, capture_output=True, text=True, env=env)
     assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
     line = _one_error_line(done.stderr)
-    assert f"{base}: a write ({out}/" in line and "File too large" in line
+    assert f"{base}: a write to {out}/" in line and "File too large" in line
     assert "rerun the same command" in line and "restore" not in line
     assert not out.exists()  # the partial export is gone, so the rerun is not refused
     assert digest(base.parent) == before  # the warehouse is only read
@@ -165,7 +165,7 @@ def test_an_ingest_on_a_full_disk_keeps_its_batches_and_completes_once_there_is_
         failed = sigwh(path, *args)
         assert failed.exit_code == 1, failed.output
         line = _one_error_line(failed.output)
-        assert f"{path}: a write ({path}.wal) failed: No space left on device" in line
+        assert f"{path}: a write to {path}.wal failed: No space left on device" in line
         assert "everything stored before is kept" in line and "rerun the same command" in line
         stored = _facts(path)  # the file opens
         n = len(stored["explanations"])

@@ -81,17 +81,18 @@ def explain(warehouse: Path, exc: BaseException) -> WarehouseError | None:
     found = no_room_cause(exc)
     if found is not None:
         cause, named = found
-        where = f" ({named})" if named and Path(named) != Path(warehouse) else ""
+        to = f" to {named}" if named and Path(named) != Path(warehouse) else ""
         return WarehouseError(
-            f"{warehouse}: a write{where} failed: {cause}. The disk is full or a file-size "
+            f"{warehouse}: a write{to} failed: {cause}. The disk is full or a file-size "
             "limit was reached; everything stored before is kept. Free some space (or raise "
             "the limit, see `ulimit -f`) and rerun the same command: it goes on from there"
         )
     call = failed_call(exc)
     if call is not None:
         named, cause = call
+        on = f" to {named}" if named else ""
         return WarehouseError(
-            f"{warehouse}: the system failed a call on {named or 'it'}: {cause}. What was being "
+            f"{warehouse}: a write{on} failed: {cause.rstrip('!. ')}. What was being "
             "written is rolled back and everything stored before is kept; check the disk "
             "(e.g. `dmesg`, free space) and rerun the same command: it goes on from there"
         )
