@@ -20,8 +20,7 @@ Before each read, a reader times how long the file stays held by a writer (a wai
 file could not be opened at the first try). Then the same jobs run again one after
 another on a fresh copy, and every stored fact (run ids aside) must equal the concurrent
 run's. Prints reads/s, the waits and the longest, reports built and failures; exits 1
-on a failure,
-an inconsistent read or rows that differ.
+on a failure, an inconsistent read or rows that differ.
 """
 
 from __future__ import annotations
