@@ -1,0 +1,42 @@
+"""bench/stress.py, short: two ingest jobs on different models, four readers looping
+`sigwh sql` over the views and a consistency query, and `sigwh report --if-changed`, at
+once on one file; no failure but the documented waits for the file, every read
+consistent, and the final rows those of the same jobs run one after another.
+
+The CI run lasts SIGWH_STRESS_S seconds (default 20, plus the serial rerun); the closing
+figures come from `python bench/stress.py --seconds 600`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.xdist_group("stress")
+
+REPO = Path(__file__).resolve().parents[1]
+SECONDS = float(os.environ.get("SIGWH_STRESS_S", "20"))
+
+
+def test_concurrent_jobs_readers_and_reports_fail_nothing_and_agree_with_serial_runs(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, str(REPO / "bench" / "stress.py"), "--seconds", str(SECONDS),
+           "--per-label", "1", "--work", str(tmp_path / "w"), "--json", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    figures = json.loads(out.read_text())
+    assert figures["failures"] == [] and figures["crashed"] == []
+    assert figures["inconsistent_reads"] == 0
+    assert figures["tables_differing_from_serial"] == []
+    assert figures["reads"] >= 4 and figures["reports_checked"] >= 1
+    assert all(n >= 1 for n in figures["jobs_by_model"].values())
+    assert len(figures["jobs_by_model"]) == 2
+    for line in ("reads:", "waits for a writer:", "serial rerun of the jobs"):
+        assert line in done.stdout, done.stdout
