@@ -208,7 +208,7 @@ def test_a_merge_on_a_full_disk_changes_nothing_and_completes_once_there_is_room
 
 # --- I/O errors at random points (libfiu) ------------------------------------------------
 
-FIU_TRIALS = int(os.environ.get("SIGWH_FIU_TRIALS", "12"))
+FIU_TRIALS = int(os.environ.get("SIGWH_FIU_TRIALS", "8"))
 
 
 @pytest.mark.skipif(
