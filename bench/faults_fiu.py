@@ -3,11 +3,13 @@
     python bench/faults_fiu.py [--trials 50] [--probability 0.05] [--seed 0] [--per-label 1]
                                [--work DIR] [--json OUT]
 
-Needs Debian's libfiu (`apt-get install fiu-utils libfiu0`): the script runs itself
-under `fiu-run -x`, which preloads libfiu's POSIX wrappers, so every write, pwrite,
-writev, fsync, fdatasync and ftruncate of this process (DuckDB's included) can be made
-to fail. The failure points are switched on only around the command under test,
-through libfiu's C API (ctypes): the model is loaded and the checks run without them.
+Needs Debian's libfiu (`apt-get install fiu-utils libfiu0`). The script builds the
+warehouse and the uninterrupted reference run, then runs itself again with libfiu's
+preload libraries (what `fiu-run -x` preloads, and the libraries with thread-local
+storage it has loaded: see _under_fiu_run), so every write, pwrite, writev, fsync,
+fdatasync and ftruncate of the process (DuckDB's included) can be made to fail. The
+failure points are switched on only around the command under test, through libfiu's C
+API (ctypes): the model is loaded and the checks run without them.
 
 Each trial copies one freshly built warehouse (the spoof clips, its first zoo model),
 seeds libfiu's generator with the trial's seed, fails each such call with the given

@@ -11,6 +11,9 @@ to the rows of an uninterrupted run.
 
 I/O errors: bench/faults_fiu.py runs seeded trials of a small ingest with libfiu failing
 a share of the write, fsync and truncate calls (skipped without Debian's libfiu).
+
+A damaged audio blob: bytes flipped in one clip's stored FLAC make a job_errors row for
+that clip, and every other clip is explained as from the undamaged file.
 """
 
 from __future__ import annotations
