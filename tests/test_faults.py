@@ -128,6 +128,31 @@ def test_an_export_past_a_file_size_limit_says_so_and_a_rerun_completes(
         con.close()
 
 
+def test_an_ingest_whose_file_cannot_grow_keeps_its_batches_in_the_log(
+    base: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    """`ulimit -f` of 1 MB, below the 3 MB file but above the write-ahead log a few
+    batches need: DuckDB cannot checkpoint into the file (silently, at close), keeps the
+    committed batches in its log, and the job completes. As the README says: the rows are
+    stored (the file opens without the limit and replays the log) and equal the
+    uninterrupted run's."""
+    path = shutil.copyfile(base, tmp_path / "warehouse.duckdb")
+    size = path.stat().st_size
+    limit = 1_000_000
+    assert size > limit
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "sigwarehouse", "--warehouse", str(path), *_ingest_args(base)]
+    done = subprocess.run(cmd, preexec_fn=limited, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert path.stat().st_size == size  # the file could not grow
+    assert Path(f"{path}.wal").stat().st_size > 0  # the batches are in the log
+    assert _facts(path) == _facts(uninterrupted)
+
+
 # --- a small file system ---------------------------------------------------------------
 
 
