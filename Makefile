@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: setup demo test lint format clean browser mutation
+.PHONY: setup demo test lint format clean browser faults mutation
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ demo: setup
 # threads each on two cores fight over them (the zoo tests took 70 s that way, 50 s so).
 # loadgroup: the modules marked xdist_group (those whose fixtures run ingest jobs) run on
 # one worker, so each fixture is built once; every other test goes where a worker is free.
-test: setup browser
+test: setup browser faults
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist loadgroup
 
 # The report test renders the page in Debian's Chromium (Playwright drives it; nothing is
@@ -34,6 +34,15 @@ browser:
 	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
 	      || echo "note: could not install chromium; the browser test will be skipped"; \
 	  else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
+
+# The I/O-error test injects faults with Debian's libfiu (tests/test_faults.py), installed
+# here when we may (root with apt); otherwise that test is skipped.
+faults:
+	@command -v fiu-run >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq --no-install-recommends fiu-utils libfiu0) \
+	      >/dev/null || echo "note: could not install libfiu; the I/O-error test will be skipped"; \
+	  else echo "note: libfiu is not installed; the I/O-error test will be skipped"; fi; }
 
 # Mutation testing of the core (hours on 2 cores, resumable; not part of CI): mutmut for the
 # Python code ([tool.mutmut] in pyproject.toml), then our own textual mutations of the SQL

@@ -13,9 +13,10 @@ The clip policy (what `sigwh dataset add` accepts and what every model then hear
   scale; it keeps the stored FLAC blob (24-bit) and the decoded file equal to within
   one 24-bit step (2^-23).
 - Rejected, with a reason whose first word is its kind: `unreadable` (libsndfile cannot
-  open it), `truncated` (the data ends before its header says, or decoding fails part
-  way), `empty` (no samples), `too-short` (native duration under the task's
-  min_duration_s), `non-finite` (NaN or Inf samples). Labels are checked by clips.py.
+  open it, or its header gives a sample rate outside 1 kHz to 384 kHz), `truncated` (the
+  data ends before its header says, or decoding fails part way), `empty` (no samples),
+  `too-short` (native duration under the task's min_duration_s), `non-finite` (NaN or
+  Inf samples). Labels are checked by clips.py.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ BLOB_SUBTYPE = "PCM_24"
 _SHORT_CHUNK = re.compile(
     r"^\s*(data|SSND|Data Size|riff)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE
 )
+# The native sample rates a file may give. A damaged header can give any 32-bit rate,
+# and resampling from, say, 1.2 GHz designs a filter of billions of taps (minutes, or a
+# MemoryError: found by tests/test_fuzz.py); 384 kHz is the highest rate audio uses.
+NATIVE_RATES = (1_000, 384_000)
+READ_BLOCK_FRAMES = 1 << 16  # frames decoded at a time (see _read_all)
 # What streaming writers put in a size field when the length was not yet known.
 _UNKNOWN_SIZE = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
 
@@ -104,12 +110,17 @@ def decode(data: bytes, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
         if cut and int(cut[3]) < int(cut[2]) and int(cut[2]) not in _UNKNOWN_SIZE:
             of = "in all" if cut[1] == "riff" else "of audio"
             raise Rejected(f"truncated: header says {cut[2]} bytes {of}, the file has {cut[3]}")
+        if not NATIVE_RATES[0] <= native_sr <= NATIVE_RATES[1]:
+            raise Rejected(
+                f"unreadable: the header gives a sample rate of {native_sr} Hz, outside "
+                f"{NATIVE_RATES[0]}..{NATIVE_RATES[1]} Hz"
+            )
         if frames == 0:
             raise Rejected("empty: no samples")
         if frames / native_sr < min_duration_s:
             raise Rejected(f"too-short: {frames / native_sr:.3f} s < {min_duration_s:g} s")
         try:
-            x = f.read(dtype="float64", always_2d=True)
+            x = _read_all(f)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise Rejected(f"truncated: decoding failed part way ({_sf_message(exc)})") from exc
         subtype = f.subtype
@@ -120,6 +131,20 @@ def decode(data: bytes, sample_rate: int, min_duration_s: float = 0.0) -> Clip:
     mono = x.mean(axis=1)
     out = np.clip(resample(mono, native_sr, sample_rate), -1.0, 1.0).astype(np.float32)
     return Clip(out, sample_rate, native_sr, channels, subtype, frames)
+
+
+def _read_all(f: sf.SoundFile) -> np.ndarray:
+    """Every frame the file holds, (frames, channels) float64, read a block at a time.
+
+    Not f.read() in one go: that allocates the frames the header declares first, and a
+    damaged header can declare billions (a 23 GiB MemoryError for a 100-byte FLAC: found
+    by tests/test_fuzz.py). What is there is read; decode compares it with the header."""
+    blocks = []
+    while True:
+        block = f.read(frames=READ_BLOCK_FRAMES, dtype="float64", always_2d=True)
+        blocks.append(block)
+        if len(block) < READ_BLOCK_FRAMES:
+            return np.concatenate(blocks)
 
 
 def _sf_message(exc: Exception) -> str:
@@ -191,7 +216,16 @@ def load_source(src: ClipSource) -> np.ndarray:
     the file is missing, changed or no longer readable.
     """
     if src.audio is not None:
-        x, sr = decode_flac(src.audio)
+        try:
+            x, sr = decode_flac(src.audio)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            # The file's own checks pass (DuckDB checksums its blocks), so the blob was
+            # damaged before it was stored or by a program writing the file: this clip only.
+            raise ClipLoadError(
+                f"clip {src.clip_id} ({src.dataset}/{src.path}): its audio stored in the "
+                f"warehouse is damaged ({_sf_message(exc)}); the other clips are not "
+                "affected: restore the warehouse from a backup, or register the clip again"
+            ) from exc
         if sr != src.sample_rate:
             raise ClipLoadError(
                 f"clip {src.clip_id}: stored audio is at {sr} Hz, not {src.sample_rate}"

@@ -9,6 +9,7 @@ hold the code only the CLI uses (`sigwh sql`, `info`, `export`, `recount`; `sigw
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 from pathlib import Path
 
@@ -339,6 +340,10 @@ help_layout.apply(app)
 
 def main() -> None:
     """Console-script entry point."""
+    # Past a file-size limit (`ulimit -f`) the system sends SIGXFSZ, which kills the
+    # process without a word; ignored, the write fails with "File too large" instead and
+    # the command ends with the full-disk message (store/io_errors.py).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     interrupt.install()
     try:
         app()

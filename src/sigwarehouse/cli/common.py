@@ -13,7 +13,7 @@ import typer
 from sigwarehouse.cli import interrupt
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.models import trust
-from sigwarehouse.store import default_path
+from sigwarehouse.store import default_path, io_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,19 +50,28 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def friendly_errors(func: F) -> F:
-    """Decorate a command so that a SigwhError ends it with one line instead of a
-    traceback, and Ctrl-C with one line and exit status 130 (see interrupt.py)."""
+    """Decorate a command so that a SigwhError, a failed write and a damaged file end it
+    with one line instead of a traceback, and Ctrl-C with one line and exit status 130
+    (see interrupt.py)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except SigwhError as exc:
-            fail(str(exc))
+        except (typer.Exit, typer.Abort):  # the command's own ending, already said
+            raise
         except (KeyboardInterrupt, Exception) as exc:
             if interrupt.is_interrupt(exc):
                 interrupt.say()
                 raise typer.Exit(interrupt.STATUS) from None
+            # A full disk or a failed write reaches us as whatever error the write raised
+            # (DuckDB's, an OSError, or ours around either): it says to free space or
+            # check the disk and rerun, never to restore the file.
+            failed_write = io_errors.explain(warehouse_path(), exc)
+            if failed_write is not None:
+                fail(str(failed_write))
+            if isinstance(exc, SigwhError):
+                fail(str(exc))
             # DuckDB's errors on reading a damaged file (a block cut off, bytes that do not
             # deserialise) are about the file, not a bug here: say which file and what to do.
             if type(exc).__name__ not in {"IOException", "SerializationException"}:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,7 +383,26 @@ def export_parquet(path: Path, out_dir: Path) -> str:
     """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SigwhError(f"{out_dir} is not empty; choose a new folder for the export")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export(path, out_dir)
+    except BaseException:
+        # A failed export (a full disk, Ctrl-C) leaves the folder as it found it, so
+        # rerunning the same command is not refused as "not empty".
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        else:
+            for child in out_dir.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        raise
+
+
+def _export(path: Path, out_dir: Path) -> str:
+    """export_parquet's work, into the empty folder out_dir."""
     con = store.connect(path, read_only=True, external_access=True)
     try:
         con.execute("SET allowed_directories = ?", [[str(out_dir.resolve()) + "/"]])

@@ -6,7 +6,8 @@ Modules, each importing only those below it (tests/test_layers.py checks it):
     file_format              DuckDB's file header and the storage version
     integrity                is the file a whole sigwarehouse warehouse?
     views                    the package's views in front of the file's
-    connection               connect, opened, migrate, init
+    io_errors                a full disk or a failed write told apart from damage
+    connection               connect (in turn with other processes), opened, migrate, init
     transfer_counts          per-cell counts of the stored signals
     write_path               the runs rows and a job's batches, in one transaction each
     convert, views_check     maintenance: `sigwh convert`, `sigwh views --check`

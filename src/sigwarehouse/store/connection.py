@@ -19,17 +19,18 @@ external access off, and puts this package's views in front of the file's (views
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 
 from sigwarehouse import __version__
 from sigwarehouse.errors import WarehouseError
-from sigwarehouse.store import file_format, integrity, sql_files, views
+from sigwarehouse.store import file_format, integrity, io_errors, sql_files, views
 from sigwarehouse.store.atomic import transaction
 from sigwarehouse.store.sql_files import MIGRATIONS_TABLE, Migration
 
@@ -116,6 +117,7 @@ def connect(
             views.install(con, path, todo)
     except duckdb.Error as exc:
         con.close()
+        _raise_if_write_failed(path, exc)
         raise WarehouseError(
             f"{path} cannot be read: {_first_line(exc)}; the file may be damaged: restore "
             "it from a backup or a copy"
@@ -127,8 +129,74 @@ def connect(
 
 
 def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """duckdb.connect, waiting with back-off while another process holds the file."""
+    """duckdb.connect, waiting with back-off while another process holds the file, in
+    turn with the other processes opening it (_turn)."""
     deadline = time.monotonic() + wait_s
+    if not read_only:  # most writers find the file free: they make no turn file
+        con = _connect_waiting(path, read_only, config, wait_s, deadline, once=True)
+        if con is not None:
+            return con
+    with _turn(path, read_only, deadline, wait_s):
+        return _connect_waiting(path, read_only, config, wait_s, deadline)
+
+
+TURN_SUFFIX = ".turn"  # beside the warehouse: whose turn it is to open the file
+
+
+@contextmanager
+def _turn(path: Path, read_only: bool, deadline: float, wait_s: float) -> Iterator[None]:
+    """Hold a shared (reader) or exclusive (writer) flock on `<warehouse>.turn` while
+    opening the file, so that a writer waiting for the file goes before the readers that
+    come after it.
+
+    DuckDB lets any number of processes read a file, or one write it: readers that come
+    one after another, each holding the file a few seconds for its query, never leave
+    it free, and a writer waited out its 60 s and failed (four `sigwh sql` loops starved
+    every ingest job of bench/stress.py). A writer that finds the file held takes this
+    lock before it waits, so new readers wait behind it while those reading finish;
+    every process holds it only until DuckDB has opened the file. Only such a writer
+    creates the turn file (reads, and writes that find the file free, leave the folder
+    as it is). A reader finding no turn file, or one it cannot open, opens without
+    taking turns, as does anyone on a file system without flock, and a process that has
+    the file open already."""
+    turn = path.with_name(path.name + TURN_SUFFIX)
+    fd = None
+    # A process that holds the file already shares DuckDB's instance: it does not wait,
+    # and must not queue behind a writer that waits for it.
+    if not (path.exists() and file_format.held_in_this_process(path)):
+        flags = os.O_RDONLY if read_only else os.O_RDWR | os.O_CREAT
+        with suppress(OSError):  # a folder we may not write, a turn file not ours: no turns
+            fd = os.open(turn, flags, 0o666)
+    if fd is None:
+        yield
+        return
+    try:
+        kind = fcntl.LOCK_SH if read_only else fcntl.LOCK_EX
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"{path} is held by another process (waited {wait_s:.0f} s); "
+                        "try again when it is done"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+            except OSError:  # no flock here (some network file systems): no turns
+                break
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _connect_waiting(
+    path: Path, read_only: bool, config: dict, wait_s: float, deadline: float, once: bool = False
+) -> duckdb.DuckDBPyConnection | None:
+    """duckdb.connect, retrying with back-off until `deadline` while another process
+    holds the file; with `once`, None when the first try finds it held."""
     delay = 0.05
     while True:
         try:
@@ -137,6 +205,8 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
             if not _is_lock_error(exc):
                 _explain_unreadable(path, exc)
                 raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
+            if once:
+                return None
             if time.monotonic() > deadline:
                 raise WarehouseError(
                     f"{path} is held by another process (waited {wait_s:.0f} s); "
@@ -149,9 +219,18 @@ def _open(path: Path, read_only: bool, config: dict, wait_s: float) -> duckdb.Du
             raise WarehouseError(f"cannot open {path}: {_first_line(exc)}") from exc
 
 
+def _raise_if_write_failed(path: Path, exc: Exception) -> None:
+    """A full disk or a failed write (opening replays and checkpoints the file's log, and
+    the checks write a reference file in the temporary folder) is not a damaged file."""
+    failed = io_errors.explain(path, exc)
+    if failed is not None:
+        raise failed from exc
+
+
 def _explain_unreadable(path: Path, exc: Exception) -> None:
-    """Raise the clearer error when DuckDB cannot open an existing file: not a DuckDB
-    file, or cut off (DuckDB could not read a block it needs)."""
+    """Raise the clearer error when DuckDB cannot open an existing file: a failed write,
+    not a DuckDB file, or cut off (DuckDB could not read a block it needs)."""
+    _raise_if_write_failed(path, exc)
     if path.exists():
         file_format.read_header(path)
         if "Could not read enough bytes" in str(exc):

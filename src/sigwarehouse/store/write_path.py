@@ -112,17 +112,26 @@ def update_run(
     counters: RunCounters,
     status: str | None = None,
     message: str | None = None,
+    keep_stored_counts: bool = False,
 ) -> None:
-    """Write the counters (and, when given, the final status and message) to the run row."""
+    """Write the counters (and, when given, the final status and message) to the run row.
+
+    keep_stored_counts: leave clips_done and n_errors as stored (by the last batch that
+    committed): what a failed job writes, whose counters in memory may count batches
+    that were never stored."""
     con.execute(
-        "UPDATE runs SET clips_done = ?, queries = ?, model_seconds = ?, total_seconds = ?,"
-        " n_errors = ?, status = coalesce(?, status), message = coalesce(?, message),"
+        "UPDATE runs SET clips_done = CASE WHEN ? THEN clips_done ELSE ? END, queries = ?,"
+        " model_seconds = ?, total_seconds = ?,"
+        " n_errors = CASE WHEN ? THEN n_errors ELSE ? END, status = coalesce(?, status),"
+        " message = coalesce(?, message),"
         " ended_at = CASE WHEN ? IS NULL THEN ended_at ELSE ? END WHERE run_id = ?",
         [
+            keep_stored_counts,
             counters.clips_done,
             counters.queries,
             counters.model_seconds,
             counters.total_seconds,
+            keep_stored_counts,
             counters.n_errors,
             status,
             message,
@@ -141,6 +150,8 @@ def recorded(
 
     Sets `summary.status`, re-raises what the body raised, and always writes the final
     counters and status to the run row (its committed batches stay whatever happens).
+    A failed run keeps the clips and errors its committed batches stored: the batch that
+    failed (a full disk, an I/O error) was counted in memory but never stored.
     """
     try:
         yield
@@ -155,7 +166,10 @@ def recorded(
     finally:
         counters.total_seconds = time.perf_counter() - started
         with connection.opened(path) as con:
-            update_run(con, run_id, counters, summary.status, counters.extra.get("message"))
+            update_run(
+                con, run_id, counters, summary.status, counters.extra.get("message"),
+                keep_stored_counts=summary.status == "failed",
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from sigwarehouse.audio import ClipSource, load_source
+from sigwarehouse.audio import ClipLoadError, ClipSource, load_source
 from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
 from sigwarehouse.jobs.ingest.plan import IngestPlan
@@ -123,10 +123,55 @@ def waves_of(samples: list[np.ndarray], device: str) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(s)).to(device) for s in samples]
 
 
-def load_waves(sources: list[ClipSource], device: str) -> list[torch.Tensor]:
-    """The clips' audio, decoded where this process runs: the FLAC blob the warehouse
-    stores, else the file under the dataset's root (checked against its hash)."""
-    return waves_of([load_source(s) for s in sources], device)
+def _load_each(
+    model: str, sources: list[ClipSource]
+) -> tuple[list[int], list[np.ndarray], list[dict]]:
+    """Each clip's audio (audio.load_source): the ids and samples of those that load,
+    and a job_errors row naming each one that does not (a damaged blob, a moved or
+    changed file) and why."""
+    loaded, samples, errors = [], [], []
+    for source in sources:
+        try:
+            samples.append(load_source(source))
+        except ClipLoadError as exc:
+            errors.append(dict(model=model, clip_id=source.clip_id, stage="load", error=str(exc)))
+            continue
+        loaded.append(source.clip_id)
+    return loaded, samples, errors
+
+
+def explain_sources(
+    plan: IngestPlan,
+    sources: list[ClipSource],
+    models: dict[str, AudioClassifier],
+    run_id: str,
+    device: str,
+) -> BatchRows:
+    """explain_rows on the clips (`sources`, in order) whose audio loads; a clip whose
+    audio cannot be loaded gets a job_errors row and the others are explained as ever."""
+    loaded, samples, errors = _load_each(plan.model, sources)
+    if not loaded:
+        return BatchRows(errors=errors)
+    rows = explain_rows(plan, loaded, waves_of(samples, device), models, run_id)
+    rows.errors = errors + rows.errors
+    return rows
+
+
+def cross_fill_sources(
+    plan: IngestPlan,
+    stored: list[StoredMasks],
+    sources: list[ClipSource],
+    target: AudioClassifier,
+    run_id: str,
+    device: str,
+) -> BatchRows:
+    """cross_fill_rows on the stored signals whose clip's audio (`sources`) loads; a
+    clip that cannot be loaded gets a job_errors row, as in explain_sources."""
+    loaded, samples, errors = _load_each(plan.model, sources)
+    waves = dict(zip(loaded, waves_of(samples, device), strict=True))
+    rows = cross_fill_rows(plan, [row for row in stored if row[1] in waves], waves, target, run_id)
+    rows.errors = errors + rows.errors
+    return rows
 
 
 def explain_rows(

@@ -48,8 +48,7 @@ def _explain_batch(
     """Explain a batch of clips with plan.model, evaluate their signals everywhere, store.
     Audio is read from `source` (a shard job's main warehouse), else from the run's file."""
     sources = read_clip_sources(source or run.path, clip_ids, read_only=source is not None)
-    waves = batch.load_waves(sources, device)
-    rows = batch.explain_rows(plan, clip_ids, waves, models, run.run_id)
+    rows = batch.explain_sources(plan, sources, models, run.run_id, device)
     rows.count_into(run.counters)
     write_rows(write, rows)
 
@@ -68,8 +67,7 @@ def _cross_fill_batch(
     stored = stored_masks(read, pairs, plan.params.hash(), read_only=read_only)
     clip_ids = sorted({row[1] for row in stored})
     sources = read_clip_sources(read, clip_ids, read_only=read_only)
-    waves = dict(zip(clip_ids, batch.load_waves(sources, device), strict=True))
-    rows = batch.cross_fill_rows(plan, stored, waves, target, run.run_id)
+    rows = batch.cross_fill_sources(plan, stored, sources, target, run.run_id, device)
     rows.count_into(run.counters)
     write_rows(write, rows)
 

@@ -96,8 +96,7 @@ class IngestWorker:
     ) -> dict:
         before = self._spent()
         started = time.perf_counter()
-        waves = batch.load_waves(sources, self.device)
-        rows = batch.explain_rows(plan, clip_ids, waves, self.models, run_id)
+        rows = batch.explain_sources(plan, sources, self.models, run_id, self.device)
         return self._payload(rows, before, started)
 
     def cross_fill(
@@ -109,10 +108,8 @@ class IngestWorker:
     ) -> dict:
         before = self._spent()
         started = time.perf_counter()
-        waves = batch.load_waves(sources, self.device)
-        by_clip = {s.clip_id: w for s, w in zip(sources, waves, strict=True)}
         target = self.models[plan.model]
-        rows = batch.cross_fill_rows(plan, stored, by_clip, target, run_id)
+        rows = batch.cross_fill_sources(plan, stored, sources, target, run_id, self.device)
         return self._payload(rows, before, started)
 
     def probes(self, plan: IngestPlan, run_id: str) -> tuple[list[tuple], tuple[int, float]]:
