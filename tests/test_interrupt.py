@@ -27,13 +27,23 @@ SLOW_QUERY = (
 )
 # native code that never looks at signals (about 6 s a million iterations per core)
 HASHING = "import hashlib; hashlib.pbkdf2_hmac('sha256', b'p', b's', {n})"
-WATCHED = "from sigwarehouse.cli import interrupt; interrupt.install(); " + HASHING
+# the watcher installed, the child says so in a file (its output must stay empty)
+WATCHED = (
+    "from sigwarehouse.cli import interrupt; interrupt.install(); "
+    "open({ready!r}, 'w').close(); " + HASHING
+)
 
 
-def _interrupted(args: list[str], after_s: float, **popen) -> tuple[int, str, str, float]:
-    """Start `args`, send SIGINT after `after_s`; exit status, stdout, stderr, and the
-    seconds from the signal to the end."""
+def _interrupted(
+    args: list[str], after_s: float, ready: Path | None = None, **popen
+) -> tuple[int, str, str, float]:
+    """Start `args`, send SIGINT after `after_s` (counted from when the file `ready`
+    appears, if given: a busy machine can take seconds to start Python); exit status,
+    stdout, stderr, and the seconds from the signal to the end."""
     job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    waited = time.monotonic()
+    while ready is not None and not ready.exists() and time.monotonic() - waited < 120:
+        time.sleep(0.05)
     time.sleep(after_s)
     assert job.poll() is None, "the command ended before it could be interrupted"
     job.send_signal(signal.SIGINT)
@@ -62,27 +72,37 @@ def test_ctrl_c_in_a_query_ends_sql_with_one_line(small_filled, tmp_path) -> Non
 @pytest.mark.slow
 def test_ctrl_c_in_the_report_ends_it_with_one_line(small_filled, tmp_path) -> None:
     path = copy_of(small_filled[0], tmp_path)
+    # how long a whole report takes here (seconds on this warehouse, more on a busy
+    # machine): interrupted at half of that, it is at work
+    started = time.monotonic()
+    subprocess.run(_sigwh(path, "report", "--out", str(tmp_path / "whole")), check=True,
+                   capture_output=True)  # fmt: skip
+    half = (time.monotonic() - started) / 2
     status, out, err, _ = _interrupted(
-        _sigwh(path, "report", "--out", str(tmp_path / "out")), 10, start_new_session=True
+        _sigwh(path, "report", "--out", str(tmp_path / "out")), half, start_new_session=True
     )
     assert (status, out, err) == (STATUS, "", f"{MESSAGE}\n")
 
 
 @pytest.mark.slow
-def test_native_code_that_ignores_signals_is_ended_by_the_watcher() -> None:
-    code = WATCHED.format(n=30_000_000)  # minutes of hashing
-    status, out, err, took = _interrupted([sys.executable, "-c", code], 3, start_new_session=True)
+def test_native_code_that_ignores_signals_is_ended_by_the_watcher(tmp_path) -> None:
+    ready = tmp_path / "ready"
+    code = WATCHED.format(n=30_000_000, ready=str(ready))  # minutes of hashing
+    status, out, err, took = _interrupted(
+        [sys.executable, "-c", code], 1, ready=ready, start_new_session=True
+    )
     assert (status, out, err) == (STATUS, "", f"{MESSAGE}\n")
     assert took < 10  # the grace period (5 s), not the hashing
 
 
-def test_a_process_that_ignores_sigint_goes_on() -> None:
-    code = WATCHED.format(n=1_500_000) + "; print('done')"
+def test_a_process_that_ignores_sigint_goes_on(tmp_path) -> None:
+    ready = tmp_path / "ready"
+    code = WATCHED.format(n=1_500_000, ready=str(ready)) + "; print('done')"
 
     def ignore() -> None:  # what a shell does for `sigwh ... &`
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     status, out, err, _ = _interrupted(
-        [sys.executable, "-c", code], 0.5, start_new_session=True, preexec_fn=ignore
+        [sys.executable, "-c", code], 0.1, ready=ready, start_new_session=True, preexec_fn=ignore
     )
     assert (status, out, err) == (0, "done\n", "")
