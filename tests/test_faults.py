@@ -236,7 +236,7 @@ def test_a_merge_on_a_full_disk_changes_nothing_and_completes_once_there_is_room
 
 # --- I/O errors at random points (libfiu) ------------------------------------------------
 
-FIU_TRIALS = int(os.environ.get("SIGWH_FIU_TRIALS", "8"))
+FIU_TRIALS = int(os.environ.get("SIGWH_FIU_TRIALS", "50"))
 
 
 @pytest.mark.skipif(
@@ -247,7 +247,7 @@ def test_seeded_io_errors_fail_clearly_and_lose_nothing(tmp_path: Path) -> None:
     """bench/faults_fiu.py: each trial completes or ends with one error line; the file
     opens, `sigwh info` is consistent, no batch is half-written, and a clean rerun
     reaches the uninterrupted rows (its docstring lists the checks). SIGWH_FIU_TRIALS
-    sets how many trials (the 50 of the closing note: bench/faults_fiu.py --trials 50)."""
+    sets how many trials (50, as the closing note: bench/faults_fiu.py --trials 50)."""
     out = tmp_path / "figures.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, str(REPO / "bench" / "faults_fiu.py"), "--trials", str(FIU_TRIALS),
