@@ -165,7 +165,10 @@ def _explain_in_workers(
                 running[job] = plan.model
             for job in as_completed(running):
                 try:
-                    say(job.result().describe())
+                    run, held = job.result()
+                    say(run.describe())
+                    for line in held:
+                        say(f"{running[job]}: {line}")
                 except Exception as exc:  # said after the rest is merged
                     failures.append((running[job], exc))
         failed = {model for model, _ in failures}
@@ -178,14 +181,19 @@ def _explain_in_workers(
 
 
 def _explain_into(path: Path, catalog_dir: Path, plan, device: str, into: Path):
-    """One worker's job: the plan, with one torch thread, into the shard file `into`."""
+    """One worker's job: the plan, with one torch thread, into the shard file `into`.
+    Returns the run and the libraries' warnings it held (said by the parent, once each,
+    not into the other workers' progress bars)."""
     import torch  # in the worker process only
 
+    from sigwarehouse.jobs.ingest import warnings_held  # torch, as below
     from sigwarehouse.jobs.ingest.drivers import Settings, ShardDriver  # torch, as above
 
     torch.set_num_threads(1)
-    with _models_from(catalog_dir):
-        return ShardDriver(path, Settings(device=device, threads=1), into).run(plan)
+    held: list[str] = []
+    with _models_from(catalog_dir), warnings_held(held.append):
+        run = ShardDriver(path, Settings(device=device, threads=1), into).run(plan)
+    return run, held
 
 
 @contextmanager
