@@ -645,3 +645,38 @@ def test_the_complete_search_starts_only_from_a_sufficient_mask_certified_whole(
     above = FreqrexParams(delta=0.5, sufficient_confidence=0.6)
     assert not _certified(found, above).any()
     assert _certified(found, FreqrexParams(delta=0.6, sufficient_confidence=0.6))[0]
+
+
+# --- verdicts that depend on the rendering ------------------------------------------------
+
+
+def test_a_verdict_that_the_rendering_changes_sends_the_clip_to_a_wider_margin(model):
+    """The quiet clip of this set: a complete mask found at the parameters' margin loses
+    its verdict after a 16-bit WAV round trip (faint noise, a few LSB). explain searches
+    the clip again with a wider margin (a power-of-two multiple of the parameters'),
+    keeps each attempt's queries apart, and what it returns holds by that margin in
+    NumPy float64 (the search's rendering) and by the parameters' margin after a 16-bit
+    WAV round trip (both rebuilt here, not by the engine)."""
+    from reference import pcm16_round_trip
+
+    waves, labels = tone_set(1, 4000, seed=7)
+    params = FreqrexParams(seed=1, **LIGHT)
+    [ex] = explain(model, torch.from_numpy(waves[:1]), params)
+    assert labels[0] == 0 and ex.label_index == 0  # quiet
+    steps = ex.decision_margin / params.decision_margin
+    assert steps >= 2 and steps == 2 ** round(math.log2(steps))
+    assert ex.minimality["decision_margin"] == ex.decision_margin
+    earlier = [phase for phase in ex.queries_by_phase if phase.startswith("margin-0.0001-")]
+    assert earlier and ex.queries == sum(ex.queries_by_phase.values())
+    assert ex.complete_mask is not None
+    c, sigma = ex.label_index, ex.confidence
+    for mask, inverse in ((ex.complete_mask, False), (~ex.complete_mask, True)):
+        exact = fft_signal(torch.from_numpy(waves[0]), mask.astype(float)).float().numpy()
+        for signal, m in ((exact, ex.decision_margin),
+                          (pcm16_round_trip(exact), params.decision_margin)):  # fmt: skip
+            p = model(torch.from_numpy(signal)[None])[0].numpy()
+            lead = p[c] - np.delete(p, c).max()
+            if inverse:
+                assert -lead >= m
+            else:
+                assert lead >= m and p[c] >= params.delta * sigma + m
