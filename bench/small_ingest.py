@@ -61,24 +61,26 @@ def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+# Cells whose transfer_counts disagree with a plain count of signal_probs: per
+# (parameters, source, kind, target), the signals and those keeping the source's class.
+# One statement, so one snapshot: bench/stress.py counts its rows in a reader's read.
+MISMATCHES = """
+WITH counted AS (
+    SELECT params_hash, source_model, kind, target_model, count(*) AS n,
+           count(*) FILTER (top1 = source_class) AS same
+    FROM signal_probs WHERE kind IN ('sufficient', 'complete') GROUP BY ALL
+), stored AS (
+    SELECT params_hash, source_model, kind, target_model, sum(n) AS n,
+           sum(n) FILTER (same_class) AS same
+    FROM transfer_counts GROUP BY ALL
+)
+SELECT * FROM counted FULL JOIN stored
+    USING (params_hash, source_model, kind, target_model)
+WHERE counted.n IS DISTINCT FROM stored.n
+   OR coalesce(counted.same, 0) IS DISTINCT FROM coalesce(stored.same, 0)
+"""
+
+
 def tally_mismatches(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Cells whose transfer_counts disagree with a plain count of signal_probs: per
-    (parameters, source, kind, target), the signals and those keeping the source's class.
-    Empty when the counts are right."""
-    return con.execute(
-        """
-        WITH counted AS (
-            SELECT params_hash, source_model, kind, target_model, count(*) AS n,
-                   count(*) FILTER (top1 = source_class) AS same
-            FROM signal_probs WHERE kind IN ('sufficient', 'complete') GROUP BY ALL
-        ), stored AS (
-            SELECT params_hash, source_model, kind, target_model, sum(n) AS n,
-                   sum(n) FILTER (same_class) AS same
-            FROM transfer_counts GROUP BY ALL
-        )
-        SELECT * FROM counted FULL JOIN stored
-            USING (params_hash, source_model, kind, target_model)
-        WHERE counted.n IS DISTINCT FROM stored.n
-           OR coalesce(counted.same, 0) IS DISTINCT FROM coalesce(stored.same, 0)
-        """
-    ).fetchall()
+    """The MISMATCHES rows: empty when the counts are right."""
+    return con.execute(MISMATCHES).fetchall()

@@ -49,21 +49,7 @@ VIEWS = [
 ]
 # transfer_counts against a plain count of the rows the same read sees (one statement:
 # one snapshot); a consistent file gives 0
-CONSISTENCY = """
-WITH counted AS (
-    SELECT params_hash, source_model, kind, target_model, count(*) AS n,
-           count(*) FILTER (top1 = source_class) AS same
-    FROM signal_probs WHERE kind IN ('sufficient', 'complete') GROUP BY ALL
-), stored AS (
-    SELECT params_hash, source_model, kind, target_model, sum(n) AS n,
-           sum(n) FILTER (same_class) AS same
-    FROM transfer_counts GROUP BY ALL
-)
-SELECT count(*) AS wrong FROM counted FULL JOIN stored
-    USING (params_hash, source_model, kind, target_model)
-WHERE counted.n IS DISTINCT FROM stored.n
-   OR coalesce(counted.same, 0) IS DISTINCT FROM coalesce(stored.same, 0)
-"""
+CONSISTENCY = f"SELECT count(*) AS wrong FROM ({small_ingest.MISMATCHES})"
 
 
 def wait_for_file(path: Path) -> float:

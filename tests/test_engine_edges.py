@@ -668,6 +668,10 @@ def test_a_verdict_that_the_rendering_changes_sends_the_clip_to_a_wider_margin(m
     assert ex.minimality["decision_margin"] == ex.decision_margin
     earlier = [phase for phase in ex.queries_by_phase if phase.startswith("margin-0.0001-")]
     assert earlier and ex.queries == sum(ex.queries_by_phase.values())
+    # the last attempt reuses the earlier ones' answers: it asks only what they had not
+    first = sum(ex.queries_by_phase[phase] for phase in earlier)
+    last = sum(n for phase, n in ex.queries_by_phase.items() if not phase.startswith("margin-"))
+    assert last < first
     assert ex.complete_mask is not None
     c, sigma = ex.label_index, ex.confidence
     for mask, inverse in ((ex.complete_mask, False), (~ex.complete_mask, True)):

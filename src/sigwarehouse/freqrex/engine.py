@@ -436,8 +436,7 @@ def _explain(
     for i, ex in enumerate(out):
         ex.searched_in = searched_in
         dropped = len(verdicts.extra[i]) < len(extra.get(i, []))
-        failed = i in verdicts.failed_sufficient or i in verdicts.failed_complete or dropped
-        ex.float32_retry = low and failed
+        ex.float32_retry = low and (ex.failed or dropped)
     if stats is not None:
         stats.update(
             queries=int(oracle.queries.sum()), batches=oracle.batches, rounds=oracle.rounds

@@ -179,10 +179,7 @@ def _turn(path: Path, read_only: bool, deadline: float, wait_s: float) -> Iterat
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"{path} is held by another process (waited {wait_s:.0f} s); "
-                        "try again when it is done"
-                    ) from None
+                    raise _held_too_long(path, wait_s) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
             except OSError:  # no flock here (some network file systems): no turns
@@ -190,6 +187,12 @@ def _turn(path: Path, read_only: bool, deadline: float, wait_s: float) -> Iterat
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def _held_too_long(path: Path, wait_s: float) -> WarehouseError:
+    return WarehouseError(
+        f"{path} is held by another process (waited {wait_s:.0f} s); try again when it is done"
+    )
 
 
 def _connect_waiting(
@@ -208,10 +211,7 @@ def _connect_waiting(
             if once:
                 return None
             if time.monotonic() > deadline:
-                raise WarehouseError(
-                    f"{path} is held by another process (waited {wait_s:.0f} s); "
-                    "try again when it is done"
-                ) from exc
+                raise _held_too_long(path, wait_s) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
