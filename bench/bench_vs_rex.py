@@ -70,6 +70,7 @@ import numpy as np
 import torch
 from bench_explanations import removable_share  # bench/ is on the path of its scripts
 
+from sigwarehouse import noise_floor
 from sigwarehouse.freqrex import FreqrexParams, explain, signals_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,6 +358,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--work-dir", default=os.environ.get("TMPDIR", "/tmp") + "/sigwh-bench-rex")
     ap.add_argument("--rex-iters", type=int, default=None, help="ReX iterations (its default 20)")
+    ap.add_argument(
+        "--margin",
+        default="floor",
+        help="freqrex's starting decision margin: 'floor' (the model's rendering noise floor "
+        "measured on these clips, as `sigwh ingest` measures it on its task's clips), 'none' "
+        "(the parameters' own) or a number",
+    )
     args = ap.parse_args()
     if args.model.startswith("zoo:"):  # the ReX driver runs in the work dir
         args.model = "zoo:" + str(Path(args.model[4:]).resolve())
@@ -398,8 +406,14 @@ def main() -> None:
 
     params = FreqrexParams()
     waves = torch.from_numpy(waves_np)
+    margin = None
+    if args.margin == "floor":
+        margin = noise_floor.summary(*noise_floor.signal_moves(clf, list(waves)))["noise_floor"]
+    elif args.margin != "none":
+        margin = float(args.margin)
+    print(f"freqrex's starting margin: {margin if margin is not None else params.decision_margin}")
     start = time.perf_counter()
-    ours = explain(clf, waves, params)
+    ours = explain(clf, waves, params, margin=margin)
     our_seconds = time.perf_counter() - start
 
     n_bins = waves.shape[1] // 2 + 1

@@ -39,7 +39,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("freqrex", ("sigwarehouse.freqrex",)),
     ("domain", ("sigwarehouse.audio", "sigwarehouse.records", "sigwarehouse.catalog")),
     ("models", ("sigwarehouse.models",)),
-    ("signals", ("sigwarehouse.signals", "sigwarehouse.probes", "sigwarehouse.clips")),
+    (
+        "signals",
+        (
+            "sigwarehouse.signals",
+            "sigwarehouse.probes",
+            "sigwarehouse.noise_floor",
+            "sigwarehouse.clips",
+        ),
+    ),
     ("jobs", ("sigwarehouse.jobs",)),
     ("report", ("sigwarehouse.report",)),
     ("analyses", ("sigwarehouse.analyses",)),

@@ -7,6 +7,11 @@ signal and white noise at -60 dBFS (table `model_probes`, stored by `sigwh inges
 `sigwarehouse.probes`), at the task's clip length, beside how many of its
 sufficient masks are empty. Two models with the same silence class accept each other's
 empty signals whatever they listen to.
+
+Beside it, each model's rendering noise floor (table `model_noise_floors`, see
+`sigwarehouse.noise_floor`): how far its answer moves when a sparse signal is rebuilt in
+ways no listener hears. Its search starts from that margin, so a model with a high floor
+needs larger masks for a verdict no rebuild can flip.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ INTRO = (
     "`model_probes`. Where a clip's class is the model's silence class, the empty signal "
     "may already keep it: its sufficient mask is then empty (`empty_sufficient` of "
     "`explained` clips), and every other model whose silence class is the same accepts "
-    "that empty signal. Those acceptances count in α and not in α over non-empty signals."
+    "that empty signal. Those acceptances count in α and not in α over non-empty signals. "
+    "`noise_floor`: the margin the model's search starts from, the 0.9 quantile of how far "
+    "its answer moves (any class probability) when a sparse signal of its task (a clip's "
+    "1, 4, 16 or 64 strongest bins, or the clip) is rebuilt in float32 or float64, written "
+    "as a 16-bit WAV, or changed by one least significant bit; `max_move` is the largest "
+    "such move and `top1_differs` the share of those signals whose class it changed "
+    "(table `model_noise_floors`; empty where the model has not explained a clip yet)."
 )
 
 _CARD_SQL = """
@@ -36,6 +47,11 @@ WITH answers AS (
     FROM model_probes AS p
     JOIN models AS m USING (model)
     JOIN tasks AS t ON t.task = m.task
+),
+floors AS (
+    SELECT model, arg_max(noise_floor, method) AS noise_floor,
+           arg_max(max_move, method) AS max_move, arg_max(top1_differs, method) AS top1_differs
+    FROM model_noise_floors GROUP BY model
 ),
 explained AS (
     SELECT model, count(*) AS explained,
@@ -48,18 +64,23 @@ SELECT a.task, a.model, a.n_samples, a.seconds,
        max(a.class) FILTER (WHERE a.probe = 'noise-60dbfs') AS noise_class,
        max(a.prob) FILTER (WHERE a.probe = 'noise-60dbfs') AS noise_prob,
        coalesce(e.explained, 0) AS explained,
-       coalesce(e.empty_sufficient, 0) AS empty_sufficient
+       coalesce(e.empty_sufficient, 0) AS empty_sufficient,
+       f.noise_floor::DOUBLE AS noise_floor, f.max_move::DOUBLE AS max_move,
+       f.top1_differs::DOUBLE AS top1_differs
 FROM answers AS a
 LEFT JOIN explained AS e USING (model)
-GROUP BY a.task, a.model, a.n_samples, a.seconds, e.explained, e.empty_sufficient
+LEFT JOIN floors AS f USING (model)
+GROUP BY a.task, a.model, a.n_samples, a.seconds, e.explained, e.empty_sufficient,
+         f.noise_floor, f.max_move, f.top1_differs
 ORDER BY a.task, a.model, a.n_samples
 """
 
 
 def card(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """task, model, n_samples, seconds, silence_class, silence_prob, noise_class,
-    noise_prob, explained (the model's explanations, every parameter set) and
-    empty_sufficient (those whose sufficient mask keeps no bin)."""
+    noise_prob, explained (the model's explanations, every parameter set),
+    empty_sufficient (those whose sufficient mask keeps no bin), and the model's
+    rendering noise_floor, max_move and top1_differs (null until it is measured)."""
     return query(con, _CARD_SQL)
 
 
@@ -92,4 +113,18 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         Table("silence_card", "Each model's class and probability on the probes.", frame)
     )
     section.notes += shared_silence(frame)
+    section.notes += high_floors(frame)
     return section
+
+
+def high_floors(frame: pl.DataFrame, above: float = 0.01) -> list[str]:
+    """A note per model whose floor is above `above` or whose class some rebuild changed."""
+    noisy = (pl.col("noise_floor") > above) | (pl.col("top1_differs") > 0)
+    rows = frame.filter(noisy).unique("model").sort("model")
+    return [
+        f"{r['model']}: its answer moves by up to {r['max_move']:.3g} when a sparse signal is "
+        f"rebuilt (0.9 quantile {r['noise_floor']:.3g}; the class changed on "
+        f"{r['top1_differs']:.0%} of those signals): its masks are searched with a margin "
+        f"of at least {r['noise_floor']:.3g}, so they are larger than a noiseless model's."
+        for r in rows.iter_rows(named=True)
+    ]

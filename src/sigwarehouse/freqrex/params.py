@@ -41,7 +41,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 # tests, and stops refining a mask that stays far above per_bin_limit. 7: responsibility
 # trees halve bands (n_parts 2, min_band_bins 8; were 3 and 16), and the variable-level
 # elimination breaks ties in responsibility by ascending magnitude (was: bin order).
-ALGORITHM_VERSION = 7
+# 8: `sigwh ingest` searches each model from its measured rendering noise floor
+# (noise_floor.py: the decision margin starts there, not at decision_margin), and every
+# returned mask is verified in each rendering of freqrex.renderings.
+ALGORITHM_VERSION = 8
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from sigwarehouse import noise_floor
 from sigwarehouse.audio import ClipLoadError, ClipSource, load_source
 from sigwarehouse.freqrex import explain
 from sigwarehouse.freqrex.spectral import pack_mask, unpack_mask
@@ -140,6 +141,16 @@ def _load_each(
     return loaded, samples, errors
 
 
+def floor_sources(
+    plan: IngestPlan, sources: list[ClipSource], clf: AudioClassifier, run_id: str, device: str
+) -> list[tuple]:
+    """The model's `model_noise_floors` row, measured on the clips (`sources`) whose audio
+    loads (noise_floor.py), in float32 like every stored probability."""
+    loaded, samples, _ = _load_each(plan.model, sources)  # the search reports the others
+    with float32_only():
+        return noise_floor.floor_rows(clf, plan.model, loaded, waves_of(samples, device), run_id)
+
+
 def explain_sources(
     plan: IngestPlan,
     sources: list[ClipSource],
@@ -200,12 +211,12 @@ def explain_rows(
     waves = [w for w, ok in zip(waves, finite, strict=True) if ok]
     start = time.perf_counter()
     try:
-        results = explain(explainer, waves, params) if waves else []
+        results = explain(explainer, waves, params, margin=plan.noise_floor) if waves else []
     except Exception:  # find the clip that breaks the search: explain them one by one
         results = []
         for clip_id, wave in zip(clip_ids, waves, strict=True):
             try:
-                results += explain(explainer, [wave], params)
+                results += explain(explainer, [wave], params, margin=plan.noise_floor)
             except Exception as exc:
                 results.append(None)
                 out.errors.append(

@@ -18,6 +18,8 @@ from sigwarehouse.jobs import writer
 from sigwarehouse.jobs.ingest import batch
 from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary
 from sigwarehouse.jobs.ingest.rows import (
+    floor_table,
+    measured,
     probe_table,
     read_clip_sources,
     started_run,
@@ -122,11 +124,17 @@ def run_ingest(
             with float32_only():
                 rows = probes.probe_rows(model, plan.model, plan.probe_samples, run.run_id)
             run.write([probe_table(rows)])
-        for batch in chunks(plan.clip_ids, per_batch):
-            _explain_batch(run, plan, batch, models, device, write, source)
+        if plan.floor_clips:  # the margin every clip of the job is searched from
+            sources = read_clip_sources(source or run.path, plan.floor_clips,
+                                        read_only=source is not None)  # fmt: skip
+            rows = batch.floor_sources(plan, sources, models[plan.model], run.run_id, device)
+            run.write([floor_table(rows)])
+            plan = measured(plan, rows)
+        for clip_ids in chunks(plan.clip_ids, per_batch):
+            _explain_batch(run, plan, clip_ids, models, device, write, source)
             run.clock()
             if progress:
-                progress(len(batch), counters)
+                progress(len(clip_ids), counters)
         for pairs in chunks(plan.cross_fill, per_batch * 4):
             _cross_fill_batch(run, plan, pairs, models[plan.model], device, write, source)
             run.clock()

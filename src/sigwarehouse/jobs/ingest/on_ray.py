@@ -34,7 +34,14 @@ from sigwarehouse.audio import ClipSource, clip_sources
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs.ingest import batch
 from sigwarehouse.jobs.ingest.plan import IngestPlan, IngestSummary
-from sigwarehouse.jobs.ingest.rows import probe_table, started_run, stored_masks_on, write_rows
+from sigwarehouse.jobs.ingest.rows import (
+    floor_table,
+    measured,
+    probe_table,
+    started_run,
+    stored_masks_on,
+    write_rows,
+)
 from sigwarehouse.jobs.ingest.runtime import longest_clip, runtime_choices
 from sigwarehouse.jobs.skeleton import chunks
 from sigwarehouse.jobs.writer import HoldPolicy
@@ -118,6 +125,13 @@ class IngestWorker:
             rows = probes.probe_rows(
                 self.models[plan.model], plan.model, plan.probe_samples, run_id
             )
+        return rows, self._since(before)
+
+    def noise_floor(
+        self, plan: IngestPlan, run_id: str, sources: list[ClipSource]
+    ) -> tuple[list[tuple], tuple[int, float]]:
+        before = self._spent()
+        rows = batch.floor_sources(plan, sources, self.models[plan.model], run_id, self.device)
         return rows, self._since(before)
 
     def _spent(self) -> tuple[int, float]:
@@ -221,6 +235,13 @@ def run_ingest_ray(
             rows, spent = ray.get(pool[0].probes.remote(plan, run.run_id))
             _add_spent(counters, spent)
             run.write([probe_table(rows)])
+        if plan.floor_clips:  # before any batch: every clip is searched from the floor
+            with store.opened(path) as con:  # as the writer thread opens it: one instance
+                sources = clip_sources(con, plan.floor_clips)
+            rows, spent = ray.get(pool[0].noise_floor.remote(plan, run.run_id, sources))
+            _add_spent(counters, spent)
+            run.write([floor_table(rows)])
+            plan = measured(plan, rows)
         work = deque(
             [_Work("explain", list(b), ()) for b in chunks(plan.clip_ids, per_batch)]
             + [_Work("cross_fill", list(p), ()) for p in chunks(plan.cross_fill, per_batch * 4)]

@@ -2,8 +2,9 @@
 and what it did (IngestSummary): the same for every driver (local, Ray, shard).
 
 A plan lists the clips M still has to explain with these parameters, the other models'
-stored explanations M has not yet been evaluated on, and whether M's probes are missing,
-so a rerun does exactly the work that is missing.
+stored explanations M has not yet been evaluated on, whether M's probes are missing, and
+M's rendering noise floor (the margin its search starts from: noise_floor.py) or the
+clips to measure it on, so a rerun does exactly the work that is missing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sigwarehouse import probes
+from sigwarehouse import noise_floor, probes
 from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.records import (
     current_params,
@@ -70,6 +71,9 @@ class IngestPlan:
     cross_fill: list[tuple[str, int]]  # (source model, clip) whose stored signals M has not seen
     est_queries_per_clip: int = 0
     probe_samples: int | None = None  # the length at which M's probes are missing (None: stored)
+    # M's stored rendering noise floor: the decision margin its search starts from
+    noise_floor: float | None = None
+    floor_clips: list[int] = field(default_factory=list)  # to measure it on, before the search
     # the warehouse's current set (hash, its explanations of the task), else the set the
     # task's views show; None: no set yet, these parameters become the current set
     shown_params: tuple[str, int] | None = None
@@ -80,6 +84,12 @@ class IngestPlan:
 
     def describe(self) -> str:
         at = "none (stored)" if self.probe_samples is None else f"at {self.probe_samples} samples"
+        if self.floor_clips:
+            floor = f"to measure first, on {len(self.floor_clips)} clip(s) of the task"
+        elif self.noise_floor is None:
+            floor = "not measured (nothing to explain)"
+        else:
+            floor = f"{self.noise_floor:.3g} (stored): the search's starting decision margin"
         lines = [
             f"model {self.model} (task {self.task}, datasets {', '.join(self.datasets) or '-'})",
             f"  parameters {self.params.hash()}: {json.dumps(self.params.to_dict())}",
@@ -88,6 +98,7 @@ class IngestPlan:
             f"  other models' stored explanations to evaluate on {self.model}: "
             f"{len(self.cross_fill)}",
             f"  probes of {self.model} ({', '.join(probes.PROBES)}) to store: {at}",
+            f"  rendering noise floor of {self.model}: {floor}",
             f"  estimated model queries: ~{self.estimated_queries():,}",
         ]
         ph = self.params.hash()
@@ -106,8 +117,12 @@ class IngestPlan:
     def estimated_queries(self) -> int:
         per_clip = self.est_queries_per_clip + len(SIGNAL_KINDS) * len(self.targets)
         probe_queries = 0 if self.probe_samples is None else len(probes.PROBES)
+        floor_queries = len(self.floor_clips) * noise_floor.QUERIES_PER_CLIP
         return (
-            len(self.clip_ids) * per_clip + len(self.cross_fill) * len(SIGNAL_KINDS) + probe_queries
+            len(self.clip_ids) * per_clip
+            + len(self.cross_fill) * len(SIGNAL_KINDS)
+            + probe_queries
+            + floor_queries
         )
 
 
@@ -186,6 +201,7 @@ def plan_ingest(
         [model, params.hash(), datasets, task, count, index, model],
     ).fetchall()
     past = past_queries_per_clip(con, model, task, params.hash())
+    floor = noise_floor.stored_floor(con, model)
     current = current_params(con)
     shown = con.execute(
         "SELECT params_hash, n_explanations FROM parameter_sets WHERE task = ?"
@@ -205,5 +221,8 @@ def plan_ingest(
         cross_fill=[(m, c) for m, c in cross],
         est_queries_per_clip=past or QUERIES_PER_ITERATION * params.iterations,
         probe_samples=probes.pending_length(con, model, task),
+        noise_floor=floor,
+        # measured only when the model is about to explain something
+        floor_clips=noise_floor.measuring_clips(con, task) if floor is None and clip_ids else [],
         shown_params=None if shown is None else (shown[0], int(shown[1])),
     )

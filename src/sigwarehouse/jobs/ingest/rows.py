@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import probes, store
+from sigwarehouse import noise_floor, probes, store
 from sigwarehouse.audio import ClipSource, clip_sources
 from sigwarehouse.jobs import writer
 from sigwarehouse.jobs.ingest import batch
@@ -68,6 +69,17 @@ def write_batch(
 def probe_table(rows: list[tuple]) -> write_path.Rows:
     """probes.probe_rows' rows, for write_path.write_batch."""
     return write_path.Rows("model_probes", probes.PROBE_COLUMNS, rows)
+
+
+def floor_table(rows: list[tuple]) -> write_path.Rows:
+    """noise_floor.floor_rows' rows, for write_path.write_batch."""
+    return write_path.Rows("model_noise_floors", noise_floor.FLOOR_COLUMNS, rows)
+
+
+def measured(plan: IngestPlan, rows: list[tuple]) -> IngestPlan:
+    """The plan with the noise floor just measured (`rows`: floor_table's) as its margin."""
+    floor = rows[0][noise_floor.FLOOR_COLUMNS.index("noise_floor")]
+    return replace(plan, noise_floor=float(floor), floor_clips=[])
 
 
 def ingest_writer(

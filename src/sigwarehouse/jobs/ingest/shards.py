@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sigwarehouse import probes, store
+from sigwarehouse import noise_floor, probes, store
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs.ingest.plan import IngestPlan
 from sigwarehouse.store import write_path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 KEYED_TABLES = (
     "freqrex_params",
     "model_probes",
+    "model_noise_floors",
     "explanations",
     "sufficient_ranks",
     "original_probs",
@@ -96,6 +97,9 @@ def without_stored(plan: IngestPlan, shard: Path) -> IngestPlan:
             ).fetchall()[0][0]
             >= _probe_count()
         )
+        floor = noise_floor.stored_floor(con, plan.model)  # measured by an earlier try
+    if floor is not None:
+        plan = replace(plan, noise_floor=floor, floor_clips=[])
     return replace(
         plan,
         clip_ids=[c for c in plan.clip_ids if c not in done],
