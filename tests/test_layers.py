@@ -1,6 +1,6 @@
-"""The import structure of src/sigwarehouse and analyses/: no import circle, no import that goes up the
-layers, and an import inside a function only with a comment saying what it keeps out of
-CLI start-up.
+"""The import structure of src/sigwarehouse and analyses/: no import circle, no import that
+goes up the layers, and an import inside a function only with a comment saying what it keeps
+out of CLI start-up.
 
 Every module's imports are read from its source (the AST: imports at the top, inside
 functions, under `if TYPE_CHECKING`), so a circle hidden in a function is found too.
