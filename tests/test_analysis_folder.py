@@ -193,6 +193,29 @@ def test_an_analysis_that_fails_leaves_the_rest_of_the_report(small_filled, tmp_
     assert '<section id="kept-share">' in page  # the other user analysis still runs
 
 
+def test_if_changed_counts_the_users_analyses(tmp_path: Path) -> None:
+    """--if-changed decides without importing anything, and an edit of a user's file
+    rebuilds the report as an edit of a shipped one would."""
+    from small_warehouse import fill
+
+    from sigwarehouse import store
+
+    path, _ = store.init(tmp_path / "w.duckdb")
+    fill(path, n_clips=3)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(EXAMPLE, mine / "kept_share.py")
+    args = ("report", "--out", str(tmp_path / "out"), "--analyses", str(mine), "--if-changed")
+    assert "wrote" in sigwh(path, *args).output
+    again = sigwh(path, *args)
+    assert again.exit_code == 0 and "unchanged" in again.output, again.output
+    (mine / "kept_share.py").write_text(EXAMPLE.read_text().replace("max", "min"))
+    edited = sigwh(path, *args)
+    assert edited.exit_code == 0 and "wrote" in edited.output, edited.output
+    csv = (tmp_path / "out" / "tables" / "kept_share.csv").read_text()
+    assert csv.startswith("model,explanations,with_mask,mean_kept_share,min_kept_share")
+
+
 def test_nothing_in_a_warehouse_selects_an_analysis(small_filled, tmp_path: Path) -> None:
     """A shared warehouse whose tables and rows name a module file does not get it
     imported: only the folders the user names are read for code."""
