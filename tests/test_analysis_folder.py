@@ -193,6 +193,39 @@ def test_an_analysis_that_fails_leaves_the_rest_of_the_report(small_filled, tmp_
     assert '<section id="kept-share">' in page  # the other user analysis still runs
 
 
+def test_a_section_that_would_overwrite_anothers_files_fails(tmp_path: Path) -> None:
+    """A user's table named as a shipped one (tables/accuracy.csv), or with a name that
+    leaves the folder, is not written: its section says which name to change."""
+    from small_warehouse import fill
+
+    from sigwarehouse import store
+
+    path, _ = store.init(tmp_path / "w.duckdb")
+    fill(path, n_clips=3)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    body = (
+        "import polars as pl\nfrom sigwarehouse.report import Section, Table\n"
+        "def run(con):\n    frame = pl.DataFrame({{'planted': [1]}})\n"
+        "    return Section(key={key!r}, title='t', intro='i', "
+        "tables=[Table({table!r}, 'c', frame)])\n"
+    )
+    (mine / "clash.py").write_text(body.format(key="mine", table="accuracy"))
+    (mine / "escape.py").write_text(body.format(key="mine2", table="../../escaped"))
+    out = tmp_path / "out"
+    result = sigwh(path, "report", "--out", str(out), "--analyses", str(mine))
+    assert result.exit_code == 1
+    line = _cli_error(result)
+    assert f"{mine / 'clash.py'}: its table accuracy has a name another section" in line
+    assert f"{mine / 'escape.py'}: its table name '../../escaped' is not file-safe" in line
+    assert "planted" not in (out / "tables" / "accuracy.csv").read_text()
+    assert not list(tmp_path.rglob("escaped*"))
+    page = (out / "index.html").read_text()
+    assert "rename it" in _section(page, "user-clash") and "rename it" in _section(
+        page, "user-escape"
+    )
+
+
 def test_if_changed_counts_the_users_analyses(tmp_path: Path) -> None:
     """--if-changed decides without importing anything, and an edit of a user's file
     rebuilds the report as an edit of a shipped one would."""

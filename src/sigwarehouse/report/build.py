@@ -25,7 +25,7 @@ from pathlib import Path
 from sigwarehouse import __version__
 from sigwarehouse import store as warehouse
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.report import html
+from sigwarehouse.report import html, user_analyses
 from sigwarehouse.report.sections import Analysis
 from sigwarehouse.store import sql_files, views
 
@@ -298,7 +298,7 @@ def _render(
     # this thread's CPU: it is built on another thread while the analyses run.
     with ThreadPoolExecutor(1) as pool:
         bundle = pool.submit(vlc.javascript_bundle, vl_version=vl_version)
-        sections = [analysis.run(con) for analysis in analyses]
+        sections = user_analyses.checked(analyses, [analysis.run(con) for analysis in analyses])
         javascript = bundle.result()
     result = ReportResult(out, out / "index.html", True, "")
     (out / "charts").mkdir(exist_ok=True)

@@ -11,15 +11,19 @@ by anything read from the warehouse: a warehouse is data that others may have wr
 A file that cannot be loaded (a syntax error, a failed import, no `run`) stops the report
 before it opens the warehouse. A `run` that raises, or returns something other than a
 Section, gives a section that says what failed; the rest of the report is still built,
-and `failed` says so to the command (which then ends with exit status 1).
+and `failed` says so to the command (which then ends with exit status 1). So does a
+section whose key, table or chart has another section's name (its files would overwrite
+theirs) or a name that is not file-safe (`checked`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -64,6 +68,42 @@ class UserAnalysis:
             intro=f"The analysis in {self.path} did not run to its end.",
             missing=f"This analysis failed: {error}",
         )
+
+
+FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _names(section: Section) -> list[str]:
+    """What a section's files and anchor are named by: its key, its tables, its charts."""
+    return [
+        f"section {section.key}",
+        *(f"table {t.name}" for t in section.tables),
+        *(f"chart {c.name}" for c in section.charts),
+    ]
+
+
+def checked(analyses: Sequence[object], sections: list[Section]) -> list[Section]:
+    """`sections` (the analyses' results, in order), where a user's section that would
+    overwrite another's files or anchor, or names a file unsafely, is replaced by one that
+    says so (its analysis then counts as failed). The shipped sections' names win."""
+    taken = {n for a, s in zip(analyses, sections, strict=True) if not isinstance(a, UserAnalysis)
+             for n in _names(s)}  # fmt: skip
+    result = []
+    for analysis, section in zip(analyses, sections, strict=True):
+        if isinstance(analysis, UserAnalysis) and analysis.error is None:
+            names = _names(section)
+            unsafe = [n for n in names if not FILE_SAFE.fullmatch(n.split(" ", 1)[1])]
+            clash = [n for n in names if n in taken] or [n for n in names if names.count(n) > 1]
+            if unsafe or clash:
+                if unsafe:
+                    kind, name = unsafe[0].split(" ", 1)
+                    what = f"its {kind} name {name!r} is not file-safe (letters, digits, _ . -)"
+                else:
+                    what = f"its {clash[0]} has a name another section of the report has"
+                section = analysis._failed(f"{analysis.path}: {what}: rename it")
+            taken.update(_names(section))
+        result.append(section)
+    return result
 
 
 def _interrupted(exc: Exception) -> bool:
