@@ -53,14 +53,15 @@ class UserAnalysis:
         except Exception as exc:
             if _interrupted(exc):
                 raise
-            return self._failed(describe(self.path, exc))
+            return self.fail(describe(self.path, exc))
         if not isinstance(section, Section):
             found = type(section).__name__
-            return self._failed(f"{self.path}: run(con) returned a {found}, not a Section")
+            return self.fail(f"{self.path}: run(con) returned a {found}, not a Section")
         self.error = None
         return section
 
-    def _failed(self, error: str) -> Section:
+    def fail(self, error: str) -> Section:
+        """The section in place of this analysis's: it says `error`."""
         self.error = error
         return Section(
             key=self.key,
@@ -86,10 +87,10 @@ def checked(analyses: Sequence[object], sections: list[Section]) -> list[Section
     """`sections` (the analyses' results, in order), where a user's section that would
     overwrite another's files or anchor, or names a file unsafely, is replaced by one that
     says so (its analysis then counts as failed). The shipped sections' names win."""
-    taken = {n for a, s in zip(analyses, sections, strict=True) if not isinstance(a, UserAnalysis)
-             for n in _names(s)}  # fmt: skip
+    pairs = list(zip(analyses, sections, strict=True))
+    taken = {n for a, s in pairs if not isinstance(a, UserAnalysis) for n in _names(s)}
     result = []
-    for analysis, section in zip(analyses, sections, strict=True):
+    for analysis, section in pairs:
         if isinstance(analysis, UserAnalysis) and analysis.error is None:
             names = _names(section)
             unsafe = [n for n in names if not FILE_SAFE.fullmatch(n.split(" ", 1)[1])]
@@ -100,7 +101,7 @@ def checked(analyses: Sequence[object], sections: list[Section]) -> list[Section
                     what = f"its {kind} name {name!r} is not file-safe (letters, digits, _ . -)"
                 else:
                     what = f"its {clash[0]} has a name another section of the report has"
-                section = analysis._failed(f"{analysis.path}: {what}: rename it")
+                section = analysis.fail(f"{analysis.path}: {what}: rename it")
             taken.update(_names(section))
         result.append(section)
     return result
