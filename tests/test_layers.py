@@ -1,6 +1,6 @@
-"""The import structure of src/sigwarehouse: no import circle, no import that goes up the
-layers, and an import inside a function only with a comment saying what it keeps out of
-CLI start-up.
+"""The import structure of src/sigwarehouse and analyses/: no import circle, no import that
+goes up the layers, and an import inside a function only with a comment saying what it keeps
+out of CLI start-up.
 
 Every module's imports are read from its source (the AST: imports at the top, inside
 functions, under `if TYPE_CHECKING`), so a circle hidden in a function is found too.
@@ -17,13 +17,20 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
 ROOT = "sigwarehouse"
+# The shipped analyses: the top-level analyses/ folder, `sigwarehouse.analyses` once
+# installed (and in a checkout, see sigwarehouse/shipped.py).
+ANALYSES = REPO / "analyses"
 
 # Bottom first: a module may import modules of its own layer and of the layers below.
 # A layer lists modules and packages; a module belongs to the longest entry naming it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("sigwarehouse", "sigwarehouse.errors", "sigwarehouse.devices")),
+    (
+        "base",
+        ("sigwarehouse", "sigwarehouse.errors", "sigwarehouse.devices", "sigwarehouse.shipped"),
+    ),
     ("store", ("sigwarehouse.store",)),
     # what the search and the catalog need of a model: the classifier interface, its
     # precision, its labels, and the python-factory checks
@@ -62,10 +69,12 @@ UNCHECKED_LAZY = ("sigwarehouse.freqrex",)
 
 
 def modules() -> dict[str, Path]:
-    """Dotted name -> file of every module of the package."""
+    """Dotted name -> file of every module of the package, the shipped analyses included."""
     found = {}
-    for path in sorted((SRC / ROOT).rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
+    files = [(p, p.relative_to(SRC)) for p in sorted((SRC / ROOT).rglob("*.py"))]
+    files += [(p, ROOT / p.relative_to(REPO)) for p in sorted(ANALYSES.rglob("*.py"))]
+    for path, relative in files:
+        parts = list(relative.with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         found[".".join(parts)] = path
@@ -210,7 +219,7 @@ def test_an_import_inside_a_function_says_why() -> None:
             if not any("#" in line for line in own) and not (
                 above >= 0 and lines[above].strip().startswith("#")
             ):
-                bare.append(f"{path.relative_to(SRC)}:{node.lineno}")
+                bare.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert bare == []
 
 

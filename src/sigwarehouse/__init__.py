@@ -10,6 +10,9 @@ For notebooks (see sigwarehouse.api and docs/notebook.ipynb):
 """
 
 import os
+import sys
+
+from sigwarehouse import shipped
 
 __version__ = "0.1.0"
 
@@ -20,6 +23,14 @@ __version__ = "0.1.0"
 # nothing measurable on an idle machine. It must be set before torch loads OpenMP, so
 # here, where every entry point (CLI, jobs, tests) starts; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The shipped analyses are the repository's top-level analyses/ folder, which the wheel
+# installs as sigwarehouse/analyses: in a source checkout, `sigwarehouse.analyses` is
+# found there (see sigwarehouse.shipped).
+if not shipped.installed_analyses() and not any(
+    isinstance(f, shipped.CheckoutAnalyses) for f in sys.meta_path
+):
+    sys.meta_path.insert(0, shipped.CheckoutAnalyses())
 
 # The notebook API, loaded on first use (PEP 562), so that `import sigwarehouse` (every
 # CLI start) does not load Polars and DuckDB for it.

@@ -7,5 +7,7 @@ page.
 """
 
 from sigwarehouse.report.build import ReportResult, build_report, unchanged
+from sigwarehouse.report.sections import Chart, Section, Table
 
-__all__ = ["ReportResult", "build_report", "unchanged"]
+# Section, Table and Chart: what a user's analysis returns (docs/analyses.md)
+__all__ = ["Chart", "ReportResult", "Section", "Table", "build_report", "unchanged"]

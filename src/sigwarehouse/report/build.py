@@ -25,7 +25,7 @@ from pathlib import Path
 from sigwarehouse import __version__
 from sigwarehouse import store as warehouse
 from sigwarehouse.errors import SigwhError
-from sigwarehouse.report import html
+from sigwarehouse.report import html, user_analyses
 from sigwarehouse.report.sections import Analysis
 from sigwarehouse.store import sql_files, views
 
@@ -49,6 +49,7 @@ class ReportResult:
     message: str
     sections: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # sections without data
+    failed: list[str] = field(default_factory=list)  # a user analysis's error, one line each
     files: list[Path] = field(default_factory=list)
     n_examples: int = 0
     seconds: float = 0.0
@@ -83,8 +84,11 @@ def fingerprint(con, path: Path, code: Sequence[Path]) -> dict:
 def code_folders(analyses: Sequence[Analysis]) -> list[Path]:
     """The folders of the analyses' source: an analysis counts with every module beside it
     (the helpers it shares with the others)."""
-    sources = [inspect.getfile(a if inspect.ismodule(a) else type(a)) for a in analyses]
-    return sorted({Path(source).parent for source in sources})
+    sources = []
+    for analysis in analyses:
+        source = getattr(analysis, "module", analysis)  # a user's file: its module
+        sources.append(inspect.getfile(source if inspect.ismodule(source) else type(source)))
+    return sorted({Path(source).resolve().parent for source in sources})
 
 
 def _code_digest(folders: Sequence[Path]) -> str:
@@ -184,7 +188,14 @@ def build_report(
             path, read_only=True, settings={"memory_limit": DUCKDB_MEMORY, "temp_directory": spill}
         )
         result, digest, fp = _build(con, path, out, analyses, code, chart_files)
-    _write_atomic(out / FINGERPRINT_FILE, json.dumps({"digest": digest, **fp}, indent=1))
+    failed = [a for a in analyses if getattr(a, "error", None)]
+    result.failed = [a.error for a in failed]
+    result.missing = [k for k in result.missing if k not in {a.key for a in failed}]
+    if result.failed:
+        # No fingerprint: the next --if-changed builds again, and says the error again.
+        (out / FINGERPRINT_FILE).unlink(missing_ok=True)
+    else:
+        _write_atomic(out / FINGERPRINT_FILE, json.dumps({"digest": digest, **fp}, indent=1))
     result.seconds = time.monotonic() - started
     result.message = (
         f"wrote {index} ({index.stat().st_size / 1e6:.1f} MB, {len(result.sections)} sections, "
@@ -193,6 +204,8 @@ def build_report(
     )
     if result.missing:
         result.message += f"; no data yet for: {', '.join(result.missing)}"
+    if result.failed:
+        result.message += f"; {len(result.failed)} of your analyses failed (their sections say why)"
     return result
 
 
@@ -285,7 +298,7 @@ def _render(
     # this thread's CPU: it is built on another thread while the analyses run.
     with ThreadPoolExecutor(1) as pool:
         bundle = pool.submit(vlc.javascript_bundle, vl_version=vl_version)
-        sections = [analysis.run(con) for analysis in analyses]
+        sections = user_analyses.checked(analyses, [analysis.run(con) for analysis in analyses])
         javascript = bundle.result()
     result = ReportResult(out, out / "index.html", True, "")
     (out / "charts").mkdir(exist_ok=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from sigwarehouse.errors import WarehouseError
+from sigwarehouse.shipped import shipped_dir
 
 MIGRATIONS_TABLE = "schema_migrations"
 
@@ -39,10 +39,7 @@ class Migration:
 
 def sql_dir() -> Path:
     """The sql/ folder: shipped inside the wheel, or the repository's in a source checkout."""
-    packaged = Path(str(resources.files("sigwarehouse"))) / "sql"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "sql"
+    return shipped_dir("sql")
 
 
 def read_sql(name: str) -> str:
