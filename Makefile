@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e '.[dev,vad]'
+	# the `ina` extra without inaSpeechSegmenter's own requirements (TensorFlow among them):
+	# only its weight files are read, with h5py (src/sigwarehouse/models/ina.py)
+	$(BIN)/python -m pip install -q "h5py>=3"
+	$(BIN)/python -m pip install -q --no-deps "inaSpeechSegmenter==0.6.8"
 	touch $@
 
 demo: setup
