@@ -9,11 +9,14 @@ BIN = $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# voice2gender (--no-deps): its own code, only for tests/test_voice2gender.py to compare
+# against; its xgboost>=3.4.1 pin needs Python 3.12, and it runs on the extra's xgboost-cpu.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e '.[dev,vad]'
+	$(BIN)/python -m pip install -q -e '.[dev,vad,pretrained]'
+	$(BIN)/python -m pip install -q --no-deps voice2gender==0.1.1
 	touch $@
 
 demo: setup
