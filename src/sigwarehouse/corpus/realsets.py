@@ -13,7 +13,9 @@ Sources (Debian packages, read where Debian installs them; licences from each pa
   the directory name Asterisk gives it (`en_US_f_Allison`, `it_IT_m_Carlo`, ...).
 - pocketsphinx-testdata: CMU test utterances and five LibriVox sentences (one reader).
   The package does not say who speaks; every file's median F0 is 81-119 Hz (measured
-  here, see ATTRIBUTION.md), so they are labelled male.
+  here, see ATTRIBUTION.md), so they are labelled male. Every other one is passed through
+  an 8 kHz channel (band-limited to 4 kHz) like the 8 kHz female prompts, so that
+  bandwidth alone does not separate the gender labels.
 - asterisk-moh-opsound-wav: five music-on-hold tracks (8 kHz), crops from inside them.
 - sonic-pi-samples: CC0 recordings of guitar, piano and percussion loops (freesound.org).
 - copies of rendered corpus clips (flite / festival voices of known gender; MIDI music).
@@ -41,6 +43,7 @@ from sigwarehouse.corpus.waveform import (
     load_mono,
     load_raw16,
     peak_normalise,
+    telephone,
     trim_silence,
     write_flac,
 )
@@ -143,9 +146,15 @@ GENDER = {
     + [("copy", "emotion/eval/neutral/neutral_002.flac")]  # flite slt
     + [("copy", "emotion/eval/happy/happy_000.flac")]  # flite slt
     + [("copy", "emotion/eval/calm/calm_009.flac")],  # flite slt
-    "male": [("sphinx", s) for s in ("librivox", "cards", "cmu", "librivox")]
-    + [("sphinx", s) for s in ("cards", "cmu", "librivox", "cards")]
-    + [("sphinx", s) for s in ("cmu", "librivox", "cards", "librivox")]
+    # every other male recording through an 8 kHz channel, as the female prompts are
+    # recorded, so that bandwidth alone does not tell the labels apart
+    "male": [
+        ("sphinx" if i % 2 == 0 else "sphinx8k", s)
+        for i, s in enumerate(
+            ("librivox", "cards", "cmu", "librivox", "cards", "cmu")
+            + ("librivox", "cards", "cmu", "librivox", "cards", "librivox")
+        )
+    ]
     + [("copy", "emotion/eval/neutral/neutral_000.flac")]  # flite kal16
     + [("copy", "emotion/eval/neutral/neutral_005.flac")]  # flite awb
     + [("copy", "emotion/eval/neutral/neutral_007.flac")],  # festival ked_diphone
@@ -243,12 +252,15 @@ def _render(kind: str, name: str, draw: _Draw, rng: np.random.Generator, corpus:
         f = draw.next(name, _voice_files(v))
         x = trim_silence(load_mono(v.directory / f))
         what = f"{v.package}:{v.directory.name}/{f} [{v.licence}; {v.speaker}, {v.gender}; real]"
-    elif kind == "sphinx":
+    elif kind in ("sphinx", "sphinx8k"):
         files, licence = SPHINX_FILES[name]
         f = draw.next(name, files)
         path = SPHINX / f
         x = trim_silence(load_raw16(path) if f.endswith(".raw") else load_mono(path))
-        what = f"pocketsphinx-testdata:{f} [{licence}; male by F0; real]"
+        channel = ""
+        if kind == "sphinx8k":
+            x, channel = telephone(x), ", through an 8 kHz channel"
+        what = f"pocketsphinx-testdata:{f}{channel} [{licence}; male by F0; real]"
     elif kind == "moh":
         x = load_mono(MOH / f"{name}.wav")
         # skip each track's first and last 10 s (fades)
