@@ -132,6 +132,17 @@ def test_a_clip_answers_the_same_alone_and_in_a_batch(clips) -> None:
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-6)
     # digital silence throughout: no finite patch, no evidence
     np.testing.assert_array_equal(together[-1], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"samples >= 400"):
+        model(np.ones((1, 399), np.float32))
+
+
+def test_a_wider_hop_scores_a_subset_of_the_patches(clips) -> None:
+    dense, finite = ina.gender().patch_probs(clips[0][None])
+    sparse, _ = ina.InaCNN(MODELS["gender"][0], ["female", "male"], 24, hop=8).patch_probs(
+        clips[0][None]
+    )
+    assert finite.all() and sparse.shape[1] == len(range(0, dense.shape[1], 4))
+    np.testing.assert_allclose(sparse.numpy(), dense[:, ::4].numpy(), rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

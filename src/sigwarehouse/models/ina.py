@@ -182,12 +182,12 @@ def log_mel(waves: Any) -> Any:
     return mspec
 
 
-def patches(mspec: Any, n_mels: int) -> Any:
+def patches(mspec: Any, n_mels: int, hop: int = STEP) -> Any:
     """Standardised patches (batch, n_patches, PATCH, n_mels), float64 torch, of the first
-    `n_mels` bands: PATCH frames every STEP frames, each minus its mean over its values,
+    `n_mels` bands: PATCH frames every `hop` frames, each minus its mean over its values,
     divided by their population standard deviation (NaN or inf where it is 0 or not
     finite)."""
-    p = mspec[..., :n_mels].unfold(1, PATCH, STEP).transpose(2, 3)
+    p = mspec[..., :n_mels].unfold(1, PATCH, hop).transpose(2, 3)
     mean = p.mean(dim=(2, 3), keepdim=True)
     std = p.std(dim=(2, 3), keepdim=True, correction=0)
     return (p - mean) / std
@@ -339,14 +339,22 @@ class Network:
 
 
 class InaCNN:
-    """One of the package's CNNs as a clip classifier (see the module doc)."""
+    """One of the package's CNNs as a clip classifier (see the module doc).
+
+    The cost is the network's, one pass per patch: a 4 s clip has 167 patches at the
+    package's hop of 2 frames. `hop` (frames between patches) trades that for fidelity to
+    the package's dense scoring; the factories keep the package's. `device` is where the
+    network runs (the features are computed on it too)."""
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, weights: str, labels: list[str], n_mels: int, device: str = "cpu"):
+    def __init__(
+        self, weights: str, labels: list[str], n_mels: int, hop: int = STEP, device: str = "cpu"
+    ):
         self.weights = weights
         self.labels = list(labels)
         self.n_mels = n_mels
+        self.hop = hop
         self.device = device
         self.path = package_dir() / weights  # fails early when the package is missing
         self._net: Network | None = None
@@ -370,17 +378,18 @@ class InaCNN:
         import torch  # torch: as above
 
         net = self.network()
-        p = patches(log_mel(torch.as_tensor(np.asarray(waves, dtype=np.float32))), self.n_mels)
+        x = torch.as_tensor(np.asarray(waves, dtype=np.float32), device=self.device)
+        p = patches(log_mel(x), self.n_mels, self.hop)
         finite = torch.isfinite(p).all(dim=3).all(dim=2)
-        p = p.to(self.device, torch.float32)
+        p = p.float()
         out = torch.full((*p.shape[:2], len(self.labels)), math.nan, dtype=torch.float64)
         with torch.inference_mode():
             for b in range(p.shape[0]):  # one clip at a time: its answer is its own
                 keep = finite[b].nonzero().squeeze(1)
                 if len(keep):
-                    probs = [net(chunk).cpu() for chunk in p[b, keep.to(p.device)].split(CHUNK)]
-                    out[b, keep] = torch.cat(probs).double()
-        return out, finite
+                    probs = [net(chunk) for chunk in p[b, keep].split(CHUNK)]
+                    out[b, keep.cpu()] = torch.cat(probs).double().cpu()
+        return out, finite.cpu()
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         """Probabilities (batch, classes) in `labels` order: the mean over the clip's finite
