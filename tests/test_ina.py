@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -219,6 +220,12 @@ def test_without_the_package_the_error_names_the_install_command(monkeypatch) ->
     with pytest.raises(PythonModelError, match=r"model ina-sm .*make setup"):
         load_classifier("python", "sigwarehouse.models.ina:speech_music", ["speech", "music"],
                         name="ina-sm")  # fmt: skip
+
+
+def test_without_h5py_the_error_names_the_install_command(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(ImportError, match=r"h5py is not installed .*pip install 'h5py>=3'"):
+        ina.gender()(np.ones((1, 16000), np.float32))
 
 
 def test_a_file_of_another_shape_is_refused(tmp_path: Path) -> None:

@@ -227,7 +227,10 @@ def read_network(path: Path) -> list[Layer]:
     arrays (named by their Keras role: kernel, bias, gamma, beta, moving_mean,
     moving_variance). Reads arrays only; refuses layers and options outside the
     allow-list with InaWeightsError."""
-    import h5py  # h5py: the `ina` extra, needed only once weights are read
+    try:
+        import h5py  # h5py: the `ina` extra, needed only once weights are read
+    except ImportError as exc:
+        raise ImportError(f"h5py is not installed ({exc}); {INSTALL}") from exc
 
     with h5py.File(path, "r") as h5:
         config = json.loads(h5.attrs["model_config"])
