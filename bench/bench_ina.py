@@ -9,6 +9,10 @@ the largest difference between the port and tests/ina_reference.py's independent
 computations on the set's clips: log-mel against the package's own SIDEKIT front end,
 per-patch softmax against a NumPy forward pass of the same file on the same patches, and
 clip probabilities against package features -> NumPy patches -> NumPy network -> mean;
+how far the answer moves on sparse signals (each of every 5th clip's 1, 4, 16, 64
+strongest rfft bins alone, and the whole clip) between the float signal and its 16-bit
+WAV round trip (freqrex.renderings.pcm16: 0 by construction) and with one 16-bit step
+added or subtracted at random per sample (freqrex.renderings.dithered);
 milliseconds per clip through the path ingestion takes (`load_classifier` with the
 catalog's label map; one clip per call on the set, and batches of `--batch` clips of
 `--seconds` s of white noise, after a warm-up); top-1 accuracy on data/gender/eval or
@@ -34,6 +38,7 @@ import ina_reference as ref  # noqa: E402
 
 from sigwarehouse import catalog  # noqa: E402
 from sigwarehouse.corpus.build import read_manifest  # noqa: E402
+from sigwarehouse.freqrex.renderings import dithered, pcm16  # noqa: E402
 from sigwarehouse.models import ina  # noqa: E402
 from sigwarehouse.models.loader import load_classifier  # noqa: E402
 
@@ -74,6 +79,27 @@ def _port_checks(factory: str, clips) -> tuple[float, float, float]:
     return feats, patch, clip
 
 
+def _rendering_moves(model, clips) -> tuple[float, float, int]:
+    """Max |diff| float vs 16-bit round trip, max |diff| under +-1 step, and the number of
+    sparse signals (see the doc)."""
+    round_trip = step = 0.0
+    n = 0
+    for wave, _, _ in clips[::5]:
+        spectrum = np.fft.rfft(wave.astype(np.float64))
+        order = np.argsort(-np.abs(spectrum))
+        signals = []
+        for k in (1, 4, 16, 64, len(spectrum)):
+            mask = np.zeros(len(spectrum))
+            mask[order[:k]] = 1.0
+            signals.append(np.fft.irfft(spectrum * mask, n=len(wave)).astype(np.float32))
+        signals = np.stack(signals)
+        probs = model(signals)
+        round_trip = max(round_trip, float(np.abs(probs - model(pcm16(signals, 16000))).max()))
+        step = max(step, float(np.abs(probs - model(dithered(signals))).max()))
+        n += len(signals)
+    return round_trip, step, n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=16)
@@ -104,6 +130,7 @@ def main() -> None:
         ]
         real = [ok for ok, (_, _, is_real) in zip(right, clips, strict=True) if is_real]
         feats, patch, clip = _port_checks(factory, clips)
+        round_trip, step, n_sparse = _rendering_moves(clf.obj, clips)
         weights = clf.obj.weights
         mean_s = np.mean([len(w) for w, _, _ in clips]) / 16000
         print(f"{model_id} ({entry.task}, {data}/eval; labels {clf.obj.labels})")
@@ -111,6 +138,10 @@ def main() -> None:
         print(f"  log-mel vs the package's SIDEKIT front end: max |diff| = {feats:.2e}")
         print(f"  per-patch softmax vs NumPy forward pass: max |diff| = {patch:.2e}")
         print(f"  clip probabilities vs the independent pipeline: max |diff| = {clip:.2e}")
+        print(
+            f"  sparse signals (n={n_sparse}): max |diff| vs their 16-bit WAV round trip "
+            f"{round_trip:.2e}, under +-1 step per sample {step:.3f}"
+        )
         print(
             f"  {per_clip:.0f} ms per clip (1 clip per call, {mean_s:.2f} s mean); "
             f"{per_noise:.0f} ms per clip in batches of {len(noise)} {args.seconds:g} s clips"

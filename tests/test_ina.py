@@ -32,6 +32,7 @@ import soundfile as sf
 import torch
 
 from sigwarehouse import catalog
+from sigwarehouse.freqrex import renderings
 from sigwarehouse.models import ina
 from sigwarehouse.models.factory import PythonModelError
 from sigwarehouse.models.loader import load_classifier
@@ -135,6 +136,38 @@ def test_a_clip_answers_the_same_alone_and_in_a_batch(clips) -> None:
     np.testing.assert_array_equal(together[-1], [0.5, 0.5])
     with pytest.raises(ValueError, match=r"samples >= 400"):
         model(np.ones((1, 399), np.float32))
+
+
+def _sparse(x: np.ndarray, ks=(1, 4, 16, 64)) -> np.ndarray:
+    """The clip's k strongest rfft bins alone, for each k, built in float64."""
+    spectrum = np.fft.rfft(x.astype(np.float64))
+    order = np.argsort(-np.abs(spectrum))
+    out = []
+    for k in ks:
+        mask = np.zeros(len(spectrum))
+        mask[order[:k]] = 1.0
+        out.append(np.fft.irfft(spectrum * mask, n=len(x)))
+    return np.stack(out).astype(np.float32)
+
+
+def test_16_bit_rounding_is_soundfiles(clips) -> None:
+    """The adapter hears a signal as its 16-bit WAV (soundfile's writing, read back): a
+    16-bit source is unchanged, a float signal becomes what its WAV round trip holds, and
+    the model answers both the same."""
+    for x in clips:
+        np.testing.assert_array_equal(ina.pcm16(torch.from_numpy(x)).numpy(), x)
+    rng = np.random.default_rng(0)
+    levels = [rng.standard_normal((1, 16000)) * s for s in (1e-6, 1e-4, 1e-2, 0.3, 2.0)]
+    signals = np.concatenate([_sparse(clips[0][:16000]), *levels]).astype(np.float32)
+    np.testing.assert_array_equal(
+        ina.pcm16(torch.from_numpy(signals)).numpy(), renderings.pcm16(signals, 16000)
+    )
+    model = ina.gender()
+    sparse = _sparse(clips[0])
+    np.testing.assert_array_equal(model(sparse), model(renderings.pcm16(sparse, 16000)))
+    # below one step, soundfile rounds a sample down to 0 or -1 step: no silence yet
+    faint = ina.pcm16(torch.from_numpy(sparse * 1e-6)).numpy() * 32768
+    assert set(np.unique(faint)) == {-1.0, 0.0}
 
 
 def test_a_wider_hop_scores_a_subset_of_the_patches(clips) -> None:

@@ -17,6 +17,14 @@ WEIGHTS below. The configuration is interpreted with an allow-list of the layers
 networks use (Conv2D, BatchNormalization, Activation, MaxPooling2D, Flatten, Dense,
 Dropout), so a file of any other shape is refused rather than guessed at.
 
+Input, as the package's `features.py` gets it: ffmpeg decodes every medium into a 16-bit
+WAV, so the waves are rounded to 16 bits first (`pcm16`, rounding as soundfile writes
+16-bit WAV: a signal and its own 16-bit WAV round trip get the same answer). That is also
+the package's floor: the features are logs of band energies standardised per patch, so
+blind to level: a faint signal is heard as clearly as a loud one down to the 16-bit
+step, and one step of difference per sample can move a faint signal's answer a long way
+(bench/bench_ina.py measures it on sparse signals).
+
 Features, as the package's `features.py` and `sidekit_mfcc.py` compute them: 25 ms
 frames (400 samples) every 10 ms (160), no padding at either end; per frame a
 pre-emphasis x[n] - 0.97 x[n-1] (the first sample against itself), a symmetric Hann
@@ -156,6 +164,18 @@ def mel_filterbank() -> np.ndarray:
         bank[i, rising] = heights[i] / (centre - low) * (bin_hz[rising] - low)
         bank[i, falling] = heights[i] / (high - centre) * (high - bin_hz[falling])
     return bank
+
+
+def pcm16(waves: Any) -> Any:
+    """The waves as the package hears them, decoded into a 16-bit WAV: multiples of
+    1/32768 in [-1, 32767/32768]. Rounded as soundfile (libsndfile) writes 16-bit WAV,
+    which scales a float in [-1, 1] to 32 bits, rounds, and keeps the top 16 bits; so a
+    float signal and its own 16-bit WAV round trip give the same samples here, and a
+    16-bit source is unchanged (ffmpeg rounds to the nearest step instead: an offset of
+    at most one step, which the features do not see)."""
+    x = waves.double().clamp(-1.0, 1.0)
+    steps = ((x * 2.0**31).round() / 2.0**16).floor().clamp(-32768.0, 32767.0)
+    return (steps / 32768.0).to(waves.dtype)
 
 
 def log_mel(waves: Any) -> Any:
@@ -382,7 +402,7 @@ class InaCNN:
 
         net = self.network()
         x = torch.as_tensor(np.asarray(waves, dtype=np.float32), device=self.device)
-        p = patches(log_mel(x), self.n_mels, self.hop)
+        p = patches(log_mel(pcm16(x)), self.n_mels, self.hop)
         finite = torch.isfinite(p).all(dim=3).all(dim=2)
         p = p.float()
         out = torch.full((*p.shape[:2], len(self.labels)), math.nan, dtype=torch.float64)
