@@ -76,6 +76,20 @@ def test_features_and_probabilities_equal_the_packages_own(model):
         np.testing.assert_allclose(model(wave[None])[0], [female, 1 - female], atol=1e-6)
 
 
+def test_batched_equals_one_by_one(model):
+    n = min(len(_wave(r)) for r in ROWS)
+    x = np.stack([_wave(r)[:n] for r in ROWS[::2]] + [np.zeros(n, np.float32)])
+    pcm = adapter.to_pcm(x)
+    batched = adapter.features_batch(pcm)
+    for row, got in zip(pcm, batched, strict=True):
+        alone = adapter.features(row)
+        assert (got is None) == (alone is None)
+        if got is not None:
+            np.testing.assert_array_equal(got, alone)
+    np.testing.assert_array_equal(model(x), np.concatenate([model(w[None]) for w in x]))
+    assert batched[-1] is None  # the silent row
+
+
 @needs_package
 def test_what_the_package_refuses_gets_even_odds(model):
     from voice2gender import predict

@@ -63,6 +63,7 @@ FEATURE_NAMES = [
     "dfrange", "modindx",
 ]  # fmt: skip
 FRAME = 2048
+CHUNK = 16  # clips whose features are computed together
 EPS = 1e-12
 
 
@@ -118,24 +119,22 @@ def load_weights(path: Path = WEIGHTS) -> bytes:
     return gzip.decompress(packed)
 
 
-def to_pcm(wave: np.ndarray) -> np.ndarray:
-    """A 16 kHz float clip as the package's input: 44.1 kHz samples on the int16 grid,
-    as float64 in [-1, 1) (int16 / 32768)."""
-    y = resample_poly(np.asarray(wave, dtype=np.float64), PCM_RATE // 100, SAMPLE_RATE // 100)
+def to_pcm(waves: np.ndarray) -> np.ndarray:
+    """16 kHz float clips (any leading shape, time last) as the package's input: 44.1 kHz
+    samples on the int16 grid, as float64 in [-1, 1) (int16 / 32768)."""
+    x = np.asarray(waves, dtype=np.float64)
+    y = resample_poly(x, PCM_RATE // 100, SAMPLE_RATE // 100, axis=-1)
     return np.clip(np.round(y * 32768.0), -32768, 32767) / 32768.0
 
 
 def _frames(x: np.ndarray, step: int) -> np.ndarray:
-    n = (len(x) - FRAME) // step + 1
-    return x[np.arange(n)[:, None] * step + np.arange(FRAME)]
+    """(batch, n_frames, FRAME) views of the rows of x, frames starting every `step`."""
+    n = (x.shape[1] - FRAME) // step + 1
+    return x[:, np.arange(n)[:, None] * step + np.arange(FRAME)]
 
 
-def _spectral(x: np.ndarray, sr: int) -> list[float] | None:
-    n = len(x)
-    mag = np.abs(np.fft.rfft(x * np.hanning(n)))[: n // 2]
-    freq = np.arange(n // 2, dtype=np.float64) * (sr / n)
-    keep = freq <= 280.0
-    freq, amp = freq[keep], mag[keep]
+def _spectral(amp: np.ndarray, freq: np.ndarray) -> list[float] | None:
+    """The 12 spectral features of one clip from its magnitudes at freq (0-280 Hz)."""
     if float(np.sum(amp)) <= EPS:
         return None
     p = amp / float(np.sum(amp))
@@ -165,28 +164,12 @@ def _spectral(x: np.ndarray, sr: int) -> list[float] | None:
     return [v / 1000.0 for v in khz] + [skew, kurt, entropy, sfm, mode / 1000.0, mean / 1000.0]
 
 
-def _tracks(x: np.ndarray, sr: int) -> list[float] | None:
-    gated = np.where(np.abs(x) <= float(np.max(np.abs(x))) * 0.05, 0.0, x)
-    lo = sr // 280
-    f0 = []
-    for frame in _frames(gated, FRAME // 2):
-        frame = np.where(frame == 0.0, 1e-6, frame)
-        ceps = np.real(np.fft.ifft(np.log(np.maximum(np.abs(np.fft.fft(frame)), EPS))))
-        ceps = np.where(np.isfinite(ceps), ceps, 0.0)
-        k = int(np.argmax(ceps[lo : FRAME // 2]))
-        if k > 0 and 50.0 <= sr / (lo + k) <= 280.0:
-            f0.append(sr / (lo + k))
-    freq = np.fft.rfftfreq(FRAME, d=1.0 / sr)[:-1]
-    band = freq <= 7000.0
-    dom = []
-    for frame in _frames(gated, FRAME) * np.hanning(FRAME):
-        spec = np.abs(np.fft.rfft(frame))[:-1][band]
-        if float(np.max(spec)) > EPS:
-            dom.append(float(freq[band][int(np.argmax(spec))]))
-    if not f0 or not dom:
+def _tracks(f0: np.ndarray, dom: np.ndarray) -> list[float] | None:
+    """The 8 F0 and dominant-frequency features of one clip from its valid frames' values."""
+    if not f0.size or not dom.size:
         return None
-    fun = np.asarray(f0) / 1000.0
-    d = np.asarray(dom) / 1000.0
+    fun = f0 / 1000.0
+    d = dom / 1000.0
     lo_d, hi_d = float(np.min(d)), float(np.max(d))
     rng = hi_d - lo_d
     modindx = 0.0 if d.size < 2 or rng <= EPS else float(np.mean(np.abs(np.diff(d))) / rng)
@@ -199,17 +182,53 @@ def _tracks(x: np.ndarray, sr: int) -> list[float] | None:
     ]
 
 
+def features_batch(pcm: np.ndarray, sr: int = PCM_RATE) -> list[np.ndarray | None]:
+    """The 20 features (FEATURE_NAMES order, float64) of each row of pcm (batch, samples)
+    at sr, or None where the package would refuse the row. The FFTs run over the whole
+    batch at once (numpy gives each row the same bits as a call of its own; tested)."""
+    b, n = pcm.shape
+    if n < FRAME:
+        return [None] * b
+    peaks = np.max(np.abs(pcm), axis=1)
+    # whole-signal spectrum, 0-280 Hz
+    freq = np.arange(n // 2, dtype=np.float64) * (sr / n)
+    keep = freq <= 280.0
+    amp = np.abs(np.fft.rfft(pcm * np.hanning(n), axis=1))[:, : n // 2][:, keep]
+    # cepstral F0 per frame (hop FRAME / 2) after the 5 % peak gate
+    gated = np.where(np.abs(pcm) <= peaks[:, None] * 0.05, 0.0, pcm)
+    frames = _frames(gated, FRAME // 2)
+    nf = frames.shape[1]
+    frames = np.where(frames == 0.0, 1e-6, frames).reshape(-1, FRAME)
+    spectrum = np.maximum(np.abs(np.fft.fft(frames, axis=1)), EPS)
+    ceps = np.real(np.fft.ifft(np.log(spectrum), axis=1))
+    ceps = np.where(np.isfinite(ceps), ceps, 0.0)
+    lo = sr // 280
+    k = np.argmax(ceps[:, lo : FRAME // 2], axis=1).reshape(b, nf)
+    f0 = sr / (lo + k)
+    voiced = (k > 0) & (f0 >= 50.0) & (f0 <= 280.0)
+    # dominant frequency up to 7 kHz per Hann-windowed frame (hop FRAME)
+    dfreq = np.fft.rfftfreq(FRAME, d=1.0 / sr)[:-1]
+    band = dfreq <= 7000.0
+    frames = (_frames(gated, FRAME) * np.hanning(FRAME)).reshape(-1, FRAME)
+    spec = np.abs(np.fft.rfft(frames, axis=1))[:, :-1][:, band]
+    nd = spec.shape[0] // b
+    has_peak = (np.max(spec, axis=1) > EPS).reshape(b, nd)
+    dom = dfreq[band][np.argmax(spec, axis=1)].reshape(b, nd)
+    out: list[np.ndarray | None] = []
+    for i in range(b):
+        if float(peaks[i]) <= EPS:
+            out.append(None)
+            continue
+        spectral = _spectral(amp[i], freq[keep])
+        tracks = _tracks(f0[i][voiced[i]], dom[i][has_peak[i]])
+        row = None if spectral is None or tracks is None else np.asarray(spectral + tracks)
+        out.append(row if row is not None and np.isfinite(row).all() else None)
+    return out
+
+
 def features(pcm: np.ndarray, sr: int = PCM_RATE) -> np.ndarray | None:
-    """The 20 features (FEATURE_NAMES order, float64) of samples at sr, or None where the
-    package would refuse the signal."""
-    if len(pcm) < FRAME or float(np.max(np.abs(pcm))) <= EPS:
-        return None
-    spectral = _spectral(pcm, sr)
-    tracks = _tracks(pcm, sr) if spectral is not None else None
-    if tracks is None:
-        return None
-    out = np.asarray(spectral + tracks, dtype=np.float64)
-    return out if np.isfinite(out).all() else None
+    """The 20 features of one clip's samples at sr, or None (see features_batch)."""
+    return features_batch(np.asarray(pcm, dtype=np.float64)[None], sr)[0]
 
 
 class Voice2Gender:
@@ -237,7 +256,9 @@ class Voice2Gender:
         waves = np.asarray(waves, dtype=np.float32)
         if waves.ndim != 2 or waves.shape[1] == 0:
             raise ValueError(f"expected waveforms shaped (batch, samples > 0), got {waves.shape}")
-        feats = [features(to_pcm(w)) for w in waves]
+        feats = []
+        for i in range(0, len(waves), CHUNK):  # bounded memory: the frames of CHUNK clips
+            feats += features_batch(to_pcm(waves[i : i + CHUNK]))
         out = np.full((len(waves), 2), 0.5)
         known = [i for i, f in enumerate(feats) if f is not None]
         if known:
