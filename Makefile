@@ -9,11 +9,18 @@ BIN = $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# voice2gender (--no-deps): its own code, only for tests/test_voice2gender.py to compare
+# against; its xgboost>=3.4.1 pin needs Python 3.12, and it runs on the extra's xgboost-cpu.
+# The `ina` extra without inaSpeechSegmenter's own requirements (TensorFlow among them):
+# only its weight files are read, with h5py (src/sigwarehouse/models/ina.py).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e '.[dev,vad]'
+	$(BIN)/python -m pip install -q -e '.[dev,vad,pretrained]'
+	$(BIN)/python -m pip install -q --no-deps voice2gender==0.1.1
+	$(BIN)/python -m pip install -q "h5py>=3"
+	$(BIN)/python -m pip install -q --no-deps "inaSpeechSegmenter==0.6.8"
 	touch $@
 
 demo: setup
