@@ -39,6 +39,9 @@ DEMO_PER_LABEL = 4
 # explanation of theirs takes minutes on a CPU. `sigwh ingest --model M` explains them.
 DEMO_EVALUATES_ONLY = {
     "voice2gender": "about 85 s an explanation (its pitch and spectral features, per query)",
+    "ina-gender": "about 2 min an explanation (a CNN on every 20 ms patch, per query)",
+    "ina-sm": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
+    "ina-smn": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
 }
 
 
@@ -150,9 +153,11 @@ def _explain_in_workers(
     device: str,
     workers: int,
     say: Callable[[str], None],
+    order: list | None = None,
 ) -> None:
     """Carry out the plans in `workers` processes at once, each writing a shard file of
     its own (the warehouse is only read meanwhile), then merge the shards in plan order.
+    `order`: the plans in the order to start them (default: plan order).
     Every plan's signals are evaluated on every model of its task by its own job, so
     explaining the models side by side leaves no cell of the transferability matrices
     out. A failed job leaves its shard unmerged and raises after the others are merged."""
@@ -164,7 +169,7 @@ def _explain_in_workers(
         failures = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             running = {}
-            for plan in plans:
+            for plan in order or plans:
                 say(f"{plan.model}: explaining {len(plan.clip_ids)} clip(s) in a worker")
                 job = pool.submit(_explain_into, path, catalog_dir, plan, device, into[plan.model])
                 running[job] = plan.model
@@ -260,6 +265,12 @@ def _run(
 
     plans = []
     with store.opened(path, read_only=True) as con:
+        samples = dict(
+            con.execute(
+                "SELECT d.task, sum(c.n_samples) FROM clips c JOIN datasets d USING (dataset)"
+                " GROUP BY d.task"
+            ).fetchall()
+        )
         for model in models:
             limit = 0 if model in DEMO_EVALUATES_ONLY else None
             plans.append(ingest.plan_ingest(con, model, params, per_label=per_label, limit=limit))
@@ -271,7 +282,10 @@ def _run(
     stored = [plan.model for plan in plans if plan.is_empty()]
     todo = [plan for plan in plans if not plan.is_empty()]
     if workers > 1 and len(todo) > 1:
-        _explain_in_workers(path, catalog_dir, todo, device, workers, say)
+        # the dearest jobs first (queries times audio to transform), so that the workers
+        # finish together rather than one waiting on a long job started last
+        dearest = sorted(todo, key=lambda p: -p.estimated_queries() * samples.get(p.task, 0))
+        _explain_in_workers(path, catalog_dir, todo, device, workers, say, order=dearest)
     else:
         for plan in todo:
             say(carry_out(plan, explain).describe())

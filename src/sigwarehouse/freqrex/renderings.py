@@ -14,8 +14,8 @@ must hold for every rendering, so the final verification asks the model about ea
   on (NumPy's float64 FFT gives the same float32 samples but for a last-bit rounding
   once in billions);
 - "pcm16": that signal written as 16-bit PCM WAV and read back (soundfile, as a user's
-  own round trip does it: clipped to [-1, 1], scaled by 32767 on writing and 1/32768 on
-  reading).
+  own round trip does it: clipped to [-1, 1], scaled by 32768 on writing, so that full
+  scale 1.0 clips to 32767, and by 1/32768 on reading).
 """
 
 from __future__ import annotations
