@@ -24,12 +24,18 @@ STATUS = 130  # 128 + SIGINT, what shells report for a command Ctrl-C ended
 GRACE_S = 5.0  # longer than a model's forward pass on a CPU batch
 
 _ending = threading.Event()
+_installed = threading.Event()  # set by install(): this process is the `sigwh` command
 
 
 def say(message: str = MESSAGE) -> None:
     """The one line every interrupted command ends with, on stderr (on a terminal after a
     line break: a progress bar or the echoed ^C may end the line before it)."""
     _ending.set()
+    if _installed.is_set() and threading.current_thread() is threading.main_thread():
+        # The command is ending: a signal still pending must not become a second
+        # KeyboardInterrupt during the exit (DuckDB can leave one pending after it turns
+        # Ctrl-C into its own error), which would end the process by SIGINT, not 130.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stderr.write(f"{chr(10) if sys.stderr.isatty() else ''}{message}\n")
     sys.stderr.flush()
 
@@ -56,6 +62,7 @@ def install() -> None:
         return
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return
+    _installed.set()
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
