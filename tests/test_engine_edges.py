@@ -684,3 +684,38 @@ def test_a_verdict_that_the_rendering_changes_sends_the_clip_to_a_wider_margin(m
                 assert -lead >= m
             else:
                 assert lead >= m and p[c] >= params.delta * sigma + m
+
+
+class GridListener(torch.nn.Module):
+    """A model that hears only whether a signal lies on the 16-bit grid: "on-grid" (p = 1)
+    for a signal with some energy whose every sample is a multiple of 1/32768 to within
+    1e-4 of a step, else "off-grid". A clip read from a 16-bit file is on the grid, and
+    so is its float64 rebuild; a float32 rebuild is not. Its verdicts are decided by the
+    rendering alone, by the whole probability."""
+
+    labels = ["on-grid", "off-grid"]
+    sample_rate = 16000
+    device = torch.device("cpu")
+    dtype = torch.float32
+    n_labels = 2
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        x = waves.double() * 32768
+        on = ((x - x.round()).abs().amax(dim=1) < 1e-4) & (waves.abs().amax(dim=1) > 1e-3)
+        p = on.double()
+        return torch.stack([p, 1 - p], dim=1).float()
+
+
+def test_a_clip_whose_verdicts_the_rendering_decides_keeps_the_reason_not_an_endless_margin():
+    """Every mask's verdict flips between renderings by the whole probability: a wider
+    margin would be 2 or more, which no difference of probabilities reaches, so the clip
+    is not searched again and its failed masks are dropped as "verification-failed"."""
+    rng = np.random.default_rng(3)
+    wave = np.round(rng.uniform(-0.5, 0.5, 2000) * 32768) / 32768
+    [ex] = explain(GridListener(), torch.from_numpy(wave.astype(np.float32))[None],
+                   FreqrexParams(seed=0, **LIGHT))  # fmt: skip
+    assert ex.label_index == 0
+    assert ex.failed and ex.rendering_spread > 0.5
+    assert ex.decision_margin == FreqrexParams().decision_margin  # not searched again
+    assert not any(phase.startswith("margin-") for phase in ex.queries_by_phase)
+    assert "verification-failed" in (ex.sufficient_reason, ex.complete_reason)

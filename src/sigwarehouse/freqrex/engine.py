@@ -204,13 +204,20 @@ def explain(
     # whole, with a margin twice as wide, or twice the largest move between renderings
     # seen on the failing masks if that is wider (the clip's own figures, so the result
     # stays batch-independent).
+    # A margin of 1 or more no difference of probabilities can reach: there the clip
+    # keeps what it had, its failed masks dropped with the reason "verification-failed"
+    # (searched again, it would find nothing and say "no-sufficient-prefix").
     for _ in range(RENDERING_RETRIES):
-        retry = [i for i, ex in enumerate(out) if ex.failed and ex.rendering_spread > 0]
+        wide = {
+            i: _wider_margin(ex.decision_margin, ex.rendering_spread, verify)
+            for i, ex in enumerate(out)
+            if ex.failed and ex.rendering_spread > 0
+        }
+        retry = [i for i, m in wide.items() if m < 1.0]
         if not retry:
             break
         for i in retry:
-            wide = _wider_margin(out[i].decision_margin, out[i].rendering_spread, verify)
-            wider = dataclasses.replace(searched, decision_margin=wide)
+            wider = dataclasses.replace(searched, decision_margin=wide[i])
             more: dict = {}
             [again] = _explain_in_precision(
                 classifier, [clips[i]], wider, more, verify, known=out[i].answers
