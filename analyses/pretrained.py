@@ -103,8 +103,8 @@ def run(con: duckdb.DuckDBPyConnection) -> Section:
         section.notes.append(
             f"Not explained in this warehouse: {', '.join(unexplained)}. They answer the "
             "signals of their task's explained models where it has one (their columns), but "
-            "have no signals of their own (no rows); `sigwh ingest --model M` explains them (the demo leaves out those "
-            "whose explanation takes minutes on a CPU)."
+            "have no signals of their own (no rows); `sigwh ingest --model M` explains them "
+            "(the demo leaves out those whose explanation takes minutes on a CPU)."
         )
     for task, dataset, params_hash, label, rows in groups(alpha):
         off = rows.filter(pl.col("source_model") != pl.col("target_model"))
