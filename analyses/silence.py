@@ -35,7 +35,8 @@ INTRO = (
     "its answer moves (any class probability) when a sparse signal of its task (a clip's "
     "1, 4, 16 or 64 strongest bins, or the clip) is rebuilt in float32 or float64, written "
     "as a 16-bit WAV, or changed by one least significant bit; `max_move` is the largest "
-    "such move and `top1_differs` the share of those signals whose class it changed "
+    "such move and `top1_differs` the share of those signals (`floor_signals` of them) "
+    "whose class it changed "
     "(table `model_noise_floors`; empty where the model has not explained a clip yet)."
 )
 
@@ -50,7 +51,8 @@ WITH answers AS (
 ),
 floors AS (
     SELECT model, arg_max(noise_floor, method) AS noise_floor,
-           arg_max(max_move, method) AS max_move, arg_max(top1_differs, method) AS top1_differs
+           arg_max(max_move, method) AS max_move, arg_max(top1_differs, method) AS top1_differs,
+           arg_max(n_signals, method) AS floor_signals
     FROM model_noise_floors GROUP BY model
 ),
 explained AS (
@@ -66,12 +68,12 @@ SELECT a.task, a.model, a.n_samples, a.seconds,
        coalesce(e.explained, 0) AS explained,
        coalesce(e.empty_sufficient, 0) AS empty_sufficient,
        f.noise_floor::DOUBLE AS noise_floor, f.max_move::DOUBLE AS max_move,
-       f.top1_differs::DOUBLE AS top1_differs
+       f.top1_differs::DOUBLE AS top1_differs, f.floor_signals
 FROM answers AS a
 LEFT JOIN explained AS e USING (model)
 LEFT JOIN floors AS f USING (model)
 GROUP BY a.task, a.model, a.n_samples, a.seconds, e.explained, e.empty_sufficient,
-         f.noise_floor, f.max_move, f.top1_differs
+         f.noise_floor, f.max_move, f.top1_differs, f.floor_signals
 ORDER BY a.task, a.model, a.n_samples
 """
 
@@ -80,7 +82,8 @@ def card(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """task, model, n_samples, seconds, silence_class, silence_prob, noise_class,
     noise_prob, explained (the model's explanations, every parameter set),
     empty_sufficient (those whose sufficient mask keeps no bin), and the model's
-    rendering noise_floor, max_move and top1_differs (null until it is measured)."""
+    rendering noise_floor, max_move and top1_differs over floor_signals signals (null
+    until it is measured)."""
     return query(con, _CARD_SQL)
 
 
@@ -123,8 +126,9 @@ def high_floors(frame: pl.DataFrame, above: float = 0.01) -> list[str]:
     rows = frame.filter(noisy).unique("model").sort("model")
     return [
         f"{r['model']}: its answer moves by up to {r['max_move']:.3g} when a sparse signal is "
-        f"rebuilt (0.9 quantile {r['noise_floor']:.3g}; the class changed on "
-        f"{r['top1_differs']:.0%} of those signals): its masks are searched with a margin "
+        f"rebuilt (0.9 quantile {r['noise_floor']:.3g} over {r['floor_signals']} signals; the "
+        f"class changed on {round(r['top1_differs'] * r['floor_signals'])} of them): its masks "
+        f"are searched with a margin "
         f"of at least {r['noise_floor']:.3g}, so they are larger than a noiseless model's."
         for r in rows.iter_rows(named=True)
     ]

@@ -134,5 +134,6 @@ def floor_rows(
     clf: AudioClassifier, model: str, clip_ids: list[int], waves: list[torch.Tensor], run_id: str
 ) -> list[tuple]:
     """The `model_noise_floors` row of `clf` measured on these clips (FLOOR_COLUMNS order)."""
-    figures = summary(*signal_moves(clf, waves))
-    return [(model, METHOD, list(clip_ids), *figures.values(), run_id)]
+    row = dict(model=model, method=METHOD, clip_ids=list(clip_ids), run_id=run_id)
+    row |= summary(*signal_moves(clf, waves))
+    return [tuple(row[column] for column in FLOOR_COLUMNS)]
