@@ -387,3 +387,22 @@ def test_the_dry_run_loads_the_models_and_estimates_the_queries_within_2x(
               "--dry-run"],
     )  # fmt: skip
     assert result.exit_code == 1 and "error:" in result.output and MODEL in result.output
+
+
+def test_the_dearest_jobs_start_first() -> None:
+    """The demo starts its ingest jobs by estimated queries times their task's audio: the
+    genre job (long clips) before the emotion job with as many clips, a job with nothing
+    to explain last, and equal jobs in plan order."""
+    from sigwarehouse.cli.demo import dearest_first
+    from sigwarehouse.jobs.ingest import IngestPlan
+
+    def plan(model: str, task: str, clips: int) -> IngestPlan:
+        return IngestPlan(model=model, task=task, task_labels=["a", "b"], datasets=[],
+                          params=PARAMS, targets=[model], clip_ids=list(range(clips)),
+                          cross_fill=[], est_queries_per_clip=100)  # fmt: skip
+
+    plans = [plan("probes-only", "genre", 0), plan("vc1", "emotion", 20),
+             plan("vc2", "emotion", 20), plan("mc1", "genre", 20)]  # fmt: skip
+    samples = {"emotion": 20 * 32_000, "genre": 20 * 48_000}
+    order = [p.model for p in dearest_first(plans, samples)]
+    assert order == ["mc1", "vc1", "vc2", "probes-only"]

@@ -719,3 +719,24 @@ def test_a_clip_whose_verdicts_the_rendering_decides_keeps_the_reason_not_an_end
     assert ex.decision_margin == FreqrexParams().decision_margin  # not searched again
     assert not any(phase.startswith("margin-") for phase in ex.queries_by_phase)
     assert "verification-failed" in (ex.sufficient_reason, ex.complete_reason)
+
+
+@pytest.mark.parametrize("n_samples", [40589, 40588, 4801])  # a prime, an even, a small odd
+def test_the_inverse_transform_on_the_cpu_is_numpys_in_each_precision(n_samples):
+    """FFTSpace.inverse (scipy's pocketfft on the CPU) against NumPy's float64 irfft of the
+    same coefficients: the length is the clip's, odd ones included, and the precision
+    is the coefficients' (float64 for the float64 rebuild, float32 for the search)."""
+    from sigwarehouse.freqrex.spectral import FFTSpace
+
+    rng = np.random.default_rng(n_samples)
+    waves = rng.standard_normal((3, n_samples))
+    space = FFTSpace(n_samples)
+    coeffs = space.forward(torch.from_numpy(waves))
+    keep = torch.from_numpy(rng.random(coeffs.shape) < 0.3)
+    expected = np.fft.irfft(np.fft.rfft(waves) * keep.numpy(), n=n_samples)
+    exact = space.inverse(coeffs * keep)
+    assert exact.dtype == torch.float64 and exact.shape == (3, n_samples)
+    np.testing.assert_allclose(exact.numpy(), expected, atol=1e-12)
+    single = space.inverse((coeffs * keep).to(torch.complex64))
+    assert single.dtype == torch.float32 and single.shape == (3, n_samples)
+    np.testing.assert_allclose(single.numpy(), expected, atol=1e-5)

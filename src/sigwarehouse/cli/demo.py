@@ -146,6 +146,14 @@ def default_workers(device: str) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def dearest_first(plans: list, samples: dict[str, int]) -> list:
+    """The plans in the order to start them in the workers: the dearest first, by their
+    estimated queries times the audio of their task (`samples`: task -> samples of its
+    registered clips), so that the workers finish together rather than one waiting on a
+    long job started last. Ties keep plan order."""
+    return sorted(plans, key=lambda p: -p.estimated_queries() * samples.get(p.task, 0))
+
+
 def _explain_in_workers(
     path: Path,
     catalog_dir: Path,
@@ -282,10 +290,8 @@ def _run(
     stored = [plan.model for plan in plans if plan.is_empty()]
     todo = [plan for plan in plans if not plan.is_empty()]
     if workers > 1 and len(todo) > 1:
-        # the dearest jobs first (queries times audio to transform), so that the workers
-        # finish together rather than one waiting on a long job started last
-        dearest = sorted(todo, key=lambda p: -p.estimated_queries() * samples.get(p.task, 0))
-        _explain_in_workers(path, catalog_dir, todo, device, workers, say, order=dearest)
+        order = dearest_first(todo, samples)
+        _explain_in_workers(path, catalog_dir, todo, device, workers, say, order=order)
     else:
         for plan in todo:
             say(carry_out(plan, explain).describe())

@@ -37,6 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from sigwarehouse.corpus.build import read_manifest, write_manifest
+from sigwarehouse.corpus.debian import POCKETSPHINX_DIR as SPHINX
 from sigwarehouse.corpus.debian import MissingPackagesError, Package
 from sigwarehouse.corpus.waveform import (
     SR,
@@ -50,7 +51,6 @@ from sigwarehouse.corpus.waveform import (
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
 MOH = Path("/usr/share/asterisk/moh")
-SPHINX = Path("/usr/share/pocketsphinx/test/data")
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
 SONIC_PI_COPYRIGHT = Path("/usr/share/doc/sonic-pi-samples/copyright")
 
