@@ -503,6 +503,36 @@ def test_stored_derived_numbers_match_a_direct_computation(ingested: Path) -> No
                 assert 0.0 <= removable <= 1.0
 
 
+def test_models_that_explain_nothing_answer_the_explained_clips(tmp_path: Path) -> None:
+    """After one model's job, every other model of the task has its probabilities on the
+    clips that job explained (a dear model left to answer still gets an accuracy), equal
+    to a direct call of that model on the clip's audio; model_accuracy counts them."""
+    path = _build(tmp_path / "warehouse.duckdb", n_models=2)
+    first, second = _models(path)
+    assert _ingest(path, first).status == "done"
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        labels = con.execute("SELECT labels FROM tasks WHERE task = ?", [TASK]).fetchone()[0]
+        kind, ref = con.execute("SELECT kind, ref FROM models WHERE model = ?", [second]).fetchone()
+        rows = con.execute("SELECT clip_id FROM explanations ORDER BY 1").fetchall()
+        explained = [c for (c,) in rows]
+        stored = con.execute(
+            "SELECT clip_id, probs FROM original_probs WHERE model = ? ORDER BY 1", [second]
+        ).fetchall()
+        audio = [load_clip(con, c) for c in explained]
+        accuracy = con.execute(
+            "SELECT n_clips FROM model_accuracy WHERE model = ?", [second]
+        ).fetchall()
+    finally:
+        con.close()
+    assert [c for c, _ in stored] == explained and len(explained) == N_CLIPS
+    clf = load_classifier(kind, ref, labels)
+    for (_, probs), wave in zip(stored, audio, strict=True):
+        direct = clf(torch.from_numpy(np.asarray(wave, dtype=np.float32))[None])
+        np.testing.assert_allclose(probs, direct.float().numpy()[0], atol=1e-5)
+    assert accuracy == [(N_CLIPS,)]
+
+
 def test_two_jobs_with_the_same_plan_leave_the_rows_of_one(ingested: Path, tmp_path: Path) -> None:
     """Overlapping work: two processes run the very same plan at once; every row is
     offered twice, and the file ends with exactly the rows of one uninterrupted run."""

