@@ -108,6 +108,59 @@ def old_v2g_call(model: v2g.Voice2Gender, waves: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+# ---- OLD ina network (the adapter's before BatchNormalization was folded) ---------------
+class OldNetwork:
+    def __init__(self, layers: list[ina.Layer]):
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a))
+
+        self.steps: list[tuple[str, tuple]] = []
+        for layer in layers:
+            cfg, arr = layer.config, layer.arrays
+            if layer.kind == "Conv2D":
+                kernel = tensor(arr["kernel"].transpose(3, 2, 0, 1))
+                self.steps.append(("conv", (kernel, tensor(arr["bias"]))))
+            elif layer.kind == "Dense":
+                self.steps.append(("dense", (tensor(arr["kernel"]), tensor(arr["bias"]))))
+            elif layer.kind == "BatchNormalization":
+                scale = arr["gamma"] / np.sqrt(arr["moving_variance"] + cfg["epsilon"])
+                shift = arr["beta"] - arr["moving_mean"] * scale
+                self.steps.append(("affine", (tensor(scale), tensor(shift))))
+            elif layer.kind == "MaxPooling2D":
+                pool = (tuple(cfg["pool_size"]), tuple(cfg["strides"]), cfg["padding"])
+                self.steps.append(("pool", pool))
+            elif layer.kind == "Flatten":
+                self.steps.append(("flatten", ()))
+            activation = cfg.get("activation", "linear")
+            if activation != "linear":
+                self.steps.append((activation, ()))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h = x[:, None]
+        for op, args in self.steps:
+            if op == "conv":
+                h = F.conv2d(h, args[0], args[1])
+            elif op == "dense":
+                h = h @ args[0] + args[1]
+            elif op == "affine":
+                shape = (1, -1, 1, 1) if h.ndim == 4 else (1, -1)
+                h = h * args[0].view(shape) + args[1].view(shape)
+            elif op == "pool":
+                pool, stride, padding = args
+                if padding == "same":
+                    top, bottom = ina._same_pads(h.shape[2], pool[0], stride[0])
+                    left, right = ina._same_pads(h.shape[3], pool[1], stride[1])
+                    h = F.pad(h, (left, right, top, bottom), value=-math.inf)
+                h = F.max_pool2d(h, pool, stride)
+            elif op == "flatten":
+                h = h.permute(0, 2, 3, 1).flatten(1)
+            elif op == "relu":
+                h = h.relu()
+            elif op == "softmax":
+                h = torch.softmax(h, dim=-1)
+        return h
+
+
 def _clips(root: Path) -> list[np.ndarray]:
     rows = read_manifest(root / "manifest.csv")
     return [sf.read(root / r["path"], dtype="float32")[0] for r in rows]
@@ -175,6 +228,55 @@ def bench_voice2gender(args: argparse.Namespace) -> None:
     print(f"  ms per clip-query ({queries} queries in batches of {args.queries}, "
           f"{len(chosen)} clips of {mean_s:.2f} s mean): OLD {old_ms:.1f}, new {new_ms:.1f} "
           f"({old_ms / new_ms:.2f}x)")  # fmt: skip
+
+
+INA = {  # factory -> data set
+    "gender": "data/gender",
+    "speech_music": "data/speech-music",
+    "speech_music_noise": "data/speech-music",
+}
+
+
+def bench_ina(args: argparse.Namespace) -> None:
+    for factory, data in INA.items():
+        model = getattr(ina, factory)()
+        new = model.network()
+        old = OldNetwork(ina.read_network(ina.weights_path(model.weights)))
+        forward = ref.np_network(model.path)
+        clips = _clips(REPO / data)
+        clip_diff = new_np = old_np = 0.0
+        for wave in clips:
+            p = ina.patches(ina.log_mel(ina.pcm16(torch.from_numpy(wave)[None])), model.n_mels)
+            p = p[0][torch.isfinite(p[0]).all(dim=2).all(dim=1)].float()
+            with torch.inference_mode():
+                a, b = new(p).double(), old(p).double()
+            clip_diff = max(clip_diff, float((a.mean(0) - b.mean(0)).abs().max()))
+            expected = forward(p[::4].numpy())
+            new_np = max(new_np, float(np.abs(a[::4].numpy() - expected).max()))
+            old_np = max(old_np, float(np.abs(b[::4].numpy() - expected).max()))
+        print(f"ina {factory} ({len(clips)} clips of {data}/eval)")
+        print(f"  clip probabilities new vs OLD: max |diff| = {clip_diff:.1e}; per-patch "
+              f"softmax vs the NumPy forward pass (every 4th patch): new {new_np:.1e}, "
+              f"OLD {old_np:.1e}")  # fmt: skip
+        chosen = clips[:: max(1, len(clips) // args.clips)][: args.clips]
+        nets = {"OLD": old, "new": new}
+        times = {"OLD": 0.0, "new": 0.0}
+        model(chosen[0][None])  # warm-up
+        calls = 0
+        for _ in range(args.rounds):
+            for wave in chosen:
+                for name in ("OLD", "new") if calls % 2 == 0 else ("new", "OLD"):
+                    model._net = nets[name]  # the adapter's whole path, with either network
+                    start = time.perf_counter()
+                    model(wave[None])
+                    times[name] += time.perf_counter() - start
+                calls += 1
+        model._net = new
+        old_ms, new_ms = (times[k] / calls * 1000 for k in ("OLD", "new"))
+        mean_s = np.mean([len(w) for w in chosen]) / 16000
+        print(f"  ms per clip-query (one clip per call, {calls} calls, {len(chosen)} clips of "
+              f"{mean_s:.2f} s mean): OLD {old_ms:.0f}, new {new_ms:.0f} "
+              f"({old_ms / new_ms:.2f}x)")  # fmt: skip
 
 
 def main() -> None:
