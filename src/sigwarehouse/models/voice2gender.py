@@ -137,9 +137,9 @@ def _hann(n: int) -> np.ndarray:
 
 
 def _cepstral_lags(frames: np.ndarray, lo: int) -> np.ndarray:
-    """For frames (m, FRAME): the lag in [lo, FRAME / 2) of each frame's largest real
-    cepstrum value, minus lo, as the package finds it: ifft(log max(|fft(frame)|, EPS))
-    with numpy's complex FFTs.
+    """For frames (..., FRAME), strided views welcome: the lag in [lo, FRAME / 2) of each
+    frame's largest real cepstrum value, minus lo, shaped frames.shape[:-1], as the package
+    finds it: ifft(log max(|fft(frame)|, EPS)) with numpy's complex FFTs.
 
     log|X| of a real frame is real and even, so its inverse FFT is a DCT-I of its first
     FRAME / 2 + 1 values (times 1 / FRAME, which moves no argmax): a quarter of the
@@ -149,9 +149,11 @@ def _cepstral_lags(frames: np.ndarray, lo: int) -> np.ndarray:
     which the package answers with lag 256, 172 Hz, counted as voiced) has every lag equal
     but for rounding. Those frames are recomputed the package's way, so every lag is the
     package's (tests/test_voice2gender.py; bench/bench_pretrained_speed.py)."""
-    log_mag = np.log(np.maximum(np.abs(np.fft.rfft(frames, axis=1)), EPS))
-    ceps = sfft.dct(log_mag, type=1, axis=1)[:, lo : FRAME // 2]
-    if not np.isfinite(log_mag).all():  # (finite in, finite out: this pass is rarely needed)
+    log_mag = np.abs(np.fft.rfft(frames, axis=-1)).reshape(-1, FRAME // 2 + 1)
+    np.log(np.maximum(log_mag, EPS, out=log_mag), out=log_mag)
+    finite = np.isfinite(log_mag).all()  # (finite in, finite out: then no pass is needed)
+    ceps = sfft.dct(log_mag, type=1, axis=1, overwrite_x=True)[:, lo : FRAME // 2]
+    if not finite:
         ceps = np.where(np.isfinite(ceps), ceps, 0.0)
     k = np.argmax(ceps, axis=1)
     rows = np.arange(len(k))
@@ -163,11 +165,12 @@ def _cepstral_lags(frames: np.ndarray, lo: int) -> np.ndarray:
     # a gap below 1e-10 of that bound is one that rounding might decide
     fragile = np.flatnonzero(gap <= 1e-10 * FRAME * -np.log(EPS))
     if fragile.size:
-        old = np.maximum(np.abs(np.fft.fft(frames[fragile], axis=1)), EPS)
+        old = frames[np.unravel_index(fragile, frames.shape[:-1])]
+        old = np.maximum(np.abs(np.fft.fft(old, axis=1)), EPS)
         old_ceps = np.real(np.fft.ifft(np.log(old), axis=1))
         old_ceps = np.where(np.isfinite(old_ceps), old_ceps, 0.0)
         k[fragile] = np.argmax(old_ceps[:, lo : FRAME // 2], axis=1)
-    return k
+    return k.reshape(frames.shape[:-1])
 
 
 def _spectral(amp: np.ndarray, freq: np.ndarray) -> list[float] | None:
@@ -228,18 +231,17 @@ def features_batch(pcm: np.ndarray, sr: int = PCM_RATE) -> list[np.ndarray | Non
     b, n = pcm.shape
     if n < FRAME:
         return [None] * b
-    peaks = np.max(np.abs(pcm), axis=1)
+    magnitude = np.abs(pcm)
+    peaks = np.max(magnitude, axis=1)
     # whole-signal spectrum, 0-280 Hz
     freq = np.arange(n // 2, dtype=np.float64) * (sr / n)
     keep = freq <= 280.0
     amp = np.abs(np.fft.rfft(pcm * _hann(n), axis=1)[:, : n // 2][:, keep])
     # cepstral F0 per frame (hop FRAME / 2) after the 5 % peak gate
-    quiet = np.abs(pcm) <= peaks[:, None] * 0.05  # 0 is quiet: the package's 1e-6 fill
+    quiet = magnitude <= peaks[:, None] * 0.05  # 0 is quiet: the package's 1e-6 fill
     gated = np.where(quiet, 0.0, pcm)
-    frames = _frames(np.where(quiet, 1e-6, pcm), FRAME // 2)
-    nf = frames.shape[1]
     lo = sr // 280
-    k = _cepstral_lags(frames.reshape(-1, FRAME), lo).reshape(b, nf)
+    k = _cepstral_lags(_frames(np.where(quiet, 1e-6, pcm), FRAME // 2), lo)
     f0 = sr / (lo + k)
     voiced = (k > 0) & (f0 >= 50.0) & (f0 <= 280.0)
     # dominant frequency up to 7 kHz per Hann-windowed frame (hop FRAME)
