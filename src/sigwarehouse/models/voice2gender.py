@@ -28,10 +28,11 @@ definitions (its `_preprocess.py`, seewave's specprop / fund / dfreq conventions
   1024, 50-280 Hz) -> mean, min, max; Hann-windowed dominant frequency up to 7 kHz per
   2048-sample frame (hop 2048) -> mean, min, max, range, modulation index.
 
-Cost: about 10 ms per 2 s clip-query on one thread (batches of 64 masked signals; 21 ms
-before the cepstra became DCTs of the real frames); about a quarter of it is the
-whole-clip FFT of an awkward length, a fifth the resampling;
-bench/bench_pretrained_speed.py measures both paths and their (nil) difference.
+Cost: 6-10 ms per 2 s clip-query on one thread and 2 shared cores (batches of 64 masked
+signals; 13-21 ms before the cepstra became DCTs of the real frames: 2.0-2.2x in the same
+run); about a quarter of it is the whole-clip FFT of an awkward length, a fifth the
+resampling; bench/bench_pretrained_speed.py measures both paths and their (nil)
+difference.
 
 A signal whose features are undefined (shorter than one 2048-sample frame, silent, no
 energy below 280 Hz, no frame with an F0 in range: the package refuses these with a
