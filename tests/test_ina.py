@@ -270,3 +270,27 @@ def test_a_file_of_another_shape_is_refused(tmp_path: Path) -> None:
         h5.attrs["model_config"] = json.dumps(config)
     with pytest.raises(ina.InaWeightsError, match="conv2d_1: LSTM is not a layer this port runs"):
         ina.read_network(path)
+
+
+def test_batch_norm_is_folded_only_where_it_follows_a_linear_layer(tmp_path, clips) -> None:
+    """The shipped files are Conv/Dense -> BN -> ReLU: every BN is folded into the layer
+    before it. A file whose first Conv2D applies its own relu (Conv(relu) -> BN) must keep
+    that BN as its own step; folding it would change the answer, which the NumPy forward
+    pass of the same file would see."""
+    name, n_mels = MODELS["gender"]
+    assert "affine" not in [op for op, _ in ina.gender().network().steps]
+    path = tmp_path / "conv_relu_bn.hdf5"
+    shutil.copy(ina.package_dir() / name, path)
+    with h5py.File(path, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        assert config["config"]["layers"][1]["class_name"] == "Conv2D"
+        config["config"]["layers"][1]["config"]["activation"] = "relu"
+        h5.attrs["model_config"] = json.dumps(config)
+    net = ina.Network(ina.read_network(path))
+    assert [op for op, _ in net.steps][:4] == ["conv", "relu", "affine", "relu"]
+    p = ina.patches(ina.log_mel(torch.from_numpy(clips[0])[None]), n_mels)[0][::8].float()
+    with torch.inference_mode():
+        got = net(p).numpy()
+    expected = ref.np_network(path)(p.numpy())
+    assert np.abs(got - expected).max() < 1e-4
+    assert np.abs(ina.gender().network()(p).numpy() - expected).max() > 1e-3  # not the same net

@@ -149,3 +149,45 @@ def test_without_xgboost_the_error_names_the_install_command(monkeypatch):
     monkeypatch.setattr(adapter.importlib, "import_module", no_xgboost)
     with pytest.raises(ImportError, match=r"pip install 'sigwarehouse\[pretrained\]'"):
         adapter.voice2gender()
+
+
+def _numpy_cepstral_lags(frames: np.ndarray, lo: int) -> np.ndarray:
+    """The package's cepstral peak, with plain numpy complex FFTs (its own code's way)."""
+    spectrum = np.maximum(np.abs(np.fft.fft(frames, axis=1)), adapter.EPS)
+    ceps = np.real(np.fft.ifft(np.log(spectrum), axis=1))
+    return np.argmax(np.where(np.isfinite(ceps), ceps, 0.0)[:, lo : adapter.FRAME // 2], axis=1)
+
+
+def test_cepstral_peaks_equal_numpys_complex_ffts():
+    """The adapter finds the cepstral peak through a DCT of the real frames' log spectrum;
+    on real clips, on sparse ones (a few rfft bins) and on the frames where rounding alone
+    decides (flat cepstra: constant frames, as a gated silence or a DC level, and one
+    sample standing out of a gated silence), its lag is the one numpy's complex FFT and
+    inverse FFT give."""
+    rng = np.random.default_rng(3)
+    signals = []
+    for row in ROWS[::3]:
+        wave = _wave(row).astype(np.float64)
+        spectrum = np.fft.rfft(wave)
+        order = np.argsort(-np.abs(spectrum))
+        for k in (1, 4, 16):
+            mask = np.zeros(len(spectrum))
+            mask[order[:k]] = 1.0
+            signals.append(np.fft.irfft(spectrum * mask, n=len(wave)))
+        signals.append(np.fft.irfft(spectrum * (rng.random(len(spectrum)) < 0.25), len(wave)))
+        signals.append(wave)
+    lo = adapter.PCM_RATE // 280
+    frames = [np.full((1, adapter.FRAME), c) for c in (1e-6, 0.1, -0.5)]  # flat cepstra
+    impulses = np.full((20, adapter.FRAME), 1e-6)
+    impulses[np.arange(20), rng.integers(0, adapter.FRAME, 20)] = rng.uniform(-1, 1, 20)
+    frames.append(impulses)
+    for x in signals:
+        pcm = adapter.to_pcm(x[None])[0]
+        quiet = np.abs(pcm) <= np.max(np.abs(pcm)) * 0.05
+        filled = np.where(quiet, 1e-6, pcm)
+        n = (len(filled) - adapter.FRAME) // 1024 + 1
+        frames.append(np.stack([filled[i * 1024 : i * 1024 + adapter.FRAME] for i in range(n)]))
+    frames = np.concatenate(frames)
+    got = adapter._cepstral_lags(frames, lo)
+    np.testing.assert_array_equal(got, _numpy_cepstral_lags(frames, lo))
+    assert got[0] == 256 - lo  # the package's answer for a gated silence: 172 Hz, voiced

@@ -302,9 +302,28 @@ def _same_pads(size: int, pool: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def fold_batch_norm(
+    kernel: np.ndarray, bias: np.ndarray, bn: Layer
+) -> tuple[np.ndarray, np.ndarray]:
+    """A Conv2D or Dense layer's Keras (kernel, bias) with the BatchNormalization that
+    follows it folded in: BN(x W + b) = x (W * scale) + (b * scale + shift), scale = gamma /
+    sqrt(moving_variance + epsilon) per output channel (the kernel's last axis in Keras),
+    shift = beta - moving_mean * scale. Exact but for float rounding; computed in float64
+    and returned as float32."""
+    arr = bn.arrays
+    variance = arr["moving_variance"].astype(np.float64)
+    scale = arr["gamma"].astype(np.float64) / np.sqrt(variance + bn.config["epsilon"])
+    shift = arr["beta"].astype(np.float64) - arr["moving_mean"].astype(np.float64) * scale
+    folded = kernel.astype(np.float64) * scale
+    return folded.astype(np.float32), (bias.astype(np.float64) * scale + shift).astype(np.float32)
+
+
 class Network:
-    """The Keras network in torch (NCHW inside; Keras's channels-last order at Flatten).
-    Weights are converted once, at construction."""
+    """The Keras network in torch (NCHW axes, channels-last memory inside; Keras's
+    channels-last order at Flatten).
+    Weights are converted once, at construction; a BatchNormalization directly after a
+    linear Conv2D or Dense (Conv -> BN -> ReLU in these files) is folded into that layer's
+    weights, which spares a pass over every activation (any other stays a multiply-add)."""
 
     def __init__(self, layers: list[Layer], device: Any = "cpu"):
         import torch  # torch: labels are read without it (catalog sync)
@@ -315,11 +334,15 @@ class Network:
         self.steps: list[tuple[str, tuple]] = []
         for layer in layers:
             cfg, arr = layer.config, layer.arrays
+            # the last step is a Conv2D or Dense without activation (Dropout adds no step)
+            foldable = bool(self.steps) and self.steps[-1][0] in ("conv", "dense")
             if layer.kind == "Conv2D":  # Keras kernels are (h, w, in, out)
-                kernel = tensor(arr["kernel"].transpose(3, 2, 0, 1))
-                self.steps.append(("conv", (kernel, tensor(arr["bias"]))))
-            elif layer.kind == "Dense":
-                self.steps.append(("dense", (tensor(arr["kernel"]), tensor(arr["bias"]))))
+                self.steps.append(("conv", (arr["kernel"], arr["bias"])))
+            elif layer.kind == "Dense":  # (in, out)
+                self.steps.append(("dense", (arr["kernel"], arr["bias"])))
+            elif layer.kind == "BatchNormalization" and foldable:
+                op, (kernel, bias) = self.steps[-1]
+                self.steps[-1] = (op, fold_batch_norm(kernel, bias, layer))
             elif layer.kind == "BatchNormalization":
                 scale = arr["gamma"] / np.sqrt(arr["moving_variance"] + cfg["epsilon"])
                 shift = arr["beta"] - arr["moving_mean"] * scale
@@ -333,6 +356,12 @@ class Network:
             activation = cfg.get("activation", "linear")
             if activation != "linear":
                 self.steps.append((activation, ()))
+        for i, (op, args) in enumerate(self.steps):  # numpy arrays -> torch, once
+            if op == "conv":
+                kernel, bias = args
+                self.steps[i] = (op, (tensor(kernel.transpose(3, 2, 0, 1)), tensor(bias)))
+            elif op == "dense":
+                self.steps[i] = (op, (tensor(args[0]), tensor(args[1])))
 
     def __call__(self, x: Any) -> Any:
         """Softmax outputs (n, classes) of float32 patches (n, PATCH, n_mels)."""
@@ -342,9 +371,11 @@ class Network:
         h = x[:, None]
         for op, args in self.steps:
             if op == "conv":
-                h = F.conv2d(h, args[0], args[1])
+                # channels-last: the same values, and max pooling runs several times faster
+                # on it (a no-op after the first, whose 1 channel leaves torch the choice)
+                h = F.conv2d(h, args[0], args[1]).contiguous(memory_format=torch.channels_last)
             elif op == "dense":
-                h = h @ args[0] + args[1]
+                h = torch.addmm(args[1], h, args[0])
             elif op == "affine":
                 shape = (1, -1, 1, 1) if h.ndim == 4 else (1, -1)
                 h = h * args[0].view(shape) + args[1].view(shape)
@@ -358,7 +389,8 @@ class Network:
             elif op == "flatten":
                 h = h.permute(0, 2, 3, 1).flatten(1)
             elif op == "relu":
-                h = h.relu()
+                # in place, on this pass's own tensor (not on the input's, were relu first)
+                h = h.relu_() if h.data_ptr() != x.data_ptr() else h.relu()
             elif op == "softmax":
                 h = torch.softmax(h, dim=-1)
         return h
