@@ -43,10 +43,12 @@ def build(path: Path, models: int, per_label: int) -> None:
 
 
 def stored(path: Path) -> tuple[list, list]:
+    """The transcripts (with their seconds, last) and the STOI stored, in one order."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         texts = con.execute(
-            "SELECT clip_id, source_model, params_hash, kind, text FROM transcripts ORDER BY ALL"
+            "SELECT clip_id, source_model, params_hash, kind, text, seconds FROM transcripts"
+            " ORDER BY ALL"
         ).fetchall()
         stois = con.execute(
             "SELECT clip_id, source_model, params_hash, kind, stoi FROM signal_stoi ORDER BY ALL"
@@ -93,20 +95,26 @@ def main() -> None:
             summary = asr.run_asr(copy, plan, workers=workers)
             seconds = time.perf_counter() - start
             n = plan.signals()
-            label = workers if workers is not None else f"default ({asr.default_workers()})"
+            texts, stois = stored(copy)
+            decoding = sum(seconds for *_, seconds in texts)
             print(
-                f"workers {label}: {n} signals in {seconds:.1f} s ({n / seconds:.2f} signals/s;"
-                f" {summary.status})"
+                f"workers {label(workers)}: {n} signals in {seconds:.1f} s"
+                f" ({n / seconds:.2f} signals/s; the signals' own decoding times sum to"
+                f" {decoding:.1f} s; {summary.status})"
             )
-            results[workers] = (seconds, stored(copy))
+            results[workers] = (seconds, [t[:-1] for t in texts], stois)
         first, *rest = settings
         for workers in rest:
-            same = results[workers][1] == results[first][1]
+            same = results[workers][1:] == results[first][1:]
             speedup = results[first][0] / results[workers][0]
             print(
-                f"workers {workers} vs {first}: transcripts and STOI "
+                f"workers {label(workers)} vs {label(first)}: transcripts and STOI "
                 f"{'equal' if same else 'DIFFER'}; {speedup:.2f}x as fast"
             )
+
+
+def label(workers: int | None) -> str:
+    return str(workers) if workers is not None else f"default ({asr.default_workers()})"
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from sigwarehouse.store import write_path
 # job's callers and tests take them from here too.
 __all__ = [
     "DEFAULT_ASR", "PocketSphinx", "Whisper", "asr_name", "load_asr",
-    "AsrPlan", "plan_asr", "run_asr", "stoi_of",
+    "AsrPlan", "plan_asr", "run_asr", "stoi_of", "TRANSCRIPT_COLUMNS", "STOI_COLUMNS",
 ]  # fmt: skip
 # --- planning ---------------------------------------------------------------------------
 
