@@ -12,7 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -198,3 +201,42 @@ def test_ctrl_c_in_a_batch_stores_whole_batches_and_leaves_no_worker(speaking: P
     ended = con.execute("SELECT status, clips_done FROM runs WHERE job = 'asr'").fetchall()
     con.close()
     assert ended == [("interrupted", 2)]
+
+
+ENDS_AT_ONCE = """
+import multiprocessing, os, sys
+import numpy as np
+from sigwarehouse.jobs.transcribers import PocketSphinx
+
+if __name__ == "__main__":
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    PocketSphinx(workers=2).timed([noise, noise, noise])
+    print(*[child.pid for child in multiprocessing.active_children()], flush=True)
+    os._exit(130)  # as the Ctrl-C watcher ends a command past its grace: no clean-up
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie has ended
+
+
+def test_idle_workers_end_when_the_jobs_process_ends_at_once(tmp_path: Path) -> None:
+    script, out = tmp_path / "ends_at_once.py", tmp_path / "pids.txt"
+    script.write_text(ENDS_AT_ONCE)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with out.open("w") as stdout:  # a file, not a pipe: a worker left behind holds a pipe
+        done = subprocess.run([sys.executable, str(script)], env=env, stdout=stdout, timeout=300)
+    assert done.returncode == 130
+    workers = [int(pid) for pid in out.read_text().split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:  # a failing test must not leave them either
+        os.kill(pid, signal.SIGTERM)
+    assert not left, f"workers {left} outlived their job"

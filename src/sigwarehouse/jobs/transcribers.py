@@ -20,8 +20,10 @@ pocketsphinx worker process starts without the warehouse's libraries.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
@@ -116,7 +118,18 @@ def _start_worker() -> None:
     # on it (it drops the signals not started and stops the workers), so a worker does
     # not die mid-signal with a traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A job's process that ends at once (killed, or by the Ctrl-C watcher's exit after its
+    # grace) cannot stop its workers, and an idle one would wait for work forever: each
+    # ends itself when its parent is gone (after the signal it decodes, if any)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
     _worker_decoder = _new_decoder()
+
+
+def _end_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _decode_in_worker(x: np.ndarray) -> tuple[str, float]:
