@@ -106,6 +106,20 @@ def test_a_failing_signal_stops_the_workers(tmp_path: Path) -> None:
     assert not _workers_alive()
 
 
+def test_a_worker_killed_mid_batch_is_said_clearly_and_the_rest_stopped() -> None:
+    noise = np.random.default_rng(1).normal(0, 0.1, 4 * 16000).astype(np.float32)
+    with PocketSphinx(workers=2) as two:
+        two.timed([noise[:1600]] * 2)  # both workers started
+
+        def kill_one() -> None:
+            os.kill(_workers_alive()[0].pid, signal.SIGKILL)  # as the out-of-memory killer
+
+        threading.Timer(0.3, kill_one).start()
+        with pytest.raises(SigwhError, match="ended abruptly.*--workers 1"):
+            two.timed([noise] * 12)  # about a second a signal
+        assert not _workers_alive()
+
+
 def test_workers_are_refused_below_one_and_default_to_the_usable_cores() -> None:
     with pytest.raises(SigwhError, match="expected 1 or more"):
         PocketSphinx(workers=0)

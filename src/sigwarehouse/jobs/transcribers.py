@@ -166,13 +166,14 @@ class PocketSphinx(Transcriber):
         try:
             running = {i: self._pool.submit(_decode_in_worker, waves[i]) for i in longest_first}
             return [running[i].result() for i in range(len(waves))]
-        except BrokenProcessPool as exc:
-            raise SigwhError(
-                "a pocketsphinx worker process ended abruptly (out of memory, or pocketsphinx "
-                "could not start): rerun with --workers 1 to decode in one process and see why"
-            ) from exc
-        except BaseException:
+        except BaseException as exc:
             self.close()  # Ctrl-C or a signal that failed: drop the batch, stop the workers
+            if isinstance(exc, BrokenProcessPool):
+                raise SigwhError(
+                    "a pocketsphinx worker process ended abruptly (out of memory, or "
+                    "pocketsphinx could not start): rerun with --workers 1 to decode in one "
+                    "process and see why"
+                ) from exc
             raise
 
     def close(self) -> None:
