@@ -98,7 +98,7 @@ def main() -> None:
             texts, stois = stored(copy)
             decoding = sum(seconds for *_, seconds in texts)
             print(
-                f"workers {label(workers)}: {n} signals in {seconds:.1f} s"
+                f"workers {label(workers, n)}: {n} signals in {seconds:.1f} s"
                 f" ({n / seconds:.2f} signals/s; the signals' own decoding times sum to"
                 f" {decoding:.1f} s; {summary.status})"
             )
@@ -108,13 +108,16 @@ def main() -> None:
             same = results[workers][1:] == results[first][1:]
             speedup = results[first][0] / results[workers][0]
             print(
-                f"workers {label(workers)} vs {label(first)}: transcripts and STOI "
+                f"workers {label(workers, n)} vs {label(first, n)}: transcripts and STOI "
                 f"{'equal' if same else 'DIFFER'}; {speedup:.2f}x as fast"
             )
 
 
-def label(workers: int | None) -> str:
-    return str(workers) if workers is not None else f"default ({asr.default_workers()})"
+def label(workers: int | None, signals: int) -> str:
+    """The setting, and for the default the workers run_asr picks for `signals`."""
+    if workers is not None:
+        return str(workers)
+    return f"default ({max(1, min(asr.default_workers(), signals // asr.SIGNALS_PER_WORKER))})"
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def asr(
         None,
         min=1,
         help="pocketsphinx processes decoding at once (default: one per usable CPU core, "
-        "up to 8); 1 decodes in this process.",
+        "up to 8, and one per 8 signals at most); 1 decodes in this process.",
         show_default=False,
     ),
     device: Device = None,
