@@ -120,6 +120,13 @@ def asr(
     limit: int | None = typer.Option(
         None, help="Only the first N explained clips, by id (default: every clip)."
     ),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="pocketsphinx processes decoding at once (default: one per usable CPU core, "
+        "up to 8, and one per 8 signals at most); 1 decodes in this process.",
+        show_default=False,
+    ),
     device: Device = None,
     dry_run: DryRun = False,
 ) -> None:
@@ -128,7 +135,8 @@ def asr(
     Stores each transcript (table `transcripts`) and each derived signal's STOI against
     its original clip (table `signal_stoi`); the ASR fidelity analysis of `sigwh report`
     compares every transcript with the original's (Levenshtein ratio). --device is
-    Whisper's: pocketsphinx runs on the CPU whatever the machine has.
+    Whisper's: pocketsphinx runs on the CPU whatever the machine has, in --workers
+    processes.
     """
     from sigwarehouse.jobs import asr as job  # torch: not at CLI start-up
 
@@ -141,7 +149,9 @@ def asr(
     on = "cpu" if name == job.DEFAULT_ASR else None
     carry_out(
         plan,
-        lambda p: job.run_asr(path, p, device=on or devices.default_device(device)),
+        lambda p: job.run_asr(
+            path, p, device=on or devices.default_device(device), workers=workers
+        ),
         dry_run=dry_run,
         say=typer.echo,
         nothing="every transcript is stored",

@@ -6,30 +6,24 @@ sufficient, complete and inverse signals, rebuilt from the stored audio and mask
 docs/definitions.md. STOI (pystoi, the original clip as the clean reference) of each derived signal
 is stored too (it does not depend on the ASR model, so it is computed once).
 
-ASR models (`load_asr`), one interface (`Transcriber.transcribe(waves) -> texts`):
-- `pocketsphinx` (the default): the English acoustic and language model that the
-  pocketsphinx wheel ships; runs offline on any machine.
-- a local directory holding a Hugging Face Whisper checkpoint (model and processor, as
-  `save_pretrained` writes them), stored as `whisper:<absolute directory>`. English is
-  requested when the checkpoint knows it; inputs longer than 30 s are cut by Whisper.
-
-Each signal is peak-normalised before transcription (ASR is meant to be level-independent;
-this keeps a quiet sufficient signal from being lost to 16-bit quantisation); a silent
-signal gets '' without asking the model. STOI is computed on the signals as they are
-(it is level-independent). Transcripts are stored as the model gave them.
+ASR models (jobs/transcribers.py): `pocketsphinx` (the default, offline; its signals
+spread over one process per usable CPU core unless `workers` says otherwise) or a local
+Whisper checkpoint. Each signal is peak-normalised before transcription and a silent
+signal gets '' without asking the model; STOI is computed on the signals as they are (it
+is level-independent). Transcripts are stored as the model gave them, each with the
+seconds the model spent on that signal alone.
 Resumable like ingest: what is stored for the ASR model is skipped.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from pystoi import stoi
@@ -38,114 +32,26 @@ from sigwarehouse import store
 from sigwarehouse.audio import load_clips, resample
 from sigwarehouse.errors import SigwhError
 from sigwarehouse.jobs.skeleton import chunks, job_run
+from sigwarehouse.jobs.transcribers import (
+    ASR_RATE,
+    DEFAULT_ASR,
+    PocketSphinx,
+    Transcriber,
+    Whisper,
+    asr_name,
+    default_workers,
+    load_asr,
+)
 from sigwarehouse.signals import stored_signals
 from sigwarehouse.store import write_path
 
-ASR_RATE = 16000  # both backends' models hear 16 kHz
-DEFAULT_ASR = "pocketsphinx"
-
-
-class Transcriber(Protocol):
-    name: str
-
-    def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        """One transcript per 16 kHz float wave."""
-        ...
-
-
-def _peak_normalised(x: np.ndarray) -> np.ndarray | None:
-    peak = float(np.max(np.abs(x))) if len(x) else 0.0
-    return None if peak < 1e-9 else (x / peak * 0.9).astype(np.float32)
-
-
-class PocketSphinx:
-    """pocketsphinx's bundled US English model (no network, no downloads)."""
-
-    name = DEFAULT_ASR
-
-    def __init__(self) -> None:
-        from pocketsphinx import Decoder  # pocketsphinx: only for its own ASR
-
-        self.decoder = Decoder(samprate=ASR_RATE, logfn=os.devnull)
-
-    def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        texts = []
-        for x in waves:
-            y = _peak_normalised(x)
-            if y is None:
-                texts.append("")
-                continue
-            # pocketsphinx carries its noise estimate from one utterance to the next; starting
-            # each signal from a fresh feature extractor makes a transcript independent of
-            # what was transcribed before it (and equal to a new decoder's)
-            self.decoder.reinit_feat()
-            self.decoder.start_utt()
-            self.decoder.process_raw((y * 32767).astype("<i2").tobytes(), full_utt=True)
-            self.decoder.end_utt()
-            hyp = self.decoder.hyp()
-            texts.append(hyp.hypstr.strip() if hyp is not None else "")
-        return texts
-
-
-class Whisper:
-    """A Whisper checkpoint from a local directory (WhisperForConditionalGeneration)."""
-
-    def __init__(self, directory: Path, device: str = "cpu", batch_size: int = 8) -> None:
-        # transformers: only for Whisper
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-        self.name = f"whisper:{directory.resolve()}"
-        self.device, self.batch_size = device, batch_size
-        self.processor = WhisperProcessor.from_pretrained(directory, local_files_only=True)
-        self.model = WhisperForConditionalGeneration.from_pretrained(
-            directory,
-            local_files_only=True,
-            weights_only=True,  # weights are data, never code
-        ).to(device)
-        self.model.eval()
-        known = getattr(self.model.generation_config, "lang_to_id", None) or {}
-        self.extra = {"language": "en", "task": "transcribe"} if "<|en|>" in known else {}
-
-    def transcribe(self, waves: list[np.ndarray]) -> list[str]:
-        import torch  # torch: only for Whisper (pocketsphinx runs without)
-
-        texts = [""] * len(waves)  # a silent signal is not shown to the model
-        audible = [(i, y) for i, x in enumerate(waves) if (y := _peak_normalised(x)) is not None]
-        for start in range(0, len(audible), self.batch_size):
-            part = audible[start : start + self.batch_size]
-            features = self.processor(
-                [y for _, y in part], sampling_rate=ASR_RATE, return_tensors="pt"
-            ).input_features.to(self.device)
-            with torch.inference_mode():
-                ids = self.model.generate(features, **self.extra)
-            decoded = self.processor.batch_decode(ids, skip_special_tokens=True)
-            for (i, _), text in zip(part, decoded, strict=True):
-                texts[i] = text.strip()
-        return texts
-
-
-def asr_name(name: str) -> str:
-    """The name transcripts are stored under; refuses what `load_asr` cannot load."""
-    if name == DEFAULT_ASR:
-        return name
-    directory = Path(name)
-    if not (directory / "config.json").is_file():
-        raise SigwhError(
-            f"--asr {name!r}: expected `pocketsphinx` or a directory holding a Whisper "
-            "checkpoint (config.json, model weights and processor files from save_pretrained)"
-        )
-    return f"whisper:{directory.resolve()}"
-
-
-def load_asr(name: str, device: str = "cpu") -> Transcriber:
-    """The transcriber `name` names (see the module docstring)."""
-    stored = asr_name(name)
-    if stored == DEFAULT_ASR:
-        return PocketSphinx()
-    try:
-        return Whisper(Path(name), device)
-    except Exception as exc:
-        raise SigwhError(f"--asr {name!r}: could not load a Whisper checkpoint: {exc}") from exc
+# The transcribers live in jobs/transcribers.py (a worker process imports only that); the
+# job's callers and tests take them from here too.
+__all__ = [
+    "DEFAULT_ASR", "PocketSphinx", "Whisper", "asr_name", "load_asr",
+    "AsrPlan", "plan_asr", "run_asr", "stoi_of", "TRANSCRIPT_COLUMNS", "STOI_COLUMNS",
+    "SIGNALS_PER_WORKER", "default_workers",
+]  # fmt: skip
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -174,6 +80,10 @@ class AsrPlan:
     def is_empty(self) -> bool:
         """True when every transcript and STOI is stored."""
         return not (self.items or self.original_clips)
+
+    def signals(self) -> int:
+        """The signals to transcribe: each missing original and derived signal."""
+        return len(self.original_clips) + sum(len(i.todo) for i in self.items)
 
     def describe(self) -> str:
         n = sum(len(i.todo) for i in self.items)
@@ -288,6 +198,11 @@ class AsrSummary:
         )
 
 
+# Starting a pocketsphinx worker (a Python process and its own model, 1-2 s) costs about
+# as much as decoding a few signals: by default each worker gets at least this many (on 8
+# signals, 2 workers took 10.8 s and 1 process 8.3 s; on 122, 42.4 s and 70.4 s).
+SIGNALS_PER_WORKER = 8
+
 # The columns of run_asr's rows, in the order it builds them.
 TRANSCRIPT_COLUMNS = (
     "asr", "clip_id", "source_model", "params_hash", "kind", "text", "seconds", "run_id",
@@ -301,17 +216,42 @@ def run_asr(
     *,
     transcriber: Transcriber | None = None,
     device: str = "cpu",
+    workers: int | None = None,
     clips_per_batch: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> AsrSummary:
     """Transcribe and score what the plan lists; each batch of clips is one transaction.
 
     `transcriber` defaults to `load_asr(plan.asr)` (pass one to reuse a loaded model; its
-    name must be the plan's).
+    name must be the plan's; the caller closes it). `workers`: the processes pocketsphinx
+    decodes in (None: one per usable CPU core, up to 8, and at most one per
+    SIGNALS_PER_WORKER signals of the plan; 1: in this process). They start with the first
+    batch and are stopped before this returns or raises: Ctrl-C or a failure loses the
+    batch in flight, never part of it.
     """
-    asr = transcriber or load_asr(plan.asr.removeprefix("whisper:"), device)
-    if asr.name != plan.asr:
-        raise SigwhError(f"the transcriber is {asr.name}, the plan is for {plan.asr}")
+    if workers is not None and workers < 1:
+        raise SigwhError(f"workers: {workers}, expected 1 or more")
+    if transcriber is not None:
+        if transcriber.name != plan.asr:
+            raise SigwhError(f"the transcriber is {transcriber.name}, the plan is for {plan.asr}")
+        held = nullcontext(transcriber)
+    else:
+        if workers is None:
+            workers = min(default_workers(), plan.signals() // SIGNALS_PER_WORKER)
+        n = max(1, min(workers, plan.signals()))
+        held = load_asr(plan.asr.removeprefix("whisper:"), device, workers=n)
+    with held as asr:
+        return _carry_out(path, plan, asr, device, clips_per_batch, progress)
+
+
+def _carry_out(
+    path: Path,
+    plan: AsrPlan,
+    asr: Transcriber,
+    device: str,
+    clips_per_batch: int,
+    progress: Callable[[int], None] | None,
+) -> AsrSummary:
     with store.opened(path, read_only=True) as con:
         rate_of = dict(
             con.execute(
@@ -352,11 +292,12 @@ def run_asr(
                              run_id)
                         )  # fmt: skip
             start = time.perf_counter()
-            texts = asr.transcribe(waves)
-            each = (time.perf_counter() - start) / max(len(waves), 1)
+            # `seconds` of a row: the model's time on that signal alone (in the worker that
+            # decoded it), not the batch's wall time, which shrinks with more workers
+            found = asr.timed(waves)
             text_rows = [
-                (plan.asr, clip, src, ph, kind, text, each, run_id)
-                for (clip, src, ph, kind), text in zip(keys, texts, strict=True)
+                (plan.asr, clip, src, ph, kind, text, seconds, run_id)
+                for (clip, src, ph, kind), (text, seconds) in zip(keys, found, strict=True)
             ]
             summary.transcribed += len(text_rows)
             counters.clips_done += len(batch)
