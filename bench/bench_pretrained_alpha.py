@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from sigwarehouse import store
-from sigwarehouse.freqrex.params import FreqrexParams
 from sigwarehouse.jobs import ingest
 from sigwarehouse.records import current_params
 
@@ -35,7 +34,7 @@ def explain(path: Path, model: str) -> None:
         shown = current_params(con)
         if shown is None:
             raise SystemExit(f"{path} has no parameter set yet: build it with `sigwh demo`")
-        plan = ingest.plan_ingest(con, model, FreqrexParams.from_dict(shown.params))
+        plan = ingest.plan_ingest(con, model, shown.params())
     start = time.perf_counter()
     summary = ingest.run_ingest(path, plan)
     seconds = time.perf_counter() - start

@@ -406,3 +406,14 @@ def test_the_dearest_jobs_start_first() -> None:
     samples = {"emotion": 20 * 32_000, "genre": 20 * 48_000}
     order = [p.model for p in dearest_first(plans, samples)]
     assert order == ["mc1", "vc1", "vc2", "probes-only"]
+
+
+def test_the_demo_explains_fewer_clips_only_with_the_models_it_names() -> None:
+    """voice2gender explains the first 3 clips of each label, every other model 4; with
+    --all-clips (None) or a smaller --per-label every model explains the same clips."""
+    from sigwarehouse.cli.demo import DEMO_PER_LABEL, explained_per_label
+
+    assert explained_per_label("voice2gender", DEMO_PER_LABEL) == 3
+    assert explained_per_label("vc1", DEMO_PER_LABEL) == DEMO_PER_LABEL
+    assert explained_per_label("voice2gender", 2) == 2
+    assert explained_per_label("voice2gender", None) is None

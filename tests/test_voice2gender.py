@@ -191,3 +191,12 @@ def test_cepstral_peaks_equal_numpys_complex_ffts():
     got = adapter._cepstral_lags(frames, lo)
     np.testing.assert_array_equal(got, _numpy_cepstral_lags(frames, lo))
     assert got[0] == 256 - lo  # the package's answer for a gated silence: 172 Hz, voiced
+
+
+def test_the_adapters_44k_pcm_is_scipys_default_resampling_rounded() -> None:
+    """to_pcm (its low-pass designed once) gives exactly the samples of resample_poly's
+    default design on every call, rounded to 16 bits (the package's documented input)."""
+    waves = [_wave(row) for row in ROWS[::6]]
+    for wave in waves:
+        expected = np.frombuffer(_pcm_bytes(wave), dtype="<i2") / 32768.0
+        np.testing.assert_array_equal(adapter.to_pcm(wave), expected)

