@@ -392,7 +392,7 @@ def test_the_dry_run_loads_the_models_and_estimates_the_queries_within_2x(
 def test_the_dearest_jobs_start_first() -> None:
     """The demo starts its ingest jobs by estimated queries times their task's audio: the
     genre job (long clips) before the emotion job with as many clips, a job with nothing
-    to explain last, and equal jobs in plan order."""
+    to explain last, and equal jobs in plan order; the models it names first before all."""
     from sigwarehouse.cli.demo import dearest_first
     from sigwarehouse.jobs.ingest import IngestPlan
 
@@ -406,6 +406,9 @@ def test_the_dearest_jobs_start_first() -> None:
     samples = {"emotion": 20 * 32_000, "genre": 20 * 48_000}
     order = [p.model for p in dearest_first(plans, samples)]
     assert order == ["mc1", "vc1", "vc2", "probes-only"]
+    # the models named first start first, in that order, the rest as before
+    order = [p.model for p in dearest_first(plans, samples, first=("vc2", "probes-only"))]
+    assert order == ["vc2", "probes-only", "mc1", "vc1"]
 
 
 def test_the_demo_explains_fewer_clips_only_with_the_models_it_names() -> None:
