@@ -420,3 +420,23 @@ def test_the_demo_explains_fewer_clips_only_with_the_models_it_names() -> None:
     assert explained_per_label("vc1", DEMO_PER_LABEL) == DEMO_PER_LABEL
     assert explained_per_label("voice2gender", 2) == 2
     assert explained_per_label("voice2gender", None) is None
+
+
+def test_a_workers_start_line_says_what_its_job_does() -> None:
+    """A model left to answer says it stores its probes (and answers what is stored), not
+    that it explains 0 clips."""
+    from sigwarehouse.cli.demo import _what_it_does
+    from sigwarehouse.jobs.ingest import IngestPlan
+
+    def plan(clips: int, cross: int, probes: int | None) -> IngestPlan:
+        return IngestPlan(model="m", task="t", task_labels=["a", "b"], datasets=[],
+                          params=PARAMS, targets=["m"], clip_ids=list(range(clips)),
+                          cross_fill=[("x", c) for c in range(cross)],
+                          probe_samples=probes)  # fmt: skip
+
+    assert _what_it_does(plan(2, 1, 16000)) == "explaining 2 clip(s)"
+    assert _what_it_does(plan(0, 0, 16000)) == "storing its probes"
+    assert _what_it_does(plan(0, 3, 16000)) == (
+        "storing its probes and answering 3 stored explanation(s)"
+    )
+    assert _what_it_does(plan(0, 3, None)) == "answering 3 stored explanation(s)"

@@ -206,7 +206,7 @@ def _explain_in_workers(
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             running = {}
             for plan in order or plans:
-                say(f"{plan.model}: explaining {len(plan.clip_ids)} clip(s) in a worker")
+                say(f"{plan.model}: {_what_it_does(plan)} in a worker")
                 job = pool.submit(_explain_into, path, catalog_dir, plan, device, into[plan.model])
                 running[job] = plan.model
             for job in as_completed(running):
@@ -224,6 +224,18 @@ def _explain_in_workers(
     if failures:
         model, exc = failures[0]
         raise SigwhError(f"explaining {model} failed: {exc}") from exc
+
+
+def _what_it_does(plan) -> str:
+    """What a worker's job does, as its start line says it: a model left to answer
+    (DEMO_EVALUATES_ONLY) explains nothing but stores its probes and answers what is
+    stored."""
+    if plan.clip_ids:
+        return f"explaining {len(plan.clip_ids)} clip(s)"
+    todo = ["storing its probes"] if plan.probe_samples is not None else []
+    if plan.cross_fill:
+        todo.append(f"answering {len(plan.cross_fill)} stored explanation(s)")
+    return " and ".join(todo) or "nothing to do"
 
 
 def _explain_into(path: Path, catalog_dir: Path, plan, device: str, into: Path):
