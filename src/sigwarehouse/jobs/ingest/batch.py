@@ -249,11 +249,13 @@ def explain_rows(
         )  # fmt: skip
         out.originals.append(original_row(plan.model, clip_id, ex.probs, run_id))
     explained = [row[1] for row in out.explanations]  # in clip_ids order
-    kept = [w for c, w in zip(clip_ids, waves, strict=True) if c in set(explained)]
+    wave_of = dict(zip(clip_ids, waves, strict=True))
     with float32_only():
         out.signals, eval_errors = evaluate_signals(signals, models, ph, params.batch_size, run_id)
         others = {name: clf for name, clf in models.items() if name != plan.model}
-        out.originals += originals_of(others, explained, kept, params.batch_size, run_id)
+        out.originals += originals_of(
+            others, explained, [wave_of[c] for c in explained], params.batch_size, run_id
+        )
     out.errors += eval_errors
     out.clips_done = len(out.explanations)
     out.float32_retries = sum(1 for ex in results if ex is not None and ex.float32_retry)
@@ -311,10 +313,10 @@ def originals_of(
     the model's own job, or another's, may have stored the row already, with the same
     probabilities (a clip's answer does not depend on its batch). A clip on which a model
     gives non-finite probabilities gets no row (its signals' rows record the error)."""
+    if not waves:
+        return []
     rows = []
     for name, clf in models.items():
-        if not waves:
-            break
         probs = evaluate(clf, waves, batch_size)
         rows += [
             original_row(name, clip_id, p, run_id)
