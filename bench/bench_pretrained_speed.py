@@ -1,12 +1,13 @@
 """voice2gender and the ina CNNs: ms per clip-query of the adapters against their previous
-code path (re-implemented below, labelled OLD), and how far the two paths' answers are.
+code (the modules at commit c438d26, read from this checkout's git history, labelled OLD),
+and how far the two paths' answers are.
 
     python bench/bench_pretrained_speed.py              # needs the `pretrained` and `ina` extras
     python bench/bench_pretrained_speed.py --queries 64 --clips 10 --rounds 2
 
-voice2gender: the OLD features are the adapter's before the speed-up (numpy complex FFT
-then inverse FFT for the cepstrum, frames copied by fancy indexing, a Hann window built per
-call). Equivalence on every clip of data/gender/eval and on sparse masked versions of each
+voice2gender: the OLD adapter computes the cepstrum with a numpy complex FFT then inverse
+FFT, copies frames by fancy indexing, and builds its Hann windows and resampling filter on
+every call. Equivalence on every clip of data/gender/eval and on sparse masked versions of each
 (its 1, 4, 16, 64 strongest rfft bins alone, and two random masks keeping 1/8 and 1/2 of
 the bins): the largest relative feature difference, whether both paths refuse the same
 signals, the largest probability difference and the number of top-1 changes. Speed: the
@@ -27,15 +28,15 @@ Every figure is on one torch/BLAS thread (OMP_NUM_THREADS=1 and torch.set_num_th
 from __future__ import annotations
 
 import argparse
-import math
+import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -46,119 +47,28 @@ from sigwarehouse.corpus.build import read_manifest  # noqa: E402
 from sigwarehouse.models import ina  # noqa: E402
 from sigwarehouse.models import voice2gender as v2g  # noqa: E402
 
-EPS = v2g.EPS
-FRAME = v2g.FRAME
+# The commit before the speed-up: the OLD adapters are read from the repository's history
+# (this bench runs in a git checkout), not copied here.
+BEFORE = "c438d261064fddcb94b9454b9bd3cbbb32779179"
 
 
-# ---- OLD voice2gender features (the adapter's code before the speed-up) -------------------
-def old_frames(x: np.ndarray, step: int) -> np.ndarray:
-    n = (x.shape[1] - FRAME) // step + 1
-    return x[:, np.arange(n)[:, None] * step + np.arange(FRAME)]
-
-
-def old_features_batch(pcm: np.ndarray, sr: int = v2g.PCM_RATE) -> list[np.ndarray | None]:
-    b, n = pcm.shape
-    if n < FRAME:
-        return [None] * b
-    peaks = np.max(np.abs(pcm), axis=1)
-    freq = np.arange(n // 2, dtype=np.float64) * (sr / n)
-    keep = freq <= 280.0
-    amp = np.abs(np.fft.rfft(pcm * np.hanning(n), axis=1))[:, : n // 2][:, keep]
-    gated = np.where(np.abs(pcm) <= peaks[:, None] * 0.05, 0.0, pcm)
-    frames = old_frames(gated, FRAME // 2)
-    nf = frames.shape[1]
-    frames = np.where(frames == 0.0, 1e-6, frames).reshape(-1, FRAME)
-    spectrum = np.maximum(np.abs(np.fft.fft(frames, axis=1)), EPS)
-    ceps = np.real(np.fft.ifft(np.log(spectrum), axis=1))
-    ceps = np.where(np.isfinite(ceps), ceps, 0.0)
-    lo = sr // 280
-    k = np.argmax(ceps[:, lo : FRAME // 2], axis=1).reshape(b, nf)
-    f0 = sr / (lo + k)
-    voiced = (k > 0) & (f0 >= 50.0) & (f0 <= 280.0)
-    dfreq = np.fft.rfftfreq(FRAME, d=1.0 / sr)[:-1]
-    band = dfreq <= 7000.0
-    frames = (old_frames(gated, FRAME) * np.hanning(FRAME)).reshape(-1, FRAME)
-    spec = np.abs(np.fft.rfft(frames, axis=1))[:, :-1][:, band]
-    nd = spec.shape[0] // b
-    has_peak = (np.max(spec, axis=1) > EPS).reshape(b, nd)
-    dom = dfreq[band][np.argmax(spec, axis=1)].reshape(b, nd)
-    out: list[np.ndarray | None] = []
-    for i in range(b):
-        if float(peaks[i]) <= EPS:
-            out.append(None)
-            continue
-        spectral = v2g._spectral(amp[i], freq[keep])
-        tracks = v2g._tracks(f0[i][voiced[i]], dom[i][has_peak[i]])
-        row = None if spectral is None or tracks is None else np.asarray(spectral + tracks)
-        out.append(row if row is not None and np.isfinite(row).all() else None)
-    return out
-
-
-def old_v2g_call(model: v2g.Voice2Gender, waves: np.ndarray) -> np.ndarray:
-    """The adapter's __call__ with the OLD features."""
-    waves = np.asarray(waves, dtype=np.float32)
-    feats = []
-    for i in range(0, len(waves), v2g.CHUNK):
-        feats += old_features_batch(v2g.to_pcm(waves[i : i + v2g.CHUNK]))
-    out = np.full((len(waves), 2), 0.5)
-    known = [i for i, f in enumerate(feats) if f is not None]
-    if known:
-        p = model.female(np.stack([feats[i] for i in known]))
-        out[known, 0], out[known, 1] = p, 1.0 - p
-    return out.astype(np.float32)
-
-
-# ---- OLD ina network (the adapter's before BatchNormalization was folded) ---------------
-class OldNetwork:
-    def __init__(self, layers: list[ina.Layer]):
-        def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a))
-
-        self.steps: list[tuple[str, tuple]] = []
-        for layer in layers:
-            cfg, arr = layer.config, layer.arrays
-            if layer.kind == "Conv2D":
-                kernel = tensor(arr["kernel"].transpose(3, 2, 0, 1))
-                self.steps.append(("conv", (kernel, tensor(arr["bias"]))))
-            elif layer.kind == "Dense":
-                self.steps.append(("dense", (tensor(arr["kernel"]), tensor(arr["bias"]))))
-            elif layer.kind == "BatchNormalization":
-                scale = arr["gamma"] / np.sqrt(arr["moving_variance"] + cfg["epsilon"])
-                shift = arr["beta"] - arr["moving_mean"] * scale
-                self.steps.append(("affine", (tensor(scale), tensor(shift))))
-            elif layer.kind == "MaxPooling2D":
-                pool = (tuple(cfg["pool_size"]), tuple(cfg["strides"]), cfg["padding"])
-                self.steps.append(("pool", pool))
-            elif layer.kind == "Flatten":
-                self.steps.append(("flatten", ()))
-            activation = cfg.get("activation", "linear")
-            if activation != "linear":
-                self.steps.append((activation, ()))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h = x[:, None]
-        for op, args in self.steps:
-            if op == "conv":
-                h = F.conv2d(h, args[0], args[1])
-            elif op == "dense":
-                h = h @ args[0] + args[1]
-            elif op == "affine":
-                shape = (1, -1, 1, 1) if h.ndim == 4 else (1, -1)
-                h = h * args[0].view(shape) + args[1].view(shape)
-            elif op == "pool":
-                pool, stride, padding = args
-                if padding == "same":
-                    top, bottom = ina._same_pads(h.shape[2], pool[0], stride[0])
-                    left, right = ina._same_pads(h.shape[3], pool[1], stride[1])
-                    h = F.pad(h, (left, right, top, bottom), value=-math.inf)
-                h = F.max_pool2d(h, pool, stride)
-            elif op == "flatten":
-                h = h.permute(0, 2, 3, 1).flatten(1)
-            elif op == "relu":
-                h = h.relu()
-            elif op == "softmax":
-                h = torch.softmax(h, dim=-1)
-        return h
+def previous(module: ModuleType) -> ModuleType:
+    """`module` as it was at BEFORE, from `git show`, as a module of its own (`<name>_old`)
+    that reads the same weight files beside the current one."""
+    rel = Path(module.__file__).resolve().relative_to(REPO).as_posix()
+    try:
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{BEFORE}:{rel}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        why = f"cannot read {rel} at {BEFORE[:7]} ({exc}): run in a git checkout"
+        raise SystemExit(why) from exc
+    old = ModuleType(f"{module.__name__}_old")
+    old.__file__ = module.__file__  # weights/ beside it: the same, hash-checked files
+    sys.modules[old.__name__] = old  # dataclasses look their module up
+    exec(compile(source, f"{BEFORE[:7]}:{rel}", "exec"), old.__dict__)
+    return old
 
 
 def _clips(root: Path) -> list[np.ndarray]:
@@ -186,7 +96,8 @@ def _masked_batch(wave: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
 
 
 def bench_voice2gender(args: argparse.Namespace) -> None:
-    model = v2g.voice2gender()
+    model, old_v2g = v2g.voice2gender(), previous(v2g)
+    old_model = old_v2g.voice2gender()
     clips = _clips(REPO / "data" / "gender")
     rng = np.random.default_rng(0)
     rel = 0.0
@@ -195,14 +106,15 @@ def bench_voice2gender(args: argparse.Namespace) -> None:
     for wave in clips:
         signals = np.concatenate([wave[None], _sparse(wave, rng)])
         pcm = v2g.to_pcm(signals)
-        for new, old in zip(v2g.features_batch(pcm), old_features_batch(pcm), strict=True):
+        old_features = old_v2g.features_batch(pcm)
+        for new, old in zip(v2g.features_batch(pcm), old_features, strict=True):
             n += 1
             if (new is None) != (old is None):
                 refusals_differ += 1
             elif new is not None:
                 scale = np.maximum(np.abs(old), 1e-300)
                 rel = max(rel, float(np.max(np.abs(new - old) / scale)))
-        p_new, p_old = model(signals), old_v2g_call(model, signals)
+        p_new, p_old = model(signals), old_model(signals)
         prob = max(prob, float(np.max(np.abs(p_new - p_old))))
         top1_changes += int(np.sum(p_new.argmax(1) != p_old.argmax(1)))
     print(f"voice2gender ({len(clips)} clips of data/gender/eval and {n - len(clips)} sparse)")
@@ -210,10 +122,10 @@ def bench_voice2gender(args: argparse.Namespace) -> None:
           f"{refusals_differ}/{n}")  # fmt: skip
     print(f"  probabilities new vs OLD: max |diff| = {prob:.1e}; top-1 changes: {top1_changes}")
     times = {"OLD": 0.0, "new": 0.0}
-    paths = {"OLD": lambda x: old_v2g_call(model, x), "new": model}
+    paths = {"OLD": old_model, "new": model}
     chosen = clips[:: max(1, len(clips) // args.clips)][: args.clips]
     model(_masked_batch(chosen[0], 4, rng))  # warm-up
-    old_v2g_call(model, _masked_batch(chosen[0], 4, rng))
+    old_model(_masked_batch(chosen[0], 4, rng))
     queries = 0
     for _ in range(args.rounds):
         for wave in chosen:
@@ -238,10 +150,11 @@ INA = {  # factory -> data set
 
 
 def bench_ina(args: argparse.Namespace) -> None:
+    old_ina = previous(ina)
     for factory, data in INA.items():
         model = getattr(ina, factory)()
         new = model.network()
-        old = OldNetwork(ina.read_network(ina.weights_path(model.weights)))
+        old = old_ina.Network(old_ina.read_network(ina.weights_path(model.weights)))
         forward = ref.np_network(model.path)
         clips = _clips(REPO / data)
         clip_diff = new_np = old_np = 0.0
